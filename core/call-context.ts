@@ -1,0 +1,29 @@
+import type { Deadline } from "./deadline.js";
+
+/** Which edge a call came in through. */
+export type Transport = "grpc" | "http" | "clipper-rest";
+
+/**
+ * What a transport-agnostic handler knows about its call, built by each edge
+ * adapter (gRPC, transcoded HTTP, Clipper REST) from its own headers.
+ */
+export interface CallContext {
+  readonly transport: Transport;
+  /** The caller's own deadline (absolute ms since epoch), Infinity if none. */
+  readonly deadline: Deadline;
+  /** Aborted when the caller goes away or its deadline passes. */
+  readonly signal: AbortSignal;
+  /**
+   * Request metadata, lower-case keys: gRPC metadata, or for HTTP the
+   * `Grpc-Metadata-<k>` headers as `<k>` plus `traceparent`/`tracestate`.
+   */
+  readonly metadata: ReadonlyMap<string, string>;
+  /** Remote address, for logs. */
+  readonly peer: string;
+}
+
+/**
+ * A transport-agnostic unary handler. Handlers throw ServingError (or
+ * anything, which becomes INTERNAL) and never see transport objects.
+ */
+export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;

@@ -1,0 +1,96 @@
+import { parseArgs } from "node:util";
+import { parseRedisUrl } from "./redis-client.js";
+
+/** How one option's text is checked and converted. */
+export type OptionKind = "port" | "count" | "bytes" | "string" | "redis-url" | "host" | "level";
+
+/** One command-line option: `--flag`, its env variable, default and help. */
+export interface OptionSpec {
+  readonly kind: OptionKind;
+  /** Env variable consulted when the flag is absent (e.g. CLIPPER_REDIS_URL). */
+  readonly env: string;
+  readonly default: string;
+  readonly help: string;
+}
+
+type ValueOf<K extends OptionKind> = K extends "port" | "count" | "bytes" ? number : string;
+/** The parsed config: one typed value per option, keyed by flag name. */
+export type ConfigOf<S extends Record<string, OptionSpec>> = { readonly [K in keyof S]: ValueOf<S[K]["kind"]> };
+
+export type ParsedConfig<S extends Record<string, OptionSpec>> =
+  | { kind: "ok"; config: ConfigOf<S> }
+  | { kind: "help"; text: string }
+  | { kind: "error"; error: string };
+
+/** Options every server process shares. */
+export const COMMON_OPTIONS = {
+  "redis-url": { kind: "redis-url", env: "CLIPPER_REDIS_URL", default: "redis://127.0.0.1:6379", help: "Redis holding Clipper's metadata" },
+  host: { kind: "host", env: "CLIPPER_HOST", default: "127.0.0.1", help: "address to listen on (0.0.0.0 for every interface)" },
+  "log-level": { kind: "level", env: "CLIPPER_LOG_LEVEL", default: "info", help: "fatal, error, warn, info, debug or trace" },
+} as const satisfies Record<string, OptionSpec>;
+
+const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+/**
+ * Parses flags, then `CLIPPER_*` env, then defaults (in that order of
+ * precedence) into a frozen typed object. Unknown flags and bad values are
+ * errors naming the flag; nothing is thrown.
+ */
+export function parseConfig<S extends Record<string, OptionSpec>>(
+  command: string,
+  specs: S,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): ParsedConfig<S> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+    for (const name of Object.keys(specs)) options[name] = { type: "string" };
+    values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    return { kind: "error", error: `${(err as Error).message}\n\n${usage(command, specs)}` };
+  }
+  if (values.help === true) return { kind: "help", text: usage(command, specs) };
+  const config: Record<string, string | number> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    const fromFlag = values[name];
+    const raw = typeof fromFlag === "string" ? fromFlag : (env[spec.env] ?? spec.default);
+    const source = typeof fromFlag === "string" ? `--${name}` : env[spec.env] !== undefined ? spec.env : `default of --${name}`;
+    const checked = convert(spec.kind, raw);
+    if (!checked.ok) return { kind: "error", error: `${source}: ${checked.error}` };
+    config[name] = checked.value;
+  }
+  return { kind: "ok", config: Object.freeze(config) as ConfigOf<S> };
+}
+
+function convert(kind: OptionKind, raw: string): { ok: true; value: string | number } | { ok: false; error: string } {
+  switch (kind) {
+    case "port": {
+      const n = Number(raw);
+      return /^\d+$/.test(raw) && n <= 65535 ? { ok: true, value: n } : { ok: false, error: `'${raw}' is not a port (0-65535; 0 picks a free one)` };
+    }
+    case "count":
+    case "bytes": {
+      const n = Number(raw);
+      return /^\d+$/.test(raw) && Number.isSafeInteger(n) ? { ok: true, value: n } : { ok: false, error: `'${raw}' is not a whole number >= 0` };
+    }
+    case "redis-url": {
+      const r = parseRedisUrl(raw);
+      return r.ok ? { ok: true, value: r.url } : { ok: false, error: r.error };
+    }
+    case "host":
+      return raw.trim() === "" ? { ok: false, error: "the host must not be empty" } : { ok: true, value: raw.trim() };
+    case "level":
+      return LEVELS.has(raw) ? { ok: true, value: raw } : { ok: false, error: `'${raw}' is not a log level (${[...LEVELS].join(", ")})` };
+    case "string":
+      return { ok: true, value: raw };
+  }
+}
+
+/** The --help text, generated from the specs. */
+export function usage(command: string, specs: Record<string, OptionSpec>): string {
+  const lines = Object.entries(specs).map(
+    ([name, s]) => `  --${name.padEnd(22)} ${s.help}\n  ${"".padEnd(24)} env ${s.env}, default ${s.default === "" ? '""' : s.default}`,
+  );
+  return `Usage: ${command} [options]\n\nOptions:\n${lines.join("\n")}\n  --help                   print this text`;
+}

@@ -1,0 +1,88 @@
+import { status as Status } from "@grpc/grpc-js";
+
+/**
+ * Stable, machine-readable reasons carried by {@link ServingError}. Callers
+ * (and tests) switch on these; messages are for humans and may change.
+ */
+export type ErrorReason =
+  | "INVALID_REQUEST"
+  | "INVALID_INPUT"
+  | "INVALID_NAME"
+  | "UNKNOWN_INPUT_TYPE"
+  | "APP_NOT_FOUND"
+  | "APP_EXISTS"
+  | "MODEL_NOT_FOUND"
+  | "MODEL_EXISTS"
+  | "MODEL_INVALID"
+  | "REPLICA_NOT_FOUND"
+  | "LINK_EXISTS"
+  | "LINK_NOT_FOUND"
+  | "INPUT_TYPE_MISMATCH"
+  | "ROUTE_NOT_FOUND"
+  | "METHOD_NOT_ALLOWED"
+  | "BODY_TOO_LARGE"
+  | "QUEUE_FULL"
+  | "DEADLINE_EXCEEDED"
+  | "CANCELLED"
+  | "STORE_UNAVAILABLE"
+  | "NO_REPLICA_MANAGER"
+  | "MODEL_ERROR"
+  | "INTERNAL";
+
+/**
+ * The one error type of clipper-ts. It carries the gRPC status every edge
+ * adapter maps from (gRPC directly, HTTP through core/status), a message a
+ * user can act on, a stable reason, and the original `cause`, which is
+ * logged but never sent to the caller.
+ */
+export class ServingError extends Error {
+  readonly code: Status;
+  readonly reason: ErrorReason;
+  /** Extra response headers (e.g. Retry-After) for HTTP edges. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(
+    code: Status,
+    reason: ErrorReason,
+    message: string,
+    options: { cause?: unknown; headers?: Record<string, string> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ServingError";
+    this.code = code;
+    this.reason = reason;
+    this.headers = options.headers ?? {};
+  }
+
+  /**
+   * Wraps anything thrown into a ServingError. A ServingError passes through;
+   * an object with a numeric gRPC `code` keeps it; everything else becomes
+   * INTERNAL with a generic message, so internals never leak to callers.
+   */
+  static from(err: unknown): ServingError {
+    if (err instanceof ServingError) return err;
+    if (isGrpcLike(err)) return new ServingError(err.code, "INTERNAL", err.details ?? err.message, { cause: err });
+    return new ServingError(Status.INTERNAL, "INTERNAL", "internal error", { cause: err });
+  }
+}
+
+function isGrpcLike(err: unknown): err is { code: Status; message: string; details?: string } {
+  return (
+    typeof err === "object" &&
+    err !== null &&
+    typeof (err as { code?: unknown }).code === "number" &&
+    (err as { code: number }).code >= 0 &&
+    (err as { code: number }).code <= 16
+  );
+}
+
+export const invalidArgument = (reason: ErrorReason, message: string): ServingError =>
+  new ServingError(Status.INVALID_ARGUMENT, reason, message);
+export const notFound = (reason: ErrorReason, message: string): ServingError =>
+  new ServingError(Status.NOT_FOUND, reason, message);
+export const alreadyExists = (reason: ErrorReason, message: string): ServingError =>
+  new ServingError(Status.ALREADY_EXISTS, reason, message);
+export const failedPrecondition = (reason: ErrorReason, message: string): ServingError =>
+  new ServingError(Status.FAILED_PRECONDITION, reason, message);
+export const unavailable = (reason: ErrorReason, message: string, cause?: unknown): ServingError =>
+  new ServingError(Status.UNAVAILABLE, reason, message, { cause });

@@ -1,0 +1,46 @@
+import type { Logger } from "./telemetry/logger.js";
+
+/** Something started that must be closed on shutdown. */
+export interface Closable {
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Longest a graceful shutdown may take before the process exits anyway, in ms. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
+/**
+ * Starts a component and closes it gracefully on SIGINT/SIGTERM. A second
+ * signal, or a shutdown that overruns its deadline, exits at once. Exit code
+ * is 0 after a clean close, 1 when start or close failed.
+ */
+export async function runUntilSignal(log: Logger, start: () => Promise<Closable>): Promise<void> {
+  let component: Closable;
+  try {
+    component = await start();
+  } catch (err) {
+    log.fatal({ err }, "failed to start");
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, "second signal, exiting now");
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    setTimeout(() => {
+      log.error("shutdown overran its deadline, exiting");
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    component.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, "error while shutting down");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}

@@ -1,0 +1,247 @@
+/**
+ * The grpc-js server every clipper-ts process serves gRPC with: unary
+ * handlers adapted from transport-agnostic bindings, streaming methods
+ * passed through, grpc.health.v1 and server reflection (v1 + v1alpha).
+ */
+import { readFileSync } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import type { CallContext, UnaryHandler } from "../call-context.js";
+import type { Deadline } from "../deadline.js";
+import { NO_DEADLINE } from "../deadline.js";
+import { ServingError } from "../errors.js";
+import type { UnaryServiceBinding } from "../service-binding.js";
+import { addReflection, REFLECTION_SERVICE_NAMES } from "./reflection.js";
+
+/** Grace period close() gives in-flight calls before cancelling them, in ms. */
+export const DEFAULT_CLOSE_GRACE_MS = 5_000;
+
+/** The standard health service name (grpc/health/v1/health.proto). */
+export const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
+
+/** Where `npm run gen` writes the `buf build` FileDescriptorSet. */
+const DEFAULT_DESCRIPTORS_URL = new URL("../../gen/descriptors.binpb", import.meta.url);
+
+/** Options of {@link startGrpcServer}. */
+export interface GrpcServerOptions {
+  /** Interface to bind, e.g. "127.0.0.1", "0.0.0.0" or "::". */
+  readonly host: string;
+  /** TCP port; 0 picks a free one (see {@link GrpcServerHandle.port}). */
+  readonly port: number;
+  /** Services whose unary methods run transport-agnostic handlers. */
+  readonly bindings: readonly UnaryServiceBinding[];
+  /**
+   * Extra grpc-js implementations (streaming methods), keyed by the full
+   * service name of a binding, merged into that service. Keys are the
+   * lowerCamel method names of the binding's definition.
+   */
+  readonly streaming?: Readonly<Record<string, grpc.UntypedServiceImplementation>>;
+  /** Serialized FileDescriptorSet for reflection; defaults to gen/descriptors.binpb. */
+  readonly descriptors?: Uint8Array;
+  /**
+   * Called with the original thrown value for every call that ends INTERNAL
+   * (the caller only sees "internal error"). `method` is the gRPC path.
+   */
+  readonly onError?: (err: unknown, method: string) => void;
+}
+
+/** A started server. */
+export interface GrpcServerHandle {
+  readonly server: grpc.Server;
+  /** The bound port (the free port picked when options.port was 0). */
+  readonly port: number;
+  readonly health: {
+    /** Sets SERVING / NOT_SERVING for a service name, or "" for the whole server. */
+    setServing(service: string, serving: boolean): void;
+  };
+  /**
+   * Stops accepting calls, waits up to `graceMs` (default
+   * {@link DEFAULT_CLOSE_GRACE_MS}) for in-flight calls, then cancels the rest.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Builds and binds a grpc-js server (insecure credentials) with the given
+ * bindings, health (every bound service and "" start SERVING) and reflection
+ * listing exactly the services added. Throws at start, not per call, when a
+ * binding names a method its definition lacks or a streaming entry names an
+ * unbound service.
+ */
+export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
+  const server = new grpc.Server();
+  const served: string[] = [];
+  const streaming = options.streaming ?? {};
+  for (const name of Object.keys(streaming)) {
+    if (!options.bindings.some((b) => b.name === name)) {
+      throw new Error(`streaming implementation given for ${name}, which has no binding`);
+    }
+  }
+  for (const binding of options.bindings) {
+    server.addService(binding.definition, serviceImplementation(binding, streaming[binding.name] ?? {}, options.onError));
+    served.push(binding.name);
+  }
+
+  const health = new HealthImplementation(Object.fromEntries(["", ...served].map((name) => [name, "SERVING" as const])));
+  health.addToServer(server);
+
+  const descriptors = options.descriptors ?? readFileSync(DEFAULT_DESCRIPTORS_URL);
+  addReflection(server, { descriptors, services: [...served, HEALTH_SERVICE_NAME, ...REFLECTION_SERVICE_NAMES] });
+
+  let port: number;
+  try {
+    port = await bind(server, options.host, options.port);
+  } catch (err) {
+    server.forceShutdown();
+    throw err;
+  }
+  return {
+    server,
+    port,
+    health: {
+      setServing(service: string, serving: boolean): void {
+        health.setStatus(service, serving ? "SERVING" : "NOT_SERVING");
+      },
+    },
+    close(graceMs = DEFAULT_CLOSE_GRACE_MS): Promise<void> {
+      // Health watchers learn of the shutdown before their streams are cut.
+      for (const name of ["", ...served]) health.setStatus(name, "NOT_SERVING");
+      return shutdown(server, graceMs);
+    },
+  };
+}
+
+/** Merges a binding's adapted unary handlers with its streaming implementations. */
+function serviceImplementation(
+  binding: UnaryServiceBinding,
+  streaming: grpc.UntypedServiceImplementation,
+  onError: GrpcServerOptions["onError"],
+): grpc.UntypedServiceImplementation {
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const [key, handler] of Object.entries(binding.handlers)) {
+    const method = binding.definition[key];
+    if (method === undefined) throw new Error(`${binding.name} has no method ${key}`);
+    if (method.requestStream || method.responseStream) {
+      throw new Error(`${binding.name}.${key} is streaming; pass it in options.streaming, not as a unary handler`);
+    }
+    impl[key] = adaptUnary(method.path, handler, onError);
+  }
+  for (const [key, handler] of Object.entries(streaming)) {
+    if (binding.definition[key] === undefined) throw new Error(`${binding.name} has no method ${key}`);
+    if (key in impl) throw new Error(`${binding.name}.${key} is given both as a unary handler and in options.streaming`);
+    impl[key] = handler;
+  }
+  // Methods in neither get grpc-js's default UNIMPLEMENTED handler.
+  return impl;
+}
+
+/** Wraps a transport-agnostic handler as a grpc-js unary method (built once per method). */
+function adaptUnary(
+  path: string,
+  handler: UnaryHandler<unknown, unknown>,
+  onError: GrpcServerOptions["onError"],
+): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    const scope = grpcCallContext(call);
+    handler(call.request, scope.ctx).then(
+      (response) => {
+        scope.dispose();
+        callback(null, response);
+      },
+      (err: unknown) => {
+        scope.dispose();
+        const status = ServingError.from(err);
+        // A thrown "OK" would end the call with no response; treat it as a bug.
+        const code = status.code === grpc.status.OK ? grpc.status.INTERNAL : status.code;
+        if (code === grpc.status.INTERNAL) onError?.(err, path);
+        callback({ code, details: code === status.code ? status.message : "internal error" });
+      },
+    );
+  };
+}
+
+/** What {@link grpcCallContext} reads from any grpc-js server call (unary or streaming). */
+export interface GrpcServerCall {
+  readonly cancelled: boolean;
+  readonly metadata: grpc.Metadata;
+  getPeer(): string;
+  getDeadline(): grpc.Deadline;
+  once(event: "cancelled", listener: () => void): unknown;
+  removeListener(event: "cancelled", listener: () => void): unknown;
+}
+
+/**
+ * The CallContext of a grpc-js server call, for streaming implementations
+ * too. Its signal aborts (reason: a ServingError) when the client cancels
+ * or the deadline passes; call `dispose()` when the call ends so the
+ * deadline timer and listener are released.
+ */
+export function grpcCallContext(call: GrpcServerCall): { ctx: CallContext; dispose(): void } {
+  const controller = new AbortController();
+  const deadline = toDeadline(call.getDeadline());
+  const onCancelled = (): void => {
+    controller.abort(new ServingError(grpc.status.CANCELLED, "CANCELLED", "call cancelled by the client"));
+  };
+  if (call.cancelled) onCancelled();
+  else call.once("cancelled", onCancelled);
+  let timer: NodeJS.Timeout | null = null;
+  if (deadline !== NO_DEADLINE) {
+    timer = setTimeout(() => {
+      controller.abort(new ServingError(grpc.status.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "deadline exceeded"));
+    }, Math.max(0, deadline - Date.now()));
+    timer.unref();
+  }
+  const ctx: CallContext = {
+    transport: "grpc",
+    deadline,
+    signal: controller.signal,
+    metadata: stringMetadata(call.metadata),
+    peer: call.getPeer(),
+  };
+  return {
+    ctx,
+    dispose(): void {
+      if (timer !== null) clearTimeout(timer);
+      call.removeListener("cancelled", onCancelled);
+    },
+  };
+}
+
+function toDeadline(d: grpc.Deadline): Deadline {
+  const ms = d instanceof Date ? d.getTime() : d;
+  return Number.isFinite(ms) ? ms : NO_DEADLINE;
+}
+
+/** Text metadata with lower-case keys (first value per key); binary `-bin` entries are skipped. */
+function stringMetadata(metadata: grpc.Metadata): ReadonlyMap<string, string> {
+  const out = new Map<string, string>();
+  for (const [key, value] of Object.entries(metadata.getMap())) {
+    if (typeof value === "string") out.set(key.toLowerCase(), value);
+  }
+  return out;
+}
+
+function bind(server: grpc.Server, host: string, port: number): Promise<number> {
+  // IPv6 literals need brackets in a grpc-js address ("[::]:50051").
+  const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      if (err !== null) reject(new Error(`cannot bind gRPC server to ${address}: ${err.message}`, { cause: err }));
+      else resolve(bound);
+    });
+  });
+}
+
+function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    timer.unref();
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,130 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { ServingError } from "../errors.js";
+import { status as Status } from "@grpc/grpc-js";
+import { httpErrorOf } from "../status.js";
+
+/** Largest request body any route reads, in bytes (grpc-js's default max message size). */
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** The outcome of asking one route table about a request. */
+export type HttpMatch =
+  | { readonly kind: "handler"; readonly handle: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> }
+  | { readonly kind: "method-not-allowed"; readonly allow: readonly string[] };
+
+/**
+ * A set of HTTP routes. Tables are asked in order; the first handler match
+ * wins. When none handles the request, a path that some table knows under
+ * another method gets 405 (with Allow), anything else 404.
+ */
+export interface HttpRouteTable {
+  match(method: string, url: URL): HttpMatch | null;
+}
+
+/**
+ * Reads a request body up to `limit` bytes. Bigger bodies are refused with
+ * BODY_TOO_LARGE (HTTP 413) without buffering them.
+ */
+export async function readBody(req: IncomingMessage, limit: number = DEFAULT_MAX_BODY_BYTES): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"] ?? "0");
+  if (declared > limit) throw bodyTooLarge(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw bodyTooLarge(limit);
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+function bodyTooLarge(limit: number): ServingError {
+  return new ServingError(Status.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE", `request body is larger than the limit of ${limit} bytes`);
+}
+
+/** Writes a JSON body (already serialized or a value to serialize). */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/** Writes an error as `google.rpc.Status` JSON with the mapped HTTP status. */
+export function sendError(res: ServerResponse, err: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const { status, body, headers } = httpErrorOf(err);
+  sendJson(res, status, body, headers);
+}
+
+/** A started HTTP server and how to stop it. */
+export interface RunningHttpServer {
+  readonly server: Server;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a node:http server that dispatches to `tables` in order. Handler
+ * failures become `google.rpc.Status` JSON errors; nothing a request does
+ * can crash the process.
+ */
+export async function startHttpServer(
+  tables: readonly HttpRouteTable[],
+  options: { host: string; port: number; onError?: (err: unknown) => void },
+): Promise<RunningHttpServer> {
+  const server = createServer((req, res) => {
+    void dispatch(tables, req, res).catch((err: unknown) => {
+      options.onError?.(err);
+      sendError(res, err);
+    });
+  });
+  // Keep-alive connections must not hold close() for long; idle ones are closed below.
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+async function dispatch(tables: readonly HttpRouteTable[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? "/", "http://localhost");
+  const method = req.method ?? "GET";
+  let allow: string[] | null = null;
+  for (const table of tables) {
+    const m = table.match(method, url);
+    if (m === null) continue;
+    if (m.kind === "handler") {
+      await m.handle(req, res, url);
+      return;
+    }
+    allow = [...(allow ?? []), ...m.allow];
+  }
+  // Drain any unread body so keep-alive connections stay usable.
+  req.resume();
+  if (allow !== null) {
+    sendError(
+      res,
+      new ServingError(Status.UNIMPLEMENTED, "METHOD_NOT_ALLOWED", `method ${method} is not allowed on ${url.pathname}; allowed: ${[...new Set(allow)].join(", ")}`, {
+        headers: { allow: [...new Set(allow)].join(", ") },
+      }),
+    );
+    return;
+  }
+  sendError(res, new ServingError(Status.NOT_FOUND, "ROUTE_NOT_FOUND", `no route for ${method} ${url.pathname}`));
+}

@@ -1,0 +1,168 @@
+import { readFileSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { status as Status } from "@grpc/grpc-js";
+import type { CallContext } from "../call-context.js";
+import { ServingError, invalidArgument } from "../errors.js";
+import { DEFAULT_MAX_BODY_BYTES, readBody, sendError, sendJson, type HttpMatch, type HttpRouteTable } from "../servers/http-server.js";
+import type { UnaryServiceBinding } from "../service-binding.js";
+import { bindRequest, renderResponse } from "./binder.js";
+import { httpCallContext } from "./http-call-context.js";
+import { loadDescriptorRegistry } from "./http-rule.js";
+import { matchPathTemplate } from "./path-template.js";
+import { compileRoutes, type Route } from "./route.js";
+
+/** Where `npm run gen` writes the `buf build` FileDescriptorSet (repo root gen/). */
+const DEFAULT_DESCRIPTORS_URL = new URL("../../gen/descriptors.binpb", import.meta.url);
+
+/** Options of {@link createTranscoder}. */
+export interface TranscoderOptions {
+  /** Serialized google.protobuf.FileDescriptorSet with the services and google/api/annotations.proto; defaults to gen/descriptors.binpb. */
+  readonly descriptors?: Uint8Array;
+  /** Largest request body read, in bytes; larger ones get 413. Defaults to {@link DEFAULT_MAX_BODY_BYTES}. */
+  readonly maxBodyBytes?: number;
+  /**
+   * Called with the original thrown value of every call that ends INTERNAL
+   * (the caller only sees "internal error"), and the route's description.
+   */
+  readonly onError?: ErrorHook;
+}
+
+/** Receives the original thrown value of a call that ended INTERNAL, and the route's description. */
+export type ErrorHook = (err: unknown, route: string) => void;
+
+/**
+ * One HTTP/JSON front for any number of UnaryServiceBindings, driven by
+ * their methods' google.api.http annotations (grpc-gateway's mapping, see
+ * googleapis google/api/http.proto). Routes are built here, once; this
+ * throws if a binding, rule or field named by a rule is unknown.
+ *
+ * Requests are bound to the request message (core/transcoding/binder),
+ * run through the binding's own codecs and handler, and answered with the
+ * response as protobuf JSON (200, application/json); failures are
+ * `google.rpc.Status` JSON with the canonical HTTP status (core/status).
+ * When several rules match the same method and path, the one declared last
+ * wins, as in grpc-gateway's ServeMux.
+ */
+export function createTranscoder(bindings: readonly UnaryServiceBinding[], options: TranscoderOptions = {}): HttpRouteTable {
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) {
+    throw new RangeError(`transcoding: maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
+  }
+  const registry = loadDescriptorRegistry(options.descriptors ?? readFileSync(DEFAULT_DESCRIPTORS_URL));
+  return new Transcoder(compileRoutes(bindings, registry), maxBodyBytes, options.onError ?? null);
+}
+
+/** A route with its handler match, built once so matching allocates nothing. */
+interface Entry {
+  readonly route: Route;
+  readonly match: HttpMatch;
+}
+
+class Transcoder implements HttpRouteTable {
+  private readonly entries: readonly Entry[];
+
+  constructor(routes: readonly Route[], maxBodyBytes: number, onError: ErrorHook | null) {
+    // Reversed, so the first match is the rule declared last.
+    this.entries = routes
+      .map((route) => ({
+        route,
+        match: { kind: "handler", handle: (req, res, url) => serve(route, req, res, url, maxBodyBytes, onError) } satisfies HttpMatch,
+      }))
+      .reverse();
+  }
+
+  match(method: string, url: URL): HttpMatch | null {
+    for (const e of this.entries) {
+      if (e.route.httpMethod === method && matchPathTemplate(e.route.template, url.pathname) !== null) return e.match;
+    }
+    let allow: string[] | null = null;
+    for (const e of this.entries) {
+      if (matchPathTemplate(e.route.template, url.pathname) === null) continue;
+      allow ??= [];
+      if (!allow.includes(e.route.httpMethod)) allow.push(e.route.httpMethod);
+    }
+    return allow === null ? null : { kind: "method-not-allowed", allow };
+  }
+}
+
+/** Serves one matched request; never rejects (every failure becomes an error response). */
+async function serve(
+  route: Route,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  maxBodyBytes: number,
+  onError: ErrorHook | null,
+): Promise<void> {
+  const made = httpCallContext(req, res);
+  if (!made.ok) {
+    req.resume();
+    sendError(res, made.error);
+    return;
+  }
+  const { ctx, dispose } = made.scope;
+  try {
+    const json = await untilAborted(invoke(route, req, url, ctx, maxBodyBytes), ctx.signal);
+    if (!res.destroyed) sendJson(res, 200, json);
+  } catch (err) {
+    fail(route, res, err, onError);
+  } finally {
+    dispose();
+  }
+}
+
+async function invoke(route: Route, req: IncomingMessage, url: URL, ctx: CallContext, maxBodyBytes: number): Promise<string> {
+  // match() accepted this path for this route, so it matches again here.
+  const captures = matchPathTemplate(route.template, url.pathname)!;
+  let body: Buffer | null = null;
+  if (route.plan.body.kind === "none") req.resume();
+  else body = await readBody(req, maxBodyBytes);
+  const bound = bindRequest(route.plan, captures, url.searchParams, body);
+  if (!bound.ok) throw invalidArgument("INVALID_REQUEST", bound.error);
+  if (route.handler === null) {
+    // Same answer grpc-js gives for a method with no implementation.
+    throw new ServingError(Status.UNIMPLEMENTED, "INTERNAL", `method ${route.grpcPath} is not implemented`);
+  }
+  // The handler speaks ts-proto objects; the binding's own codecs convert, via the wire format.
+  const wire = toBinary(route.plan.input, bound.message);
+  const request: unknown = route.codec.requestDeserialize(Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength));
+  const response: unknown = await route.handler(request, ctx);
+  const out = fromBinary(route.plan.output, route.codec.responseSerialize(response));
+  return renderResponse(route.plan, out);
+}
+
+/** Settles with `work`, or rejects with the signal's reason as soon as it aborts (the work's late outcome is dropped). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+function fail(route: Route, res: ServerResponse, err: unknown, onError: ErrorHook | null): void {
+  let e = ServingError.from(err);
+  // A thrown "OK" would be sent as a 200 error body; treat it as the bug it is.
+  if (e.code === Status.OK) e = new ServingError(Status.INTERNAL, "INTERNAL", "internal error", { cause: err });
+  if (e.code === Status.INTERNAL && onError !== null) {
+    try {
+      onError(err, route.description);
+    } catch {
+      // A failing error hook must not stop the error response.
+    }
+  }
+  // The client is gone (CANCELLED): nobody to answer.
+  if (res.destroyed || res.writableEnded) return;
+  sendError(res, e);
+}

@@ -1,0 +1,432 @@
+import { status as Status } from "@grpc/grpc-js";
+import type { Redis } from "ioredis";
+import {
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  ServingError,
+} from "../core/errors.js";
+import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
+import {
+  ADAPTIVE_BATCH_SIZE,
+  appKey,
+  containerKey,
+  currentVersionKey,
+  DB,
+  decodeApp,
+  decodeContainer,
+  decodeModel,
+  decodeSelectionState,
+  DEPRECATED_DATA_PATH,
+  encodeApp,
+  encodeModel,
+  encodeSelectionState,
+  linksKey,
+  MODEL_VALID_FIELD,
+  modelKey,
+  modelVersionsPattern,
+  NO_CONTAINER,
+  parseModelKey,
+  PROHIBITED_CHARS,
+  stateKey,
+  type AppRecord,
+  type ContainerRecord,
+  type Decoded,
+  type ModelRecord,
+} from "../core/redis-layout.js";
+import { storeError } from "../core/redis-client.js";
+import { DbBatch } from "../core/redis-batch.js";
+
+/** An application with its links, as the Admin API reports it. */
+export interface AppView extends AppRecord {
+  linkedModels: string[];
+}
+
+/** A model version with its "current" flag. */
+export interface ModelView extends ModelRecord {
+  isCurrentVersion: boolean;
+}
+
+export interface CreateAppInput {
+  name: string;
+  inputType: string;
+  defaultOutput: string;
+  latencySloMicros: number;
+}
+
+export interface RegisterModelInput {
+  name: string;
+  version: string;
+  inputType: string;
+  labels: readonly string[];
+  containerName: string;
+  modelDataPath: string;
+  batchSize: number;
+}
+
+/** Characters an app name may not hold: '/' breaks `/<app>/predict`; ',' and ':' break Redis keys. */
+const APP_NAME_FORBIDDEN = /[/,:\s]/;
+
+// Atomic check-and-write steps. Each SELECTs its own DBs; SELECT inside a
+// script does not change the connection's database.
+const CREATE_APP = `
+redis.call('SELECT', ${DB.APPS})
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HMSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SELECT', ${DB.STATE})
+redis.call('SET', KEYS[2], ARGV[1])
+return 1`;
+const DELETE_APP = `
+redis.call('SELECT', ${DB.APPS})
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('SELECT', ${DB.LINKS})
+redis.call('DEL', KEYS[2])
+redis.call('SELECT', ${DB.STATE})
+redis.call('DEL', KEYS[3])
+return 1`;
+const ADD_MODEL = `
+redis.call('SELECT', ${DB.MODELS})
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HMSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SELECT', ${DB.CURRENT_VERSIONS})
+redis.call('SET', KEYS[2], ARGV[1])
+return 1`;
+const LINK_MODEL = `
+redis.call('SELECT', ${DB.APPS})
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+redis.call('SELECT', ${DB.LINKS})
+local members = redis.call('SMEMBERS', KEYS[2])
+if #members > 0 then return {2, members[1]} end
+redis.call('SADD', KEYS[2], ARGV[1])
+return {1, ''}`;
+const INVALIDATE_MODEL = `
+redis.call('SELECT', ${DB.MODELS})
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HDEL', KEYS[1], '${MODEL_VALID_FIELD}') == 0 then return 2 end
+return 1`;
+
+/**
+ * The Admin operations over Clipper's Redis layout. Checks and messages
+ * follow Clipper's management frontend (clipper.md §2.3), with its faults
+ * fixed: apps get their DB 1 state on creation, deleting an app removes its
+ * links and state, and bad input is refused with a clear error.
+ */
+export class AdminStore {
+  readonly #redis: Redis;
+  readonly #where: string;
+
+  /** `redis` must not be used with SELECT elsewhere; `where` names it in errors. */
+  constructor(redis: Redis, where: string) {
+    this.#redis = redis;
+    this.#where = where;
+  }
+
+  // ------------------------------------------------------------ applications
+
+  async createApp(input: CreateAppInput): Promise<AppView> {
+    checkAppName(input.name);
+    const inputType = requireInputType(input.inputType);
+    if (!Number.isSafeInteger(input.latencySloMicros) || input.latencySloMicros <= 0) {
+      throw invalidArgument("INVALID_REQUEST", `latency_slo_micros must be a positive whole number of microseconds, got ${input.latencySloMicros}`);
+    }
+    const fields = encodeApp({ inputType, defaultOutput: input.defaultOutput, latencySloMicros: input.latencySloMicros });
+    const created = await this.#eval(CREATE_APP, [appKey(input.name), stateKey(input.name)], [
+      encodeSelectionState(input.defaultOutput),
+      ...Object.entries(fields).flat(),
+    ]);
+    if (created === 0) throw alreadyExists("APP_EXISTS", `application '${input.name}' already exists`);
+    return { name: input.name, inputType, policy: fields.policy!, defaultOutput: input.defaultOutput, latencySloMicros: input.latencySloMicros, linkedModels: [] };
+  }
+
+  /** The app with its links, or null when it does not exist. */
+  async getApp(name: string): Promise<AppView | null> {
+    const [hash, links] = await this.#batch().hgetall(DB.APPS, appKey(name)).smembers(DB.LINKS, linksKey(name)).run();
+    return Object.keys(hash as object).length === 0 ? null : this.#appView(name, hash as Record<string, string>, links as string[]);
+  }
+
+  async requireApp(name: string): Promise<AppView> {
+    const app = await this.getApp(name);
+    if (app === null) throw notFound("APP_NOT_FOUND", `No application with name '${name}' exists.`);
+    return app;
+  }
+
+  /** Every app, sorted by name. */
+  async listApps(): Promise<AppView[]> {
+    const [names] = await this.#batch().keys(DB.APPS, "*").run();
+    const sorted = (names as string[]).sort();
+    if (sorted.length === 0) return [];
+    const batch = this.#batch();
+    for (const n of sorted) batch.hgetall(DB.APPS, appKey(n)).smembers(DB.LINKS, linksKey(n));
+    const replies = await batch.run();
+    const apps: AppView[] = [];
+    sorted.forEach((n, i) => {
+      const hash = replies[2 * i] as Record<string, string>;
+      // Deleted between the two round trips.
+      if (Object.keys(hash).length > 0) apps.push(this.#appView(n, hash, replies[2 * i + 1] as string[]));
+    });
+    return apps;
+  }
+
+  async deleteApp(name: string): Promise<void> {
+    const deleted = await this.#eval(DELETE_APP, [appKey(name), linksKey(name), stateKey(name)], []);
+    if (deleted === 0) throw notFound("APP_NOT_FOUND", `Application '${name}' does not exist`);
+  }
+
+  /** The app's selection state (DB 1), or null when the app has none. */
+  async getSelectionState(app: string): Promise<{ state: string; defaultOutput: string } | null> {
+    const [text] = await this.#batch().get(DB.STATE, stateKey(app)).run();
+    if (text === null) return null;
+    const decoded = decodeSelectionState(text as string);
+    return { state: text as string, defaultOutput: decoded.ok ? decoded.value.defaultOutput : "" };
+  }
+
+  // ------------------------------------------------------------ links
+
+  /** Clipper's add_model_links: exactly one model, compatible input type, no other link. */
+  async linkModels(app: string, models: readonly string[]): Promise<AppView> {
+    const current = await this.getApp(app);
+    if (current === null) throw notFound("APP_NOT_FOUND", `No app with name '${app}' exists.`);
+    for (const m of models) {
+      const model = await this.#currentModel(m);
+      if (model === null) throw notFound("MODEL_NOT_FOUND", `No model with name '${m}' exists.`);
+      if (model.inputType !== current.inputType) {
+        throw failedPrecondition(
+          "INPUT_TYPE_MISMATCH",
+          `Model with name '${m}' has incompatible input_type '${model.inputType}'. Requested app to link to has input_type '${current.inputType}'.`,
+        );
+      }
+    }
+    if (models.length === 0) {
+      throw invalidArgument("INVALID_REQUEST", `Please provide the name of the model that you want to link to the application '${app}'`);
+    }
+    if (models.length > 1) {
+      throw invalidArgument("INVALID_REQUEST", `Applications must be linked with at most one model. Attempted to add links to ${models.length} models.`);
+    }
+    const model = models[0]!;
+    const reply = (await this.#eval(LINK_MODEL, [appKey(app), linksKey(app)], [model])) as [number, string];
+    if (reply[0] === 0) throw notFound("APP_NOT_FOUND", `No app with name '${app}' exists.`);
+    if (reply[0] === 2) {
+      if (reply[1] === model) throw alreadyExists("LINK_EXISTS", `The model with name '${model}' is already linked to '${app}'`);
+      throw failedPrecondition("LINK_EXISTS", `A model with name ${reply[1]} is already linked to '${app}'.`);
+    }
+    return { ...current, linkedModels: [model] };
+  }
+
+  /** Clipper's delete_model_links: every named link must exist. */
+  async unlinkModels(app: string, models: readonly string[]): Promise<AppView> {
+    const current = await this.getApp(app);
+    if (current === null) throw notFound("APP_NOT_FOUND", `No app with name ${app} exists.`);
+    for (const m of models) {
+      if (!current.linkedModels.includes(m)) {
+        throw notFound("LINK_NOT_FOUND", `Cannot remove nonexistent link between app ${app} and model ${m}`);
+      }
+    }
+    if (models.length > 0) await this.#batch().srem(DB.LINKS, linksKey(app), ...models).run();
+    return { ...current, linkedModels: current.linkedModels.filter((m) => !models.includes(m)) };
+  }
+
+  // ------------------------------------------------------------ models
+
+  async registerModel(input: RegisterModelInput): Promise<ModelView> {
+    checkModelPart("model name", input.name);
+    checkModelPart("model version", input.version);
+    for (const label of input.labels) checkProhibited("label", label);
+    const inputType = requireInputType(input.inputType);
+    const batchSize = input.batchSize;
+    if (!Number.isSafeInteger(batchSize) || (batchSize !== ADAPTIVE_BATCH_SIZE && batchSize < 1)) {
+      throw invalidArgument("INVALID_REQUEST", "The batch size must be positive or DEFAULT_BATCH_SIZE, which is -1");
+    }
+    if ((await this.getModel(input.name, input.version)) !== null) {
+      throw alreadyExists("MODEL_EXISTS", `model with name '${input.name}' and version '${input.version}' already exists`);
+    }
+    await this.#checkLinkedAppsAccept(input.name, inputType);
+    const record = {
+      name: input.name,
+      version: input.version,
+      inputType,
+      labels: [...input.labels],
+      containerName: input.containerName === "" ? NO_CONTAINER : input.containerName,
+      modelDataPath: input.modelDataPath === "" ? DEPRECATED_DATA_PATH : input.modelDataPath,
+      batchSize,
+    };
+    const added = await this.#eval(ADD_MODEL, [modelKey(input.name, input.version), currentVersionKey(input.name)], [
+      input.version,
+      ...Object.entries(encodeModel(record)).flat(),
+    ]);
+    if (added === 0) {
+      throw alreadyExists("MODEL_EXISTS", `model with name '${input.name}' and version '${input.version}' already exists`);
+    }
+    return { ...record, valid: true, isCurrentVersion: true };
+  }
+
+  /** One model version, or null when it does not exist. */
+  async getModel(name: string, version: string): Promise<ModelView | null> {
+    const [hash, current] = await this.#batch()
+      .hgetall(DB.MODELS, modelKey(name, version))
+      .get(DB.CURRENT_VERSIONS, currentVersionKey(name))
+      .run();
+    if (Object.keys(hash as object).length === 0) return null;
+    const model = must(decodeModel(modelKey(name, version), hash as Record<string, string>));
+    return { ...model, isCurrentVersion: current === version };
+  }
+
+  async requireModel(name: string, version: string): Promise<ModelView> {
+    const model = await this.getModel(name, version);
+    if (model === null) throw notFound("MODEL_NOT_FOUND", `model with name '${name}' and version '${version}' does not exist`);
+    return model;
+  }
+
+  /** Model versions (of one model when `name` is given), sorted by name then version. */
+  async listModels(name = ""): Promise<ModelView[]> {
+    const [keys] = await this.#batch().keys(DB.MODELS, name === "" ? "*" : modelVersionsPattern(name)).run();
+    const sorted = (keys as string[]).filter((k) => parseModelKey(k) !== null).sort(compareModelKeys);
+    if (sorted.length === 0) return [];
+    const batch = this.#batch();
+    for (const k of sorted) batch.hgetall(DB.MODELS, k).get(DB.CURRENT_VERSIONS, currentVersionKey(parseModelKey(k)!.name));
+    const replies = await batch.run();
+    const models: ModelView[] = [];
+    sorted.forEach((k, i) => {
+      const hash = replies[2 * i] as Record<string, string>;
+      if (Object.keys(hash).length === 0) return;
+      const decoded = decodeModel(k, hash);
+      // A malformed entry written by another tool must not hide the others.
+      if (decoded.ok) models.push({ ...decoded.value, isCurrentVersion: replies[2 * i + 1] === decoded.value.version });
+    });
+    return models;
+  }
+
+  /** Rollback or roll-forward: make an existing, valid version current. */
+  async setModelVersion(name: string, version: string): Promise<ModelView> {
+    const versions = await this.listModels(name);
+    if (versions.length === 0) throw notFound("MODEL_NOT_FOUND", `Cannot set version for nonexistent model '${name}'`);
+    const target = versions.find((m) => m.version === version);
+    if (target === undefined) {
+      throw notFound("MODEL_NOT_FOUND", `Cannot set non-existent version '${version}' for model with name '${name}'`);
+    }
+    if (!target.valid) {
+      throw failedPrecondition("MODEL_INVALID", `Cannot set version '${version}' for model with name '${name}': it was deleted (marked invalid)`);
+    }
+    await this.#checkLinkedAppsAccept(name, target.inputType);
+    await this.#batch().set(DB.CURRENT_VERSIONS, currentVersionKey(name), version).run();
+    return { ...target, isCurrentVersion: true };
+  }
+
+  /** Clipper's delete_versioned_model: HDEL `valid`; the gateway then cleans up. */
+  async deleteModelVersion(name: string, version: string): Promise<void> {
+    const outcome = await this.#eval(INVALIDATE_MODEL, [modelKey(name, version)], []);
+    if (outcome === 0) throw notFound("MODEL_NOT_FOUND", `model with name '${name}' and version '${version}' does not exist`);
+    if (outcome === 2) {
+      throw failedPrecondition("MODEL_INVALID", `model with name '${name}' and version '${version}' is already marked as 'invalid'`);
+    }
+  }
+
+  /** Names of the models linked to an app; NOT_FOUND for an unknown app. */
+  async linkedModels(app: string): Promise<string[]> {
+    return (await this.requireApp(app)).linkedModels;
+  }
+
+  // ------------------------------------------------------------ replicas
+
+  /** Registered replicas (DB 3), sorted by model, version and replica id. */
+  async listReplicas(filter: { modelName?: string; modelVersion?: string } = {}): Promise<ContainerRecord[]> {
+    const [keys] = await this.#batch().keys(DB.CONTAINERS, "*").run();
+    const wanted = (keys as string[]).filter((k) => {
+      const [n, v] = k.split(",");
+      return (filter.modelName === undefined || filter.modelName === "" || n === filter.modelName) &&
+        (filter.modelVersion === undefined || filter.modelVersion === "" || v === filter.modelVersion);
+    });
+    if (wanted.length === 0) return [];
+    const batch = this.#batch();
+    for (const k of wanted) batch.hgetall(DB.CONTAINERS, k);
+    const replies = await batch.run();
+    const replicas: ContainerRecord[] = [];
+    wanted.forEach((k, i) => {
+      const decoded = decodeContainer(k, replies[i] as Record<string, string>);
+      if (decoded.ok && Object.keys(replies[i] as object).length > 0) replicas.push(decoded.value);
+    });
+    return replicas.sort(
+      (a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version, undefined, { numeric: true }) || a.replicaId - b.replicaId,
+    );
+  }
+
+  /** One replica, or null. */
+  async getReplica(name: string, version: string, replicaId: number): Promise<ContainerRecord | null> {
+    const key = containerKey(name, version, replicaId);
+    const [hash] = await this.#batch().hgetall(DB.CONTAINERS, key).run();
+    if (Object.keys(hash as object).length === 0) return null;
+    return must(decodeContainer(key, hash as Record<string, string>));
+  }
+
+  // ------------------------------------------------------------ internals
+
+  /** The current version of a model, or null when it has none. */
+  async #currentModel(name: string): Promise<ModelView | null> {
+    const [version] = await this.#batch().get(DB.CURRENT_VERSIONS, currentVersionKey(name)).run();
+    if (typeof version !== "string" || version === "") return null;
+    return this.getModel(name, version);
+  }
+
+  /** Clipper's rule: every app linked to the model must take the new input type. */
+  async #checkLinkedAppsAccept(model: string, inputType: InputType): Promise<void> {
+    for (const app of await this.listApps()) {
+      if (app.linkedModels.includes(model) && app.inputType !== inputType) {
+        throw failedPrecondition(
+          "INPUT_TYPE_MISMATCH",
+          `Model with name '${model}' is already linked to app '${app.name}' using input type '${app.inputType}'. The input type you provided for a new version of the model, '${inputType}', is not compatible.`,
+        );
+      }
+    }
+  }
+
+  #appView(name: string, hash: Record<string, string>, links: string[]): AppView {
+    return { ...must(decodeApp(name, hash)), linkedModels: [...links].sort() };
+  }
+
+  #batch(): DbBatch {
+    return new DbBatch(this.#redis, this.#where);
+  }
+
+  async #eval(script: string, keys: string[], args: string[]): Promise<unknown> {
+    try {
+      return await this.#redis.eval(script, keys.length, ...keys, ...args);
+    } catch (err) {
+      throw storeError(err, this.#where);
+    }
+  }
+}
+
+function checkAppName(name: string): void {
+  if (name === "") throw invalidArgument("INVALID_NAME", "application name must not be empty");
+  if (APP_NAME_FORBIDDEN.test(name)) {
+    throw invalidArgument("INVALID_NAME", `Invalid application name supplied: ${name}. It may not contain '/', ',', ':' or white space`);
+  }
+}
+
+function checkModelPart(what: string, value: string): void {
+  if (value === "") throw invalidArgument("INVALID_NAME", `${what} must not be empty`);
+  checkProhibited(what, value);
+}
+
+function checkProhibited(what: string, value: string): void {
+  if (PROHIBITED_CHARS.some((c) => value.includes(c))) {
+    throw invalidArgument("INVALID_NAME", `Invalid ${what} supplied: ${value}. Contains one of: ',', ':'`);
+  }
+}
+
+function requireInputType(text: string): InputType {
+  const t = parseInputType(text);
+  if (t === null) throw invalidArgument("UNKNOWN_INPUT_TYPE", unknownInputTypeMessage(text));
+  return t;
+}
+
+function must<T>(decoded: Decoded<T>): T {
+  if (!decoded.ok) throw new ServingError(Status.DATA_LOSS, "INTERNAL", `malformed entry in Redis: ${decoded.error}`);
+  return decoded.value;
+}
+
+function compareModelKeys(a: string, b: string): number {
+  const pa = parseModelKey(a)!;
+  const pb = parseModelKey(b)!;
+  return pa.name.localeCompare(pb.name) || pa.version.localeCompare(pb.version, undefined, { numeric: true });
+}

@@ -1,0 +1,38 @@
+// Generates gen/ from proto/: copies the third-party .proto files the
+// contracts import out of their npm packages into third_party/ (ignored by
+// git, never committed), runs `buf generate` (ts-proto) and writes the
+// FileDescriptorSet that server reflection and HTTP transcoding read.
+// Runs offline; `npm ci` calls it through the "prepare" script.
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(join(root, "package.json"));
+const pkgDir = (name) => dirname(require.resolve(`${name}/package.json`));
+
+/** [npm package, path inside it, path under third_party/] */
+const THIRD_PARTY = [
+  ["google-proto-files", "google/api/annotations.proto", "google/api/annotations.proto"],
+  ["google-proto-files", "google/api/http.proto", "google/api/http.proto"],
+  ["google-proto-files", "google/rpc/status.proto", "google/rpc/status.proto"],
+  ["grpc-health-check", "proto/health/v1/health.proto", "grpc/health/v1/health.proto"],
+  ["@grpc/reflection", "build/proto/grpc/reflection/v1/reflection.proto", "grpc/reflection/v1/reflection.proto"],
+  ["@grpc/reflection", "build/proto/grpc/reflection/v1alpha/reflection.proto", "grpc/reflection/v1alpha/reflection.proto"],
+];
+
+const thirdParty = join(root, "third_party");
+rmSync(thirdParty, { recursive: true, force: true });
+for (const [pkg, from, to] of THIRD_PARTY) {
+  const dest = join(thirdParty, to);
+  mkdirSync(dirname(dest), { recursive: true });
+  copyFileSync(join(pkgDir(pkg), from), dest);
+}
+
+const buf = join(root, "node_modules", ".bin", "buf");
+const run = (args) => execFileSync(buf, args, { cwd: root, stdio: "inherit" });
+run(["generate"]);
+// After generate: its `clean: true` empties gen/ first.
+run(["build", "-o", "gen/descriptors.binpb"]);

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs (npm
+# packages, generated code, redis-server), then runs the contract checks
+# (buf lint, buf breaking), the type check and every ava test. Its last line
+# is "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "system packages"
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" || { echo "could not install ${missing[*]}"; echo "0 passed, 1 failed"; exit 1; }
+fi
+echo "redis-server: $(redis-server --version | head -c 40)"
+
+step "npm packages and generated code"
+# npm ci also runs "prepare", which generates gen/ from proto/.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund || { echo "0 passed, 1 failed"; exit 1; }
+else
+  npm run --silent gen || { echo "0 passed, 1 failed"; exit 1; }
+fi
+
+failed=0
+step "buf lint"
+npx buf lint || failed=$((failed + 1))
+step "buf breaking"
+node scripts/breaking.mjs || failed=$((failed + 1))
+step "typecheck"
+npx tsc --noEmit -p . || failed=$((failed + 1))
+
+step "ava"
+npx ava --tap 2>&1 | tee .ava.tap
+ava_rc=${PIPESTATUS[0]}
+passed=$(grep -c '^ok ' .ava.tap || true)
+test_failed=$(grep -c '^not ok ' .ava.tap || true)
+if [ "$ava_rc" -ne 0 ] && [ "$test_failed" -eq 0 ]; then test_failed=1; fi
+# The checks above count as tests too: each one that failed is one failure.
+echo
+echo "${passed} passed, $((test_failed + failed)) failed"
+[ "$ava_rc" -eq 0 ] && [ "$failed" -eq 0 ]

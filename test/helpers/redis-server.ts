@@ -1,0 +1,87 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "./ports.js";
+
+/** Longest wait for redis-server to say it is ready, in ms. */
+const READY_TIMEOUT_MS = 10_000;
+
+/** A private redis-server for one test file: its own port and temp dir. */
+export class TestRedis {
+  readonly port: number;
+  readonly dir: string;
+  #child: ChildProcess | null = null;
+
+  private constructor(port: number, dir: string) {
+    this.port = port;
+    this.dir = dir;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts a fresh server on a free port (retrying if the port was taken meanwhile). */
+  static async start(): Promise<TestRedis> {
+    const dir = mkdtempSync(join(tmpdir(), "clipper-redis-"));
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const r = new TestRedis(await freePort(), dir);
+      try {
+        await r.restart();
+        return r;
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+    throw lastError;
+  }
+
+  /** (Re)starts the server on the same port; data does not survive a stop. */
+  async restart(): Promise<void> {
+    const child = spawn(
+      "redis-server",
+      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir, "--logfile", ""],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    this.#child = child;
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      const timer = setTimeout(() => fail(new Error(`redis-server did not start within ${READY_TIMEOUT_MS} ms:\n${out}`)), READY_TIMEOUT_MS);
+      const fail = (err: Error): void => {
+        clearTimeout(timer);
+        child.kill("SIGKILL");
+        reject(err);
+      };
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("Ready to accept connections")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once("exit", (code) => fail(new Error(`redis-server exited with ${code}:\n${out}`)));
+      child.once("error", fail);
+    });
+    child.removeAllListeners("exit");
+  }
+
+  /** Stops the server (SIGKILL: tests want an abrupt outage, not a save). */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    this.#child = null;
+    if (child === null || child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once("exit", () => resolve());
+      child.kill("SIGKILL");
+    });
+  }
+
+  /** Stops the server and removes its directory. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
