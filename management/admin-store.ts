@@ -163,7 +163,10 @@ export class AdminStore {
     sorted.forEach((n, i) => {
       const hash = replies[2 * i] as Record<string, string>;
       // Deleted between the two round trips.
-      if (Object.keys(hash).length > 0) apps.push(this.#appView(n, hash, replies[2 * i + 1] as string[]));
+      if (Object.keys(hash).length === 0) return;
+      // A malformed entry written by another tool must not hide the others.
+      const decoded = decodeApp(n, hash);
+      if (decoded.ok) apps.push({ ...decoded.value, linkedModels: [...(replies[2 * i + 1] as string[])].sort() });
     });
     return apps;
   }

@@ -351,6 +351,21 @@ test.serial("every Admin route over transcoded HTTP, errors mapped to HTTP statu
   t.is((await http("PUT", "/v1/apps")).status, 405);
 });
 
+test.serial("a malformed entry written by another tool is skipped in listings and reported on reads", async (t) => {
+  await post("/admin/add_app", APP);
+  const db5 = await redisDb(redis.url, 5);
+  await db5.hset("broken", { x: "1" });
+  db5.disconnect();
+  t.deepEqual((await http("GET", "/v1/apps")).json.apps.map((a: any) => a.name), ["a1"]);
+  t.is((await post("/admin/get_all_applications", { verbose: false })).text, '["a1"]');
+  const r = await call(admin, "getApp", { name: "broken" });
+  t.false(r.ok);
+  if (!r.ok) {
+    t.is(r.error.code, status.DATA_LOSS);
+    t.regex(r.error.details, /invalid input_type/);
+  }
+});
+
 test.serial("health, readiness and metrics endpoints", async (t) => {
   t.is((await fetch(`${base}/healthz`)).status, 200);
   t.is((await fetch(`${base}/readyz`)).status, 200);
