@@ -1,0 +1,81 @@
+/**
+ * Adaptive batch size per replica: the largest batch the replica's
+ * LatencyModel expects to finish within the earliest queued deadline,
+ * capped by the model's fixed `batch_size` when one is set (clipper.md §5.2).
+ *
+ * Differences from Clipper's released code, and why:
+ * - No padding. Clipper fills an exploratory batch with copies of the last
+ *   task ("artificial" tasks), so models receive duplicate inputs
+ *   (ucbrise/clipper issue #513) and waste compute. Here a batch is never
+ *   larger than the live tasks waiting (`queued`); exploration only happens
+ *   when there is real load to explore with.
+ * - No randomness. Clipper grows by ×(1 + N(0.1, 0.05)); this is
+ *   deterministic, and bounded instead by the model's prediction interval,
+ *   which widens with the distance from sizes already seen.
+ */
+import type { LatencyModel } from "./latency-model.js";
+
+/** Below this largest-seen size, exploration grows by one item at a time (Clipper's ADDITIVE_EXPANSION_THRESHOLD). */
+export const ADDITIVE_EXPLORATION_BELOW = 10;
+/**
+ * Above it, the largest size considered is this multiple of the largest seen:
+ * fast enough to reach a large batch in a handful of batches, while the
+ * prediction (whose margin grows with extrapolation) still has to fit.
+ */
+export const EXPLORATION_GROWTH_FACTOR = 2;
+
+/** Inputs to {@link chooseBatchSize}. */
+export interface BatchSizeArgs {
+  /** The replica's latency model. */
+  model: LatencyModel;
+  /** Live tasks waiting in the queue (items). */
+  queued: number;
+  /**
+   * Time left until the earliest queued deadline, in ms, already reduced by
+   * the caller's safety factor (Clipper uses 0.92 × (deadline − now)).
+   */
+  budgetMs: number;
+  /** The model's fixed `batch_size` (items), or `Infinity` when adaptive (`-1`). Values below 1 act as 1. */
+  cap: number;
+}
+
+/**
+ * The batch size (items) to take now, in [1, min(queued, cap, model.maxBatchSize)],
+ * or 0 when nothing is queued.
+ *
+ * - No observations yet: 1.
+ * - Otherwise the largest n up to an exploration ceiling (largest seen + 1
+ *   while small, else ×2) with `model.predict(n) <= budgetMs`.
+ * - Before two distinct sizes are seen the slope is unknown and predict()
+ *   assumes latency ∝ size above the size seen; if that allows nothing
+ *   larger, the sizer still tries largest seen + 1 when the largest seen
+ *   size itself fits (Clipper's additive exploration), to learn the slope.
+ *   This is the only case where the result can exceed what predict() allows.
+ * - If nothing fits, 1: a deadline already lost is the caller's to handle,
+ *   and the smallest batch is the fastest way to make progress.
+ */
+export function chooseBatchSize(args: BatchSizeArgs): number {
+  const { model, budgetMs } = args;
+  const queued = Math.floor(args.queued);
+  if (!(queued >= 1)) return 0;
+  const cap = Number.isNaN(args.cap) ? Infinity : Math.max(1, Math.floor(args.cap));
+  const limit = Math.min(queued, cap, model.maxBatchSize);
+  if (limit <= 1 || model.samples === 0) return 1;
+  if (!(budgetMs > 0)) return 1;
+
+  const largest = Math.max(1, model.largestObserved);
+  const ceiling =
+    largest < ADDITIVE_EXPLORATION_BELOW ? largest + 1 : Math.floor(largest * EXPLORATION_GROWTH_FACTOR);
+  // predict() need not be monotone (per-size statistics can exceed the line),
+  // so scan down for the largest fitting size rather than binary-search.
+  // The scan is bounded by `queued` and maxBatchSize, and runs once per batch.
+  for (let n = Math.min(limit, ceiling); n > 1; n--) {
+    if (model.predict(n) <= budgetMs) return n;
+  }
+  // Without a slope, predict() assumes latency ∝ size, so a replica whose
+  // 1-item batch takes most of the budget (fixed overhead dominates) would
+  // never try 2 and never learn otherwise. Try one more item, once the size
+  // already seen is known to fit.
+  if (!model.hasSlope && model.predict(largest) <= budgetMs) return Math.min(limit, largest + 1);
+  return 1;
+}

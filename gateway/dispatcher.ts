@@ -1,0 +1,192 @@
+import { modelKey as keyOf } from "../core/redis-layout.js";
+import type { Logger } from "../core/telemetry/logger.js";
+import { chooseBatchSize } from "./batch-sizer.js";
+import { DeadlineQueue } from "./queue.js";
+import type { Replica, ReplicaRegistry, SentBatch } from "./replicas.js";
+import type { Task, TaskOutcome } from "./task.js";
+
+/** Sends one batch to one replica over its dialect; false when the send failed at once. */
+export type BatchSender = (replica: Replica<Task>, batch: SentBatch<Task>, deadline: number) => Promise<boolean>;
+
+/** Share of the time left before the earliest deadline a batch may use (Clipper's budget_decay_). */
+const BUDGET_FACTOR = 0.92;
+
+export interface DispatcherOptions {
+  /** Tasks one model version's queue holds before refusing (RESOURCE_EXHAUSTED). */
+  readonly queueCapacity: number;
+  /** Fixed batch-size cap of a model version, or -1 for adaptive (from the catalog). */
+  readonly batchSizeOf: (name: string, version: string) => number;
+  readonly now?: () => number;
+}
+
+/** Result of offering a task to a model version. */
+export type EnqueueResult = "queued" | "full" | "no-replica";
+
+interface Pool {
+  readonly queue: DeadlineQueue<Task>;
+  readonly replicas: Set<Replica<Task>>;
+}
+
+/**
+ * Queues per model version and the replicas that pull from them. A replica
+ * with a free slot takes the largest batch its latency model expects to
+ * finish before the earliest deadline in the queue; answers free the slot
+ * and pull again. Batches of a replica that leaves are put back in the
+ * queue while their deadlines allow, so another replica serves them.
+ */
+export class Dispatcher {
+  readonly #pools = new Map<string, Pool>();
+  readonly #registry: ReplicaRegistry<Task>;
+  readonly #send: BatchSender;
+  readonly #log: Logger;
+  readonly #options: DispatcherOptions;
+  readonly #now: () => number;
+  #nextBatchId = 0;
+  /** Pools with work or free replicas, dispatched on the next microtask. */
+  readonly #pending = new Set<Pool>();
+  #scheduled = false;
+
+  constructor(registry: ReplicaRegistry<Task>, send: BatchSender, log: Logger, options: DispatcherOptions) {
+    this.#registry = registry;
+    this.#send = send;
+    this.#log = log;
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    registry.on("added", (r) => {
+      this.#pool(r.modelKey).replicas.add(r);
+      this.#schedule(this.#pool(r.modelKey));
+    });
+    registry.on("removed", (r) => this.#replicaGone(r));
+  }
+
+  /** Live, non-draining replicas of a model version. */
+  replicaCount(name: string, version: string): number {
+    let n = 0;
+    for (const r of this.#pools.get(keyOf(name, version))?.replicas ?? []) if (!r.draining) n++;
+    return n;
+  }
+
+  /** Tasks waiting in a model version's queue. */
+  queueDepth(name: string, version: string): number {
+    return this.#pools.get(keyOf(name, version))?.queue.size ?? 0;
+  }
+
+  /** Offers a task to a model version's queue. */
+  enqueue(name: string, version: string, task: Task): EnqueueResult {
+    const pool = this.#pools.get(keyOf(name, version));
+    if (pool === undefined || this.replicaCount(name, version) === 0) return "no-replica";
+    if (!pool.queue.push(task)) return "full";
+    this.#schedule(pool);
+    return "queued";
+  }
+
+  /** Resolves a batch's tasks with a replica's answers and frees its slot. */
+  batchAnswered(replica: Replica<Task>, batchId: number, outcomes: readonly TaskOutcome[]): boolean {
+    const batch = replica.inFlight.get(batchId);
+    if (batch === undefined) return false;
+    replica.inFlight.delete(batchId);
+    replica.latency.observe(batch.tasks.length, this.#now() - batch.sentAt);
+    batch.tasks.forEach((task, i) => {
+      task.complete(
+        outcomes[i] ?? { ok: false, code: 13, message: `replica answered ${outcomes.length} outputs for a batch of ${batch.tasks.length}` },
+      );
+    });
+    const pool = this.#pools.get(replica.modelKey);
+    if (pool !== undefined) this.#schedule(pool);
+    return true;
+  }
+
+  /** A replica asked to drain: it gets nothing new; it leaves once idle. */
+  replicaDraining(replica: Replica<Task>): void {
+    if (replica.inFlight.size === 0) this.#registry.remove(replica, "drained");
+  }
+
+  /** Called after a draining replica answered: remove it once idle. */
+  maybeFinishDrain(replica: Replica<Task>): void {
+    if (replica.draining && replica.inFlight.size === 0) this.#registry.remove(replica, "drained");
+  }
+
+  /** A model version was deleted: its replicas leave and its queue empties (callers get defaults). */
+  modelVersionRemoved(name: string, version: string): Replica<Task>[] {
+    const pool = this.#pools.get(keyOf(name, version));
+    if (pool === undefined) return [];
+    const replicas = [...pool.replicas];
+    pool.queue.drain();
+    return replicas;
+  }
+
+  #pool(key: string): Pool {
+    let pool = this.#pools.get(key);
+    if (pool === undefined) {
+      pool = { queue: new DeadlineQueue<Task>(this.#options.queueCapacity), replicas: new Set() };
+      this.#pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  #replicaGone(replica: Replica<Task>): void {
+    const pool = this.#pools.get(replica.modelKey);
+    if (pool === undefined) return;
+    pool.replicas.delete(replica);
+    const now = this.#now();
+    let requeued = 0;
+    for (const batch of replica.inFlight.values()) {
+      for (const task of batch.tasks) {
+        // Expired or answered tasks are done: the caller's timer gave the default.
+        if (task.settled || task.deadline <= now) continue;
+        if (pool.queue.push(task)) requeued++;
+      }
+    }
+    replica.inFlight.clear();
+    if (requeued > 0) this.#log.info({ model: replica.modelKey, replicaId: replica.replicaId, requeued }, "re-dispatching batch of lost worker");
+    this.#schedule(pool);
+  }
+
+  #schedule(pool: Pool): void {
+    this.#pending.add(pool);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    // Coalesce a burst of enqueues into one dispatch pass, so batches form.
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      const pools = [...this.#pending];
+      this.#pending.clear();
+      for (const p of pools) this.#dispatch(p);
+    });
+  }
+
+  #dispatch(pool: Pool): void {
+    for (;;) {
+      if (pool.queue.size === 0) return;
+      const replica = this.#freeReplica(pool);
+      if (replica === undefined) return;
+      const now = this.#now();
+      const fixed = this.#options.batchSizeOf(replica.modelName, replica.modelVersion);
+      const cap = Math.min(fixed > 0 ? fixed : Infinity, replica.maxBatchSize);
+      const size = chooseBatchSize({
+        model: replica.latency,
+        queued: pool.queue.size,
+        budgetMs: Math.max(0, (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR),
+        cap,
+      });
+      const tasks = pool.queue.take(Math.max(1, size), now, () => {});
+      if (tasks.length === 0) return;
+      const batch: SentBatch<Task> = { id: this.#nextBatchId++, tasks, sentAt: now };
+      for (const t of tasks) t.attempts++;
+      replica.inFlight.set(batch.id, batch);
+      const deadline = tasks.reduce((d, t) => Math.min(d, t.deadline), Infinity);
+      void this.#send(replica, batch, deadline).then((sent) => {
+        if (!sent && replica.inFlight.has(batch.id)) this.#registry.remove(replica, "disconnected");
+      });
+    }
+  }
+
+  /** The replica with a free slot and the fewest batches in flight. */
+  #freeReplica(pool: Pool): Replica<Task> | undefined {
+    let best: Replica<Task> | undefined;
+    for (const r of pool.replicas) {
+      if (r.hasFreeSlot && (best === undefined || r.inFlight.size < best.inFlight.size)) best = r;
+    }
+    return best;
+  }
+}

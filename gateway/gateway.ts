@@ -1,0 +1,141 @@
+import { DbBatch } from "../core/redis-batch.js";
+import { connectRedis } from "../core/redis-client.js";
+import { DB, modelKey } from "../core/redis-layout.js";
+import { startGrpcServer } from "../core/servers/grpc-server.js";
+import { startHttpServer } from "../core/servers/http-server.js";
+import { opsRoutes } from "../core/servers/ops-routes.js";
+import type { Logger } from "../core/telemetry/logger.js";
+import { createMetricsRegistry } from "../core/telemetry/metrics.js";
+import { createTranscoder } from "../core/transcoding/index.js";
+import { encodeGatewayMessage } from "../core/wire/native.js";
+import { PredictionCache } from "./cache.js";
+import { Catalog } from "./catalog.js";
+import { Dispatcher } from "./dispatcher.js";
+import { clipperPredictRoutes } from "./http/clipper-predict.js";
+import { Predictor } from "./predictor.js";
+import { ReplicaRegistry } from "./replicas.js";
+import { WorkerRpc } from "./rpc/worker-rpc.js";
+import { HEARTBEAT_SERVICE_NAME, heartbeatBinding, heartbeatStreaming } from "./services/heartbeat.js";
+import { PREDICT_SERVICE_NAME, predictBinding, predictStreaming } from "./services/predict.js";
+import type { Task } from "./task.js";
+
+export interface GatewayConfig {
+  readonly redisUrl: string;
+  readonly host: string;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly rpcPort: number;
+  /** Prediction cache size in bytes; 0 turns the cache off. */
+  readonly cacheBytes: number;
+  /** Queries one model version's queue holds before refusing with RESOURCE_EXHAUSTED. */
+  readonly queueCapacity: number;
+  /** Silence after which a native worker is evicted, in ms. */
+  readonly evictionMs: number;
+}
+
+export interface Gateway {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly rpcPort: number;
+  /** Resolves once the catalog has been loaded from Redis at least once. */
+  readonly catalog: Catalog;
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts the query frontend: Predict and Heartbeat over gRPC (with health
+ * and reflection) and transcoded HTTP, Clipper's POST /<app>/predict, the
+ * worker RPC on ZeroMQ, and the Redis-synced catalog. It starts while Redis
+ * is down and serves as soon as the catalog has loaded; after that, a Redis
+ * outage does not stop serving from what it knows.
+ */
+export async function startGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
+  const where = new URL(config.redisUrl).host;
+  const redis = connectRedis(config.redisUrl, { name: "clipper-gateway" });
+  // Subscribers may not run other commands, so keyspace events get their own connection.
+  const sub = connectRedis(config.redisUrl, { name: "clipper-gateway-events" });
+  let lastError = "";
+  for (const conn of [redis, sub]) {
+    conn.on("error", (err: Error) => {
+      if (err.message !== lastError) log.warn({ err: err.message, redis: where }, "redis error");
+      lastError = err.message;
+    });
+  }
+
+  const registry = new ReplicaRegistry<Task>(redis, where, log);
+  let rpc: WorkerRpc | null = null;
+  let catalog: Catalog | null = null;
+  const dispatcher = new Dispatcher(registry, (r, b, d) => rpc!.sendBatch(r, b, d), log, {
+    queueCapacity: config.queueCapacity,
+    batchSizeOf: (name, version) => catalog?.model(name, version)?.batchSize ?? -1,
+  });
+  catalog = new Catalog(redis, sub, where, log, {
+    modelVersionRemoved: (name, version) => {
+      // Clipper's cleanup of a version marked invalid: its replicas go, then its key.
+      for (const r of dispatcher.modelVersionRemoved(name, version)) {
+        if (r.dialect === "native") void rpc?.send(r.identity, encodeGatewayMessage({ kind: { $case: "drain", value: { reason: "model version deleted" } } }));
+        registry.remove(r, "model-removed");
+      }
+      void new DbBatch(redis, where).del(DB.MODELS, modelKey(name, version)).run().catch(() => {});
+    },
+  });
+  redis.on("ready", () => {
+    lastError = "";
+    void registry.rewriteAll();
+  });
+
+  const cache = new PredictionCache(config.cacheBytes);
+  const predictor = new Predictor(catalog, dispatcher, cache, log);
+  rpc = new WorkerRpc(registry, dispatcher, log, { host: config.host, port: config.rpcPort, evictionMs: config.evictionMs });
+  const bindings = [predictBinding(predictor), heartbeatBinding(registry)];
+  const metrics = createMetricsRegistry("clipper-gateway");
+
+  await rpc.start();
+  const grpc = await startGrpcServer({
+    host: config.host,
+    port: config.grpcPort,
+    bindings,
+    streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry) },
+    onError: (err, method) => log.error({ err, method }, "internal error in call"),
+  });
+  const setServing = (serving: boolean): void => {
+    for (const s of ["", PREDICT_SERVICE_NAME, HEARTBEAT_SERVICE_NAME]) grpc.health.setServing(s, serving);
+  };
+  setServing(false);
+  const http = await startHttpServer(
+    [
+      opsRoutes(metrics, () => (catalog!.loaded ? { ready: true, reason: "" } : { ready: false, reason: `catalog not loaded yet: Redis at ${where} is ${redis.status}` })),
+      clipperPredictRoutes(predictor),
+      createTranscoder(bindings),
+    ],
+    { host: config.host, port: config.httpPort, onError: (err) => log.error({ err }, "internal error in HTTP request") },
+  );
+  await catalog.start();
+  const poll = setInterval(() => {
+    if (catalog!.loaded) {
+      setServing(true);
+      clearInterval(poll);
+    }
+  }, 50);
+  poll.unref();
+  if (catalog.loaded) setServing(true);
+  log.info({ grpcPort: grpc.port, httpPort: http.port, rpcPort: rpc.port, host: config.host }, "gateway listening");
+
+  return {
+    grpcPort: grpc.port,
+    httpPort: http.port,
+    rpcPort: rpc.port,
+    catalog,
+    async close(graceMs) {
+      clearInterval(poll);
+      setServing(false);
+      await Promise.all([grpc.close(graceMs), http.close()]);
+      await rpc!.close();
+      for (const r of [...registry.all()]) registry.remove(r, "disconnected");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      redis.disconnect();
+      sub.disconnect();
+      log.info("gateway stopped");
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import { COMMON_OPTIONS, parseConfig } from "../core/config.js";
+import { runUntilSignal } from "../core/lifecycle.js";
+import { createLogger } from "../core/telemetry/logger.js";
+import { startGateway } from "./gateway.js";
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  "grpc-port": { kind: "port", env: "CLIPPER_GATEWAY_GRPC_PORT", default: "50051", help: "gRPC port (clipper.v1.Predict, Heartbeat, health, reflection)" },
+  "http-port": { kind: "port", env: "CLIPPER_GATEWAY_HTTP_PORT", default: "1337", help: "HTTP port (transcoded Predict, Clipper POST /<app>/predict, /metrics)" },
+  "rpc-port": { kind: "port", env: "CLIPPER_RPC_PORT", default: "7000", help: "ZeroMQ port model workers connect to" },
+  "cache-bytes": { kind: "bytes", env: "CLIPPER_CACHE_BYTES", default: "33554432", help: "prediction cache size in bytes; 0 turns it off" },
+  "queue-capacity": { kind: "count", env: "CLIPPER_QUEUE_CAPACITY", default: "4096", help: "queries one model version may queue before callers get RESOURCE_EXHAUSTED / 429" },
+  "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
+} as const;
+
+const parsed = parseConfig("clipper-gateway", OPTIONS, process.argv.slice(2), process.env);
+if (parsed.kind !== "ok") {
+  (parsed.kind === "help" ? process.stdout : process.stderr).write(`${parsed.kind === "help" ? parsed.text : parsed.error}\n`);
+  process.exit(parsed.kind === "help" ? 0 : 2);
+}
+const c = parsed.config;
+if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100) {
+  process.stderr.write("--queue-capacity must be at least 1 and --eviction-ms at least 100\n");
+  process.exit(2);
+}
+const log = createLogger("clipper-gateway", c["log-level"]);
+await runUntilSignal(log, async () => {
+  const g = await startGateway(
+    {
+      redisUrl: c["redis-url"],
+      host: c.host,
+      grpcPort: c["grpc-port"],
+      httpPort: c["http-port"],
+      rpcPort: c["rpc-port"],
+      cacheBytes: c["cache-bytes"],
+      queueCapacity: c["queue-capacity"],
+      evictionMs: c["eviction-ms"],
+    },
+    log,
+  );
+  process.stdout.write(`clipper-gateway: grpc=${c.host}:${g.grpcPort} http=${c.host}:${g.httpPort} rpc=tcp://${c.host}:${g.rpcPort}\n`);
+  return g;
+});

@@ -1,0 +1,176 @@
+import { status as Status } from "@grpc/grpc-js";
+import type { CallContext } from "../core/call-context.js";
+import { ServingError, invalidArgument, notFound } from "../core/errors.js";
+import type { Logger } from "../core/telemetry/logger.js";
+import { cacheKey, InFlight, PredictionCache } from "./cache.js";
+import type { Catalog, CatalogApp } from "./catalog.js";
+import type { Dispatcher } from "./dispatcher.js";
+import type { Task, TaskOutcome } from "./task.js";
+
+/** Clipper's explanations for a default output (clipper.md §3.4). */
+export const NO_MODEL_EXPLANATION = "No connected models found for query";
+export const SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO";
+
+/** Seconds a caller refused for a full queue is told to wait before retrying. */
+const RETRY_AFTER_SECONDS = 1;
+
+/** The answer to one query. */
+export interface Prediction {
+  readonly queryId: number;
+  readonly output: string;
+  readonly isDefault: boolean;
+  readonly defaultExplanation: string;
+  readonly model: string;
+  readonly modelVersion: string;
+}
+
+/** Where an app's queries go: its linked model at a version, or nowhere. */
+export interface Target {
+  readonly app: CatalogApp;
+  readonly model: string;
+  /** "" when no version could be resolved (the default answers at once). */
+  readonly version: string;
+}
+
+/**
+ * The one Predict handler behind gRPC, transcoded HTTP and Clipper REST:
+ * catalog → cache → queue → answer, or the app's default output when the
+ * SLO passes first or no replica is connected. The caller's own deadline
+ * passing first is DEADLINE_EXCEEDED instead.
+ */
+export class Predictor {
+  readonly #catalog: Catalog;
+  readonly #dispatcher: Dispatcher;
+  readonly #cache: PredictionCache;
+  readonly #inFlight = new InFlight<string>();
+  readonly #log: Logger;
+  #nextQueryId = 0;
+
+  constructor(catalog: Catalog, dispatcher: Dispatcher, cache: PredictionCache, log: Logger) {
+    this.#catalog = catalog;
+    this.#dispatcher = dispatcher;
+    this.#cache = cache;
+    this.#log = log;
+  }
+
+  /** The app and the model version its queries go to; errors for unknown apps and versions. */
+  target(appName: string, pinnedVersion: string): Target {
+    const app = this.#catalog.app(appName);
+    if (app === undefined) throw notFound("APP_NOT_FOUND", `No application with name '${appName}' exists.`);
+    const model = app.linkedModels[0];
+    if (model === undefined) {
+      if (pinnedVersion !== "") throw invalidArgument("MODEL_NOT_FOUND", `application '${appName}' has no linked model, so version '${pinnedVersion}' cannot be used`);
+      return { app, model: "", version: "" };
+    }
+    if (pinnedVersion !== "") {
+      if (this.#catalog.model(model, pinnedVersion) === undefined) {
+        throw invalidArgument("MODEL_NOT_FOUND", `Requested version: ${pinnedVersion} does not exist for model: ${model}`);
+      }
+      return { app, model, version: pinnedVersion };
+    }
+    return { app, model, version: this.#catalog.currentVersion(model) ?? "" };
+  }
+
+  /** Answers one query whose input is already encoded for the target's input type. */
+  async predict(target: Target, input: Buffer, ctx: CallContext): Promise<Prediction> {
+    const queryId = this.#nextQueryId++;
+    const now = Date.now();
+    const { app, model, version } = target;
+    const answer = (output: string, explanation: string): Prediction => ({
+      queryId,
+      output,
+      isDefault: explanation !== "",
+      defaultExplanation: explanation,
+      model,
+      modelVersion: version,
+    });
+    if (ctx.deadline <= now) throw deadlineExceeded();
+    if (version === "") return answer(app.defaultOutput, NO_MODEL_EXPLANATION);
+
+    const key = cacheKey(model, version, input);
+    const cached = this.#cache.get(key);
+    if (cached !== undefined) return answer(cached, "");
+    if (this.#dispatcher.replicaCount(model, version) === 0) return answer(app.defaultOutput, NO_MODEL_EXPLANATION);
+
+    const sloDeadline = now + app.latencySloMicros / 1000;
+    const deadline = Math.min(sloDeadline, ctx.deadline);
+    const joined = this.#inFlight.join(key);
+    let result: Promise<string>;
+    let task: Task | null = null;
+    if (joined.kind === "follower") {
+      result = joined.promise;
+    } else {
+      const settle = joined.settle;
+      const cache = this.#cache;
+      result = new Promise<string>((resolve, reject) => {
+        task = {
+          deadline,
+          settled: false,
+          input,
+          traceparent: ctx.metadata.get("traceparent") ?? "",
+          attempts: 0,
+          complete(outcome: TaskOutcome) {
+            if (outcome.ok) {
+              // Late answers still fill the cache (Clipper semantics).
+              cache.put(key, outcome.output);
+              settle({ ok: true, value: outcome.output });
+              resolve(outcome.output);
+            } else {
+              const err = new ServingError(outcome.code === 0 ? Status.INTERNAL : outcome.code, "MODEL_ERROR", `model ${model}:${version} failed: ${outcome.message}`);
+              settle({ ok: false, error: err });
+              reject(err);
+            }
+          },
+        };
+      });
+      result.catch(() => {});
+      const queued = this.#dispatcher.enqueue(model, version, task!);
+      if (queued !== "queued") {
+        const err = queued === "full"
+          ? new ServingError(Status.RESOURCE_EXHAUSTED, "QUEUE_FULL", `the queue of model ${model}:${version} is full; retry in ${RETRY_AFTER_SECONDS} s or add replicas`, {
+              headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
+            })
+          : null;
+        settle(err === null ? { ok: false, error: new ServingError(Status.UNAVAILABLE, "INTERNAL", NO_MODEL_EXPLANATION) } : { ok: false, error: err });
+        if (err !== null) throw err;
+        return answer(app.defaultOutput, NO_MODEL_EXPLANATION);
+      }
+    }
+
+    const outcome = await raceDeadline(result, deadline, ctx.signal);
+    if (outcome.kind === "value") return answer(outcome.value, "");
+    if (outcome.kind === "error") throw outcome.error;
+    if (task !== null) (task as Task).settled = outcome.kind === "cancelled" || deadline < sloDeadline;
+    if (outcome.kind === "cancelled") throw new ServingError(Status.CANCELLED, "CANCELLED", "the caller cancelled the call");
+    if (deadline < sloDeadline) throw deadlineExceeded();
+    return answer(app.defaultOutput, SLO_EXPLANATION);
+  }
+}
+
+function deadlineExceeded(): ServingError {
+  return new ServingError(Status.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "the call's deadline passed before the model answered");
+}
+
+type Raced = { kind: "value"; value: string } | { kind: "error"; error: unknown } | { kind: "timeout" } | { kind: "cancelled" };
+
+/** Waits for `result`, the deadline, or the caller going away, whichever is first; never leaves a timer behind. */
+function raceDeadline(result: Promise<string>, deadline: number, signal: AbortSignal): Promise<Raced> {
+  return new Promise<Raced>((resolve) => {
+    if (signal.aborted) {
+      resolve({ kind: "cancelled" });
+      return;
+    }
+    const done = (r: Raced): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      resolve(r);
+    };
+    const onAbort = (): void => done(Date.now() >= deadline ? { kind: "timeout" } : { kind: "cancelled" });
+    const timer = setTimeout(() => done({ kind: "timeout" }), Math.max(0, deadline - Date.now()));
+    signal.addEventListener("abort", onAbort, { once: true });
+    result.then(
+      (value) => done({ kind: "value", value }),
+      (error: unknown) => done({ kind: "error", error }),
+    );
+  });
+}

@@ -1,0 +1,124 @@
+import { PROHIBITED_CHARS } from "../../core/redis-layout.js";
+import { parseInputType } from "../../core/input-types.js";
+import { decodeWorkerMessage, encodeGatewayMessage } from "../../core/wire/native.js";
+import type { RegisterWorker } from "../../gen/clipper/v1/heartbeat.js";
+import type { Replica, SentBatch } from "../replicas.js";
+import type { Task, TaskOutcome } from "../task.js";
+import type { DialectContext, WorkerDialect } from "./worker-rpc.js";
+
+/** Beats per eviction timeout: a worker may miss two beats before it is evicted. */
+const BEATS_PER_EVICTION = 3;
+
+/**
+ * Native sessions: registration with load and limits, heartbeats, batches
+ * with absolute deadlines and trace context, per-item errors, and drain.
+ * Messages from identities the gateway does not know (it restarted, or
+ * evicted the worker) get ReregisterWorker.
+ */
+export class NativeDialect implements WorkerDialect {
+  readonly #ctx: DialectContext;
+
+  constructor(ctx: DialectContext) {
+    this.#ctx = ctx;
+  }
+
+  handle(identity: Buffer, frames: Buffer[]): void {
+    const { registry, dispatcher, log } = this.#ctx;
+    const address = identity.toString("hex");
+    const decoded = decodeWorkerMessage(frames);
+    if (!decoded.ok) {
+      log.warn({ address, error: decoded.error }, "ignoring malformed native worker message");
+      return;
+    }
+    const { message, payloads } = decoded.value;
+    const replica = registry.get(address);
+    if (replica !== undefined) replica.lastSeen = this.#ctx.now();
+    const kind = message.kind!;
+    if (kind.$case === "register") {
+      if (replica === undefined) this.#register(identity, kind.value);
+      return;
+    }
+    if (replica === undefined || replica.dialect !== "native") {
+      void this.#ctx.send(identity, encodeGatewayMessage({ kind: { $case: "reregister", value: {} } }));
+      return;
+    }
+    switch (kind.$case) {
+      case "beat":
+        return;
+      case "drain":
+        registry.markDraining(replica);
+        dispatcher.replicaDraining(replica);
+        return;
+      case "result": {
+        const { batchId, items } = kind.value;
+        const outcomes: TaskOutcome[] = items.map((status, i) =>
+          status.code === 0
+            ? { ok: true, output: (payloads[i] ?? Buffer.alloc(0)).toString("utf8") }
+            : { ok: false, code: status.code, message: status.message },
+        );
+        if (!dispatcher.batchAnswered(replica, batchId, outcomes)) log.warn({ address, batchId }, "result for an unknown batch");
+        dispatcher.maybeFinishDrain(replica);
+        return;
+      }
+    }
+  }
+
+  #register(identity: Buffer, reg: RegisterWorker): void {
+    const inputType = parseInputType(reg.inputType);
+    const problem =
+      reg.modelName === "" || reg.modelVersion === "" ? "model name and version must not be empty"
+      : PROHIBITED_CHARS.some((c) => reg.modelName.includes(c) || reg.modelVersion.includes(c)) ? "model name and version may not contain ',' or ':'"
+      : inputType === null ? `unknown input type '${reg.inputType}'`
+      : null;
+    if (problem !== null || inputType === null) {
+      this.#ctx.log.warn({ address: identity.toString("hex"), model: reg.modelName, problem }, "worker registration refused");
+      void this.#ctx.send(identity, encodeGatewayMessage({ kind: { $case: "drain", value: { reason: `registration refused: ${problem}` } } }));
+      return;
+    }
+    const replica = this.#ctx.registry.add({
+      identity: Buffer.from(identity),
+      dialect: "native",
+      modelName: reg.modelName,
+      modelVersion: reg.modelVersion,
+      inputType,
+      slots: Math.max(1, reg.concurrency),
+      maxBatchSize: reg.maxBatchSize > 0 ? reg.maxBatchSize : Infinity,
+      now: this.#ctx.now(),
+    });
+    void this.#ctx.send(
+      identity,
+      encodeGatewayMessage({
+        kind: {
+          $case: "registered",
+          value: {
+            replicaId: replica.replicaId,
+            heartbeatIntervalMs: Math.max(10, Math.floor(this.#ctx.evictionMs / BEATS_PER_EVICTION)),
+            evictionTimeoutMs: this.#ctx.evictionMs,
+          },
+        },
+      }),
+    );
+  }
+
+  sendBatch(replica: Replica<Task>, batch: SentBatch<Task>, deadline: number): Promise<boolean> {
+    const first = batch.tasks[0];
+    return this.#ctx.send(
+      replica.identity,
+      encodeGatewayMessage(
+        {
+          kind: {
+            $case: "batch",
+            value: {
+              batchId: batch.id,
+              deadlineUnixMicros: Math.floor(deadline * 1000),
+              itemDeadlinesUnixMicros: batch.tasks.map((t) => Math.floor(t.deadline * 1000)),
+              trace: first !== undefined && first.traceparent !== "" ? { traceparent: first.traceparent, tracestate: "" } : undefined,
+              inputType: replica.inputType,
+            },
+          },
+        },
+        batch.tasks.map((t) => t.input),
+      ),
+    );
+  }
+}

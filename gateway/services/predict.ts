@@ -1,0 +1,111 @@
+import type { ServerDuplexStream, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { CallContext } from "../../core/call-context.js";
+import { invalidArgument, ServingError } from "../../core/errors.js";
+import { encodeInput } from "../../core/input-codec.js";
+import { grpcCallContext } from "../../core/servers/grpc-server.js";
+import type { UnaryServiceBinding } from "../../core/service-binding.js";
+import {
+  PredictService,
+  type PredictBatchRequest,
+  type PredictBatchResponse,
+  type PredictRequest,
+  type PredictResponse,
+  type PredictStreamRequest,
+  type PredictStreamResponse,
+} from "../../gen/clipper/v1/predict.js";
+import type { Input } from "../../gen/clipper/v1/input.js";
+import type { Prediction, Predictor, Target } from "../predictor.js";
+
+export const PREDICT_SERVICE_NAME = "clipper.v1.Predict";
+
+/** Most inputs one PredictBatch call may carry. */
+export const MAX_BATCH_INPUTS = 1_000;
+
+/** Encodes one input for the target, or throws INVALID_ARGUMENT naming its position. */
+function encodeFor(target: Target, input: Input | undefined, where: string): Buffer {
+  const enc = encodeInput(input, target.app.inputType);
+  if (!enc.ok) throw invalidArgument("INVALID_INPUT", `${where}${enc.error}`);
+  return enc.bytes;
+}
+
+export function toResponse(p: Prediction): PredictResponse {
+  return {
+    queryId: p.queryId,
+    output: p.output,
+    default: p.isDefault,
+    defaultExplanation: p.defaultExplanation,
+    model: p.model,
+    modelVersion: p.modelVersion,
+  };
+}
+
+async function predictOne(predictor: Predictor, req: PredictRequest, ctx: CallContext): Promise<PredictResponse> {
+  const target = predictor.target(req.app, req.version);
+  return toResponse(await predictor.predict(target, encodeFor(target, req.input, ""), ctx));
+}
+
+/** clipper.v1.Predict's unary methods (served over gRPC and transcoded HTTP). */
+export function predictBinding(predictor: Predictor): UnaryServiceBinding {
+  return {
+    name: PREDICT_SERVICE_NAME,
+    definition: PredictService,
+    handlers: {
+      predict: (req: PredictRequest, ctx: CallContext) => predictOne(predictor, req, ctx),
+      predictBatch: async (req: PredictBatchRequest, ctx: CallContext): Promise<PredictBatchResponse> => {
+        if (req.inputs.length === 0) throw invalidArgument("INVALID_INPUT", "inputs is empty; send at least one input");
+        if (req.inputs.length > MAX_BATCH_INPUTS) {
+          throw invalidArgument("INVALID_INPUT", `inputs has ${req.inputs.length} items; send at most ${MAX_BATCH_INPUTS} per call`);
+        }
+        const target = predictor.target(req.app, req.version);
+        // Every input is checked before any is queued: a bad one fails the call, not half of it.
+        const encoded = req.inputs.map((input, i) => encodeFor(target, input, `inputs[${i}]: `));
+        const predictions = await Promise.all(encoded.map((bytes) => predictor.predict(target, bytes, ctx)));
+        return { predictions: predictions.map(toResponse) };
+      },
+    },
+  };
+}
+
+/** Most queries one stream may have unanswered at once; beyond it the stream stops reading. */
+const STREAM_WINDOW = 1_024;
+
+/** PredictStream: answers each query as soon as it is ready, matched by correlation id. */
+export function predictStreaming(predictor: Predictor): UntypedServiceImplementation {
+  return {
+    predictStream: (call: ServerDuplexStream<PredictStreamRequest, PredictStreamResponse>) => {
+      const { ctx, dispose } = grpcCallContext(call);
+      let open = 0;
+      let ended = false;
+      const finish = (): void => {
+        if (ended && open === 0) {
+          dispose();
+          call.end();
+        }
+      };
+      call.on("data", (msg: PredictStreamRequest) => {
+        open++;
+        if (open >= STREAM_WINDOW) call.pause();
+        const itemCtx: CallContext =
+          msg.timeoutMicros > 0 ? { ...ctx, deadline: Math.min(ctx.deadline, Date.now() + msg.timeoutMicros / 1000) } : ctx;
+        const request = msg.request ?? { app: "", version: "" };
+        predictOne(predictor, request as PredictRequest, itemCtx).then(
+          (response) => ({ correlationId: msg.correlationId, response }),
+          (err: unknown) => {
+            const e = ServingError.from(err);
+            return { correlationId: msg.correlationId, error: { code: e.code, message: e.message, details: [] } };
+          },
+        ).then((out: PredictStreamResponse) => {
+          open--;
+          if (!call.cancelled && call.writable) call.write(out);
+          if (open < STREAM_WINDOW) call.resume();
+          finish();
+        });
+      });
+      call.on("end", () => {
+        ended = true;
+        finish();
+      });
+      call.on("error", () => dispose());
+    },
+  };
+}
