@@ -42,6 +42,7 @@ export class Dispatcher {
   readonly #options: DispatcherOptions;
   readonly #now: () => number;
   #nextBatchId = 0;
+  #doomed = 0;
   /** Pools with work or free replicas, dispatched on the next microtask. */
   readonly #pending = new Set<Pool>();
   #scheduled = false;
@@ -161,6 +162,8 @@ export class Dispatcher {
       const replica = this.#freeReplica(pool);
       if (replica === undefined) return;
       const now = this.#now();
+      this.#dropDoomed(pool, replica, now);
+      if (pool.queue.size === 0) return;
       const fixed = this.#options.batchSizeOf(replica.modelName, replica.modelVersion);
       const cap = Math.min(fixed > 0 ? fixed : Infinity, replica.maxBatchSize);
       const size = chooseBatchSize({
@@ -179,6 +182,29 @@ export class Dispatcher {
         if (!sent && replica.inFlight.has(batch.id)) this.#registry.remove(replica, "disconnected");
       });
     }
+  }
+
+  /**
+   * Drops head-of-queue tasks that even a one-item batch on this replica is
+   * not expected to finish in time; their callers' timers answer them (the
+   * default output). Sizing the next batch by a deadline that is already
+   * lost would shrink it to 1 and keep the queue behind for good; sizing it
+   * by the first deadline that can still be met keeps batches large under
+   * overload.
+   */
+  #dropDoomed(pool: Pool, replica: Replica<Task>, now: number): void {
+    if (replica.latency.samples === 0) return;
+    const single = replica.latency.predict(1);
+    let dropped = 0;
+    while (pool.queue.size > 0 && (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR < single) {
+      dropped += pool.queue.take(1, now, () => {}).length;
+    }
+    if (dropped > 0) this.#doomed += dropped;
+  }
+
+  /** Tasks dropped because no replica could answer them in time (for metrics). */
+  get doomed(): number {
+    return this.#doomed;
   }
 
   /** The replica with a free slot and the fewest batches in flight. */

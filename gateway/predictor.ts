@@ -137,9 +137,14 @@ export class Predictor {
       }
     }
 
-    const outcome = await raceDeadline(result, deadline, ctx.signal);
+    let outcome = await raceDeadline(result, deadline, ctx.signal);
     if (outcome.kind === "value") return answer(outcome.value, "");
-    if (outcome.kind === "error") throw outcome.error;
+    if (outcome.kind === "error") {
+      // A worker skips items whose deadline passed before it got to them:
+      // for the caller that is the deadline passing, not a model failure.
+      if (!(outcome.error instanceof ServingError && outcome.error.code === Status.DEADLINE_EXCEEDED)) throw outcome.error;
+      outcome = { kind: "timeout" };
+    }
     if (task !== null) (task as Task).settled = outcome.kind === "cancelled" || deadline < sloDeadline;
     if (outcome.kind === "cancelled") throw new ServingError(Status.CANCELLED, "CANCELLED", "the caller cancelled the call");
     if (deadline < sloDeadline) throw deadlineExceeded();
