@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+/** The checkout's root, for spawning bin/ scripts. */
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** Longest wait for a spawned process to print its ports, in ms. */
+const START_TIMEOUT_MS = 30_000;
+
+/** A spawned clipper-ts process and what it printed. */
+export class Proc {
+  readonly child: ChildProcess;
+  output = "";
+
+  constructor(child: ChildProcess) {
+    this.child = child;
+    child.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));
+  }
+
+  /** Waits until `pattern` appears in the output; rejects if the process exits or time runs out. */
+  waitFor(pattern: RegExp, timeoutMs = START_TIMEOUT_MS): Promise<RegExpExecArray> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const m = pattern.exec(this.output);
+        if (m !== null) {
+          cleanup();
+          resolve(m);
+          return true;
+        }
+        return false;
+      };
+      const onData = (): void => void check();
+      const onExit = (code: number | null): void => {
+        cleanup();
+        reject(new Error(`process exited (${code}) before printing ${pattern}:\n${this.output}`));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out waiting for ${pattern}:\n${this.output}`));
+      }, timeoutMs);
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.child.stdout!.off("data", onData);
+        this.child.stderr!.off("data", onData);
+        this.child.off("exit", onExit);
+      };
+      this.child.stdout!.on("data", onData);
+      this.child.stderr!.on("data", onData);
+      this.child.once("exit", onExit);
+      if (!check() && this.child.exitCode !== null) onExit(this.child.exitCode);
+    });
+  }
+
+  /** Sends a signal and waits for exit; resolves with the exit code (null if killed). */
+  stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 15_000): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve(this.child.exitCode);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
+      this.child.once("exit", (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+      this.child.kill(signal);
+    });
+  }
+}
+
+/** Spawns `node bin/<name>.js args…` from the checkout root. */
+export function spawnBin(name: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Proc {
+  return new Proc(
+    spawn(process.execPath, [`bin/${name}.js`, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, CLIPPER_LOG_LEVEL: "warn", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+}
+
+/** A gateway process and its bound ports. */
+export async function startGatewayProcess(redisUrl: string, extra: readonly string[] = []): Promise<{ proc: Proc; grpc: number; http: number; rpc: number }> {
+  const proc = spawnBin("clipper-gateway", ["--redis-url", redisUrl, "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", ...extra]);
+  const m = await proc.waitFor(/clipper-gateway: grpc=[^:]+:(\d+) http=[^:]+:(\d+) rpc=tcp:\/\/[^:]+:(\d+)/);
+  return { proc, grpc: Number(m[1]), http: Number(m[2]), rpc: Number(m[3]) };
+}
+
+/** A worker process serving `module` for a model version. */
+export async function startWorkerProcess(
+  rpcPort: number,
+  model: string,
+  version: string,
+  inputType: string,
+  module: string,
+  extra: readonly string[] = [],
+): Promise<Proc> {
+  const proc = spawnBin("clipper-worker", [
+    "--model", model, "--version", version, "--input-type", inputType,
+    "--gateway", `tcp://127.0.0.1:${rpcPort}`, "--module", module, ...extra,
+  ], { CLIPPER_LOG_LEVEL: "info" });
+  await proc.waitFor(/worker registered/);
+  return proc;
+}
+
+/** Polls `check` until it returns true or the bounded wait ends. */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 15_000, everyMs = 50): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return false;
+}
