@@ -1,0 +1,96 @@
+/**
+ * clipper-worker's flags (each with a CLIPPER_* env variable, as Clipper's
+ * own containers read CLIPPER_MODEL_NAME, CLIPPER_MODEL_VERSION and
+ * CLIPPER_INPUT_TYPE) and their validation beyond what core/config checks.
+ */
+import { COMMON_OPTIONS, parseConfig, type OptionSpec } from "../core/config.js";
+import { parseInputType, unknownInputTypeMessage } from "../core/input-types.js";
+
+/** Shortest heartbeat interval accepted, in ms: below it the beats themselves become load. */
+export const MIN_HEARTBEAT_MS = 10;
+
+/** The flags of clipper-worker. */
+export const WORKER_OPTIONS = {
+  model: { kind: "string", env: "CLIPPER_MODEL_NAME", default: "", help: "model name (required)" },
+  version: { kind: "string", env: "CLIPPER_MODEL_VERSION", default: "", help: "model version (required)" },
+  "input-type": { kind: "string", env: "CLIPPER_INPUT_TYPE", default: "doubles", help: "bytes, integers, floats, doubles or strings (Clipper aliases accepted)" },
+  gateway: { kind: "string", env: "CLIPPER_GATEWAY", default: "tcp://127.0.0.1:7000", help: "the gateway's worker RPC endpoint, tcp://host:port" },
+  module: { kind: "string", env: "CLIPPER_MODULE", default: "", help: "model module (required): default export or `predict` is async (inputs) => outputs" },
+  concurrency: { kind: "count", env: "CLIPPER_WORKER_CONCURRENCY", default: "1", help: "batches run at the same time (>= 1)" },
+  "max-batch-size": { kind: "count", env: "CLIPPER_MAX_BATCH_SIZE", default: "0", help: "largest batch the model takes; 0 for no limit" },
+  "heartbeat-ms": { kind: "count", env: "CLIPPER_HEARTBEAT_MS", default: "1000", help: `heartbeat and registration retry interval in ms until the gateway names one (>= ${MIN_HEARTBEAT_MS})` },
+  "log-level": COMMON_OPTIONS["log-level"],
+} as const satisfies Record<string, OptionSpec>;
+
+/** The validated configuration of one worker process. */
+export interface WorkerConfig {
+  readonly model: string;
+  readonly version: string;
+  /** As given (any Clipper spelling); known to be valid. */
+  readonly inputType: string;
+  readonly gateway: string;
+  readonly module: string;
+  readonly concurrency: number;
+  readonly maxBatchSize: number;
+  readonly heartbeatMs: number;
+  readonly logLevel: string;
+}
+
+/** The config, the --help text, or an error to print before exiting 2. */
+export type ParsedWorkerConfig = { kind: "ok"; config: WorkerConfig } | { kind: "help"; text: string } | { kind: "error"; error: string };
+
+const HINT = "run clipper-worker --help for every option";
+
+/**
+ * Parses flags > env > defaults, then checks what a worker needs: name and
+ * version present and free of Clipper's key separators, a known input type,
+ * a `tcp://host:port` gateway, a module path, sane counts. Never throws.
+ */
+export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedWorkerConfig {
+  const parsed = parseConfig("clipper-worker", WORKER_OPTIONS, argv, env);
+  if (parsed.kind !== "ok") return parsed;
+  const c = parsed.config;
+  const error =
+    checkName("model name", "--model", "CLIPPER_MODEL_NAME", c.model) ??
+    checkName("model version", "--version", "CLIPPER_MODEL_VERSION", c.version) ??
+    (parseInputType(c["input-type"]) === null ? `--input-type: ${unknownInputTypeMessage(c["input-type"])}` : null) ??
+    checkGatewayUrl(c.gateway) ??
+    (c.module.trim() === "" ? "--module is required (or set CLIPPER_MODULE): the path of the model module" : null) ??
+    (c.concurrency < 1 ? "--concurrency must be at least 1" : null) ??
+    (c["heartbeat-ms"] < MIN_HEARTBEAT_MS ? `--heartbeat-ms must be at least ${MIN_HEARTBEAT_MS}` : null);
+  if (error !== null) return { kind: "error", error: `${error}\n(${HINT})` };
+  return {
+    kind: "ok",
+    config: Object.freeze({
+      model: c.model,
+      version: c.version,
+      inputType: c["input-type"],
+      gateway: c.gateway,
+      module: c.module,
+      concurrency: c.concurrency,
+      maxBatchSize: c["max-batch-size"],
+      heartbeatMs: c["heartbeat-ms"],
+      logLevel: c["log-level"],
+    }),
+  };
+}
+
+function checkName(what: string, flag: string, env: string, value: string): string | null {
+  if (value === "") return `${flag} is required (or set ${env})`;
+  // Clipper's Redis DB 3 key is "name,version,replica" and model ids are "name:version".
+  if (/[,:]/.test(value)) return `${flag}: the ${what} '${value}' must not contain ',' or ':' (Clipper uses them as key separators)`;
+  if (value.trim() !== value) return `${flag}: the ${what} '${value}' must not start or end with spaces`;
+  return null;
+}
+
+const GATEWAY_URL = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$/;
+
+/** Null when `url` is a connectable `tcp://host:port`, else the error. */
+export function checkGatewayUrl(url: string): string | null {
+  const m = GATEWAY_URL.exec(url);
+  const port = m === null ? NaN : Number(m[2]);
+  if (m === null || port < 1 || port > 65535) {
+    return `--gateway: '${url}' is not a gateway endpoint; use tcp://HOST:PORT, e.g. tcp://127.0.0.1:7000`;
+  }
+  return null;
+}

@@ -1,0 +1,90 @@
+/**
+ * Options of the worker runtime (startWorker), their defaults and their
+ * checking, for worker/main.ts and for programs that run a worker in-process.
+ */
+import { hostname } from "node:os";
+import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
+import type { Logger } from "../core/telemetry/logger.js";
+import type { PredictFn } from "./batch-executor.js";
+
+/** Heartbeat interval until the gateway names one, in ms (and the CLI default). */
+export const DEFAULT_HEARTBEAT_MS = 1_000;
+
+/**
+ * Silence from the gateway that triggers a reconnect until the gateway names
+ * its eviction timeout, in ms: three default heartbeats, so one lost
+ * message is not enough.
+ */
+export const DEFAULT_EVICTION_TIMEOUT_MS = 3_000;
+
+/** Options of startWorker (worker/runtime.ts). */
+export interface WorkerOptions {
+  /** Model name (non-empty, no ',' or ':', which Clipper's Redis keys use as separators). */
+  readonly model: string;
+  /** Model version (same rules as the name). */
+  readonly version: string;
+  /** Input type in any Clipper spelling; sent to the gateway as given. */
+  readonly inputType: string;
+  /** Gateway RPC endpoint, `tcp://host:port`. */
+  readonly gateway: string;
+  /** The model function (see {@link PredictFn}). */
+  readonly predict: PredictFn;
+  /** Batches run at the same time; default 1. */
+  readonly concurrency?: number;
+  /** Largest batch the model takes, 0 for no limit of its own; default 0. */
+  readonly maxBatchSize?: number;
+  /** Heartbeat (and registration retry) interval until the gateway names one, in ms; default 1000. */
+  readonly heartbeatMs?: number;
+  /** Silence that triggers a reconnect until the gateway names its eviction timeout, in ms; default 3000. */
+  readonly evictionTimeoutMs?: number;
+  /** Free text for operators; default `host=<hostname> pid=<pid>`. */
+  readonly description?: string;
+  readonly log: Logger;
+}
+
+/** WorkerOptions checked, defaults applied. @internal */
+export interface Settings {
+  readonly model: string;
+  readonly version: string;
+  readonly inputTypeText: string;
+  readonly inputType: InputType;
+  readonly gateway: string;
+  readonly predict: PredictFn;
+  readonly concurrency: number;
+  readonly maxBatchSize: number;
+  readonly heartbeatMs: number;
+  readonly evictionTimeoutMs: number;
+  readonly description: string;
+}
+
+/**
+ * Checks options and applies defaults. Throws a TypeError naming the bad
+ * option: callers are programs, and a wrong option is a bug to fix, not a
+ * state to run in.
+ */
+export function checkOptions(o: WorkerOptions): Settings {
+  const inputType = parseInputType(o.inputType);
+  if (inputType === null) throw new TypeError(unknownInputTypeMessage(o.inputType));
+  const whole = (name: string, value: number, min: number): number => {
+    if (!Number.isSafeInteger(value) || value < min) throw new TypeError(`${name} must be a whole number >= ${min}, got ${value}`);
+    return value;
+  };
+  for (const [name, value] of [["model", o.model], ["version", o.version]] as const) {
+    // Clipper's Redis keys use ',' and ':' as separators (worker-config.ts says more).
+    if (value === "" || /[,:]/.test(value)) throw new TypeError(`${name} must be non-empty without ',' or ':', got '${value}'`);
+  }
+  if (typeof o.predict !== "function") throw new TypeError("predict must be a function");
+  return {
+    model: o.model,
+    version: o.version,
+    inputTypeText: o.inputType,
+    inputType,
+    gateway: o.gateway,
+    predict: o.predict,
+    concurrency: whole("concurrency", o.concurrency ?? 1, 1),
+    maxBatchSize: whole("maxBatchSize", o.maxBatchSize ?? 0, 0),
+    heartbeatMs: whole("heartbeatMs", o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, 1),
+    evictionTimeoutMs: whole("evictionTimeoutMs", o.evictionTimeoutMs ?? DEFAULT_EVICTION_TIMEOUT_MS, 1),
+    description: o.description ?? `host=${hostname()} pid=${process.pid}`,
+  };
+}
