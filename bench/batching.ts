@@ -73,8 +73,8 @@ const stack = await Stack.start();
 try {
   await stack.deploy("adaptive", "cost-adaptive", "1", "doubles", { sloMicros: SLO_MS * 1000 });
   await stack.deploy("baseline", "cost-fixed-1", "1", "doubles", { sloMicros: SLO_MS * 1000, batchSize: 1 });
-  await stack.worker("cost-adaptive", "1", "doubles", "bench/models/cost-5ms-plus-0.1ms.js");
-  await stack.worker("cost-fixed-1", "1", "doubles", "bench/models/cost-5ms-plus-0.1ms.js");
+  await stack.worker("cost-adaptive", "1", "doubles", "test/fixtures/models/batch-reporter.js");
+  await stack.worker("cost-fixed-1", "1", "doubles", "test/fixtures/models/batch-reporter.js");
   // Warm-up: let the latency model see a few batches.
   await run(stack, "adaptive", "warm-up");
   const adaptive = await run(stack, "adaptive", "adaptive batching");

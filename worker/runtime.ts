@@ -8,7 +8,7 @@ import { performance } from "node:perf_hooks";
 import type { BatchRequest, GatewayMessage, WorkerRegistered } from "../gen/clipper/v1/heartbeat.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { Code, failAll, runBatch, type BatchAnswer } from "./batch-executor.js";
-import { backoffDelayMs } from "./backoff.js";
+import { backoffDelayMs } from "../core/backoff.js";
 import { BatchSlots } from "./batch-slots.js";
 import { GatewayConnection } from "./gateway-connection.js";
 import { checkOptions, type Settings, type WorkerOptions } from "./worker-options.js";

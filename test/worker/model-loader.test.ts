@@ -1,5 +1,5 @@
 import test from "ava";
-import { backoffDelayMs, RECONNECT_BASE_DELAY_MS, RECONNECT_MAX_DELAY_MS } from "../../worker/backoff.js";
+import { backoffDelayMs, RECONNECT_BASE_DELAY_MS, RECONNECT_MAX_DELAY_MS } from "../../core/backoff.js";
 import { loadModel } from "../../worker/model-loader.js";
 
 test("a default export and a named predict export both load", async (t) => {
