@@ -179,7 +179,10 @@ export class Catalog {
       const v = replies[at++];
       if (name !== null && typeof v === "string" && v !== "") current.set(name, v);
     }
-    const gone = [...this.#models.values()].filter((m) => !models.get(modelKey(m.name, m.version))?.valid);
+    // Only an explicit invalidation removes a version's replicas. A key that
+    // is simply missing (e.g. Redis restarted empty) does not: a replica may
+    // serve a model Redis does not list, as in Clipper.
+    const gone = [...models.values()].filter((m) => !m.valid && this.#models.get(modelKey(m.name, m.version))?.valid !== false);
     this.#apps = apps;
     this.#models = models;
     this.#current = current;
@@ -226,8 +229,10 @@ export class Catalog {
     if (model === null) this.#models.delete(key);
     else this.#models.set(key, model);
     if (model !== null && before === undefined) this.#log.info({ model: parsed.name, version: parsed.version }, "model version seen");
-    // Clipper marks a version for deletion by HDEL of `valid`; the frontend then cleans up.
-    if ((model === null || !model.valid) && (before?.valid ?? event === "hdel")) {
+    // Clipper marks a version for deletion by HDEL of `valid`; the frontend
+    // then cleans up. A plain DEL of the key (Clipper's own clean-up, or a
+    // flushed Redis) removes nothing.
+    if (model !== null && !model.valid && before?.valid !== false) {
       this.#log.info({ model: parsed.name, version: parsed.version, event }, "model version removed");
       this.#listener.modelVersionRemoved(parsed.name, parsed.version);
     }

@@ -52,6 +52,18 @@ export class Proc {
     });
   }
 
+  /** Waits for the process to exit by itself; resolves with its exit code, or "timeout". */
+  waitExit(timeoutMs: number): Promise<number | null | "timeout"> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve(this.child.exitCode);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve("timeout"), timeoutMs);
+      this.child.once("exit", (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+  }
+
   /** Sends a signal and waits for exit; resolves with the exit code (null if killed). */
   stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 15_000): Promise<number | null> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve(this.child.exitCode);
