@@ -94,3 +94,22 @@ export function usage(command: string, specs: Record<string, OptionSpec>): strin
   );
   return `Usage: ${command} [options]\n\nOptions:\n${lines.join("\n")}\n  --help                   print this text`;
 }
+
+/**
+ * For a command's entry point: the parsed config, or the process exits —
+ * 0 after printing --help, 2 after printing what is wrong with the flags.
+ */
+export function configOrExit<S extends Record<string, OptionSpec>>(command: string, specs: S): ConfigOf<S> {
+  return exitUnlessOk(command, parseConfig(command, specs, process.argv.slice(2), process.env));
+}
+
+/** Exits on a help or error outcome of any config parser; returns the config otherwise. */
+export function exitUnlessOk<C>(command: string, parsed: { kind: "ok"; config: C } | { kind: "help"; text: string } | { kind: "error"; error: string }): C {
+  if (parsed.kind === "ok") return parsed.config;
+  if (parsed.kind === "help") {
+    process.stdout.write(`${parsed.text}\n`);
+    process.exit(0);
+  }
+  process.stderr.write(`${command}: ${parsed.error}\n`);
+  process.exit(2);
+}

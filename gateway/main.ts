@@ -1,4 +1,4 @@
-import { COMMON_OPTIONS, parseConfig } from "../core/config.js";
+import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startGateway } from "./gateway.js";
@@ -13,12 +13,7 @@ const OPTIONS = {
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
 
-const parsed = parseConfig("clipper-gateway", OPTIONS, process.argv.slice(2), process.env);
-if (parsed.kind !== "ok") {
-  (parsed.kind === "help" ? process.stdout : process.stderr).write(`${parsed.kind === "help" ? parsed.text : parsed.error}\n`);
-  process.exit(parsed.kind === "help" ? 0 : 2);
-}
-const c = parsed.config;
+const c = configOrExit("clipper-gateway", OPTIONS);
 if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100) {
   process.stderr.write("--queue-capacity must be at least 1 and --eviction-ms at least 100\n");
   process.exit(2);

@@ -1,4 +1,4 @@
-import { COMMON_OPTIONS, parseConfig } from "../core/config.js";
+import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startManagement } from "./management.js";
@@ -9,12 +9,7 @@ const OPTIONS = {
   "http-port": { kind: "port", env: "CLIPPER_MANAGEMENT_HTTP_PORT", default: "1338", help: "HTTP port (transcoded Admin, Clipper /admin/*, /metrics)" },
 } as const;
 
-const parsed = parseConfig("clipper-management", OPTIONS, process.argv.slice(2), process.env);
-if (parsed.kind !== "ok") {
-  (parsed.kind === "help" ? process.stdout : process.stderr).write(`${parsed.kind === "help" ? parsed.text : parsed.error}\n`);
-  process.exit(parsed.kind === "help" ? 0 : 2);
-}
-const c = parsed.config;
+const c = configOrExit("clipper-management", OPTIONS);
 const log = createLogger("clipper-management", c["log-level"]);
 await runUntilSignal(log, async () => {
   const m = await startManagement({ redisUrl: c["redis-url"], host: c.host, grpcPort: c["grpc-port"], httpPort: c["http-port"] }, log);

@@ -1,18 +1,13 @@
 /** clipper-worker: flags → load the model module → run the worker until a signal or a drain. */
 import { hostname } from "node:os";
+import { exitUnlessOk } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { loadModel } from "./model-loader.js";
 import { startWorker } from "./runtime.js";
 import { parseWorkerConfig } from "./worker-config.js";
 
-const parsed = parseWorkerConfig(process.argv.slice(2), process.env);
-if (parsed.kind !== "ok") {
-  if (parsed.kind === "help") process.stdout.write(`${parsed.text}\n`);
-  else process.stderr.write(`clipper-worker: ${parsed.error}\n`);
-  process.exit(parsed.kind === "help" ? 0 : 2);
-}
-const c = parsed.config;
+const c = exitUnlessOk("clipper-worker", parseWorkerConfig(process.argv.slice(2), process.env));
 const log = createLogger("clipper-worker", c.logLevel);
 const model = await loadModel(c.module);
 if (!model.ok) {
