@@ -237,3 +237,17 @@ export function decodeSelectionState(text: string): Decoded<{ defaultOutput: str
 function bad(error: string): { ok: false; error: string } {
   return { ok: false, error };
 }
+
+// ---------------------------------------------------------------- change events
+
+/** Keyspace-notification flags Clipper's query frontend sets: all events, on keyspace channels. */
+export const NOTIFY_KEYSPACE_EVENTS = "AKE";
+
+/** PSUBSCRIBE pattern for every key of one DB. */
+export const keyspacePattern = (db: DbNumber): string => `__keyspace@${db}__:*`;
+
+/** The DB and key a keyspace channel names, or null for other channels. */
+export function parseKeyspaceChannel(channel: string): { db: number; key: string } | null {
+  const m = /^__keyspace@(\d+)__:(.*)$/s.exec(channel);
+  return m === null ? null : { db: Number(m[1]), key: m[2]! };
+}

@@ -8,8 +8,11 @@ import {
   decodeApp,
   decodeModel,
   encodeSelectionState,
+  keyspacePattern,
   linksKey,
   modelKey,
+  NOTIFY_KEYSPACE_EVENTS,
+  parseKeyspaceChannel,
   parseCurrentVersionKey,
   parseModelKey,
   stateKey,
@@ -41,8 +44,6 @@ export interface CatalogListener {
   modelVersionRemoved(name: string, version: string): void;
 }
 
-/** The keyspace-notification flags Clipper's query frontend sets (all events, keyspace channels). */
-const NOTIFY_FLAGS = "AKE";
 /** DBs whose changes the gateway follows (3 is written by gateways themselves). */
 const WATCHED_DBS = [DB.MODELS, DB.APPS, DB.CURRENT_VERSIONS, DB.LINKS] as const;
 
@@ -123,16 +124,15 @@ export class Catalog {
 
   async #resync(): Promise<void> {
     if (this.#redis.status !== "ready" || this.#sub.status !== "ready") return;
-    await this.#redis.config("SET", "notify-keyspace-events", NOTIFY_FLAGS);
-    await this.#sub.psubscribe(...WATCHED_DBS.map((db) => `__keyspace@${db}__:*`));
+    await this.#redis.config("SET", "notify-keyspace-events", NOTIFY_KEYSPACE_EVENTS);
+    await this.#sub.psubscribe(...WATCHED_DBS.map(keyspacePattern));
     await this.#reconcile();
   }
 
   #onEvent(channel: string, event: string): void {
-    const m = /^__keyspace@(\d+)__:(.*)$/s.exec(channel);
-    if (m === null) return;
-    const db = Number(m[1]);
-    const key = m[2]!;
+    const parsed = parseKeyspaceChannel(channel);
+    if (parsed === null) return;
+    const { db, key } = parsed;
     this.#enqueue(async () => {
       switch (db) {
         case DB.APPS:
