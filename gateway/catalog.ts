@@ -124,7 +124,15 @@ export class Catalog {
 
   async #resync(): Promise<void> {
     if (this.#redis.status !== "ready" || this.#sub.status !== "ready") return;
-    await this.#redis.config("SET", "notify-keyspace-events", NOTIFY_KEYSPACE_EVENTS);
+    try {
+      await this.#redis.config("SET", "notify-keyspace-events", NOTIFY_KEYSPACE_EVENTS);
+    } catch (err) {
+      // Managed Redis services often forbid CONFIG; the flags may be set there already.
+      this.#log.warn(
+        { err: (err as Error).message },
+        `could not enable keyspace notifications; set notify-keyspace-events ${NOTIFY_KEYSPACE_EVENTS} on the Redis server, or changes will only be seen on reconnect`,
+      );
+    }
     await this.#sub.psubscribe(...WATCHED_DBS.map(keyspacePattern));
     await this.#reconcile();
   }
