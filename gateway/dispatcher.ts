@@ -1,8 +1,12 @@
+import { performance } from "node:perf_hooks";
 import { modelKey as keyOf } from "../core/redis-layout.js";
 import type { Logger } from "../core/telemetry/logger.js";
+import { endSpan } from "../core/telemetry/tracing.js";
 import { chooseBatchSize } from "./batch-sizer.js";
+import type { DropReason, GatewayMetrics, PoolInstruments } from "./metrics.js";
 import { DeadlineQueue } from "./queue.js";
 import type { Replica, ReplicaRegistry, SentBatch } from "./replicas.js";
+import { endQueueSpan, startBatchSpan, startQueueSpan } from "./spans.js";
 import type { Task, TaskOutcome } from "./task.js";
 
 /** Sends one batch to one replica over its dialect; false when the send failed at once. */
@@ -16,6 +20,8 @@ export interface DispatcherOptions {
   readonly queueCapacity: number;
   /** Fixed batch-size cap of a model version, or -1 for adaptive (from the catalog). */
   readonly batchSizeOf: (name: string, version: string) => number;
+  /** Queue, batch and replica metrics. */
+  readonly metrics: GatewayMetrics;
   readonly now?: () => number;
 }
 
@@ -23,8 +29,11 @@ export interface DispatcherOptions {
 export type EnqueueResult = "queued" | "full" | "no-replica";
 
 interface Pool {
+  readonly name: string;
+  readonly version: string;
   readonly queue: DeadlineQueue<Task>;
   readonly replicas: Set<Replica<Task>>;
+  readonly metrics: PoolInstruments;
 }
 
 /**
@@ -42,7 +51,6 @@ export class Dispatcher {
   readonly #options: DispatcherOptions;
   readonly #now: () => number;
   #nextBatchId = 0;
-  #doomed = 0;
   /** Pools with work or free replicas, dispatched on the next microtask. */
   readonly #pending = new Set<Pool>();
   #scheduled = false;
@@ -54,8 +62,9 @@ export class Dispatcher {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     registry.on("added", (r) => {
-      this.#pool(r.modelKey).replicas.add(r);
-      this.#schedule(this.#pool(r.modelKey));
+      const pool = this.#pool(r.modelName, r.modelVersion);
+      pool.replicas.add(r);
+      this.#schedule(pool);
     });
     registry.on("removed", (r) => this.#replicaGone(r));
   }
@@ -72,11 +81,21 @@ export class Dispatcher {
     return this.#pools.get(keyOf(name, version))?.queue.size ?? 0;
   }
 
+  /** Queries waiting, per model version (for the queue depth gauge). */
+  *queueDepths(): Generator<{ model: string; version: string; depth: number }> {
+    for (const p of this.#pools.values()) yield { model: p.name, version: p.version, depth: p.queue.size };
+  }
+
   /** Offers a task to a model version's queue. */
   enqueue(name: string, version: string, task: Task): EnqueueResult {
     const pool = this.#pools.get(keyOf(name, version));
     if (pool === undefined || this.replicaCount(name, version) === 0) return "no-replica";
-    if (!pool.queue.push(task)) return "full";
+    if (!pool.queue.push(task)) {
+      pool.metrics.dropped("full");
+      return "full";
+    }
+    task.enqueuedAt = performance.now();
+    startQueueSpan(task, name, version);
     this.#schedule(pool);
     return "queued";
   }
@@ -87,6 +106,11 @@ export class Dispatcher {
     if (batch === undefined) return false;
     replica.inFlight.delete(batchId);
     replica.latency.observe(batch.tasks.length, this.#now() - batch.sentAt);
+    this.#options.metrics.replica(replica).batchDuration.observe((performance.now() - batch.startedAt) / 1000);
+    if (batch.span !== null) {
+      batch.span.setAttribute("clipper.failed_items", outcomes.reduce((n, o) => n + (o.ok ? 0 : 1), 0));
+      batch.span.end();
+    }
     batch.tasks.forEach((task, i) => {
       task.complete(
         outcomes[i] ?? { ok: false, code: 13, message: `replica answered ${outcomes.length} outputs for a batch of ${batch.tasks.length}` },
@@ -112,14 +136,17 @@ export class Dispatcher {
     const pool = this.#pools.get(keyOf(name, version));
     if (pool === undefined) return [];
     const replicas = [...pool.replicas];
-    pool.queue.drain();
+    const drained = pool.queue.drain();
+    for (const t of drained) endQueueSpan(t, "removed");
+    pool.metrics.dropped("removed", drained.length);
     return replicas;
   }
 
-  #pool(key: string): Pool {
+  #pool(name: string, version: string): Pool {
+    const key = keyOf(name, version);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
-      pool = { queue: new DeadlineQueue<Task>(this.#options.queueCapacity), replicas: new Set() };
+      pool = { name, version, queue: new DeadlineQueue<Task>(this.#options.queueCapacity), replicas: new Set(), metrics: this.#options.metrics.pool(name, version) };
       this.#pools.set(key, pool);
     }
     return pool;
@@ -132,10 +159,17 @@ export class Dispatcher {
     const now = this.#now();
     let requeued = 0;
     for (const batch of replica.inFlight.values()) {
+      endSpan(batch.span, "replica left before answering");
       for (const task of batch.tasks) {
         // Expired or answered tasks are done: the caller's timer gave the default.
         if (task.settled || task.deadline <= now) continue;
-        if (pool.queue.push(task)) requeued++;
+        if (pool.queue.push(task)) {
+          requeued++;
+          task.enqueuedAt = performance.now();
+          startQueueSpan(task, pool.name, pool.version);
+        } else {
+          pool.metrics.dropped("full");
+        }
       }
     }
     replica.inFlight.clear();
@@ -172,10 +206,17 @@ export class Dispatcher {
         budgetMs: Math.max(0, (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR),
         cap,
       });
-      const tasks = pool.queue.take(Math.max(1, size), now, () => {});
+      const tasks = pool.queue.take(Math.max(1, size), now, (t) => this.#drop(pool, t, "expired"));
       if (tasks.length === 0) return;
-      const batch: SentBatch<Task> = { id: this.#nextBatchId++, tasks, sentAt: now };
-      for (const t of tasks) t.attempts++;
+      const startedAt = performance.now();
+      for (const t of tasks) {
+        t.attempts++;
+        pool.metrics.queueWait.observe((startedAt - t.enqueuedAt) / 1000);
+        endQueueSpan(t);
+      }
+      const { span, wire } = startBatchSpan(tasks, replica);
+      const batch: SentBatch<Task> = { id: this.#nextBatchId++, tasks, sentAt: now, startedAt, span, wire };
+      this.#options.metrics.replica(replica).batchSize.observe(tasks.length);
       replica.inFlight.set(batch.id, batch);
       const deadline = tasks.reduce((d, t) => Math.min(d, t.deadline), Infinity);
       void this.#send(replica, batch, deadline).then((sent) => {
@@ -195,16 +236,15 @@ export class Dispatcher {
   #dropDoomed(pool: Pool, replica: Replica<Task>, now: number): void {
     if (replica.latency.samples === 0) return;
     const single = replica.latency.predict(1);
-    let dropped = 0;
     while (pool.queue.size > 0 && (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR < single) {
-      dropped += pool.queue.take(1, now, () => {}).length;
+      for (const t of pool.queue.take(1, now, (e) => this.#drop(pool, e, "expired"))) this.#drop(pool, t, "doomed");
     }
-    if (dropped > 0) this.#doomed += dropped;
   }
 
-  /** Tasks dropped because no replica could answer them in time (for metrics). */
-  get doomed(): number {
-    return this.#doomed;
+  /** A task left its queue without a batch; its caller's timer answers it (the default output). */
+  #drop(pool: Pool, task: Task, reason: DropReason): void {
+    pool.metrics.dropped(reason);
+    endQueueSpan(task, reason);
   }
 
   /** The replica with a free slot and the fewest batches in flight. */

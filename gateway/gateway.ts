@@ -1,9 +1,11 @@
 import { DbBatch } from "../core/redis-batch.js";
 import { connectRedis } from "../core/redis-client.js";
 import { DB, modelKey } from "../core/redis-layout.js";
+import { watchRedis } from "../core/redis-watch.js";
 import { startGrpcServer } from "../core/servers/grpc-server.js";
 import { startHttpServer } from "../core/servers/http-server.js";
 import { opsRoutes } from "../core/servers/ops-routes.js";
+import { CallInstrument } from "../core/telemetry/call-instrument.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { createMetricsRegistry } from "../core/telemetry/metrics.js";
 import { createTranscoder } from "../core/transcoding/index.js";
@@ -12,7 +14,9 @@ import { PredictionCache } from "./cache.js";
 import { Catalog } from "./catalog.js";
 import { Dispatcher } from "./dispatcher.js";
 import { clipperPredictRoutes } from "./http/clipper-predict.js";
+import { GatewayMetrics } from "./metrics.js";
 import { Predictor } from "./predictor.js";
+import { GatewayReadiness } from "./readiness.js";
 import { ReplicaRegistry } from "./replicas.js";
 import { WorkerRpc } from "./rpc/worker-rpc.js";
 import { HEARTBEAT_SERVICE_NAME, heartbeatBinding, heartbeatStreaming } from "./services/heartbeat.js";
@@ -45,29 +49,29 @@ export interface Gateway {
 /**
  * Starts the query frontend: Predict and Heartbeat over gRPC (with health
  * and reflection) and transcoded HTTP, Clipper's POST /<app>/predict, the
- * worker RPC on ZeroMQ, and the Redis-synced catalog. It starts while Redis
- * is down and serves as soon as the catalog has loaded; after that, a Redis
- * outage does not stop serving from what it knows.
+ * worker RPC on ZeroMQ, and the Redis-synced catalog, with /metrics,
+ * /healthz and /readyz. It starts while Redis is down and serves as soon as
+ * the catalog has loaded; after that, a Redis outage does not stop serving
+ * from what it knows, but health reports NOT_SERVING for clipper.v1.Predict
+ * (and /readyz 503) until Redis is back and the catalog reconciled.
  */
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
   const where = new URL(config.redisUrl).host;
+  const metrics = new GatewayMetrics(createMetricsRegistry("clipper-gateway"));
   const redis = connectRedis(config.redisUrl, { name: "clipper-gateway" });
   // Subscribers may not run other commands, so keyspace events get their own connection.
   const sub = connectRedis(config.redisUrl, { name: "clipper-gateway-events" });
-  let lastError = "";
-  for (const conn of [redis, sub]) {
-    conn.on("error", (err: Error) => {
-      if (err.message !== lastError) log.warn({ err: err.message, redis: where }, "redis error");
-      lastError = err.message;
-    });
-  }
+  watchRedis(redis, { connection: "commands", where, log, reconnects: metrics.redisReconnects });
+  watchRedis(sub, { connection: "events", where, log, reconnects: metrics.redisReconnects });
 
   const registry = new ReplicaRegistry<Task>(redis, where, log);
+  registry.on("removed", (r, reason) => metrics.replicaRemoved(r, reason));
   let rpc: WorkerRpc | null = null;
   let catalog: Catalog | null = null;
   const dispatcher = new Dispatcher(registry, (r, b, d) => rpc!.sendBatch(r, b, d), log, {
     queueCapacity: config.queueCapacity,
     batchSizeOf: (name, version) => catalog?.model(name, version)?.batchSize ?? -1,
+    metrics,
   });
   catalog = new Catalog(redis, sub, where, log, {
     modelVersionRemoved: (name, version) => {
@@ -79,46 +83,48 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       void new DbBatch(redis, where).del(DB.MODELS, modelKey(name, version)).run().catch(() => {});
     },
   });
-  redis.on("ready", () => {
-    lastError = "";
-    void registry.rewriteAll();
-  });
+  redis.on("ready", () => void registry.rewriteAll());
 
   const cache = new PredictionCache(config.cacheBytes);
-  const predictor = new Predictor(catalog, dispatcher, cache, log);
-  rpc = new WorkerRpc(registry, dispatcher, log, { host: config.host, port: config.rpcPort, evictionMs: config.evictionMs });
-  const bindings = [predictBinding(predictor), heartbeatBinding(registry)];
-  const metrics = createMetricsRegistry("clipper-gateway");
+  const predictor = new Predictor(catalog, dispatcher, cache, log, metrics);
+  rpc = new WorkerRpc(registry, dispatcher, log, {
+    host: config.host,
+    port: config.rpcPort,
+    evictionMs: config.evictionMs,
+    onMissedHeartbeats: (r, n) => metrics.missedHeartbeats(r, n),
+  });
+  const calls = new CallInstrument(metrics.rpc, log);
+  const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry))];
 
   await rpc.start();
   const grpc = await startGrpcServer({
     host: config.host,
     port: config.grpcPort,
     bindings,
-    streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry) },
-    onError: (err, method) => log.error({ err, method }, "internal error in call"),
+    streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry) },
   });
+  // Predict (and the server as a whole, "") follow readiness; Heartbeat needs no Redis.
   const setServing = (serving: boolean): void => {
-    for (const s of ["", PREDICT_SERVICE_NAME, HEARTBEAT_SERVICE_NAME]) grpc.health.setServing(s, serving);
+    for (const s of ["", PREDICT_SERVICE_NAME]) grpc.health.setServing(s, serving);
   };
   setServing(false);
+  const readiness = new GatewayReadiness(redis, sub, catalog, where, (state) => {
+    setServing(state.ready);
+    if (state.ready) log.info("gateway ready: serving clipper.v1.Predict");
+    else log.warn({ reason: state.reason }, "gateway not ready: clipper.v1.Predict NOT_SERVING");
+  });
+  metrics.observe({
+    queueDepths: () => dispatcher.queueDepths(),
+    liveReplicas: () => countReplicas(registry.all()),
+    cacheBytes: () => cache.bytes,
+    ready: () => readiness.state.ready,
+  });
   const http = await startHttpServer(
-    [
-      opsRoutes(metrics, () => (catalog!.loaded ? { ready: true, reason: "" } : { ready: false, reason: `catalog not loaded yet: Redis at ${where} is ${redis.status}` })),
-      clipperPredictRoutes(predictor),
-      createTranscoder(bindings),
-    ],
+    [opsRoutes(metrics.registry, () => readiness.state), clipperPredictRoutes(predictor, calls), createTranscoder(bindings)],
     { host: config.host, port: config.httpPort, onError: (err) => log.error({ err }, "internal error in HTTP request") },
   );
   await catalog.start();
-  const poll = setInterval(() => {
-    if (catalog!.loaded) {
-      setServing(true);
-      clearInterval(poll);
-    }
-  }, 50);
-  poll.unref();
-  if (catalog.loaded) setServing(true);
+  readiness.start();
   log.info({ grpcPort: grpc.port, httpPort: http.port, rpcPort: rpc.port, host: config.host }, "gateway listening");
 
   return {
@@ -127,7 +133,6 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     rpcPort: rpc.port,
     catalog,
     async close(graceMs) {
-      clearInterval(poll);
       setServing(false);
       await Promise.all([grpc.close(graceMs), http.close()]);
       await rpc!.close();
@@ -138,4 +143,16 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       log.info("gateway stopped");
     },
   };
+}
+
+/** Live replicas per model version, for the clipper_live_replicas gauge. */
+function countReplicas(replicas: Iterable<{ modelName: string; modelVersion: string }>): { model: string; version: string; count: number }[] {
+  const counts = new Map<string, { model: string; version: string; count: number }>();
+  for (const r of replicas) {
+    const key = modelKey(r.modelName, r.modelVersion);
+    const c = counts.get(key);
+    if (c === undefined) counts.set(key, { model: r.modelName, version: r.modelVersion, count: 1 });
+    else c.count++;
+  }
+  return [...counts.values()];
 }

@@ -1,6 +1,7 @@
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { createLogger } from "../core/telemetry/logger.js";
+import { startTracing } from "../core/telemetry/tracing.js";
 import { startGateway } from "./gateway.js";
 
 const OPTIONS = {
@@ -19,6 +20,8 @@ if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100) {
   process.exit(2);
 }
 const log = createLogger("clipper-gateway", c["log-level"]);
+// Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
+const tracing = await startTracing("clipper-gateway");
 await runUntilSignal(log, async () => {
   const g = await startGateway(
     {
@@ -34,5 +37,5 @@ await runUntilSignal(log, async () => {
     log,
   );
   process.stdout.write(`clipper-gateway: grpc=${c.host}:${g.grpcPort} http=${c.host}:${g.httpPort} rpc=tcp://${c.host}:${g.rpcPort}\n`);
-  return g;
+  return { close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()) };
 });

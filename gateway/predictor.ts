@@ -1,10 +1,14 @@
+import { performance } from "node:perf_hooks";
 import { status as Status } from "@grpc/grpc-js";
+import type { Span } from "@opentelemetry/api";
 import type { CallContext } from "../core/call-context.js";
 import { ServingError, invalidArgument, notFound } from "../core/errors.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { cacheKey, InFlight, PredictionCache } from "./cache.js";
 import type { Catalog, CatalogApp } from "./catalog.js";
 import type { Dispatcher } from "./dispatcher.js";
+import type { AppInstruments, CacheResult, GatewayMetrics } from "./metrics.js";
+import { callTraceContext, endCacheSpan, endQueueSpan, startCacheSpan } from "./spans.js";
 import type { Task, TaskOutcome } from "./task.js";
 
 /** Clipper's explanations for a default output (clipper.md §3.4). */
@@ -36,7 +40,9 @@ export interface Target {
  * The one Predict handler behind gRPC, transcoded HTTP and Clipper REST:
  * catalog → cache → queue → answer, or the app's default output when the
  * SLO passes first or no replica is connected. The caller's own deadline
- * passing first is DEADLINE_EXCEEDED instead.
+ * passing first is DEADLINE_EXCEEDED instead. Every query is counted by
+ * outcome and timed (gateway/metrics.ts); with tracing on, its cache lookup
+ * and queue wait are spans under the call's span (gateway/spans.ts).
  */
 export class Predictor {
   readonly #catalog: Catalog;
@@ -44,13 +50,15 @@ export class Predictor {
   readonly #cache: PredictionCache;
   readonly #inFlight = new InFlight<string>();
   readonly #log: Logger;
+  readonly #metrics: GatewayMetrics;
   #nextQueryId = 0;
 
-  constructor(catalog: Catalog, dispatcher: Dispatcher, cache: PredictionCache, log: Logger) {
+  constructor(catalog: Catalog, dispatcher: Dispatcher, cache: PredictionCache, log: Logger, metrics: GatewayMetrics) {
     this.#catalog = catalog;
     this.#dispatcher = dispatcher;
     this.#cache = cache;
     this.#log = log;
+    this.#metrics = metrics;
   }
 
   /** The app and the model version its queries go to; errors for unknown apps and versions. */
@@ -73,6 +81,19 @@ export class Predictor {
 
   /** Answers one query whose input is already encoded for the target's input type. */
   async predict(target: Target, input: Buffer, ctx: CallContext): Promise<Prediction> {
+    const start = performance.now();
+    const m = this.#metrics.app(target.app.name, target.model, target.version);
+    try {
+      const p = await this.#predict(target, input, ctx, m);
+      m.answered(p.isDefault ? "default" : "ok", start);
+      return p;
+    } catch (err) {
+      m.answered(err instanceof ServingError && err.reason === "QUEUE_FULL" ? "shed" : "error", start);
+      throw err;
+    }
+  }
+
+  async #predict(target: Target, input: Buffer, ctx: CallContext, m: AppInstruments): Promise<Prediction> {
     const queryId = this.#nextQueryId++;
     const now = Date.now();
     const { app, model, version } = target;
@@ -85,16 +106,29 @@ export class Predictor {
       modelVersion: version,
     });
     if (ctx.deadline <= now) throw deadlineExceeded();
-    if (version === "") return answer(app.defaultOutput, NO_MODEL_EXPLANATION);
+    if (version === "") {
+      m.defaulted("no_model");
+      return answer(app.defaultOutput, NO_MODEL_EXPLANATION);
+    }
 
+    const traceContext = callTraceContext();
+    const cacheSpan = startCacheSpan(traceContext, model, version);
     const key = cacheKey(model, version, input);
     const cached = this.#cache.get(key);
-    if (cached !== undefined) return answer(cached, "");
-    if (this.#dispatcher.replicaCount(model, version) === 0) return answer(app.defaultOutput, NO_MODEL_EXPLANATION);
+    if (cached !== undefined) {
+      this.#looked(cacheSpan, "hit");
+      return answer(cached, "");
+    }
+    if (this.#dispatcher.replicaCount(model, version) === 0) {
+      this.#looked(cacheSpan, "miss");
+      m.defaulted("no_replica");
+      return answer(app.defaultOutput, NO_MODEL_EXPLANATION);
+    }
 
     const sloDeadline = now + app.latencySloMicros / 1000;
     const deadline = Math.min(sloDeadline, ctx.deadline);
     const joined = this.#inFlight.join(key);
+    this.#looked(cacheSpan, joined.kind === "follower" ? "coalesced" : "miss");
     let result: Promise<string>;
     let task: Task | null = null;
     if (joined.kind === "follower") {
@@ -108,6 +142,9 @@ export class Predictor {
           settled: false,
           input,
           traceparent: ctx.metadata.get("traceparent") ?? "",
+          traceContext,
+          queueSpan: null,
+          enqueuedAt: 0,
           attempts: 0,
           complete(outcome: TaskOutcome) {
             if (outcome.ok) {
@@ -133,6 +170,7 @@ export class Predictor {
           : null;
         settle(err === null ? { ok: false, error: new ServingError(Status.UNAVAILABLE, "INTERNAL", NO_MODEL_EXPLANATION) } : { ok: false, error: err });
         if (err !== null) throw err;
+        m.defaulted("no_replica");
         return answer(app.defaultOutput, NO_MODEL_EXPLANATION);
       }
     }
@@ -145,10 +183,22 @@ export class Predictor {
       if (!(outcome.error instanceof ServingError && outcome.error.code === Status.DEADLINE_EXCEEDED)) throw outcome.error;
       outcome = { kind: "timeout" };
     }
-    if (task !== null) (task as Task).settled = outcome.kind === "cancelled" || deadline < sloDeadline;
+    if (task !== null) {
+      const t = task as Task;
+      t.settled = outcome.kind === "cancelled" || deadline < sloDeadline;
+      // A settled task leaves the queue silently; an unsettled one may still be batched (a late answer fills the cache).
+      if (t.settled) endQueueSpan(t, "abandoned");
+    }
     if (outcome.kind === "cancelled") throw new ServingError(Status.CANCELLED, "CANCELLED", "the caller cancelled the call");
     if (deadline < sloDeadline) throw deadlineExceeded();
+    m.defaulted("slo");
     return answer(app.defaultOutput, SLO_EXPLANATION);
+  }
+
+  /** Counts a cache lookup and ends its span. */
+  #looked(span: Span | null, result: CacheResult): void {
+    this.#metrics.cacheLookup(result);
+    endCacheSpan(span, result);
   }
 }
 

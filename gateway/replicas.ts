@@ -1,9 +1,11 @@
 import { EventEmitter } from "node:events";
+import type { Span } from "@opentelemetry/api";
 import type { Redis } from "ioredis";
 import type { InputType } from "../core/input-types.js";
 import { DbBatch } from "../core/redis-batch.js";
 import { containerKey, DB, encodeContainer, modelKey } from "../core/redis-layout.js";
 import type { Logger } from "../core/telemetry/logger.js";
+import type { WireTraceContext } from "../core/telemetry/tracing.js";
 import { LatencyModel } from "./latency-model.js";
 
 export type Dialect = "clipper-v3" | "native";
@@ -17,6 +19,12 @@ export interface SentBatch<T> {
   readonly tasks: readonly T[];
   /** When it was sent, ms since epoch (for the latency model). */
   readonly sentAt: number;
+  /** When it was sent, performance.now() ms (for the batch duration histogram). */
+  readonly startedAt: number;
+  /** The batch's span; null while tracing is off. */
+  readonly span: Span | null;
+  /** Trace context its native message carries (see gateway/spans.ts). */
+  readonly wire: WireTraceContext | undefined;
 }
 
 /** One connected model replica (a worker process or a Clipper container). */
@@ -38,6 +46,9 @@ export class Replica<T = unknown> {
   readonly inFlight = new Map<number, SentBatch<T>>();
   lastSeen: number;
   draining = false;
+  /** Heartbeat intervals counted as missed since `lastSeen` was `missedSince` (see WorkerRpc). */
+  missedBeats = 0;
+  missedSince: number;
 
   constructor(fields: {
     identity: Buffer;
@@ -63,6 +74,7 @@ export class Replica<T = unknown> {
     this.maxBatchSize = fields.maxBatchSize;
     this.latency = new LatencyModel();
     this.lastSeen = fields.now;
+    this.missedSince = fields.now;
   }
 
   /** "name:version", the key of its model version's pool. */

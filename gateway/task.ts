@@ -1,3 +1,4 @@
+import type { Context, Span } from "@opentelemetry/api";
 import type { QueuedTask } from "./queue.js";
 
 /** A model's answer to one query: its output text, or a per-item error. */
@@ -14,8 +15,14 @@ export interface Task extends QueuedTask {
   settled: boolean;
   /** The raw input bytes the model receives. */
   readonly input: Buffer;
-  /** W3C traceparent of the query's span ("" when not traced). */
+  /** The caller's W3C traceparent as received ("" when none); passed on to workers while the gateway does not trace. */
   readonly traceparent: string;
+  /** The trace context of the call the query belongs to (its server span); null while tracing is off. */
+  readonly traceContext: Context | null;
+  /** The span timing the current wait in the queue; null when not traced or not queued. */
+  queueSpan: Span | null;
+  /** When the task last entered a queue, performance.now() ms (for the queue wait histogram). */
+  enqueuedAt: number;
   /** Times the task was sent to a replica (re-dispatch after an eviction adds one). */
   attempts: number;
   /**

@@ -34,6 +34,8 @@ export interface BatchAnswer {
   readonly outputs: Buffer[];
   /** Time spent inside the model, in microseconds. */
   readonly modelMicros: number;
+  /** Times the model function was called (0 when every item was skipped; more than 1 when split by maxBatchSize). */
+  readonly modelCalls: number;
   /** Why the model call failed as a whole (threw, or returned the wrong shape); null otherwise. */
   readonly modelError: string | null;
 }
@@ -56,6 +58,7 @@ export function failAll(count: number, code: number, message: string): BatchAnsw
     items: Array.from({ length: count }, () => ({ code, message })),
     outputs: Array.from({ length: count }, () => EMPTY),
     modelMicros: 0,
+    modelCalls: 0,
     modelError: null,
   };
 }
@@ -95,12 +98,14 @@ export async function runBatch(job: BatchJob, request: BatchRequest, payloads: r
   // splitting keeps the model within what it declared rather than failing callers.
   const chunk = job.maxBatchSize > 0 ? job.maxBatchSize : Math.max(1, liveInputs.length);
   let modelMicros = 0;
+  let modelCalls = 0;
   let modelError: string | null = null;
   for (let start = 0; start < liveInputs.length; start += chunk) {
     const index = liveIndex.slice(start, start + chunk);
     const t0 = performance.now();
     const result = await callModel(job.predict, liveInputs.slice(start, start + chunk));
     modelMicros += Math.round((performance.now() - t0) * 1000);
+    modelCalls++;
     if (!result.ok) {
       modelError ??= result.error;
       for (const i of index) items[i] = { code: Code.INTERNAL, message: result.error };
@@ -113,7 +118,7 @@ export async function runBatch(job: BatchJob, request: BatchRequest, payloads: r
       else items[i] = { code: encoded.code, message: encoded.error };
     });
   }
-  return { items, outputs, modelMicros, modelError };
+  return { items, outputs, modelMicros, modelCalls, modelError };
 }
 
 function defaultNowMicros(): number {

@@ -2,20 +2,40 @@
 import { hostname } from "node:os";
 import { exitUnlessOk } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
+import { startHttpServer } from "../core/servers/http-server.js";
+import { opsRoutes } from "../core/servers/ops-routes.js";
 import { createLogger } from "../core/telemetry/logger.js";
+import { startTracing } from "../core/telemetry/tracing.js";
+import { WorkerMetrics } from "./metrics.js";
 import { loadModel } from "./model-loader.js";
-import { startWorker } from "./runtime.js";
+import { startWorker, type WorkerHandle } from "./runtime.js";
 import { parseWorkerConfig } from "./worker-config.js";
 
 const c = exitUnlessOk("clipper-worker", parseWorkerConfig(process.argv.slice(2), process.env));
 const log = createLogger("clipper-worker", c.logLevel);
+// Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
+const tracing = await startTracing("clipper-worker");
 const model = await loadModel(c.module);
 if (!model.ok) {
   process.stderr.write(`clipper-worker: ${model.error}\n`);
   process.exit(2);
 }
+const metrics = new WorkerMetrics(c.model, c.version);
+try {
+  // Before registering: no query may reach a model that is not set up.
+  await model.setup?.({ metrics: metrics.model, model: c.model, version: c.version, inputType: c.inputType, log: log.child({ component: "model" }) });
+} catch (err) {
+  log.fatal({ err }, "model setup failed");
+  process.stderr.write(`clipper-worker: the setup export of ${model.path} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
 await runUntilSignal(log, async () => {
-  const worker = startWorker({
+  let worker: WorkerHandle | null = null;
+  const server = c.metricsPort === null ? null : await startHttpServer(
+    [opsRoutes(metrics.registry, () => (worker?.replicaId() ?? null) !== null ? { ready: true, reason: "" } : { ready: false, reason: "not registered with the gateway" })],
+    { host: c.metricsHost, port: c.metricsPort, onError: (err) => log.error({ err }, "internal error in HTTP request") },
+  );
+  worker = startWorker({
     model: c.model,
     version: c.version,
     inputType: c.inputType,
@@ -25,12 +45,20 @@ await runUntilSignal(log, async () => {
     maxBatchSize: c.maxBatchSize,
     heartbeatMs: c.heartbeatMs,
     description: `host=${hostname()} pid=${process.pid} module=${model.path}`,
+    metrics,
     log,
   });
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => (stopping ??= Promise.all([server?.close(), tracing.shutdown()]).then(() => {}));
   // The gateway may drain us (e.g. our version was deleted): leave once done.
   // A refused registration is a failure the operator has to fix: exit 1.
-  void worker.closed.then((exit) => process.exit(exit.kind === "refused" ? 1 : 0));
+  void worker.closed.then((exit) => stop().then(() => process.exit(exit.kind === "refused" ? 1 : 0)));
   process.stdout.write(`clipper-worker: ${c.model}:${c.version} (${c.inputType}) connecting to ${c.gateway}\n`);
+  if (server !== null) {
+    process.stdout.write(`clipper-worker: metrics=http://${c.metricsHost}:${server.port}/metrics\n`);
+    log.info({ metricsPort: server.port, host: c.metricsHost }, "metrics listening");
+  }
   // A signal drains: finish the batches in flight, then exit 0.
-  return { close: () => worker.drain("signal") };
+  const w = worker;
+  return { close: () => w.drain("signal").then(stop) };
 });

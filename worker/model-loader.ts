@@ -1,14 +1,37 @@
 /**
  * Loads a model module given by `--module` (design.md § Commands): its
- * default export, or its named export `predict`, is the model function.
+ * default export, or its named export `predict`, is the model function; an
+ * optional named export `setup` runs once before the worker registers
+ * (load weights, warm up, define metrics).
  */
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { Logger } from "../core/telemetry/logger.js";
 import type { PredictFn } from "./batch-executor.js";
+import type { ModelMetrics } from "./model-metrics.js";
 
-/** The model function and the absolute path it came from, or what to fix. */
-export type LoadedModel = { ok: true; predict: PredictFn; path: string } | { ok: false; error: string };
+/** What a model's `setup` export receives. */
+export interface ModelRuntime {
+  /** Define and report the model's own metrics (served on the worker's --metrics-port). */
+  readonly metrics: ModelMetrics;
+  readonly model: string;
+  readonly version: string;
+  /** The input type as given to the worker. */
+  readonly inputType: string;
+  /** A child logger for the model's own lifecycle lines. */
+  readonly log: Logger;
+}
+
+/**
+ * A model module's optional `setup` export: runs once, awaited, before the
+ * worker registers with the gateway, so no query arrives before it is done.
+ * A throw stops the worker (exit 1) instead of serving a half-ready model.
+ */
+export type ModelSetup = (runtime: ModelRuntime) => unknown;
+
+/** The model function (and setup hook) and the absolute path it came from, or what to fix. */
+export type LoadedModel = { ok: true; predict: PredictFn; setup: ModelSetup | null; path: string } | { ok: false; error: string };
 
 /**
  * Imports `modulePath` (resolved against `cwd`) with a dynamic `import()`, so
@@ -37,7 +60,17 @@ export async function loadModel(modulePath: string, cwd: string = process.cwd())
     const names = Object.keys(mod).join(", ") || "none";
     return { ok: false, error: `model module ${path} has no model function: export default async (inputs) => outputs, or export a function named predict (exports found: ${names})` };
   }
-  return { ok: true, predict, path };
+  return { ok: true, predict, setup: pickSetup(mod), path };
+}
+
+function pickSetup(mod: Record<string, unknown>): ModelSetup | null {
+  if (typeof mod.setup === "function") return mod.setup as ModelSetup;
+  const cjs = mod.default;
+  if (typeof cjs === "object" && cjs !== null && typeof (cjs as Record<string, unknown>).setup === "function") {
+    const fn = (cjs as Record<string, unknown>).setup as ModelSetup;
+    return (runtime) => fn.call(cjs, runtime);
+  }
+  return null;
 }
 
 function pickExport(mod: Record<string, unknown>): PredictFn | null {

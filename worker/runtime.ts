@@ -10,6 +10,7 @@ import type { Logger } from "../core/telemetry/logger.js";
 import { Code, failAll, runBatch, type BatchAnswer } from "./batch-executor.js";
 import { backoffDelayMs } from "../core/backoff.js";
 import { BatchSlots } from "./batch-slots.js";
+import { inPredictSpan } from "./batch-span.js";
 import { GatewayConnection } from "./gateway-connection.js";
 import { checkOptions, type Settings, type WorkerOptions } from "./worker-options.js";
 
@@ -281,19 +282,27 @@ class WorkerRuntime {
   private onBatch(conn: GatewayConnection, request: BatchRequest, payloads: Buffer[]): void {
     this.pendingItems += payloads.length;
     if (this.phase === "draining" || this.phase === "closed") {
+      this.s.metrics?.rejected(payloads.length);
       this.reply(conn, request, payloads.length, failAll(payloads.length, Code.UNAVAILABLE, "worker draining"));
       return;
     }
     if (!this.slots.offer({ request, payloads, conn })) {
       const message = `worker overloaded: ${this.slots.running} batches running and ${this.slots.queued} waiting`;
+      this.s.metrics?.rejected(payloads.length);
       this.reply(conn, request, payloads.length, failAll(payloads.length, Code.RESOURCE_EXHAUSTED, message));
     }
   }
 
   private async execute(job: Job): Promise<void> {
-    const answer = await runBatch({ inputType: this.s.inputType, predict: this.s.predict, maxBatchSize: this.s.maxBatchSize }, job.request, job.payloads);
-    if (answer.modelError !== null) this.logModelError(job.request.batchId, answer.modelError);
-    this.reply(job.conn, job.request, job.payloads.length, answer);
+    const { request, payloads } = job;
+    const answer = await inPredictSpan(request, payloads.length, this.s.model, this.s.version, async () => {
+      const a = await runBatch({ inputType: this.s.inputType, predict: this.s.predict, maxBatchSize: this.s.maxBatchSize }, request, payloads);
+      // Inside the span, so the line carries the batch's trace id.
+      if (a.modelError !== null) this.logModelError(request.batchId, a.modelError);
+      return a;
+    });
+    this.s.metrics?.batchRan(answer);
+    this.reply(job.conn, request, payloads.length, answer);
   }
 
   private reply(conn: GatewayConnection, request: BatchRequest, itemCount: number, answer: BatchAnswer): void {

@@ -19,6 +19,8 @@ export const WORKER_OPTIONS = {
   concurrency: { kind: "count", env: "CLIPPER_WORKER_CONCURRENCY", default: "1", help: "batches run at the same time (>= 1)" },
   "max-batch-size": { kind: "count", env: "CLIPPER_MAX_BATCH_SIZE", default: "0", help: "largest batch the model takes; 0 for no limit" },
   "heartbeat-ms": { kind: "count", env: "CLIPPER_HEARTBEAT_MS", default: "1000", help: `heartbeat and registration retry interval in ms until the gateway names one (>= ${MIN_HEARTBEAT_MS})` },
+  "metrics-port": { kind: "string", env: "CLIPPER_WORKER_METRICS_PORT", default: "", help: "serve GET /metrics (worker and model metrics), /healthz and /readyz on this port; 0 picks a free one; empty for none" },
+  "metrics-host": { kind: "host", env: "CLIPPER_WORKER_METRICS_HOST", default: "127.0.0.1", help: "address the metrics port listens on (0.0.0.0 for every interface)" },
   "log-level": COMMON_OPTIONS["log-level"],
 } as const satisfies Record<string, OptionSpec>;
 
@@ -33,6 +35,9 @@ export interface WorkerConfig {
   readonly concurrency: number;
   readonly maxBatchSize: number;
   readonly heartbeatMs: number;
+  /** Port of the metrics HTTP server (0: a free one), or null for none. */
+  readonly metricsPort: number | null;
+  readonly metricsHost: string;
   readonly logLevel: string;
 }
 
@@ -57,7 +62,8 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     checkGatewayUrl(c.gateway) ??
     (c.module.trim() === "" ? "--module is required (or set CLIPPER_MODULE): the path of the model module" : null) ??
     (c.concurrency < 1 ? "--concurrency must be at least 1" : null) ??
-    (c["heartbeat-ms"] < MIN_HEARTBEAT_MS ? `--heartbeat-ms must be at least ${MIN_HEARTBEAT_MS}` : null);
+    (c["heartbeat-ms"] < MIN_HEARTBEAT_MS ? `--heartbeat-ms must be at least ${MIN_HEARTBEAT_MS}` : null) ??
+    checkMetricsPort(c["metrics-port"]);
   if (error !== null) return { kind: "error", error: `${error}\n(${HINT})` };
   return {
     kind: "ok",
@@ -70,6 +76,8 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
       concurrency: c.concurrency,
       maxBatchSize: c["max-batch-size"],
       heartbeatMs: c["heartbeat-ms"],
+      metricsPort: c["metrics-port"] === "" ? null : Number(c["metrics-port"]),
+      metricsHost: c["metrics-host"],
       logLevel: c["log-level"],
     }),
   };
@@ -81,6 +89,11 @@ function checkName(what: string, flag: string, env: string, value: string): stri
   if (/[,:]/.test(value)) return `${flag}: the ${what} '${value}' must not contain ',' or ':' (Clipper uses them as key separators)`;
   if (value.trim() !== value) return `${flag}: the ${what} '${value}' must not start or end with spaces`;
   return null;
+}
+
+function checkMetricsPort(text: string): string | null {
+  if (text === "" || (/^\d+$/.test(text) && Number(text) <= 65535)) return null;
+  return `--metrics-port: '${text}' is not a port (0-65535; 0 picks a free one; empty for no metrics server)`;
 }
 
 const GATEWAY_URL = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$/;

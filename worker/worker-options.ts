@@ -6,6 +6,7 @@ import { hostname } from "node:os";
 import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import type { PredictFn } from "./batch-executor.js";
+import type { WorkerMetrics } from "./metrics.js";
 
 /** Heartbeat interval until the gateway names one, in ms (and the CLI default). */
 export const DEFAULT_HEARTBEAT_MS = 1_000;
@@ -39,6 +40,8 @@ export interface WorkerOptions {
   readonly evictionTimeoutMs?: number;
   /** Free text for operators; default `host=<hostname> pid=<pid>`. */
   readonly description?: string;
+  /** Where batches, items and model time are counted; none by default. */
+  readonly metrics?: WorkerMetrics;
   readonly log: Logger;
 }
 
@@ -55,6 +58,7 @@ export interface Settings {
   readonly heartbeatMs: number;
   readonly evictionTimeoutMs: number;
   readonly description: string;
+  readonly metrics: WorkerMetrics | null;
 }
 
 /**
@@ -86,5 +90,6 @@ export function checkOptions(o: WorkerOptions): Settings {
     heartbeatMs: whole("heartbeatMs", o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, 1),
     evictionTimeoutMs: whole("evictionTimeoutMs", o.evictionTimeoutMs ?? DEFAULT_EVICTION_TIMEOUT_MS, 1),
     description: o.description ?? `host=${hostname()} pid=${process.pid}`,
+    metrics: o.metrics ?? null,
   };
 }

@@ -5,6 +5,7 @@ import { httpCallContext } from "../../core/transcoding/index.js";
 import { ServingError } from "../../core/errors.js";
 import { encodeJsonInput } from "../../core/input-codec.js";
 import { readBody, sendError, sendJson, type HttpMatch, type HttpRouteTable } from "../../core/servers/http-server.js";
+import type { CallInstrument, InstrumentedMethod } from "../../core/telemetry/call-instrument.js";
 import type { Prediction, Predictor } from "../predictor.js";
 import { MAX_BATCH_INPUTS } from "../services/predict.js";
 
@@ -17,48 +18,48 @@ const ROUTE = /^\/([^/]+)\/predict\/?$/;
  * Clipper's JSON (`query_id`, `output` parsed as JSON when it is JSON,
  * `default`, `default_explanation`, `batch_predictions`). Unlike Clipper, an
  * unknown app is 404 (Clipper sends no answer), a full queue 429 and a
- * passed caller deadline (Grpc-Timeout) 504.
+ * passed caller deadline (Grpc-Timeout) 504. Each call is instrumented like
+ * a gRPC one: a server span continuing the `traceparent` header, counted in
+ * clipper_rpc_calls_total as method "POST /{app}/predict".
  */
-export function clipperPredictRoutes(predictor: Predictor): HttpRouteTable {
+export function clipperPredictRoutes(predictor: Predictor, calls: CallInstrument): HttpRouteTable {
+  const instrumented = calls.method("POST /{app}/predict", { "http.request.method": "POST", "http.route": "/{app}/predict" });
   return {
     match(method: string, url: URL): HttpMatch | null {
       const m = ROUTE.exec(url.pathname);
       if (m === null) return null;
       if (method !== "POST") return { kind: "method-not-allowed", allow: ["POST"] };
       const app = decodeURIComponent(m[1]!);
-      return { kind: "handler", handle: (req, res) => handle(predictor, app, req, res) };
+      return { kind: "handler", handle: (req, res) => handle(predictor, app, req, res, calls, instrumented) };
     },
   };
 }
 
-class JsonError extends Error {}
+/** A body Clipper would refuse as "Json error" (400); INVALID_ARGUMENT in metrics and spans. */
+class JsonError extends ServingError {
+  constructor(message: string) {
+    super(Status.INVALID_ARGUMENT, "INVALID_REQUEST", message);
+  }
+}
 
-async function handle(predictor: Predictor, appName: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(
+  predictor: Predictor,
+  appName: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  calls: CallInstrument,
+  method: InstrumentedMethod,
+): Promise<void> {
   const scoped = httpCallContext(req, res);
   if (!scoped.ok) {
     req.resume();
     sendError(res, scoped.error);
     return;
   }
-  const { ctx, dispose } = scoped.scope;
+  const { ctx: httpCtx, dispose } = scoped.scope;
+  const ctx: CallContext = { ...httpCtx, transport: "clipper-rest" };
   try {
-    const body = parseBody(await readBody(req));
-    const version = body.version;
-    if (version !== undefined && typeof version !== "string") throw new JsonError("version must be a string");
-    const target = predictor.target(appName, version ?? "");
-    if ("input" in body) {
-      sendJson(res, 200, render(await predictor.predict(target, encode(body.input, target.app.inputType, "input"), ctx)));
-      return;
-    }
-    const batch = body.input_batch;
-    if (!Array.isArray(batch)) throw new JsonError("input_batch must be an array of inputs");
-    if (batch.length === 0) throw new JsonError("input_batch must not be empty");
-    if (batch.length > MAX_BATCH_INPUTS) throw new JsonError(`input_batch has ${batch.length} inputs; send at most ${MAX_BATCH_INPUTS}`);
-    const inputs = batch.map((x, i) => encode(x, target.app.inputType, `input_batch[${i}]`));
-    const answers = await Promise.all(inputs.map((bytes) => predictOrFail(predictor, target, bytes, ctx)));
-    // Clipper drops a query that failed from the batch and answers the rest.
-    const rendered = answers.filter((a): a is Prediction => a !== null).map(render);
-    sendJson(res, 200, batch.length === 1 && rendered.length === 1 ? rendered[0] : { batch_predictions: rendered });
+    await calls.run(method, ctx, () => answer(predictor, appName, req, res, ctx));
   } catch (err) {
     if (err instanceof JsonError) {
       sendJson(res, 400, { error: "Json error", cause: `Error parsing JSON: ${err.message}` });
@@ -70,6 +71,27 @@ async function handle(predictor: Predictor, appName: string, req: IncomingMessag
   } finally {
     dispose();
   }
+}
+
+/** Reads, predicts and writes the answer; throws what `handle` turns into Clipper's error bodies. */
+async function answer(predictor: Predictor, appName: string, req: IncomingMessage, res: ServerResponse, ctx: CallContext): Promise<void> {
+  const body = parseBody(await readBody(req));
+  const version = body.version;
+  if (version !== undefined && typeof version !== "string") throw new JsonError("version must be a string");
+  const target = predictor.target(appName, version ?? "");
+  if ("input" in body) {
+    sendJson(res, 200, render(await predictor.predict(target, encode(body.input, target.app.inputType, "input"), ctx)));
+    return;
+  }
+  const batch = body.input_batch;
+  if (!Array.isArray(batch)) throw new JsonError("input_batch must be an array of inputs");
+  if (batch.length === 0) throw new JsonError("input_batch must not be empty");
+  if (batch.length > MAX_BATCH_INPUTS) throw new JsonError(`input_batch has ${batch.length} inputs; send at most ${MAX_BATCH_INPUTS}`);
+  const inputs = batch.map((x, i) => encode(x, target.app.inputType, `input_batch[${i}]`));
+  const answers = await Promise.all(inputs.map((bytes) => predictOrFail(predictor, target, bytes, ctx)));
+  // Clipper drops a query that failed from the batch and answers the rest.
+  const rendered = answers.filter((a): a is Prediction => a !== null).map(render);
+  sendJson(res, 200, batch.length === 1 && rendered.length === 1 ? rendered[0] : { batch_predictions: rendered });
 }
 
 async function predictOrFail(predictor: Predictor, target: Parameters<Predictor["predict"]>[0], bytes: Buffer, ctx: CallContext): Promise<Prediction | null> {

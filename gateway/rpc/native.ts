@@ -9,6 +9,11 @@ import type { DialectContext, WorkerDialect } from "./worker-rpc.js";
 /** Beats per eviction timeout: a worker may miss two beats before it is evicted. */
 const BEATS_PER_EVICTION = 3;
 
+/** The heartbeat interval native workers are told to keep for an eviction timeout, in ms. */
+export function nativeHeartbeatMs(evictionMs: number): number {
+  return Math.max(10, Math.floor(evictionMs / BEATS_PER_EVICTION));
+}
+
 /**
  * Native sessions: registration with load and limits, heartbeats, batches
  * with absolute deadlines and trace context, per-item errors, and drain.
@@ -92,7 +97,7 @@ export class NativeDialect implements WorkerDialect {
           $case: "registered",
           value: {
             replicaId: replica.replicaId,
-            heartbeatIntervalMs: Math.max(10, Math.floor(this.#ctx.evictionMs / BEATS_PER_EVICTION)),
+            heartbeatIntervalMs: nativeHeartbeatMs(this.#ctx.evictionMs),
             evictionTimeoutMs: this.#ctx.evictionMs,
           },
         },
@@ -101,7 +106,6 @@ export class NativeDialect implements WorkerDialect {
   }
 
   sendBatch(replica: Replica<Task>, batch: SentBatch<Task>, deadline: number): Promise<boolean> {
-    const first = batch.tasks[0];
     return this.#ctx.send(
       replica.identity,
       encodeGatewayMessage(
@@ -112,7 +116,7 @@ export class NativeDialect implements WorkerDialect {
               batchId: batch.id,
               deadlineUnixMicros: Math.floor(deadline * 1000),
               itemDeadlinesUnixMicros: batch.tasks.map((t) => Math.floor(t.deadline * 1000)),
-              trace: first !== undefined && first.traceparent !== "" ? { traceparent: first.traceparent, tracestate: "" } : undefined,
+              trace: batch.wire,
               inputType: replica.inputType,
             },
           },

@@ -5,7 +5,7 @@ import type { Dispatcher } from "../dispatcher.js";
 import type { Replica, ReplicaRegistry, SentBatch } from "../replicas.js";
 import type { Task } from "../task.js";
 import { ClipperV3Dialect } from "./clipper-v3.js";
-import { NativeDialect } from "./native.js";
+import { NativeDialect, nativeHeartbeatMs } from "./native.js";
 
 /** How long one send may wait on a peer at its high-water mark before the peer counts as lost, in ms. */
 const SEND_TIMEOUT_MS = 1_000;
@@ -15,12 +15,16 @@ const SEND_TIMEOUT_MS = 1_000;
  * eviction whatever the native timeout is, in ms.
  */
 export const MIN_CLIPPER_V3_EVICTION_MS = 12_000;
+/** How often an idle Clipper v3 container heartbeats (its socket poll timeout, clipper.md §4.4), in ms. */
+const CLIPPER_V3_HEARTBEAT_MS = 5_000;
 
 export interface WorkerRpcOptions {
   readonly host: string;
   readonly port: number;
   /** Silence after which a native replica is evicted, in ms. */
   readonly evictionMs: number;
+  /** Told of heartbeat intervals a replica let pass in silence (metrics). */
+  readonly onMissedHeartbeats?: (replica: Replica<Task>, count: number) => void;
 }
 
 /** What a dialect needs from the RPC service. */
@@ -139,8 +143,30 @@ export class WorkerRpc {
   #evictSilent(): void {
     const now = Date.now();
     for (const r of [...this.#registry.all()]) {
+      this.#countMissedBeats(r, now);
       const limit = r.dialect === "native" ? this.#options.evictionMs : Math.max(this.#options.evictionMs, MIN_CLIPPER_V3_EVICTION_MS);
       if (now - r.lastSeen > limit) this.#registry.remove(r, "evicted");
+    }
+  }
+
+  /**
+   * Reports each missed heartbeat once: a beat counts as missed when a
+   * whole further interval has passed after it was due (one interval of
+   * grace for jitter), so a native worker is evicted after two missed beats.
+   * A Clipper v3 container sends nothing while it runs a batch, so only its
+   * idle silence counts.
+   */
+  #countMissedBeats(r: Replica<Task>, now: number): void {
+    if (r.missedSince !== r.lastSeen) {
+      r.missedSince = r.lastSeen;
+      r.missedBeats = 0;
+    }
+    if (r.dialect === "clipper-v3" && r.inFlight.size > 0) return;
+    const interval = r.dialect === "native" ? nativeHeartbeatMs(this.#options.evictionMs) : CLIPPER_V3_HEARTBEAT_MS;
+    const missed = Math.floor((now - r.lastSeen) / interval) - 1;
+    if (missed > r.missedBeats) {
+      this.#options.onMissedHeartbeats?.(r, missed - r.missedBeats);
+      r.missedBeats = missed;
     }
   }
 }

@@ -4,6 +4,7 @@ import { invalidArgument, ServingError } from "../../core/errors.js";
 import { encodeInput } from "../../core/input-codec.js";
 import { grpcCallContext } from "../../core/servers/grpc-server.js";
 import type { UnaryServiceBinding } from "../../core/service-binding.js";
+import type { CallInstrument } from "../../core/telemetry/call-instrument.js";
 import {
   PredictService,
   type PredictBatchRequest,
@@ -69,8 +70,13 @@ export function predictBinding(predictor: Predictor): UnaryServiceBinding {
 /** Most queries one stream may have unanswered at once; beyond it the stream stops reading. */
 const STREAM_WINDOW = 1_024;
 
-/** PredictStream: answers each query as soon as it is ready, matched by correlation id. */
-export function predictStreaming(predictor: Predictor): UntypedServiceImplementation {
+/**
+ * PredictStream: answers each query as soon as it is ready, matched by
+ * correlation id. Each query is one instrumented call (its own span, under
+ * the stream's incoming trace context, and one count in the RPC metrics).
+ */
+export function predictStreaming(predictor: Predictor, calls: CallInstrument): UntypedServiceImplementation {
+  const method = calls.method(`${PREDICT_SERVICE_NAME}/PredictStream`, { "rpc.system": "grpc", "rpc.service": PREDICT_SERVICE_NAME, "rpc.method": "PredictStream" });
   return {
     predictStream: (call: ServerDuplexStream<PredictStreamRequest, PredictStreamResponse>) => {
       const { ctx, dispose } = grpcCallContext(call);
@@ -88,7 +94,7 @@ export function predictStreaming(predictor: Predictor): UntypedServiceImplementa
         const itemCtx: CallContext =
           msg.timeoutMicros > 0 ? { ...ctx, deadline: Math.min(ctx.deadline, Date.now() + msg.timeoutMicros / 1000) } : ctx;
         const request = msg.request ?? { app: "", version: "" };
-        predictOne(predictor, request as PredictRequest, itemCtx).then(
+        calls.run(method, itemCtx, () => predictOne(predictor, request as PredictRequest, itemCtx)).then(
           (response) => ({ correlationId: msg.correlationId, response }),
           (err: unknown) => {
             const e = ServingError.from(err);

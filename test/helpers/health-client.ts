@@ -1,12 +1,16 @@
-import { credentials, makeGenericClientConstructor, type Client } from "@grpc/grpc-js";
+import { credentials, makeGenericClientConstructor, type Client, type ClientReadableStream } from "@grpc/grpc-js";
 
 const STATUS = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
 /** Longest time {@link HealthClient.until} polls, in ms. */
 const UNTIL_TIMEOUT_MS = 15_000;
 
+const encodeRequest = (service: string): Buffer => Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(service)]), Buffer.from(service)]);
+const decodeStatus = (b: Buffer): number => (b.length >= 2 && b[0] === 0x08 ? b[1]! : 0);
+
 /**
- * A minimal grpc.health.v1 client. Messages are encoded by hand: the
- * request holds one string field (1) and the reply one enum field (1).
+ * A minimal grpc.health.v1 client (Check and Watch). Messages are encoded
+ * by hand: the request holds one string field (1) and the reply one enum
+ * field (1).
  */
 export class HealthClient {
   readonly #client: Client & Record<string, Function>;
@@ -18,10 +22,19 @@ export class HealthClient {
           path: "/grpc.health.v1.Health/Check",
           requestStream: false,
           responseStream: false,
-          requestSerialize: (service: string) => Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(service)]), Buffer.from(service)]),
+          requestSerialize: encodeRequest,
           requestDeserialize: (b: Buffer) => b,
           responseSerialize: (b: Buffer) => b,
-          responseDeserialize: (b: Buffer) => (b.length >= 2 && b[0] === 0x08 ? b[1]! : 0),
+          responseDeserialize: decodeStatus,
+        },
+        watch: {
+          path: "/grpc.health.v1.Health/Watch",
+          requestStream: false,
+          responseStream: true,
+          requestSerialize: encodeRequest,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: decodeStatus,
         },
       },
       "grpc.health.v1.Health",
@@ -35,6 +48,14 @@ export class HealthClient {
         err === null ? resolve(STATUS[s] ?? String(s)) : reject(err),
       );
     });
+  }
+
+  /** Opens a Watch stream: `onStatus` hears each status the server sends. Cancel the stream when done. */
+  watch(service: string, onStatus: (status: string) => void): ClientReadableStream<number> {
+    const stream = this.#client.watch!(service) as ClientReadableStream<number>;
+    stream.on("data", (s: number) => onStatus(STATUS[s] ?? String(s)));
+    stream.on("error", () => {});
+    return stream;
   }
 
   /** Polls until the status is `want` or the bounded wait ends; returns the last status seen. */

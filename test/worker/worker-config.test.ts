@@ -61,3 +61,17 @@ test("--help lists every flag with its env variable", (t) => {
 test("a bracketed IPv6 gateway is accepted", (t) => {
   t.is(parseWorkerConfig([...required, "--gateway", "tcp://[::1]:7000"], {}).kind, "ok");
 });
+
+test("--metrics-port is off by default, 0 or a port turns it on, anything else is an error naming the flag", (t) => {
+  const off = parseWorkerConfig(required, {});
+  t.like(off.kind === "ok" ? off.config : {}, { metricsPort: null, metricsHost: "127.0.0.1" });
+  const on = parseWorkerConfig([...required, "--metrics-port", "0"], { CLIPPER_WORKER_METRICS_HOST: "0.0.0.0" });
+  t.like(on.kind === "ok" ? on.config : {}, { metricsPort: 0, metricsHost: "0.0.0.0" });
+  const env = parseWorkerConfig(required, { CLIPPER_WORKER_METRICS_PORT: "9464" });
+  t.like(env.kind === "ok" ? env.config : {}, { metricsPort: 9464 });
+  for (const bad of ["abc", "70000", "-1"]) {
+    const r = parseWorkerConfig([...required, `--metrics-port=${bad}`], {});
+    t.is(r.kind, "error", bad);
+    if (r.kind === "error") t.regex(r.error, /--metrics-port/);
+  }
+});

@@ -1,0 +1,312 @@
+/**
+ * Every Prometheus metric the gateway exports, defined in one place
+ * (design.md § Observability). Names follow Prometheus conventions: the
+ * `clipper_` prefix, base units (seconds), `_total` counters, histograms
+ * rather than summaries. Label values come only from the catalog and the
+ * replica registry (apps, models, versions, replica ids), never from a
+ * query, and a replica's series are removed when it leaves, so the number
+ * of series stays bounded by what is deployed.
+ *
+ * Components get small per-app / per-model-version / per-replica objects
+ * holding their metric children, built once when first needed, so the hot
+ * path does a map lookup and an increment.
+ */
+import { performance } from "node:perf_hooks";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import {
+  BATCH_SIZE_BUCKETS,
+  createRedisReconnects,
+  createRpcMetrics,
+  DURATION_BUCKETS_SECONDS,
+  type RpcMetrics,
+} from "../core/telemetry/metrics.js";
+
+/** How one query ended: a model answer (or cache hit), the app's default, an error, or refused for a full queue. */
+export type Outcome = "ok" | "default" | "error" | "shed";
+
+/**
+ * Why a query got the app's default output: the app has no linked model
+ * with a current version, no replica of that version is connected, or the
+ * SLO passed before the model answered.
+ */
+export type DefaultReason = "no_model" | "no_replica" | "slo";
+
+/** A cache lookup's result; `coalesced` joined an identical query already in flight. */
+export type CacheResult = "hit" | "miss" | "coalesced";
+
+/**
+ * Why a queued query left its queue without being batched: the queue was
+ * full (never queued), its deadline passed, no replica could answer it in
+ * time (doomed), or its model version was removed.
+ */
+export type DropReason = "full" | "expired" | "doomed" | "removed";
+
+/** What the gateway's gauges read at scrape time. */
+export interface GaugeSources {
+  /** Queries waiting per model version. */
+  queueDepths(): Iterable<{ readonly model: string; readonly version: string; readonly depth: number }>;
+  /** Connected replicas (draining ones included) per model version. */
+  liveReplicas(): Iterable<{ readonly model: string; readonly version: string; readonly count: number }>;
+  /** Bytes the prediction cache holds. */
+  cacheBytes(): number;
+  /** Whether clipper.v1.Predict is SERVING (Redis reachable, catalog loaded). */
+  ready(): boolean;
+}
+
+/** The predictor's metric children for one app answered by one model version. */
+export class AppInstruments {
+  readonly #outcomes: Record<Outcome, Counter.Internal>;
+  readonly #defaults: Record<DefaultReason, Counter.Internal>;
+  readonly #latency: Histogram.Internal<"app">;
+
+  /** @internal built by {@link GatewayMetrics.app} */
+  constructor(m: { predictions: Counter<string>; defaults: Counter<string>; latency: Histogram<"app"> }, app: string, model: string, version: string) {
+    const outcome = (o: Outcome): Counter.Internal => m.predictions.labels({ app, model, version, outcome: o });
+    this.#outcomes = { ok: outcome("ok"), default: outcome("default"), error: outcome("error"), shed: outcome("shed") };
+    const reason = (r: DefaultReason): Counter.Internal => m.defaults.labels({ app, reason: r });
+    this.#defaults = { no_model: reason("no_model"), no_replica: reason("no_replica"), slo: reason("slo") };
+    this.#latency = m.latency.labels({ app });
+  }
+
+  /** Counts a query that ended with `outcome` and observes its end-to-end latency (`startMs` from performance.now()). */
+  answered(outcome: Outcome, startMs: number): void {
+    this.#outcomes[outcome].inc();
+    this.#latency.observe((performance.now() - startMs) / 1000);
+  }
+
+  /** Counts a default output and why it was given. */
+  defaulted(reason: DefaultReason): void {
+    this.#defaults[reason].inc();
+  }
+}
+
+/** The dispatcher's metric children for one model version's queue. */
+export class PoolInstruments {
+  readonly queueWait: Histogram.Internal<"model" | "version">;
+  readonly #dropped: Record<DropReason, Counter.Internal>;
+
+  /** @internal built by {@link GatewayMetrics.pool} */
+  constructor(m: { queueWait: Histogram<"model" | "version">; dropped: Counter<string> }, model: string, version: string) {
+    this.queueWait = m.queueWait.labels({ model, version });
+    const dropped = (reason: DropReason): Counter.Internal => m.dropped.labels({ model, version, reason });
+    this.#dropped = { full: dropped("full"), expired: dropped("expired"), doomed: dropped("doomed"), removed: dropped("removed") };
+  }
+
+  dropped(reason: DropReason, count = 1): void {
+    if (count > 0) this.#dropped[reason].inc(count);
+  }
+}
+
+/** The dispatcher's metric children for one replica's batches. */
+export class ReplicaInstruments {
+  readonly batchSize: Histogram.Internal<"model" | "version" | "replica">;
+  readonly batchDuration: Histogram.Internal<"model" | "version" | "replica">;
+
+  /** @internal built by {@link GatewayMetrics.replica} */
+  constructor(m: { batchSize: Histogram<"model" | "version" | "replica">; batchDuration: Histogram<"model" | "version" | "replica"> }, labels: { model: string; version: string; replica: string }) {
+    this.batchSize = m.batchSize.labels(labels);
+    this.batchDuration = m.batchDuration.labels(labels);
+  }
+}
+
+/** A replica as metrics see it. */
+export interface ReplicaLabels {
+  readonly modelName: string;
+  readonly modelVersion: string;
+  readonly replicaId: number;
+}
+
+/** The gateway's metrics on one registry (which also has Node's default metrics). */
+export class GatewayMetrics {
+  readonly registry: Registry;
+  /** clipper_rpc_calls_total / clipper_rpc_duration_seconds (core/telemetry/metrics). */
+  readonly rpc: RpcMetrics;
+  /** clipper_redis_reconnects_total{connection}. */
+  readonly redisReconnects: Counter<"connection">;
+  readonly #predictions: Counter<"app" | "model" | "version" | "outcome">;
+  readonly #latency: Histogram<"app">;
+  readonly #defaults: Counter<"app" | "reason">;
+  readonly #cacheLookups: Record<CacheResult, Counter.Internal>;
+  readonly #queueWait: Histogram<"model" | "version">;
+  readonly #dropped: Counter<"model" | "version" | "reason">;
+  readonly #batchSize: Histogram<"model" | "version" | "replica">;
+  readonly #batchDuration: Histogram<"model" | "version" | "replica">;
+  readonly #evictions: Counter<"model" | "version">;
+  readonly #missedBeats: Counter<"model" | "version">;
+  readonly #apps = new Map<string, AppInstruments>();
+  readonly #pools = new Map<string, PoolInstruments>();
+  readonly #replicas = new Map<ReplicaLabels, ReplicaInstruments>();
+  #sources: GaugeSources | null = null;
+
+  constructor(registry: Registry) {
+    this.registry = registry;
+    const registers = [registry];
+    const seconds = [...DURATION_BUCKETS_SECONDS];
+    this.rpc = createRpcMetrics(registry);
+    this.redisReconnects = createRedisReconnects(registry);
+    this.#predictions = new Counter({
+      name: "clipper_predictions_total",
+      help: "Queries answered, by app, model, version and outcome (ok: model answer or cache hit; default: the app's default output; error; shed: refused, queue full).",
+      labelNames: ["app", "model", "version", "outcome"] as const,
+      registers,
+    });
+    this.#latency = new Histogram({
+      name: "clipper_prediction_duration_seconds",
+      help: "End-to-end time of a query inside the gateway, from catalog lookup to answer, in seconds, by app.",
+      labelNames: ["app"] as const,
+      buckets: seconds,
+      registers,
+    });
+    this.#defaults = new Counter({
+      name: "clipper_default_outputs_total",
+      help: "Queries answered with the app's default output, by app and reason (no_model, no_replica, slo).",
+      labelNames: ["app", "reason"] as const,
+      registers,
+    });
+    const lookups = new Counter({
+      name: "clipper_cache_lookups_total",
+      help: "Prediction cache lookups by result (hit; miss: sent to the model; coalesced: joined an identical query in flight).",
+      labelNames: ["result"] as const,
+      registers,
+    });
+    this.#cacheLookups = { hit: lookups.labels({ result: "hit" }), miss: lookups.labels({ result: "miss" }), coalesced: lookups.labels({ result: "coalesced" }) };
+    this.#queueWait = new Histogram({
+      name: "clipper_queue_wait_seconds",
+      help: "Time a query waited in its model version's queue before a replica took it in a batch, in seconds.",
+      labelNames: ["model", "version"] as const,
+      buckets: seconds,
+      registers,
+    });
+    this.#dropped = new Counter({
+      name: "clipper_queue_dropped_total",
+      help: "Queries that left a queue unbatched, by reason (full: refused; expired: deadline passed; doomed: no replica could answer in time; removed: version deleted).",
+      labelNames: ["model", "version", "reason"] as const,
+      registers,
+    });
+    this.#batchSize = new Histogram({
+      name: "clipper_batch_size",
+      help: "Queries per batch sent to a replica, by model, version and replica id.",
+      labelNames: ["model", "version", "replica"] as const,
+      buckets: [...BATCH_SIZE_BUCKETS],
+      registers,
+    });
+    this.#batchDuration = new Histogram({
+      name: "clipper_batch_duration_seconds",
+      help: "Time from sending a batch to a replica to its answer, in seconds, by model, version and replica id.",
+      labelNames: ["model", "version", "replica"] as const,
+      buckets: seconds,
+      registers,
+    });
+    this.#evictions = new Counter({
+      name: "clipper_replica_evictions_total",
+      help: "Replicas evicted for missing heartbeats, by model and version.",
+      labelNames: ["model", "version"] as const,
+      registers,
+    });
+    this.#missedBeats = new Counter({
+      name: "clipper_missed_heartbeats_total",
+      help: "Heartbeat intervals that passed without a message from a replica, by model and version.",
+      labelNames: ["model", "version"] as const,
+      registers,
+    });
+    const sources = (): GaugeSources | null => this.#sources;
+    new Gauge({
+      name: "clipper_queue_depth",
+      help: "Queries waiting in a model version's queue.",
+      labelNames: ["model", "version"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const q of sources()?.queueDepths() ?? []) this.set({ model: q.model, version: q.version }, q.depth);
+      },
+    });
+    new Gauge({
+      name: "clipper_live_replicas",
+      help: "Replicas connected to this gateway, by model and version.",
+      labelNames: ["model", "version"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const r of sources()?.liveReplicas() ?? []) this.set({ model: r.model, version: r.version }, r.count);
+      },
+    });
+    new Gauge({
+      name: "clipper_cache_bytes",
+      help: "Bytes held by the prediction cache.",
+      registers,
+      collect() {
+        this.set(sources()?.cacheBytes() ?? 0);
+      },
+    });
+    new Gauge({
+      name: "clipper_ready",
+      help: "1 while clipper.v1.Predict is SERVING (Redis reachable and the catalog loaded), else 0.",
+      registers,
+      collect() {
+        this.set(sources()?.ready() === true ? 1 : 0);
+      },
+    });
+  }
+
+  /** Connects the gauges to what they read; called once the components exist. */
+  observe(sources: GaugeSources): void {
+    this.#sources = sources;
+  }
+
+  /** Children for queries of `app` answered by `model`:`version` ("" when none). */
+  app(app: string, model: string, version: string): AppInstruments {
+    const key = `${app}\u0000${model}\u0000${version}`;
+    let a = this.#apps.get(key);
+    if (a === undefined) {
+      a = new AppInstruments({ predictions: this.#predictions, defaults: this.#defaults, latency: this.#latency }, app, model, version);
+      this.#apps.set(key, a);
+    }
+    return a;
+  }
+
+  /** Children for one model version's queue. */
+  pool(model: string, version: string): PoolInstruments {
+    const key = `${model}\u0000${version}`;
+    let p = this.#pools.get(key);
+    if (p === undefined) {
+      p = new PoolInstruments({ queueWait: this.#queueWait, dropped: this.#dropped }, model, version);
+      this.#pools.set(key, p);
+    }
+    return p;
+  }
+
+  /** Children for one replica's batches; dropped by {@link replicaRemoved}. */
+  replica(r: ReplicaLabels): ReplicaInstruments {
+    let i = this.#replicas.get(r);
+    if (i === undefined) {
+      i = new ReplicaInstruments({ batchSize: this.#batchSize, batchDuration: this.#batchDuration }, replicaLabels(r));
+      this.#replicas.set(r, i);
+    }
+    return i;
+  }
+
+  /**
+   * A replica left: counts an eviction, and removes its batch series so
+   * replica ids (never reused while the gateway lives) cannot pile up.
+   */
+  replicaRemoved(r: ReplicaLabels, reason: string): void {
+    if (reason === "evicted") this.#evictions.inc({ model: r.modelName, version: r.modelVersion });
+    this.#replicas.delete(r);
+    const labels = replicaLabels(r);
+    this.#batchSize.remove(labels);
+    this.#batchDuration.remove(labels);
+  }
+
+  /** Counts heartbeat intervals a replica let pass in silence. */
+  missedHeartbeats(r: ReplicaLabels, count: number): void {
+    if (count > 0) this.#missedBeats.inc({ model: r.modelName, version: r.modelVersion }, count);
+  }
+
+  cacheLookup(result: CacheResult): void {
+    this.#cacheLookups[result].inc();
+  }
+}
+
+function replicaLabels(r: ReplicaLabels): { model: string; version: string; replica: string } {
+  return { model: r.modelName, version: r.modelVersion, replica: String(r.replicaId) };
+}
