@@ -26,6 +26,8 @@ export type ErrorReason =
   | "CANCELLED"
   | "STORE_UNAVAILABLE"
   | "NO_REPLICA_MANAGER"
+  | "NOT_MANAGED"
+  | "REPLICAS_NOT_READY"
   | "MODEL_ERROR"
   | "INTERNAL";
 

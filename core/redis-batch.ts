@@ -47,6 +47,9 @@ export class DbBatch {
   hset(db: DbNumber, key: string, fields: Record<string, string>): this {
     return this.#add(db, (m) => m.hset(key, fields));
   }
+  hdel(db: DbNumber, key: string, ...fields: string[]): this {
+    return this.#add(db, (m) => m.hdel(key, ...fields));
+  }
   srem(db: DbNumber, key: string, ...members: string[]): this {
     return this.#add(db, (m) => m.srem(key, ...members));
   }

@@ -27,6 +27,7 @@ import {
   modelKey,
   modelVersionsPattern,
   NO_CONTAINER,
+  parseContainerKey,
   parseModelKey,
   PROHIBITED_CHARS,
   stateKey,
@@ -359,6 +360,34 @@ export class AdminStore {
     const [hash] = await this.#batch().hgetall(DB.CONTAINERS, key).run();
     if (Object.keys(hash as object).length === 0) return null;
     return must(decodeContainer(key, hash as Record<string, string>));
+  }
+
+  /**
+   * Per app: the live replicas of its linked model's current version, as
+   * gateways record them in DB 3 (0 without a link or a current version).
+   * An app is ready when this is above 0. One round trip for any number of
+   * apps. A gateway killed without cleanup leaves its entries behind, as in
+   * Clipper, until a gateway rewrites or evicts them.
+   */
+  async liveReplicas(apps: readonly AppView[]): Promise<Map<string, number>> {
+    const models = [...new Set(apps.flatMap((a) => a.linkedModels))];
+    const out = new Map(apps.map((a) => [a.name, 0]));
+    if (models.length === 0) return out;
+    const batch = this.#batch().keys(DB.CONTAINERS, "*");
+    for (const m of models) batch.get(DB.CURRENT_VERSIONS, currentVersionKey(m));
+    const [keys, ...versions] = await batch.run();
+    const perVersion = new Map<string, number>();
+    for (const k of keys as string[]) {
+      const c = parseContainerKey(k);
+      if (c !== null) perVersion.set(modelKey(c.name, c.version), (perVersion.get(modelKey(c.name, c.version)) ?? 0) + 1);
+    }
+    const current = new Map(models.map((m, i) => [m, versions[i]]));
+    for (const a of apps) {
+      const model = a.linkedModels[0];
+      const version = model === undefined ? undefined : current.get(model);
+      if (model !== undefined && typeof version === "string") out.set(a.name, perVersion.get(modelKey(model, version)) ?? 0);
+    }
+    return out;
   }
 
   // ------------------------------------------------------------ internals

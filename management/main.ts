@@ -1,19 +1,35 @@
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { createLogger } from "../core/telemetry/logger.js";
+import { startTracing } from "../core/telemetry/tracing.js";
 import { startManagement } from "./management.js";
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
   "grpc-port": { kind: "port", env: "CLIPPER_MANAGEMENT_GRPC_PORT", default: "50052", help: "gRPC port (clipper.v1.Admin, health, reflection)" },
   "http-port": { kind: "port", env: "CLIPPER_MANAGEMENT_HTTP_PORT", default: "1338", help: "HTTP port (transcoded Admin, Clipper /admin/*, /metrics)" },
+  "gateway-rpc": {
+    kind: "string",
+    env: "CLIPPER_MANAGEMENT_GATEWAY_RPC",
+    default: "",
+    help: "turns on the replica manager: the gateway's worker RPC endpoint (tcp://HOST:PORT) its workers connect to; it then starts processes on this host for whoever can call Admin",
+  },
 } as const;
 
 const c = configOrExit("clipper-management", OPTIONS);
+if (c["gateway-rpc"] !== "" && !/^tcp:\/\/[^:]+:\d+$|^tcp:\/\/\[[0-9a-fA-F:.]+\]:\d+$/.test(c["gateway-rpc"])) {
+  process.stderr.write(`clipper-management: --gateway-rpc: '${c["gateway-rpc"]}' is not tcp://HOST:PORT, e.g. tcp://127.0.0.1:7000\n`);
+  process.exit(2);
+}
 const log = createLogger("clipper-management", c["log-level"]);
+// Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
+const tracing = await startTracing("clipper-management");
 await runUntilSignal(log, async () => {
-  const m = await startManagement({ redisUrl: c["redis-url"], host: c.host, grpcPort: c["grpc-port"], httpPort: c["http-port"] }, log);
+  const m = await startManagement(
+    { redisUrl: c["redis-url"], host: c.host, grpcPort: c["grpc-port"], httpPort: c["http-port"], gatewayRpc: c["gateway-rpc"], logLevel: c["log-level"] },
+    log,
+  );
   // One plain line for people and scripts; the JSON log has the same facts.
   process.stdout.write(`clipper-management: grpc=${c.host}:${m.grpcPort} http=${c.host}:${m.httpPort}\n`);
-  return m;
+  return { close: (graceMs) => m.close(graceMs).finally(() => tracing.shutdown()) };
 });

@@ -1,12 +1,16 @@
 import { connectRedis } from "../core/redis-client.js";
+import { watchRedis } from "../core/redis-watch.js";
 import { startGrpcServer } from "../core/servers/grpc-server.js";
 import { startHttpServer } from "../core/servers/http-server.js";
 import { opsRoutes } from "../core/servers/ops-routes.js";
 import { createTranscoder } from "../core/transcoding/index.js";
 import type { Logger } from "../core/telemetry/logger.js";
-import { createMetricsRegistry } from "../core/telemetry/metrics.js";
+import { CallInstrument } from "../core/telemetry/call-instrument.js";
+import { createMetricsRegistry, createRedisReconnects, createRpcMetrics } from "../core/telemetry/metrics.js";
 import { AdminStore } from "./admin-store.js";
 import { clipperAdminRoutes } from "./http/clipper-admin.js";
+import { DeploymentStore } from "./deployment-store.js";
+import { ReplicaManager } from "./replica-manager.js";
 import { ADMIN_SERVICE_NAME, adminBinding } from "./services/admin.js";
 
 export interface ManagementConfig {
@@ -14,6 +18,14 @@ export interface ManagementConfig {
   readonly host: string;
   readonly grpcPort: number;
   readonly httpPort: number;
+  /**
+   * The gateway's worker RPC endpoint (tcp://host:port). When set, a replica
+   * manager runs worker processes on this host (SetNumReplicas, DeployModel);
+   * when empty or absent, those calls fail with FAILED_PRECONDITION.
+   */
+  readonly gatewayRpc?: string;
+  /** Log level of the workers the replica manager starts; default "info". */
+  readonly logLevel?: string;
 }
 
 /** A running management server. */
@@ -37,42 +49,39 @@ const DEFAULT_CLOSE_GRACE_MS = 5_000;
 export async function startManagement(config: ManagementConfig, log: Logger): Promise<Management> {
   const redisWhere = new URL(config.redisUrl).host;
   const redis = connectRedis(config.redisUrl, { name: "clipper-management" });
-  // ioredis emits 'error' on every failed reconnect; without a listener Node would crash.
-  let lastRedisError = "connecting";
-  redis.on("error", (err: Error) => {
-    if (err.message !== lastRedisError) log.warn({ err: err.message, redis: redisWhere }, "redis error");
-    lastRedisError = err.message;
-  });
-  const store = new AdminStore(redis, redisWhere);
-  const binding = adminBinding(store);
   const registry = createMetricsRegistry("clipper-management");
+  // Logs connect / loss / reconnect once each, and keeps ioredis 'error' events from crashing Node.
+  watchRedis(redis, { connection: "commands", where: redisWhere, log, reconnects: createRedisReconnects(registry) });
+  const store = new AdminStore(redis, redisWhere);
+  const manager =
+    config.gatewayRpc === undefined || config.gatewayRpc === ""
+      ? null
+      : new ReplicaManager(store, new DeploymentStore(redis, redisWhere, ReplicaManager.host()), log.child({ component: "replica-manager" }), {
+          gatewayRpc: config.gatewayRpc,
+          workerLogLevel: config.logLevel ?? "info",
+        });
+  // Spans, clipper_rpc_* metrics and internal-error logs for every Admin call (gRPC, HTTP, Clipper REST).
+  const calls = new CallInstrument(createRpcMetrics(registry), log);
+  const binding = calls.binding(adminBinding(store, manager));
 
   const grpc = await startGrpcServer({
     host: config.host,
     port: config.grpcPort,
     bindings: [binding],
-    onError: (err, method) => log.error({ err, method }, "internal error in call"),
   });
   const setServing = (serving: boolean): void => {
     grpc.health.setServing("", serving);
     grpc.health.setServing(ADMIN_SERVICE_NAME, serving);
   };
   setServing(redis.status === "ready");
-  redis.on("ready", () => {
-    log.info({ redis: redisWhere }, "redis connected");
-    lastRedisError = "";
-    setServing(true);
-  });
-  redis.on("close", () => {
-    if (lastRedisError === "") log.warn({ redis: redisWhere }, "redis connection lost");
-    setServing(false);
-  });
+  redis.on("ready", () => setServing(true));
+  redis.on("close", () => setServing(false));
 
   const readiness = () =>
     redis.status === "ready" ? { ready: true, reason: "" } : { ready: false, reason: `Redis at ${redisWhere} is unreachable (${redis.status})` };
   let http;
   try {
-    http = await startHttpServer([opsRoutes(registry, readiness), clipperAdminRoutes(store), createTranscoder([binding])], {
+    http = await startHttpServer([opsRoutes(registry, readiness), clipperAdminRoutes(store, { calls }), createTranscoder([binding])], {
       host: config.host,
       port: config.httpPort,
       onError: (err) => log.error({ err }, "internal error in HTTP request"),
@@ -83,12 +92,14 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
     throw err;
   }
   log.info({ grpcPort: grpc.port, httpPort: http.port, host: config.host }, "management listening");
+  manager?.start();
 
   return {
     grpcPort: grpc.port,
     httpPort: http.port,
     async close(graceMs = DEFAULT_CLOSE_GRACE_MS) {
-      await Promise.all([grpc.close(graceMs), http.close()]);
+      // The replica manager drains its workers while Redis is still there to forget their records.
+      await Promise.all([grpc.close(graceMs), http.close(), manager?.close()]);
       redis.disconnect();
       log.info("management stopped");
     },

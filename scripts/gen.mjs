@@ -1,4 +1,5 @@
-// Generates gen/ from proto/: copies the third-party .proto files the
+// Generates gen/ from proto/ (TypeScript, and Python when its generators are
+// installed): copies the third-party .proto files the
 // contracts import out of their npm packages into third_party/ (ignored by
 // git, never committed), runs `buf generate` (ts-proto) and writes the
 // FileDescriptorSet that server reflection and HTTP transcoding read.
@@ -36,3 +37,14 @@ const run = (args) => execFileSync(buf, args, { cwd: root, stdio: "inherit" });
 run(["generate"]);
 // After generate: its `clean: true` empties gen/ first.
 run(["build", "-o", "gen/descriptors.binpb"]);
+
+// Python stubs (grpcio) from the same protos into gen/python/, when the
+// generators are installed (Debian: protobuf-compiler protobuf-compiler-grpc).
+// Only our contracts and the google/api + google/rpc files they import: a
+// gen/python/grpc/ folder would shadow the grpcio package itself.
+const onPath = (cmd) => execFileSync("sh", ["-c", `command -v ${cmd} || true`]).toString().trim() !== "";
+if (onPath("protoc") && onPath("grpc_python_plugin")) {
+  run(["generate", "--template", "buf.gen.python.yaml", "--path", "proto/clipper", "--path", "third_party/google"]);
+} else {
+  console.log("gen: Python stubs skipped (no protoc / grpc_python_plugin; on Debian: apt-get install protobuf-compiler protobuf-compiler-grpc)");
+}

@@ -11,6 +11,10 @@ step() { printf '\n== %s\n' "$*"; }
 step "system packages"
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Python stubs (gen/python) and the Python client test: generators and Debian's grpcio runtime.
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+command -v grpc_python_plugin >/dev/null 2>&1 || missing+=(protobuf-compiler-grpc)
+/usr/bin/python3 -c "import grpc, google.protobuf" >/dev/null 2>&1 || missing+=(python3-grpcio python3-protobuf)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

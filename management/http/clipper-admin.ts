@@ -1,8 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { status as Status } from "@grpc/grpc-js";
-import { ServingError } from "../../core/errors.js";
+import type { CallContext } from "../../core/call-context.js";
+import { NO_DEADLINE } from "../../core/deadline.js";
+import { invalidArgument, ServingError } from "../../core/errors.js";
 import { modelId } from "../../core/redis-layout.js";
 import { readBody, type HttpMatch, type HttpRouteTable } from "../../core/servers/http-server.js";
+import type { CallInstrument, InstrumentedMethod } from "../../core/telemetry/call-instrument.js";
 import type { AdminStore, AppView, ModelView } from "../admin-store.js";
 import { ClipperJson, ClipperJsonError } from "./clipper-json.js";
 
@@ -159,8 +162,20 @@ const ENDPOINTS: Readonly<Record<string, Endpoint>> = {
 
 const PREFIX = "/admin/";
 
-/** Route table for Clipper's /admin/* endpoints over `store`. */
-export function clipperAdminRoutes(store: AdminStore, options: { maxBodyBytes?: number } = {}): HttpRouteTable {
+/**
+ * Route table for Clipper's /admin/* endpoints over `store`. With `calls`,
+ * each call is instrumented like an Admin call (a span continuing the
+ * `traceparent` header; clipper_rpc_calls_total with method
+ * "POST /admin/<endpoint>" and transport "clipper-rest").
+ */
+export function clipperAdminRoutes(store: AdminStore, options: { maxBodyBytes?: number; calls?: CallInstrument } = {}): HttpRouteTable {
+  const calls = options.calls;
+  const methods = new Map<string, InstrumentedMethod>();
+  if (calls !== undefined) {
+    for (const name of Object.keys(ENDPOINTS)) {
+      methods.set(name, calls.method(`POST ${PREFIX}${name}`, { "http.request.method": "POST", "http.route": `${PREFIX}${name}` }));
+    }
+  }
   return {
     match(method: string, url: URL): HttpMatch | null {
       if (!url.pathname.startsWith(PREFIX)) return null;
@@ -171,20 +186,44 @@ export function clipperAdminRoutes(store: AdminStore, options: { maxBodyBytes?: 
       const endpoint = ENDPOINTS[name];
       if (endpoint === undefined) return null;
       if (method !== "POST") return { kind: "method-not-allowed", allow: ["POST"] };
-      return { kind: "handler", handle: (req, res) => handle(endpoint, store, req, res, options.maxBodyBytes) };
+      const run = (req: IncomingMessage): Promise<Reply> => serve(endpoint, store, req, options.maxBodyBytes);
+      const instrumented = methods.get(name);
+      return {
+        kind: "handler",
+        handle: (req, res) => respond(res, calls === undefined || instrumented === undefined ? run(req) : calls.run(instrumented, callContext(req), () => run(req))),
+      };
     },
   };
 }
 
-async function handle(endpoint: Endpoint, store: AdminStore, req: IncomingMessage, res: ServerResponse, limit?: number): Promise<void> {
+/** Reads and runs one call; a body Clipper would refuse is INVALID_ARGUMENT, answered as Clipper does (400, the bare message). */
+async function serve(endpoint: Endpoint, store: AdminStore, req: IncomingMessage, limit?: number): Promise<Reply> {
+  const body = await readBody(req, limit);
   try {
-    const body = await readBody(req, limit);
-    send(res, 200, await endpoint.run(ClipperJson.parse(body, endpoint.schema), store));
+    // Fields are read (and may be refused) as the endpoint runs, not only by parse().
+    return await endpoint.run(ClipperJson.parse(body, endpoint.schema), store);
   } catch (err) {
-    if (err instanceof ClipperJsonError) {
-      send(res, 400, text(err.message));
-      return;
-    }
+    if (err instanceof ClipperJsonError) throw invalidArgument("INVALID_REQUEST", err.message);
+    throw err;
+  }
+}
+
+/** Clipper's REST has no deadline header; the trace headers are all a span needs. */
+function callContext(req: IncomingMessage): CallContext {
+  const metadata = new Map<string, string>();
+  for (const h of ["traceparent", "tracestate"] as const) {
+    const v = req.headers[h];
+    if (typeof v === "string") metadata.set(h, v);
+  }
+  return { transport: "clipper-rest", deadline: NO_DEADLINE, signal: NEVER_ABORTED, metadata, peer: req.socket.remoteAddress ?? "" };
+}
+
+const NEVER_ABORTED = new AbortController().signal;
+
+async function respond(res: ServerResponse, reply: Promise<Reply>): Promise<void> {
+  try {
+    send(res, 200, await reply);
+  } catch (err) {
     const e = ServingError.from(err);
     if (e.reason === "BODY_TOO_LARGE") throw e;
     // Clipper answers every refused request with 400 and the bare message;

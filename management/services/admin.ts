@@ -3,6 +3,12 @@ import {
   type App,
   type CreateAppRequest,
   type CreateAppResponse,
+  type DeployModelRequest,
+  type DeployModelResponse,
+  type Deployment,
+  type ListDeploymentsRequest,
+  type ListDeploymentsResponse,
+  type SetNumReplicasRequest,
   type DeleteAppRequest,
   type DeleteAppResponse,
   type DeleteModelVersionRequest,
@@ -37,7 +43,9 @@ import { notFound, ServingError } from "../../core/errors.js";
 import { ADAPTIVE_BATCH_SIZE, modelId } from "../../core/redis-layout.js";
 import type { ContainerRecord } from "../../core/redis-layout.js";
 import type { UnaryServiceBinding } from "../../core/service-binding.js";
+import type { CallContext } from "../../core/call-context.js";
 import type { AdminStore, AppView, ModelView } from "../admin-store.js";
+import type { DeploymentView, ReplicaManager } from "../replica-manager.js";
 
 /** Full protobuf name of the Admin service. */
 export const ADMIN_SERVICE_NAME = "clipper.v1.Admin";
@@ -46,14 +54,22 @@ export const ADMIN_SERVICE_NAME = "clipper.v1.Admin";
  * clipper.v1.Admin over an AdminStore: maps protobuf messages to store
  * calls and back. Served unchanged over gRPC and transcoded HTTP.
  */
-export function adminBinding(store: AdminStore): UnaryServiceBinding {
+export function adminBinding(store: AdminStore, manager: ReplicaManager | null = null): UnaryServiceBinding {
+  const requireManager = (): ReplicaManager => {
+    if (manager !== null) return manager;
+    throw new ServingError(
+      Status.FAILED_PRECONDITION,
+      "NO_REPLICA_MANAGER",
+      "this management server runs without a replica manager: start it with --gateway-rpc tcp://HOST:PORT (as clipper up does), or start workers with clipper-worker (or your orchestrator) instead",
+    );
+  };
   return {
     name: ADMIN_SERVICE_NAME,
     definition: AdminService,
     handlers: {
-      createApp: async (req: CreateAppRequest): Promise<CreateAppResponse> => ({ app: toApp(await store.createApp(req)) }),
-      getApp: async (req: GetAppRequest): Promise<GetAppResponse> => ({ app: toApp(await store.requireApp(req.name)) }),
-      listApps: async (): Promise<ListAppsResponse> => ({ apps: (await store.listApps()).map(toApp) }),
+      createApp: async (req: CreateAppRequest): Promise<CreateAppResponse> => ({ app: toApp(await store.createApp(req), 0) }),
+      getApp: async (req: GetAppRequest): Promise<GetAppResponse> => ({ app: (await withReadiness(store, [await store.requireApp(req.name)]))[0] }),
+      listApps: async (): Promise<ListAppsResponse> => ({ apps: await withReadiness(store, await store.listApps()) }),
       deleteApp: async (req: DeleteAppRequest): Promise<DeleteAppResponse> => {
         await store.deleteApp(req.name);
         return {};
@@ -68,18 +84,21 @@ export function adminBinding(store: AdminStore): UnaryServiceBinding {
       listModels: async (req: ListModelsRequest): Promise<ListModelsResponse> => ({
         models: (await store.listModels(req.name)).map(toModel),
       }),
-      setModelVersion: async (req: SetModelVersionRequest): Promise<SetModelVersionResponse> => ({
-        model: toModel(await store.setModelVersion(req.name, req.version)),
+      setModelVersion: async (req: SetModelVersionRequest, ctx: CallContext): Promise<SetModelVersionResponse> => ({
+        // With a replica manager, a version it runs is brought up before the switch.
+        model: toModel(manager !== null ? await manager.setVersion(req.name, req.version, ctx) : await store.setModelVersion(req.name, req.version)),
       }),
       deleteModelVersion: async (req: DeleteModelVersionRequest): Promise<DeleteModelVersionResponse> => {
         await store.deleteModelVersion(req.name, req.version);
+        // Its workers would only be drained by the gateway and restarted by the manager.
+        await manager?.forget(req.name, req.version);
         return {};
       },
       linkModel: async (req: LinkModelRequest): Promise<LinkModelResponse> => ({
-        app: toApp(await store.linkModels(req.app, [req.model])),
+        app: (await withReadiness(store, [await store.linkModels(req.app, [req.model])]))[0],
       }),
       unlinkModel: async (req: UnlinkModelRequest): Promise<UnlinkModelResponse> => ({
-        app: toApp(await store.unlinkModels(req.app, [req.model])),
+        app: (await withReadiness(store, [await store.unlinkModels(req.app, [req.model])]))[0],
       }),
       listReplicas: async (req: ListReplicasRequest): Promise<ListReplicasResponse> => ({
         replicas: (await store.listReplicas({ modelName: req.modelName, modelVersion: req.modelVersion })).map(toReplica),
@@ -96,18 +115,46 @@ export function adminBinding(store: AdminStore): UnaryServiceBinding {
         if (state === null) throw notFound("APP_NOT_FOUND", `no selection state is stored for application '${req.app}'`);
         return state;
       },
-      setNumReplicas: async (): Promise<SetNumReplicasResponse> => {
-        throw new ServingError(
-          Status.FAILED_PRECONDITION,
-          "NO_REPLICA_MANAGER",
-          "this management server runs without a replica manager; start workers with clipper-worker (or your orchestrator) instead",
+      setNumReplicas: async (req: SetNumReplicasRequest): Promise<SetNumReplicasResponse> => ({
+        numReplicas: await requireManager().setReplicas(req.modelName, req.modelVersion, req.numReplicas),
+      }),
+      deployModel: async (req: DeployModelRequest, ctx: CallContext): Promise<DeployModelResponse> => {
+        const w = req.worker;
+        const out = await requireManager().deploy(
+          {
+            name: req.name,
+            version: req.version,
+            inputType: req.inputType,
+            labels: req.labels,
+            batchSize: req.batchSize === 0 ? ADAPTIVE_BATCH_SIZE : req.batchSize,
+            replicas: req.numReplicas,
+            worker: {
+              module: w?.module ?? "",
+              command: w?.command ?? [],
+              env: w?.env ?? {},
+              workingDir: w?.workingDir ?? "",
+              concurrency: w?.concurrency ?? 0,
+              maxBatchSize: w?.maxBatchSize ?? 0,
+            },
+          },
+          ctx,
         );
+        return { model: toModel(out.model), numReplicas: out.replicas, previousVersion: out.previousVersion };
       },
+      listDeployments: async (req: ListDeploymentsRequest): Promise<ListDeploymentsResponse> => ({
+        deployments: (await requireManager().list(req.modelName)).map(toDeployment),
+      }),
     },
   };
 }
 
-function toApp(a: AppView): App {
+/** Apps with their readiness: live replicas of the linked model's current version (Redis DB 3). */
+async function withReadiness(store: AdminStore, apps: AppView[]): Promise<App[]> {
+  const live = await store.liveReplicas(apps);
+  return apps.map((a) => toApp(a, live.get(a.name) ?? 0));
+}
+
+function toApp(a: AppView, liveReplicas: number): App {
   return {
     name: a.name,
     inputType: a.inputType,
@@ -115,6 +162,8 @@ function toApp(a: AppView): App {
     latencySloMicros: a.latencySloMicros,
     linkedModels: a.linkedModels,
     policy: a.policy,
+    ready: liveReplicas > 0,
+    liveReplicas,
   };
 }
 
@@ -129,6 +178,21 @@ function toModel(m: ModelView): Model {
     batchSize: m.batchSize,
     isCurrentVersion: m.isCurrentVersion,
     valid: m.valid,
+  };
+}
+
+function toDeployment(d: DeploymentView): Deployment {
+  return {
+    modelName: d.name,
+    modelVersion: d.version,
+    inputType: d.inputType,
+    desiredReplicas: d.replicas,
+    runningProcesses: d.runningProcesses,
+    registeredReplicas: d.registeredReplicas,
+    restarts: d.restarts,
+    lastExit: d.lastExit,
+    worker: { ...d.worker },
+    isCurrentVersion: d.isCurrentVersion,
   };
 }
 

@@ -30,6 +30,9 @@ const APP: App = {
   latencySloMicros: 100_000,
   linkedModels: ["m1"],
   policy: "DefaultOutputSelectionPolicy",
+  // Non-default, so buf curl (which omits defaults) prints them.
+  ready: true,
+  liveReplicas: 2,
 };
 
 const seen: { ctx: CallContext | null; errors: { err: unknown; method: string }[] } = { ctx: null, errors: [] };

@@ -46,7 +46,7 @@ const seen: {
 /** Lets the disconnect test see the handler start and its signal abort. */
 const disconnect = { entered: deferred<void>(), aborted: deferred<unknown>() };
 
-const appOf = (r: CreateAppRequest): App => ({ ...r, linkedModels: [], policy: "" });
+const appOf = (r: CreateAppRequest): App => ({ ...r, linkedModels: [], policy: "", ready: false, liveReplicas: 0 });
 
 const admin: UnaryServiceBinding = {
   name: "clipper.v1.Admin",
@@ -130,7 +130,7 @@ test("POST with body '*' builds the request from the JSON object and emits every
   t.is(r.status, 200);
   t.is(r.headers.get("content-type"), "application/json");
   t.deepEqual(r.json, {
-    app: { name: "a1", inputType: "doubles", defaultOutput: "", latencySloMicros: 100000, linkedModels: [], policy: "" },
+    app: { name: "a1", inputType: "doubles", defaultOutput: "", latencySloMicros: 100000, linkedModels: [], policy: "", ready: false, liveReplicas: 0 },
   });
 });
 

@@ -78,7 +78,7 @@ test.serial("the same app over gRPC, transcoded HTTP and /admin/add_app leaves i
   await db0.flushall();
   const h = await http("POST", "/v1/apps", { name: "a1", inputType: "doubles", defaultOutput: "-1.0", latencySloMicros: 100000 });
   t.is(h.status, 200);
-  t.deepEqual(h.json.app, { name: "a1", inputType: "doubles", defaultOutput: "-1.0", latencySloMicros: 100000, linkedModels: [], policy: "DefaultOutputSelectionPolicy" });
+  t.deepEqual(h.json.app, { name: "a1", inputType: "doubles", defaultOutput: "-1.0", latencySloMicros: 100000, linkedModels: [], policy: "DefaultOutputSelectionPolicy", ready: false, liveReplicas: 0 });
   const viaHttp = await dumpRedis(redis.url);
   t.deepEqual(viaGrpc, viaRest);
   t.deepEqual(viaHttp, viaRest);

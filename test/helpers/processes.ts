@@ -89,9 +89,13 @@ export function spawnBin(name: string, args: readonly string[], env: NodeJS.Proc
   );
 }
 
-/** A gateway process and its bound ports. */
-export async function startGatewayProcess(redisUrl: string, extra: readonly string[] = []): Promise<{ proc: Proc; grpc: number; http: number; rpc: number }> {
-  const proc = spawnBin("clipper-gateway", ["--redis-url", redisUrl, "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", ...extra]);
+/** A gateway process and its bound ports; `env` is added to the process environment (e.g. OTEL_*). */
+export async function startGatewayProcess(
+  redisUrl: string,
+  extra: readonly string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ proc: Proc; grpc: number; http: number; rpc: number }> {
+  const proc = spawnBin("clipper-gateway", ["--redis-url", redisUrl, "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", ...extra], env);
   const m = await proc.waitFor(/clipper-gateway: grpc=[^:]+:(\d+) http=[^:]+:(\d+) rpc=tcp:\/\/[^:]+:(\d+)/);
   return { proc, grpc: Number(m[1]), http: Number(m[2]), rpc: Number(m[3]) };
 }
@@ -104,11 +108,12 @@ export async function startWorkerProcess(
   inputType: string,
   module: string,
   extra: readonly string[] = [],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<Proc> {
   const proc = spawnBin("clipper-worker", [
     "--model", model, "--version", version, "--input-type", inputType,
     "--gateway", `tcp://127.0.0.1:${rpcPort}`, "--module", module, ...extra,
-  ], { CLIPPER_LOG_LEVEL: "info" });
+  ], { CLIPPER_LOG_LEVEL: "info", ...env });
   await proc.waitFor(/worker registered/);
   return proc;
 }

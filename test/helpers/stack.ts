@@ -26,10 +26,11 @@ export class Stack {
     this.heartbeat = new HeartbeatClient(`127.0.0.1:${gateway.grpc}`, credentials.createInsecure());
   }
 
-  static async start(gatewayArgs: readonly string[] = []): Promise<Stack> {
+  /** `gatewayEnv` is added to the gateway process's environment (e.g. OTEL_*). */
+  static async start(gatewayArgs: readonly string[] = [], gatewayEnv: NodeJS.ProcessEnv = {}): Promise<Stack> {
     const redis = await TestRedis.start();
     const management = await startManagement({ redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0 }, pino({ level: "silent" }));
-    const gateway = await startGatewayProcess(redis.url, gatewayArgs);
+    const gateway = await startGatewayProcess(redis.url, gatewayArgs, gatewayEnv);
     return new Stack(redis, management, gateway);
   }
 
@@ -50,8 +51,8 @@ export class Stack {
     await this.admin("add_model_links", { app_name: app, model_names: [model] });
   }
 
-  async worker(model: string, version: string, inputType: string, module: string, extra: readonly string[] = []): Promise<Proc> {
-    const w = await startWorkerProcess(this.gateway.rpc, model, version, inputType, module, extra);
+  async worker(model: string, version: string, inputType: string, module: string, extra: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
+    const w = await startWorkerProcess(this.gateway.rpc, model, version, inputType, module, extra, env);
     this.workers.push(w);
     return w;
   }

@@ -1,0 +1,72 @@
+/** `clipper workers list|watch`: the gateway's live workers (Heartbeat ListWorkers, WatchWorkers). */
+import {
+  Dialect,
+  dialectToJSON,
+  ListWorkersResponse,
+  WatchWorkersResponse,
+  watchWorkersResponse_KindToJSON,
+  type Worker,
+} from "../../../gen/clipper/v1/heartbeat.js";
+import { fullJson, heartbeatClient, table, withClient, type Command } from "../cli-kit.js";
+
+function dialect(d: Dialect): string {
+  return d === Dialect.DIALECT_NATIVE ? "native" : d === Dialect.DIALECT_CLIPPER_V3 ? "clipper-v3" : dialectToJSON(d);
+}
+
+function workerRow(w: Worker): string[] {
+  return [w.modelName, w.modelVersion, String(w.replicaId), dialect(w.dialect), w.inputType, String(w.inFlight), w.draining ? "draining" : "serving", w.lastBeat?.toISOString() ?? "-"];
+}
+
+export const workersCommands: readonly Command[] = [
+  {
+    name: "workers list",
+    args: "[MODEL]",
+    summary: "Lists the workers connected to the gateway now.",
+    options: {},
+    minArgs: 0,
+    maxArgs: 1,
+    async run({ positionals, globals, out }) {
+      const res = await withClient(heartbeatClient(globals), (c) => c.listWorkers({ modelName: positionals[0] ?? "" }));
+      out.result(fullJson(res, ListWorkersResponse.toJSON(res)), () =>
+        table(["MODEL", "VERSION", "REPLICA", "DIALECT", "INPUT TYPE", "IN FLIGHT", "STATE", "LAST BEAT"], res.workers.map(workerRow)),
+      );
+    },
+  },
+  {
+    name: "workers watch",
+    args: "[MODEL]",
+    summary: "Prints the gateway's workers, then one line per change (registered, draining, removed), until Ctrl-C.",
+    options: {},
+    minArgs: 0,
+    maxArgs: 1,
+    async run({ positionals, globals, out }) {
+      const client = heartbeatClient(globals);
+      const abort = new AbortController();
+      const onSignal = (): void => abort.abort();
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      try {
+        const stream = client.watch({ modelName: positionals[0] ?? "" }, { signal: abort.signal });
+        for await (const event of stream as AsyncIterable<WatchWorkersResponse>) {
+          const w = event.worker!;
+          out.result(fullJson(event, WatchWorkersResponse.toJSON(event)), () =>
+            [
+              new Date().toISOString(),
+              watchWorkersResponse_KindToJSON(event.kind).replace(/^KIND_/, "").padEnd(10),
+              `${w.modelName}:${w.modelVersion} replica ${w.replicaId}`,
+              dialect(w.dialect),
+              `in-flight ${w.inFlight}`,
+              event.reason,
+            ].filter((s) => s !== "").join("  "),
+          );
+        }
+      } catch (err) {
+        if (!abort.signal.aborted) throw err;
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+        client.close();
+      }
+    },
+  },
+];

@@ -1,0 +1,317 @@
+/**
+ * `clipper up`: the whole local stack in one command (design.md § Local
+ * stack). Starts a private redis-server (unless --redis-url), the gateway,
+ * management with its replica manager, and the demo (app `demo`, doubles,
+ * linked to model `sum`); prints the endpoints and example calls; shows a
+ * live status line on a terminal; and on Ctrl-C / SIGTERM stops everything
+ * it started, in order, leaving no process behind.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdirSync, rmSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { status as Status } from "@grpc/grpc-js";
+import { createAdminClient, createHeartbeatClient, isServiceError, type AdminApi } from "../client.js";
+import { CliError, EXIT, intOption, strOption, type Command, type CommandContext, type Output } from "./cli-kit.js";
+import { scrape, summarize, type Scrape } from "./gateway-metrics.js";
+import { freePort, killSession, LocalProcess, portProblem, SESSION_ENV } from "./local-processes.js";
+import { findRedisServer, installRedisServer, ping, REDIS_HINT, startRedis } from "./local-redis.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const DEMO_MODULE = fileURLToPath(new URL("../demo/sum-model.js", import.meta.url));
+/** Longest wait for one server to print its ports, in ms (a cold tsx start on a busy machine takes seconds). */
+const START_TIMEOUT_MS = 60_000;
+/** Longest wait for the demo worker to register, in ms. */
+const DEMO_TIMEOUT_MS = 60_000;
+/** Grace for management to drain its workers and stop (its own shutdown deadline is 10 s), in ms. */
+const MANAGEMENT_GRACE_MS = 15_000;
+/** Grace for the gateway and Redis to stop, in ms. */
+const SERVER_GRACE_MS = 10_000;
+/** Live status refresh, in ms. */
+const STATUS_EVERY_MS = 1_000;
+
+/** Port flags: flag → [env variable, default, what it is]. */
+const PORTS = {
+  "gateway-grpc-port": ["CLIPPER_GATEWAY_GRPC_PORT", 50051, "gateway gRPC"],
+  "gateway-http-port": ["CLIPPER_GATEWAY_HTTP_PORT", 1337, "gateway HTTP"],
+  "rpc-port": ["CLIPPER_RPC_PORT", 7000, "gateway worker RPC"],
+  "management-grpc-port": ["CLIPPER_MANAGEMENT_GRPC_PORT", 50052, "management gRPC"],
+  "management-http-port": ["CLIPPER_MANAGEMENT_HTTP_PORT", 1338, "management HTTP"],
+} as const;
+type PortFlag = keyof typeof PORTS;
+
+export const upCommand: Command = {
+  name: "up",
+  args: "",
+  summary: "Starts the whole local stack (private Redis, gateway, management, demo model) and stops it all on Ctrl-C.",
+  details: [
+    "Ports default to Clipper's and design.md's; a busy port is an error (0 picks a free one).",
+    "Data (Redis append-only file) and logs go to --data-dir; apps, models and replica counts survive a restart.",
+  ].join("\n"),
+  options: {
+    host: { type: "string", value: "HOST", help: "address the servers listen on (env CLIPPER_HOST, default 127.0.0.1)" },
+    "redis-url": { type: "string", value: "URL", help: "use this Redis instead of starting one (env CLIPPER_REDIS_URL)" },
+    "redis-port": { type: "string", value: "N", help: "port of the private redis-server (env CLIPPER_REDIS_PORT, default 0 = a free one)" },
+    ...Object.fromEntries(
+      Object.entries(PORTS).map(([flag, [env, def, what]]) => [flag, { type: "string", value: "N", help: `${what} port (env ${env}, default ${def})` }]),
+    ),
+    "data-dir": { type: "string", value: "DIR", help: "Redis data and logs (env CLIPPER_DATA_DIR, default .clipper)" },
+    fresh: { type: "boolean", help: "delete the private Redis's data first" },
+    "no-demo": { type: "boolean", help: "do not deploy the demo app and model" },
+    "no-status": { type: "boolean", help: "no live status line, even on a terminal" },
+    "log-level": { type: "string", value: "LEVEL", help: "log level of every process (env CLIPPER_LOG_LEVEL, default info)" },
+  },
+  minArgs: 0,
+  maxArgs: 0,
+  run: (ctx) => up(ctx),
+};
+
+interface Settings {
+  host: string;
+  connectHost: string;
+  ports: Record<PortFlag, number>;
+  redisUrl: string;
+  redisPort: number;
+  dataDir: string;
+  logLevel: string;
+}
+
+function settings(values: CommandContext["values"], env: NodeJS.ProcessEnv): Settings {
+  const withEnv = (flag: string, envName: string): CommandContext["values"] => (values[flag] === undefined && (env[envName] ?? "") !== "" ? { ...values, [flag]: env[envName] } : values);
+  const ports = {} as Record<PortFlag, number>;
+  for (const [flag, [envName, def]] of Object.entries(PORTS) as [PortFlag, (typeof PORTS)[PortFlag]][]) {
+    ports[flag] = intOption(withEnv(flag, envName), flag, def, 0);
+    if (ports[flag] > 65535) throw new CliError(EXIT.USAGE, `--${flag}: ${ports[flag]} is not a port`);
+  }
+  const host = strOption(withEnv("host", "CLIPPER_HOST"), "host", "127.0.0.1");
+  return {
+    host,
+    // Clients and workers reach a wildcard listener over loopback.
+    connectHost: host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host,
+    ports,
+    redisUrl: strOption(withEnv("redis-url", "CLIPPER_REDIS_URL"), "redis-url"),
+    redisPort: intOption(withEnv("redis-port", "CLIPPER_REDIS_PORT"), "redis-port", 0, 0),
+    dataDir: resolve(strOption(withEnv("data-dir", "CLIPPER_DATA_DIR"), "data-dir", ".clipper")),
+    logLevel: strOption(withEnv("log-level", "CLIPPER_LOG_LEVEL"), "log-level", "info"),
+  };
+}
+
+async function up({ values, out }: CommandContext): Promise<number> {
+  const s = settings(values, process.env);
+  const session = randomUUID();
+  const started: LocalProcess[] = [];
+  let stopping: Promise<void> | null = null;
+  let statusTimer: NodeJS.Timeout | null = null;
+  const say = (line: string): void => void out.stdout.write(`${line}\n`);
+
+  const stopAll = (why: string): Promise<void> => {
+    stopping ??= (async () => {
+      if (statusTimer !== null) clearInterval(statusTimer);
+      if (out.stdout.isTTY === true) out.stdout.write("\r\x1b[2K");
+      if (started.length === 0) return;
+      say(`clipper up: ${why}; stopping…`);
+      // Reverse start order: management drains its workers while the gateway still takes their answers.
+      for (const p of [...started].reverse()) {
+        await p.stop(p.name === "management" ? MANAGEMENT_GRACE_MS : SERVER_GRACE_MS);
+        say(`  stopped ${p.name} (${p.exit ?? "gone"})`);
+      }
+      const leftovers = killSession(session);
+      if (leftovers > 0) say(`  killed ${leftovers} leftover process${leftovers === 1 ? "" : "es"}`);
+      say("clipper up: everything stopped");
+    })();
+    return stopping;
+  };
+  let signals = 0;
+  const onSignal = (signal: string): void => {
+    if (++signals > 1) {
+      for (const p of started) p.kill();
+      killSession(session);
+      process.exit(EXIT.FAILED);
+    }
+    void stopAll(`got ${signal}`).then(() => process.exit(EXIT.OK));
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGHUP", () => onSignal("SIGHUP"));
+  // Last resort if clipper up itself dies of an error: take the children along.
+  process.on("exit", () => {
+    if (stopping === null) for (const p of started) p.kill();
+  });
+
+  try {
+    await checkPorts(s);
+    const logs = join(s.dataDir, "logs");
+    mkdirSync(logs, { recursive: true });
+    const env: NodeJS.ProcessEnv = { ...process.env, CLIPPER_LOG_LEVEL: s.logLevel, [SESSION_ENV]: session };
+    const node = (bin: string, args: string[]): [string, ...string[]] => [process.execPath, join(ROOT, "bin", `${bin}.js`), ...args];
+
+    let redisUrl = s.redisUrl;
+    if (redisUrl === "") {
+      const binary = findRedisServer() ?? installRedisServer(say).path;
+      if (binary === null) throw new CliError(EXIT.FAILED, `redis-server is not installed: ${REDIS_HINT}`);
+      const dir = join(s.dataDir, "redis");
+      if (values.fresh === true) rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      const port = s.redisPort === 0 ? await freePort("127.0.0.1") : s.redisPort;
+      if (s.redisPort !== 0 && (await ping(port))) throw new CliError(EXIT.FAILED, `a Redis already answers on port ${port}; pick another --redis-port, or use it with --redis-url redis://127.0.0.1:${port}`);
+      started.push(await startRedis(binary, port, dir, join(logs, "redis.log"), env));
+      redisUrl = `redis://127.0.0.1:${port}`;
+    }
+
+    const gateway = new LocalProcess(
+      "gateway",
+      node("clipper-gateway", [
+        "--redis-url", redisUrl, "--host", s.host,
+        "--grpc-port", String(s.ports["gateway-grpc-port"]), "--http-port", String(s.ports["gateway-http-port"]), "--rpc-port", String(s.ports["rpc-port"]),
+      ]),
+      { env, cwd: ROOT, logPath: join(logs, "gateway.log") },
+    );
+    started.push(gateway);
+    const g = await gateway.waitFor(/clipper-gateway: grpc=\S*:(\d+) http=\S*:(\d+) rpc=tcp:\/\/\S*:(\d+)/, START_TIMEOUT_MS);
+    const [gatewayGrpc, gatewayHttp, rpc] = [Number(g[1]), Number(g[2]), Number(g[3])];
+
+    const management = new LocalProcess(
+      "management",
+      node("clipper-management", [
+        "--redis-url", redisUrl, "--host", s.host,
+        "--grpc-port", String(s.ports["management-grpc-port"]), "--http-port", String(s.ports["management-http-port"]),
+        "--gateway-rpc", `tcp://${s.connectHost}:${rpc}`,
+      ]),
+      { env, cwd: ROOT, logPath: join(logs, "management.log") },
+    );
+    started.push(management);
+    const m = await management.waitFor(/clipper-management: grpc=\S*:(\d+) http=\S*:(\d+)/, START_TIMEOUT_MS);
+    const [mgmtGrpc, mgmtHttp] = [Number(m[1]), Number(m[2])];
+
+    const where = {
+      gateway: `${s.connectHost}:${gatewayGrpc}`,
+      gatewayHttp: `${s.connectHost}:${gatewayHttp}`,
+      management: `${s.connectHost}:${mgmtGrpc}`,
+    };
+    if (values["no-demo"] !== true) await deployDemo(where, say);
+
+    for (const p of started) {
+      void p.exited.then((exit) => {
+        if (stopping !== null) return;
+        out.stderr.write(`\nclipper up: ${p.name} stopped unexpectedly (${exit}); its log (${p.logPath}) ends with:\n${p.tail()}\n`);
+        void stopAll(`${p.name} failed`).then(() => process.exit(EXIT.FAILED));
+      });
+    }
+    printBanner(say, s, where, { rpc, mgmtHttp, redisUrl, demo: values["no-demo"] !== true, privateRedis: s.redisUrl === "" });
+    if (out.stdout.isTTY === true && values["no-status"] !== true) statusTimer = startStatusLine(out, where);
+    // Runs until a signal: stopAll() ends the process.
+    return await new Promise<number>(() => {});
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    await stopAll("could not start the stack");
+    throw err instanceof CliError ? err : new CliError(EXIT.FAILED, message);
+  }
+}
+
+async function checkPorts(s: Settings): Promise<void> {
+  for (const [flag, [, , what]] of Object.entries(PORTS) as [PortFlag, (typeof PORTS)[PortFlag]][]) {
+    const port = s.ports[flag];
+    if (port === 0) continue;
+    const problem = await portProblem(s.host, port);
+    if (problem === null) continue;
+    const why = problem === "EADDRINUSE" ? "is already in use (another clipper up, or Clipper itself?)" : `cannot be used (${problem})`;
+    throw new CliError(EXIT.FAILED, `port ${port} (${what}) on ${s.host} ${why}; stop whatever holds it, or pass --${flag} N (0 picks a free port)`);
+  }
+}
+
+/** Creates app `demo`, deploys model `sum` (unless the replica manager already runs it) and links them; waits for a live worker. */
+async function deployDemo(where: { gateway: string; management: string }, say: (l: string) => void): Promise<void> {
+  const admin = createAdminClient(where.management);
+  const heartbeat = createHeartbeatClient(where.gateway);
+  const tolerate = (code: Status) => (err: unknown) => {
+    if (!(isServiceError(err) && err.code === code)) throw err;
+  };
+  try {
+    await admin.createApp({ name: "demo", inputType: "doubles", defaultOutput: "-1.0", latencySloMicros: 1_000_000 }).catch(tolerate(Status.ALREADY_EXISTS));
+    const managed = await listDeploymentsWhenLoaded(admin);
+    if (!managed.some((d) => d.modelName === "sum")) {
+      say("clipper up: deploying the demo model `sum` (clients/demo/sum-model.js)…");
+      await admin.deployModel({ name: "sum", version: "1", inputType: "doubles", numReplicas: 1, worker: { module: DEMO_MODULE } });
+    }
+    await admin.linkModel({ app: "demo", model: "sum" }).catch(tolerate(Status.ALREADY_EXISTS));
+    const end = Date.now() + DEMO_TIMEOUT_MS;
+    while (!(await heartbeat.listWorkers({ modelName: "sum" })).workers.some((w) => !w.draining)) {
+      if (Date.now() > end) throw new Error(`the demo worker did not register within ${DEMO_TIMEOUT_MS / 1000} s; see the management log`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    admin.close();
+    heartbeat.close();
+  }
+}
+
+/** ListDeployments, retried while the replica manager is still loading its state. */
+async function listDeploymentsWhenLoaded(admin: AdminApi): Promise<{ modelName: string }[]> {
+  const end = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return (await admin.listDeployments({})).deployments;
+    } catch (err) {
+      if (!(isServiceError(err) && err.code === Status.UNAVAILABLE) || Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+function printBanner(
+  say: (l: string) => void,
+  s: Settings,
+  where: { gateway: string; gatewayHttp: string; management: string },
+  x: { rpc: number; mgmtHttp: number; redisUrl: string; demo: boolean; privateRedis: boolean },
+): void {
+  const rel = relative(process.cwd(), s.dataDir) || ".";
+  const defaults = where.gateway === "127.0.0.1:50051" && where.management === "127.0.0.1:50052" && where.gatewayHttp === "127.0.0.1:1337";
+  const flags = defaults ? "" : ` --gateway ${where.gateway} --management ${where.management} --gateway-http ${where.gatewayHttp}`;
+  const lines = [
+    "",
+    "clipper up: the stack is running; Ctrl-C stops it.",
+    "",
+    `  gateway     gRPC ${where.gateway}   HTTP http://${where.gatewayHttp}   worker RPC tcp://${s.connectHost}:${x.rpc}`,
+    `  management  gRPC ${where.management}   HTTP http://${s.connectHost}:${x.mgmtHttp}`,
+    `  redis       ${x.redisUrl}${x.privateRedis ? ` (data in ${rel}/redis)` : ""}`,
+    `  logs        ${rel}/logs/`,
+  ];
+  if (x.demo) {
+    lines.push(
+      "",
+      "The demo app `demo` (doubles) answers with the sum of its input. From another terminal:",
+      `  curl -s -X POST http://${where.gatewayHttp}/v1/apps/demo:predict -d '{"input":{"doubles":[1,2,3]}}'`,
+      `  npx buf curl --protocol grpc --http2-prior-knowledge -d '{"app":"demo","input":{"doubles":[1,2,3]}}' http://${where.gateway}/clipper.v1.Predict/Predict`,
+      `  curl -s -X POST http://${where.gatewayHttp}/demo/predict -d '{"input":[1,2,3]}'     # Clipper's REST API`,
+      `  npx clipper predict demo --input '{"doubles":[1,2,3]}'${flags}`,
+      `  npx clipper replicas set sum 3${flags}`,
+      `  npx clipper status${flags}`,
+    );
+  }
+  lines.push("");
+  say(lines.join("\n"));
+}
+
+/** Redraws one status line every second: replicas, calls/s, p99, mean batch size. */
+function startStatusLine(out: Output, where: { gateway: string; gatewayHttp: string }): NodeJS.Timeout {
+  const heartbeat = createHeartbeatClient(where.gateway, { deadlineMs: 2_000 });
+  const since = Date.now();
+  let prev: Scrape | null = null;
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void (async () => {
+      const [workers, cur] = await Promise.all([heartbeat.listWorkers({}).then((r) => r.workers, () => null), scrape(where.gatewayHttp)]);
+      const m = summarize(cur, prev);
+      prev = cur ?? prev;
+      const live = workers === null ? "gateway not answering" : `${workers.filter((w) => !w.draining).length} replica${workers.length === 1 ? "" : "s"} live`;
+      const fmt = (v: number | null, unit: string, digits = 1): string => `${v === null ? "-" : v.toFixed(digits)}${unit}`;
+      const upFor = Math.floor((Date.now() - since) / 1000);
+      const clock = `${Math.floor(upFor / 3600)}:${String(Math.floor(upFor / 60) % 60).padStart(2, "0")}:${String(upFor % 60).padStart(2, "0")}`;
+      out.stdout.write(`\r\x1b[2K● ${live} · ${fmt(m.callsPerSec, " calls/s")} · p99 ${fmt(m.p99Ms, " ms")} · mean batch ${fmt(m.meanBatchSize, "", 2)} · up ${clock}`);
+    })().finally(() => (busy = false));
+  }, STATUS_EVERY_MS);
+  timer.unref();
+  return timer;
+}

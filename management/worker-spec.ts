@@ -1,0 +1,65 @@
+/**
+ * What a managed worker process is: the checks on a WorkerSpec and a
+ * replica count, and the command line and environment a process of a
+ * deployment is started with.
+ */
+import { stat } from "node:fs/promises";
+import { isAbsolute } from "node:path";
+import { fileURLToPath } from "node:url";
+import { invalidArgument } from "../core/errors.js";
+import type { DeploymentRecord, WorkerSpecRecord } from "../core/redis-layout.js";
+import type { ProcessCommand } from "./worker-process.js";
+
+/** clipper-worker's entry point, run with this Node for `module` workers. */
+const WORKER_BIN = fileURLToPath(new URL("../bin/clipper-worker.js", import.meta.url));
+
+/** Most replicas of one version on one machine: a typo such as 1000 must not fork-bomb the host. */
+export const MAX_REPLICAS = 64;
+
+/**
+ * The process of a deployment: clipper-worker with its module, or the
+ * command as given; both get who they are and where the gateway is in the
+ * environment (clipper-worker's CLIPPER_GATEWAY, and Clipper containers'
+ * CLIPPER_IP / CLIPPER_PORT).
+ */
+export function workerCommand(d: DeploymentRecord, gatewayRpc: string, gateway: { host: string; port: string }, logLevel: string): ProcessCommand {
+  const w = d.worker;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    CLIPPER_LOG_LEVEL: logLevel,
+    ...(w.concurrency > 0 ? { CLIPPER_WORKER_CONCURRENCY: String(w.concurrency) } : {}),
+    ...(w.maxBatchSize > 0 ? { CLIPPER_MAX_BATCH_SIZE: String(w.maxBatchSize) } : {}),
+    ...w.env,
+    // Who the worker is and where the gateway is, for clipper-worker and for Clipper's containers.
+    CLIPPER_MODEL_NAME: d.name,
+    CLIPPER_MODEL_VERSION: d.version,
+    CLIPPER_INPUT_TYPE: d.inputType,
+    CLIPPER_GATEWAY: gatewayRpc,
+    CLIPPER_IP: gateway.host,
+    CLIPPER_PORT: gateway.port,
+  };
+  const argv: [string, ...string[]] = w.module !== "" ? [process.execPath, WORKER_BIN, "--module", w.module] : (w.command as [string, ...string[]]);
+  return { argv, env, cwd: w.workingDir !== "" ? w.workingDir : process.cwd() };
+}
+
+export function checkReplicas(n: number, min: number): void {
+  if (!Number.isSafeInteger(n) || n < min || n > MAX_REPLICAS) {
+    throw invalidArgument("INVALID_REQUEST", `the number of replicas must be between ${min} and ${MAX_REPLICAS}, got ${n}`);
+  }
+}
+
+export async function checkWorker(w: WorkerSpecRecord): Promise<void> {
+  const hasModule = w.module !== "";
+  const hasCommand = w.command.length > 0;
+  if (hasModule === hasCommand) throw invalidArgument("INVALID_REQUEST", "give exactly one of worker.module (a model module) and worker.command (a worker program)");
+  if (hasCommand && w.command[0] === "") throw invalidArgument("INVALID_REQUEST", "worker.command must start with the program to run");
+  if (hasModule) {
+    if (!isAbsolute(w.module)) throw invalidArgument("INVALID_REQUEST", `worker.module must be an absolute path on the management host, got '${w.module}'`);
+    const s = await stat(w.module).catch(() => null);
+    if (s === null || !s.isFile()) throw invalidArgument("INVALID_REQUEST", `model module ${w.module} does not exist on the management host`);
+  }
+  if (w.workingDir !== "") {
+    const s = await stat(w.workingDir).catch(() => null);
+    if (s === null || !s.isDirectory()) throw invalidArgument("INVALID_REQUEST", `working directory ${w.workingDir} does not exist on the management host`);
+  }
+}

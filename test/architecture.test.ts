@@ -1,0 +1,113 @@
+/**
+ * The dependency rules of style.md "What we adopt" (2, 3), checked on every
+ * import of the source tree: gen/ ← core/ ← gateway/ | management/ |
+ * worker/, no imports between process folders, and clients/ importing only
+ * gen/, @grpc/grpc-js and Node built-ins.
+ */
+import test from "ava";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { dirname, join, relative, resolve } from "node:path";
+import { ROOT } from "./helpers/processes.js";
+
+const FOLDERS = ["gen", "core", "gateway", "management", "worker", "clients"] as const;
+type Folder = (typeof FOLDERS)[number];
+
+/** Which first-party folders each folder may import from (its own is always allowed). */
+const ALLOWED: Record<Folder, readonly Folder[]> = {
+  gen: [],
+  core: ["gen"],
+  gateway: ["core", "gen"],
+  management: ["core", "gen"],
+  worker: ["core", "gen"],
+  clients: ["gen"],
+};
+/** npm packages clients/ may import (besides Node built-ins). */
+const CLIENT_PACKAGES = new Set(["@grpc/grpc-js"]);
+const BUILTINS = new Set(builtinModules);
+
+function sourceFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) out.push(...sourceFiles(path));
+    else if (/\.(ts|mts|js|mjs)$/.test(entry) && !entry.endsWith(".d.ts")) out.push(path);
+  }
+  return out;
+}
+
+/** Every module specifier a file imports, re-exports or dynamically imports with a literal. */
+export function importsOf(source: string): string[] {
+  const specs: string[] = [];
+  const patterns = [
+    /\b(?:import|export)\s[^'"`;]*?\sfrom\s*["']([^"']+)["']/g,
+    /\bimport\s*["']([^"']+)["']/g,
+    /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
+  ];
+  // Comments may mention imports in examples; they are not edges.
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:])\/\/.*$/gm, "$1");
+  for (const re of patterns) for (const m of code.matchAll(re)) specs.push(m[1]!);
+  return specs;
+}
+
+function folderOf(path: string): Folder | null {
+  const top = relative(ROOT, path).split(/[\\/]/)[0];
+  return (FOLDERS as readonly string[]).includes(top ?? "") ? (top as Folder) : null;
+}
+
+function isBuiltin(spec: string): boolean {
+  return spec.startsWith("node:") || BUILTINS.has(spec);
+}
+
+function packageName(spec: string): string {
+  const parts = spec.split("/");
+  return spec.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0]!;
+}
+
+/** Violations: "file: imports X (why)". */
+function violations(): string[] {
+  const found: string[] = [];
+  for (const folder of FOLDERS) {
+    const dir = join(ROOT, folder);
+    let files: string[];
+    try {
+      files = sourceFiles(dir);
+    } catch {
+      continue;
+    }
+    for (const file of files) {
+      const rel = relative(ROOT, file);
+      for (const spec of importsOf(readFileSync(file, "utf8"))) {
+        if (spec.startsWith(".")) {
+          const target = folderOf(resolve(dirname(file), spec));
+          if (target === null) found.push(`${rel}: imports ${spec}, outside the source folders`);
+          else if (target !== folder && !ALLOWED[folder].includes(target)) found.push(`${rel}: imports ${spec} (${folder}/ may not depend on ${target}/)`);
+        } else if (folder === "clients" && !isBuiltin(spec) && !CLIENT_PACKAGES.has(packageName(spec))) {
+          found.push(`${rel}: imports ${spec} (clients/ may import only gen/, @grpc/grpc-js and Node built-ins)`);
+        }
+      }
+    }
+  }
+  return found;
+}
+
+test("imports follow the dependency rules: gen ← core ← gateway | management | worker; clients → gen, grpc-js, node", (t) => {
+  t.deepEqual(violations(), []);
+});
+
+test("the import scanner sees static, re-export, side-effect and dynamic imports, not comments", (t) => {
+  const src = [
+    'import { a } from "../core/x.js";',
+    'import type { B } from "ioredis";',
+    'export { c } from "./c.js";',
+    'import "./side.js";',
+    'const m = await import("../gateway/y.js");',
+    '// import { z } from "../worker/z.js";',
+    'import {\n  d,\n  e,\n} from "node:fs";',
+  ].join("\n");
+  t.deepEqual(importsOf(src).sort(), ["../core/x.js", "../gateway/y.js", "./c.js", "./side.js", "ioredis", "node:fs"].sort());
+});
+
+test("every process folder is scanned and has source files", (t) => {
+  for (const folder of FOLDERS) t.true(sourceFiles(join(ROOT, folder)).length > 0, folder);
+});

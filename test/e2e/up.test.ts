@@ -1,0 +1,84 @@
+import test from "ava";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createPredictClient } from "../../clients/client.js";
+import { portProblem } from "../../clients/cli/local-processes.js";
+import { freePort } from "../helpers/ports.js";
+import { spawnBin, type Proc } from "../helpers/processes.js";
+import { processesWithEnv } from "../helpers/managed-stack.js";
+
+/** Longest wait for `clipper up` to have the demo serving, in ms. */
+const UP_TIMEOUT_MS = 90_000;
+
+const dirs: string[] = [];
+const procs: Proc[] = [];
+test.after.always(async () => {
+  for (const p of procs) await p.stop("SIGKILL");
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function ports(): Promise<Record<string, number>> {
+  return {
+    "gateway-grpc-port": await freePort(),
+    "gateway-http-port": await freePort(),
+    "rpc-port": await freePort(),
+    "management-grpc-port": await freePort(),
+    "management-http-port": await freePort(),
+  };
+}
+
+function up(p: Record<string, number>, marker: string, extra: string[] = []): Proc {
+  const dir = mkdtempSync(join(tmpdir(), "clipper-up-"));
+  dirs.push(dir);
+  const args = ["up", "--data-dir", dir, ...Object.entries(p).flatMap(([k, v]) => [`--${k}`, String(v)]), ...extra];
+  const proc = spawnBin("clipper", args, { CLIPPER_TEST_MARKER: marker, CLIPPER_LOG_LEVEL: "warn" });
+  procs.push(proc);
+  return proc;
+}
+
+test.serial("clipper up serves the demo over HTTP, Clipper REST and gRPC, and Ctrl-C stops everything", async (t) => {
+  const p = await ports();
+  const marker = randomUUID();
+  const proc = up(p, marker);
+  await proc.waitFor(/the stack is running/, UP_TIMEOUT_MS);
+  t.regex(proc.output, new RegExp(`curl -s -X POST http://127\\.0\\.0\\.1:${p["gateway-http-port"]}/v1/apps/demo:predict`));
+  t.regex(proc.output, /buf curl --protocol grpc --http2-prior-knowledge/);
+
+  const http = await fetch(`http://127.0.0.1:${p["gateway-http-port"]}/v1/apps/demo:predict`, { method: "POST", body: JSON.stringify({ input: { doubles: [1, 2, 3] } }) });
+  t.is(http.status, 200);
+  t.like(await http.json(), { output: "6", default: false, model: "sum", modelVersion: "1" });
+  const clipperRest = await fetch(`http://127.0.0.1:${p["gateway-http-port"]}/demo/predict`, { method: "POST", body: JSON.stringify({ input: [1, 2, 3] }) });
+  t.like(await clipperRest.json(), { output: 6, default: false });
+  const grpc = createPredictClient(`127.0.0.1:${p["gateway-grpc-port"]}`);
+  t.like(await grpc.predict({ app: "demo", input: { doubles: [1, 2, 3] } }), { output: "6", default: false });
+  grpc.close();
+
+  // clipper up, the gateway, management and the demo worker carry the marker
+  // (redis-server rewrites its process title over its environment, so its port is checked instead).
+  const running = processesWithEnv(`CLIPPER_TEST_MARKER=${marker}`);
+  t.true(running.length >= 4, `processes with the marker: ${running.length}`);
+  const redisPort = Number(/redis +redis:\/\/127\.0\.0\.1:(\d+)/.exec(proc.output)?.[1]);
+  t.true(redisPort > 0);
+  t.is(await proc.stop("SIGINT", 40_000), 0);
+  t.regex(proc.output, /everything stopped/);
+  t.deepEqual(processesWithEnv(`CLIPPER_TEST_MARKER=${marker}`), [], "no process left");
+  for (const [flag, port] of Object.entries({ ...p, redis: redisPort })) t.is(await portProblem("127.0.0.1", port), null, `${flag} ${port} is free again`);
+});
+
+test.serial("a busy port is a clear error and starts nothing", async (t) => {
+  const p = await ports();
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(p["gateway-http-port"], "127.0.0.1", resolve));
+  try {
+    const marker = randomUUID();
+    const proc = up(p, marker);
+    t.is(await proc.waitExit(30_000), 1);
+    t.regex(proc.output, new RegExp(`port ${p["gateway-http-port"]} \\(gateway HTTP\\) on 127\\.0\\.0\\.1 is already in use.*--gateway-http-port N`));
+    t.deepEqual(processesWithEnv(`CLIPPER_TEST_MARKER=${marker}`), []);
+  } finally {
+    blocker.close();
+  }
+});
