@@ -35,9 +35,9 @@ function clipper(args: readonly string[], options: { input?: string; flags?: boo
 const json = (r: Run): any => JSON.parse(r.stdout);
 
 test.serial("apps: create, list, get, delete, with --json shapes and exit codes", async (t) => {
-  let r = await clipper(["apps", "create", "cli-app", "--input-type", "doubles", "--default-output", "none", "--slo-micros", "500000", "--json"]);
+  let r = await clipper(["apps", "create", "cli-app", "--input-type", "doubles", "--default-output", "none", "--slo-micros", "5000000", "--json"]);
   t.is(r.code, 0, r.stderr);
-  t.like(json(r).app, { name: "cli-app", inputType: "doubles", defaultOutput: "none", latencySloMicros: 500000, policy: "DefaultOutputSelectionPolicy" });
+  t.like(json(r).app, { name: "cli-app", inputType: "doubles", defaultOutput: "none", latencySloMicros: 5000000, policy: "DefaultOutputSelectionPolicy" });
   t.deepEqual(json(r).app.linkedModels, [], "default values are printed too");
   r = await clipper(["apps", "create", "cli-app", "--input-type", "doubles"]);
   t.is(r.code, 1);
@@ -48,7 +48,7 @@ test.serial("apps: create, list, get, delete, with --json shapes and exit codes"
   t.is(r.code, 0);
   t.deepEqual(json(r).apps.map((a: { name: string }) => a.name), ["cli-app"]);
   r = await clipper(["apps", "list"]);
-  t.regex(r.stdout, /^NAME\s+INPUT TYPE\s+MODEL\s+SLO \(µs\)\s+DEFAULT OUTPUT\ncli-app\s+doubles\s+-\s+500000\s+"none"\n$/);
+  t.regex(r.stdout, /^NAME\s+INPUT TYPE\s+MODEL\s+SLO \(µs\)\s+DEFAULT OUTPUT\ncli-app\s+doubles\s+-\s+5000000\s+"none"\n$/);
   r = await clipper(["apps", "get", "nope"]);
   t.is(r.code, 1);
   t.is(r.stderr.split("\n").length, 2, "one line");

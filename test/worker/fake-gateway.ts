@@ -31,7 +31,7 @@ interface Waiter {
 }
 
 /** Default bound on every wait, in ms: generous for a loaded CI box, finite so a failure never hangs. */
-export const WAIT_MS = 10_000;
+export const WAIT_MS = 30_000;
 
 export class FakeGateway {
   /** Malformed frames seen (a test can assert there were none). */
