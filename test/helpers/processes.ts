@@ -7,6 +7,13 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Longest wait for a spawned process to print its ports, in ms. */
 const START_TIMEOUT_MS = 30_000;
 
+/** Every process spawned here that has not exited yet. */
+const live = new Set<ChildProcess>();
+// Whatever a failed or timed-out test file leaves running is killed when its process exits.
+process.once("exit", () => {
+  for (const child of live) child.kill("SIGKILL");
+});
+
 /** A spawned clipper-ts process and what it printed. */
 export class Proc {
   readonly child: ChildProcess;
@@ -14,6 +21,8 @@ export class Proc {
 
   constructor(child: ChildProcess) {
     this.child = child;
+    live.add(child);
+    child.once("exit", () => live.delete(child));
     child.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));
   }

@@ -4,6 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.js";
 
+/** Every redis-server this process started and has not stopped yet. */
+const live = new Set<ChildProcess>();
+// A test file that fails or times out before its teardown must not leave
+// redis-server running: kill whatever is left when the process exits.
+process.once("exit", () => {
+  for (const child of live) child.kill("SIGKILL");
+});
+
 /** Longest wait for redis-server to say it is ready, in ms. */
 const READY_TIMEOUT_MS = 10_000;
 
@@ -41,12 +49,15 @@ export class TestRedis {
 
   /** (Re)starts the server on the same port; data does not survive a stop. */
   async restart(): Promise<void> {
+    await this.stop();
     const child = spawn(
       "redis-server",
       ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir, "--logfile", ""],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.#child = child;
+    live.add(child);
+    child.once("exit", () => live.delete(child));
     await new Promise<void>((resolve, reject) => {
       let out = "";
       const timer = setTimeout(() => fail(new Error(`redis-server did not start within ${READY_TIMEOUT_MS} ms:\n${out}`)), READY_TIMEOUT_MS);

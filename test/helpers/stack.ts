@@ -73,9 +73,12 @@ export class Stack {
   async close(): Promise<void> {
     this.predict.close();
     this.heartbeat.close();
-    await Promise.all(this.workers.map((w) => w.stop("SIGKILL")));
-    await this.gateway.proc.stop();
-    await this.management.close(0);
-    await this.redis.destroy();
+    try {
+      await Promise.all(this.workers.map((w) => w.stop("SIGKILL")));
+      await this.gateway.proc.stop();
+      await this.management.close(0);
+    } finally {
+      await this.redis.destroy();
+    }
   }
 }
