@@ -1,3 +1,4 @@
+import { status } from "@grpc/grpc-js";
 import { performance } from "node:perf_hooks";
 import { modelKey as keyOf } from "../core/redis-layout.js";
 import type { Logger } from "../core/telemetry/logger.js";
@@ -136,9 +137,7 @@ export class Dispatcher {
     const pool = this.#pools.get(keyOf(name, version));
     if (pool === undefined) return [];
     const replicas = [...pool.replicas];
-    const drained = pool.queue.drain();
-    for (const t of drained) endQueueSpan(t, "removed");
-    pool.metrics.dropped("removed", drained.length);
+    for (const t of pool.queue.drain()) this.#drop(pool, t, "removed");
     return replicas;
   }
 
@@ -161,14 +160,15 @@ export class Dispatcher {
     for (const batch of replica.inFlight.values()) {
       endSpan(batch.span, "replica left before answering");
       for (const task of batch.tasks) {
-        // Expired or answered tasks are done: the caller's timer gave the default.
-        if (task.settled || task.deadline <= now) continue;
-        if (pool.queue.push(task)) {
+        if (task.settled) continue;
+        if (task.deadline <= now) {
+          this.#drop(pool, task, "expired");
+        } else if (pool.queue.push(task)) {
           requeued++;
           task.enqueuedAt = performance.now();
           startQueueSpan(task, pool.name, pool.version);
         } else {
-          pool.metrics.dropped("full");
+          this.#drop(pool, task, "full");
         }
       }
     }
@@ -196,18 +196,30 @@ export class Dispatcher {
       const replica = this.#freeReplica(pool);
       if (replica === undefined) return;
       const now = this.#now();
-      this.#dropDoomed(pool, replica, now);
-      if (pool.queue.size === 0) return;
       const fixed = this.#options.batchSizeOf(replica.modelName, replica.modelVersion);
-      const cap = Math.min(fixed > 0 ? fixed : Infinity, replica.maxBatchSize);
-      const size = chooseBatchSize({
-        model: replica.latency,
-        queued: pool.queue.size,
-        budgetMs: Math.max(0, (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR),
-        cap,
-      });
-      const tasks = pool.queue.take(Math.max(1, size), now, (t) => this.#drop(pool, t, "expired"));
-      if (tasks.length === 0) return;
+      const cap = Math.min(fixed > 0 ? fixed : Infinity, replica.maxBatchSize, replica.latency.maxBatchSize);
+      const doomed = this.#takeDoomed(pool, replica, now);
+      let tasks: Task[];
+      if (pool.queue.size === 0) {
+        if (doomed.length === 0) return;
+        // Nothing that can still make its deadline is waiting, and this
+        // replica is idle: run the late ones anyway. A late answer still
+        // fills the cache, and the fresh measurement corrects a latency
+        // estimate that a single slow batch left too high (otherwise no
+        // batch would ever be sent again to correct it).
+        tasks = doomed.slice(0, cap);
+        for (const t of doomed.slice(cap)) this.#drop(pool, t, "doomed");
+      } else {
+        for (const t of doomed) this.#drop(pool, t, "doomed");
+        const size = chooseBatchSize({
+          model: replica.latency,
+          queued: pool.queue.size,
+          budgetMs: Math.max(0, (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR),
+          cap,
+        });
+        tasks = pool.queue.take(Math.max(1, size), now, (t) => this.#drop(pool, t, "expired"));
+        if (tasks.length === 0) return;
+      }
       const startedAt = performance.now();
       for (const t of tasks) {
         t.attempts++;
@@ -226,25 +238,37 @@ export class Dispatcher {
   }
 
   /**
-   * Drops head-of-queue tasks that even a one-item batch on this replica is
-   * not expected to finish in time; their callers' timers answer them (the
-   * default output). Sizing the next batch by a deadline that is already
+   * Takes the head-of-queue tasks that even a one-item batch on this replica
+   * is not expected to finish in time. Sizing the next batch by a deadline that is already
    * lost would shrink it to 1 and keep the queue behind for good; sizing it
    * by the first deadline that can still be met keeps batches large under
    * overload.
    */
-  #dropDoomed(pool: Pool, replica: Replica<Task>, now: number): void {
-    if (replica.latency.samples === 0) return;
+  #takeDoomed(pool: Pool, replica: Replica<Task>, now: number): Task[] {
+    const doomed: Task[] = [];
+    if (replica.latency.samples === 0) return doomed;
     const single = replica.latency.predict(1);
     while (pool.queue.size > 0 && (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR < single) {
-      for (const t of pool.queue.take(1, now, (e) => this.#drop(pool, e, "expired"))) this.#drop(pool, t, "doomed");
+      doomed.push(...pool.queue.take(1, now, (e) => this.#drop(pool, e, "expired")));
     }
+    return doomed;
   }
 
-  /** A task left its queue without a batch; its caller's timer answers it (the default output). */
+  /**
+   * A task left its queue without a batch. It is completed at once, so its
+   * caller gets the default output (or DEADLINE_EXCEEDED) now rather than at
+   * its deadline, and callers sharing it (identical inputs) are released.
+   */
   #drop(pool: Pool, task: Task, reason: DropReason): void {
     pool.metrics.dropped(reason);
     endQueueSpan(task, reason);
+    task.complete(
+      reason === "removed"
+        ? { ok: false, code: status.UNAVAILABLE, message: `model ${pool.name}:${pool.version} was deleted` }
+        : reason === "full"
+          ? { ok: false, code: status.RESOURCE_EXHAUSTED, message: `the queue of model ${pool.name}:${pool.version} is full` }
+          : { ok: false, code: status.DEADLINE_EXCEEDED, message: `the query could not be run before its deadline (${reason})` },
+    );
   }
 
   /** The replica with a free slot and the fewest batches in flight. */

@@ -127,67 +127,53 @@ export class Predictor {
 
     const sloDeadline = now + app.latencySloMicros / 1000;
     const deadline = Math.min(sloDeadline, ctx.deadline);
-    const joined = this.#inFlight.join(key);
-    this.#looked(cacheSpan, joined.kind === "follower" ? "coalesced" : "miss");
-    let result: Promise<string>;
+    let outcome: Raced;
     let task: Task | null = null;
-    if (joined.kind === "follower") {
-      result = joined.promise;
-    } else {
-      const settle = joined.settle;
-      const cache = this.#cache;
-      result = new Promise<string>((resolve, reject) => {
-        task = {
-          deadline,
-          settled: false,
-          input,
-          traceparent: ctx.metadata.get("traceparent") ?? "",
-          traceContext,
-          queueSpan: null,
-          enqueuedAt: 0,
-          attempts: 0,
-          complete(outcome: TaskOutcome) {
-            if (outcome.ok) {
-              // Late answers still fill the cache (Clipper semantics).
-              cache.put(key, outcome.output);
-              settle({ ok: true, value: outcome.output });
-              resolve(outcome.output);
-            } else {
-              const err = new ServingError(outcome.code === 0 ? Status.INTERNAL : outcome.code, "MODEL_ERROR", `model ${model}:${version} failed: ${outcome.message}`);
-              settle({ ok: false, error: err });
-              reject(err);
-            }
-          },
-        };
-      });
-      result.catch(() => {});
-      const queued = this.#dispatcher.enqueue(model, version, task!);
-      if (queued !== "queued") {
-        const err = queued === "full"
-          ? new ServingError(Status.RESOURCE_EXHAUSTED, "QUEUE_FULL", `the queue of model ${model}:${version} is full; retry in ${RETRY_AFTER_SECONDS} s or add replicas`, {
-              headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
-            })
-          : null;
-        settle(err === null ? { ok: false, error: new ServingError(Status.UNAVAILABLE, "INTERNAL", NO_MODEL_EXPLANATION) } : { ok: false, error: err });
-        if (err !== null) throw err;
-        m.defaulted("no_replica");
-        return answer(app.defaultOutput, NO_MODEL_EXPLANATION);
+    for (let lookup = 0; ; lookup++) {
+      const joined = this.#inFlight.join(key);
+      if (lookup === 0) this.#looked(cacheSpan, joined.kind === "follower" ? "coalesced" : "miss");
+      task = null;
+      let result: Promise<string>;
+      if (joined.kind === "follower") {
+        result = joined.promise;
+      } else {
+        const leader = this.#lead(key, model, version, input, deadline, ctx, traceContext, joined.settle);
+        task = leader.task;
+        result = leader.result;
+        const queued = this.#dispatcher.enqueue(model, version, task);
+        if (queued !== "queued") {
+          const err = queued === "full"
+            ? new ServingError(Status.RESOURCE_EXHAUSTED, "QUEUE_FULL", `the queue of model ${model}:${version} is full; retry in ${RETRY_AFTER_SECONDS} s or add replicas`, {
+                headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
+              })
+            : null;
+          joined.settle(err === null ? { ok: false, error: abandoned() } : { ok: false, error: err });
+          if (err !== null) throw err;
+          m.defaulted("no_replica");
+          return answer(app.defaultOutput, NO_MODEL_EXPLANATION);
+        }
       }
+      outcome = await raceDeadline(result, deadline, ctx.signal);
+      if (outcome.kind === "error" && isLost(outcome.error)) {
+        // The query this one shared was given up by its own caller, or was
+        // dropped before a replica could run it: while this caller still has
+        // time, it asks again (as the new leader if nobody else has).
+        if (task === null && Date.now() < deadline) continue;
+        outcome = { kind: "timeout" };
+      }
+      break;
     }
-
-    let outcome = await raceDeadline(result, deadline, ctx.signal);
     if (outcome.kind === "value") return answer(outcome.value, "");
-    if (outcome.kind === "error") {
-      // A worker skips items whose deadline passed before it got to them:
-      // for the caller that is the deadline passing, not a model failure.
-      if (!(outcome.error instanceof ServingError && outcome.error.code === Status.DEADLINE_EXCEEDED)) throw outcome.error;
-      outcome = { kind: "timeout" };
-    }
+    if (outcome.kind === "error") throw outcome.error;
     if (task !== null) {
       const t = task as Task;
       t.settled = outcome.kind === "cancelled" || deadline < sloDeadline;
-      // A settled task leaves the queue silently; an unsettled one may still be batched (a late answer fills the cache).
-      if (t.settled) endQueueSpan(t, "abandoned");
+      if (t.settled) {
+        // Nobody waits for this task any more: release the callers sharing it
+        // (they ask again) and let the dispatcher skip it.
+        t.complete({ ok: false, code: Status.CANCELLED, message: ABANDONED_MESSAGE });
+        endQueueSpan(t, "abandoned");
+      }
     }
     if (outcome.kind === "cancelled") throw new ServingError(Status.CANCELLED, "CANCELLED", "the caller cancelled the call");
     if (deadline < sloDeadline) throw deadlineExceeded();
@@ -195,11 +181,71 @@ export class Predictor {
     return answer(app.defaultOutput, SLO_EXPLANATION);
   }
 
+  /** The task a leading query enqueues, and the promise of its answer. */
+  #lead(
+    key: string,
+    model: string,
+    version: string,
+    input: Buffer,
+    deadline: number,
+    ctx: CallContext,
+    traceContext: Task["traceContext"],
+    settle: (outcome: { ok: true; value: string } | { ok: false; error: unknown }) => void,
+  ): { task: Task; result: Promise<string> } {
+    const cache = this.#cache;
+    let task!: Task;
+    const result = new Promise<string>((resolve, reject) => {
+      task = {
+        deadline,
+        settled: false,
+        input,
+        traceparent: ctx.metadata.get("traceparent") ?? "",
+        traceContext,
+        queueSpan: null,
+        enqueuedAt: 0,
+        attempts: 0,
+        complete(outcome: TaskOutcome) {
+          if (outcome.ok) {
+            // Late answers still fill the cache (Clipper semantics).
+            cache.put(key, outcome.output);
+            settle({ ok: true, value: outcome.output });
+            resolve(outcome.output);
+            return;
+          }
+          const err = outcome.code === Status.CANCELLED && outcome.message === ABANDONED_MESSAGE
+            ? abandoned()
+            : outcome.code === Status.DEADLINE_EXCEEDED
+              ? new ServingError(Status.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", outcome.message)
+              : new ServingError(outcome.code === 0 ? Status.INTERNAL : outcome.code, "MODEL_ERROR", `model ${model}:${version} failed: ${outcome.message}`);
+          settle({ ok: false, error: err });
+          reject(err);
+        },
+      };
+    });
+    result.catch(() => {});
+    return { task, result };
+  }
+
   /** Counts a cache lookup and ends its span. */
   #looked(span: Span | null, result: CacheResult): void {
     this.#metrics.cacheLookup(result);
     endCacheSpan(span, result);
   }
+}
+
+const ABANDONED_MESSAGE = "the caller this query was shared with gave up";
+
+function abandoned(): ServingError {
+  return new ServingError(Status.CANCELLED, "CANCELLED", ABANDONED_MESSAGE);
+}
+
+/**
+ * True for the errors that mean "no answer is coming for the shared task"
+ * rather than "the model failed": the leader gave up, or the task was
+ * dropped (or skipped by the worker) as past its deadline.
+ */
+function isLost(err: unknown): boolean {
+  return err instanceof ServingError && (err.code === Status.DEADLINE_EXCEEDED || (err.code === Status.CANCELLED && err.message === ABANDONED_MESSAGE));
 }
 
 function deadlineExceeded(): ServingError {

@@ -1,0 +1,153 @@
+/**
+ * The processes one benchmark run needs, all on 127.0.0.1: a private
+ * redis-server, management (in this process), a gateway process (cache off),
+ * counted model workers, and the bare ceiling servers. Everything is stopped
+ * by close(), also after a failure.
+ */
+import { pino } from "pino";
+import { startManagement, type Management } from "../../management/management.js";
+import { Proc, ROOT } from "../../test/helpers/processes.js";
+import { TestRedis } from "../../test/helpers/redis-server.js";
+import { COUNTER_LINE } from "./counter.js";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+
+/** Longest wait for a spawned process to say it is ready, in ms (tsx compiles on first start). */
+const START_TIMEOUT_MS = 30_000;
+
+/** A process whose handled calls can be counted (a worker's model, or a bare server). */
+export interface CountedProc {
+  readonly proc: Proc;
+  readonly pid: number;
+  /** Port of its counter endpoint. */
+  readonly counterPort: number;
+}
+
+/** Options of {@link BenchStack.start}. */
+export interface StackOptions {
+  /**
+   * When set, the gateway and workers run with `node --cpu-prof` and write
+   * their .cpuprofile files here when they exit.
+   */
+  readonly profileDir: string | null;
+  /** Sampling interval of the CPU profiler, in µs. */
+  readonly profileIntervalUs: number;
+}
+
+/**
+ * Node flags that profile a process (--cpu-prof is not allowed in
+ * NODE_OPTIONS, so they go on the command line). Each process writes into
+ * its own folder `<profileDir>/<name>/`, one file per thread (tsx's module
+ * loader runs on a thread of its own), named CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile;
+ * the main thread is thread 0.
+ */
+function profileArgs(o: StackOptions, name: string): string[] {
+  if (o.profileDir === null) return [];
+  return ["--cpu-prof", `--cpu-prof-dir=${join(o.profileDir, name)}`, `--cpu-prof-interval=${o.profileIntervalUs}`];
+}
+
+/** Spawns `node [nodeArgs] bin/<name>.js args…` from the checkout root, as test/helpers spawnBin does. */
+function spawnBinWith(name: string, nodeArgs: readonly string[], args: readonly string[], env: Record<string, string>): Proc {
+  return new Proc(
+    spawn(process.execPath, [...nodeArgs, `bin/${name}.js`, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, CLIPPER_LOG_LEVEL: "warn", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+}
+
+export class BenchStack {
+  readonly workers: CountedProc[] = [];
+
+  private constructor(
+    readonly redis: TestRedis,
+    readonly management: Management,
+    readonly gateway: { proc: Proc; pid: number; grpc: number; http: number; rpc: number },
+    private readonly options: StackOptions,
+  ) {}
+
+  /** Starts redis, management and a gateway with the prediction cache off (`--cache-bytes 0`). */
+  static async start(options: StackOptions): Promise<BenchStack> {
+    const redis = await TestRedis.start();
+    let management: Management | null = null;
+    try {
+      management = await startManagement({ redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0 }, pino({ level: "silent" }));
+      const proc = spawnBinWith(
+        "clipper-gateway",
+        profileArgs(options, "gateway"),
+        ["--redis-url", redis.url, "--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--cache-bytes", "0"],
+        {},
+      );
+      const m = await proc.waitFor(/clipper-gateway: grpc=[^:]+:(\d+) http=[^:]+:(\d+) rpc=tcp:\/\/[^:]+:(\d+)/, START_TIMEOUT_MS).catch(async (err: unknown) => {
+        await proc.stop("SIGKILL");
+        throw err;
+      });
+      return new BenchStack(redis, management, { proc, pid: proc.child.pid!, grpc: Number(m[1]), http: Number(m[2]), rpc: Number(m[3]) }, options);
+    } catch (err) {
+      await management?.close(0);
+      await redis.destroy();
+      throw err;
+    }
+  }
+
+  /** Adds an app linked to a new model version, as clipper_admin would. */
+  async deploy(app: string, model: string, options: { sloMicros: number }): Promise<void> {
+    const admin = async (endpoint: string, body: unknown): Promise<void> => {
+      const res = await fetch(`http://127.0.0.1:${this.management.httpPort}/admin/${endpoint}`, { method: "POST", body: JSON.stringify(body) });
+      if (res.status !== 200) throw new Error(`admin ${endpoint}: ${res.status} ${await res.text()}`);
+    };
+    await admin("add_app", { name: app, input_type: "doubles", default_output: "-1.0", latency_slo_micros: options.sloMicros });
+    await admin("add_model", {
+      model_name: model, model_version: "1", labels: [], input_type: "doubles", container_name: "", model_data_path: "", batch_size: -1,
+    });
+    await admin("add_model_links", { app_name: app, model_names: [model] });
+  }
+
+  /** Starts a worker for `model` version 1 serving the counted model module at `modulePath` (absolute). */
+  async worker(model: string, modulePath: string): Promise<CountedProc> {
+    const proc = spawnBinWith(
+      "clipper-worker",
+      profileArgs(this.options, `worker-${model}`),
+      ["--model", model, "--version", "1", "--input-type", "doubles", "--gateway", `tcp://127.0.0.1:${this.gateway.rpc}`, "--module", modulePath],
+      { CLIPPER_LOG_LEVEL: "info" },
+    );
+    const w = { proc, pid: proc.child.pid!, counterPort: 0 };
+    this.workers.push(w);
+    const m = await proc.waitFor(COUNTER_LINE, START_TIMEOUT_MS);
+    await proc.waitFor(/worker registered/, START_TIMEOUT_MS);
+    w.counterPort = Number(m[1]);
+    return w;
+  }
+
+  /** Stops a worker (SIGTERM, it drains) and starts a fresh one for the same model and module. */
+  async restartWorker(old: CountedProc, model: string, modulePath: string): Promise<CountedProc> {
+    await old.proc.stop("SIGTERM", 5_000);
+    this.workers.splice(this.workers.indexOf(old), 1);
+    return this.worker(model, modulePath);
+  }
+
+  /**
+   * Stops everything. Processes get SIGTERM (a graceful exit, which is
+   * when --cpu-prof writes its profile), then SIGKILL if they linger.
+   */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.proc.stop("SIGTERM", 5_000)));
+    await this.gateway.proc.stop("SIGTERM", 15_000);
+    await this.management.close(0);
+    await this.redis.destroy();
+  }
+}
+
+/** Starts a bare ceiling server (bench/servers/<name>.ts) and waits for its ports. */
+export async function startBareServer(name: "bare-grpc" | "bare-http"): Promise<CountedProc & { port: number }> {
+  const proc = new Proc(spawn(process.execPath, ["--import", "tsx", `bench/servers/${name}.ts`], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }));
+  try {
+    const port = await proc.waitFor(new RegExp(`${name}: port=(\\d+)`), START_TIMEOUT_MS);
+    const counter = await proc.waitFor(COUNTER_LINE, START_TIMEOUT_MS);
+    return { proc, pid: proc.child.pid!, counterPort: Number(counter[1]), port: Number(port[1]) };
+  } catch (err) {
+    await proc.stop("SIGKILL");
+    throw err;
+  }
+}
