@@ -23,6 +23,12 @@ export interface DispatcherOptions {
   readonly batchSizeOf: (name: string, version: string) => number;
   /** Queue, batch and replica metrics. */
   readonly metrics: GatewayMetrics;
+  /**
+   * Longest a free replica may wait for the callers whose answers just went
+   * out to ask again, so their queries join the next batch, in ms; 0 never
+   * waits. See {@link Dispatcher} on delayed batching.
+   */
+  readonly maxBatchWaitMs?: number;
   readonly now?: () => number;
 }
 
@@ -35,6 +41,12 @@ interface Pool {
   readonly queue: DeadlineQueue<Task>;
   readonly replicas: Set<Replica<Task>>;
   readonly metrics: PoolInstruments;
+  /** Set while dispatch waits for returning callers (delayed batching). */
+  hold: NodeJS.Timeout | null;
+  /** Queue length at which a hold ends early. */
+  holdTarget: number;
+  /** Items of the batch answered last: callers likely to ask again soon. */
+  returning: number;
 }
 
 /**
@@ -97,6 +109,7 @@ export class Dispatcher {
     }
     task.enqueuedAt = performance.now();
     startQueueSpan(task, name, version);
+    if (pool.hold !== null && pool.queue.size >= pool.holdTarget) this.#endHold(pool);
     this.#schedule(pool);
     return "queued";
   }
@@ -118,7 +131,10 @@ export class Dispatcher {
       );
     });
     const pool = this.#pools.get(replica.modelKey);
-    if (pool !== undefined) this.#schedule(pool);
+    if (pool !== undefined) {
+      pool.returning = batch.tasks.length;
+      this.#schedule(pool);
+    }
     return true;
   }
 
@@ -145,7 +161,16 @@ export class Dispatcher {
     const key = keyOf(name, version);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
-      pool = { name, version, queue: new DeadlineQueue<Task>(this.#options.queueCapacity), replicas: new Set(), metrics: this.#options.metrics.pool(name, version) };
+      pool = {
+        name,
+        version,
+        queue: new DeadlineQueue<Task>(this.#options.queueCapacity),
+        replicas: new Set(),
+        metrics: this.#options.metrics.pool(name, version),
+        hold: null,
+        holdTarget: 0,
+        returning: 0,
+      };
       this.#pools.set(key, pool);
     }
     return pool;
@@ -192,7 +217,7 @@ export class Dispatcher {
 
   #dispatch(pool: Pool): void {
     for (;;) {
-      if (pool.queue.size === 0) return;
+      if (pool.queue.size === 0 || pool.hold !== null) return;
       const replica = this.#freeReplica(pool);
       if (replica === undefined) return;
       const now = this.#now();
@@ -211,12 +236,9 @@ export class Dispatcher {
         for (const t of doomed.slice(cap)) this.#drop(pool, t, "doomed");
       } else {
         for (const t of doomed) this.#drop(pool, t, "doomed");
-        const size = chooseBatchSize({
-          model: replica.latency,
-          queued: pool.queue.size,
-          budgetMs: Math.max(0, (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR),
-          cap,
-        });
+        const budgetMs = Math.max(0, (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR);
+        const size = chooseBatchSize({ model: replica.latency, queued: pool.queue.size, budgetMs, cap });
+        if (this.#shouldHold(pool, replica, size, budgetMs, cap)) return;
         tasks = pool.queue.take(Math.max(1, size), now, (t) => this.#drop(pool, t, "expired"));
         if (tasks.length === 0) return;
       }
@@ -235,6 +257,37 @@ export class Dispatcher {
         if (!sent && replica.inFlight.has(batch.id)) this.#registry.remove(replica, "disconnected");
       });
     }
+  }
+
+  /**
+   * Delayed batching. Closed-loop callers (each sends its next query when
+   * the last is answered) otherwise settle into two alternating half-size
+   * batches: while one half runs, the other queues, and a free replica takes
+   * whatever is queued at once. When the batch just answered had more than
+   * one item, its callers are likely to ask again within a millisecond or
+   * two; if the budget of the earliest deadline still fits the larger batch
+   * plus the wait, the replica waits (at most `maxBatchWaitMs`, less if the
+   * queue fills up first) so they join. A lone caller (batch of 1) never
+   * waits, so latency at low load is untouched.
+   */
+  #shouldHold(pool: Pool, replica: Replica<Task>, size: number, budgetMs: number, cap: number): boolean {
+    const waitMs = this.#options.maxBatchWaitMs ?? 0;
+    const returning = pool.returning;
+    pool.returning = 0;
+    if (waitMs <= 0 || returning < 2 || size < pool.queue.size) return false;
+    const target = chooseBatchSize({ model: replica.latency, queued: pool.queue.size + returning, budgetMs: budgetMs - waitMs, cap });
+    if (target <= pool.queue.size) return false;
+    pool.holdTarget = target;
+    pool.hold = setTimeout(() => this.#endHold(pool), waitMs);
+    pool.hold.unref();
+    return true;
+  }
+
+  #endHold(pool: Pool): void {
+    if (pool.hold === null) return;
+    clearTimeout(pool.hold);
+    pool.hold = null;
+    this.#schedule(pool);
   }
 
   /**

@@ -23,6 +23,13 @@ import { HEARTBEAT_SERVICE_NAME, heartbeatBinding, heartbeatStreaming } from "./
 import { PREDICT_SERVICE_NAME, predictBinding, predictStreaming } from "./services/predict.js";
 import type { Task } from "./task.js";
 
+/**
+ * Default longest wait for returning callers before a batch goes out, in ms:
+ * about one loopback HTTP round trip on a loaded 2-core box, far below any
+ * useful SLO.
+ */
+export const DEFAULT_MAX_BATCH_WAIT_MS = 2;
+
 export interface GatewayConfig {
   readonly redisUrl: string;
   readonly host: string;
@@ -35,6 +42,8 @@ export interface GatewayConfig {
   readonly queueCapacity: number;
   /** Silence after which a native worker is evicted, in ms. */
   readonly evictionMs: number;
+  /** Longest a free replica waits for returning callers to fill its next batch, in ms; 0 never waits. */
+  readonly maxBatchWaitMs?: number;
 }
 
 export interface Gateway {
@@ -72,6 +81,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     queueCapacity: config.queueCapacity,
     batchSizeOf: (name, version) => catalog?.model(name, version)?.batchSize ?? -1,
     metrics,
+    maxBatchWaitMs: config.maxBatchWaitMs ?? DEFAULT_MAX_BATCH_WAIT_MS,
   });
   catalog = new Catalog(redis, sub, where, log, {
     modelVersionRemoved: (name, version) => {

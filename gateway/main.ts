@@ -11,6 +11,7 @@ const OPTIONS = {
   "rpc-port": { kind: "port", env: "CLIPPER_RPC_PORT", default: "7000", help: "ZeroMQ port model workers connect to" },
   "cache-bytes": { kind: "bytes", env: "CLIPPER_CACHE_BYTES", default: "33554432", help: "prediction cache size in bytes; 0 turns it off" },
   "queue-capacity": { kind: "count", env: "CLIPPER_QUEUE_CAPACITY", default: "4096", help: "queries one model version may queue before callers get RESOURCE_EXHAUSTED / 429" },
+  "max-batch-wait-ms": { kind: "count", env: "CLIPPER_MAX_BATCH_WAIT_MS", default: "2", help: "longest a free replica waits for returning callers to fill its next batch, ms; 0 never waits" },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
 
@@ -33,6 +34,7 @@ await runUntilSignal(log, async () => {
       cacheBytes: c["cache-bytes"],
       queueCapacity: c["queue-capacity"],
       evictionMs: c["eviction-ms"],
+      maxBatchWaitMs: c["max-batch-wait-ms"],
     },
     log,
   );

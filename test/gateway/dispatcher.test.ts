@@ -1,0 +1,102 @@
+import test from "ava";
+import { pino } from "pino";
+import { Registry } from "prom-client";
+import type { Redis } from "ioredis";
+import { Dispatcher } from "../../gateway/dispatcher.js";
+import { GatewayMetrics } from "../../gateway/metrics.js";
+import { ReplicaRegistry, type Replica, type SentBatch } from "../../gateway/replicas.js";
+import type { Task, TaskOutcome } from "../../gateway/task.js";
+import { eventually } from "../helpers/processes.js";
+import { redisDb } from "../helpers/redis-dump.js";
+import { TestRedis } from "../helpers/redis-server.js";
+
+let redis: TestRedis;
+let conn: Redis;
+
+test.before(async () => {
+  redis = await TestRedis.start();
+  conn = await redisDb(redis.url, 0);
+});
+
+test.after.always(async () => {
+  conn?.disconnect();
+  await redis?.destroy();
+});
+
+/** A dispatcher over one replica whose latency model already knows 5 ms + 0.1 ms per item. */
+function setup(maxBatchWaitMs: number) {
+  const log = pino({ level: "silent" });
+  const registry = new ReplicaRegistry<Task>(conn, "test", log);
+  const sent: SentBatch<Task>[] = [];
+  const dispatcher = new Dispatcher(registry, async (_r, batch) => {
+    sent.push(batch);
+    return true;
+  }, log, { queueCapacity: 1000, batchSizeOf: () => -1, metrics: new GatewayMetrics(new Registry()), maxBatchWaitMs });
+  const replica: Replica<Task> = registry.add({
+    identity: Buffer.from([1, 2, 3]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity, now: Date.now(),
+  });
+  for (let round = 0; round < 8; round++) for (const n of [1, 2, 4, 8, 16, 32]) replica.latency.observe(n, 5 + 0.1 * n);
+  const task = (): Task => ({
+    deadline: Date.now() + 10_000, settled: false, input: Buffer.alloc(8), traceparent: "", traceContext: null, queueSpan: null, enqueuedAt: 0, attempts: 0,
+    complete(_o: TaskOutcome) {},
+  });
+  const answer = (batch: SentBatch<Task>): void => {
+    dispatcher.batchAnswered(replica, batch.id, batch.tasks.map(() => ({ ok: true, output: "x" })));
+  };
+  const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+  return { dispatcher, sent, task, answer, flush };
+}
+
+test.serial("a lone caller never waits: after a batch of one the next query goes out at once", async (t) => {
+  const { dispatcher, sent, task, answer, flush } = setup(2_000);
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 1);
+  answer(sent[0]!);
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 2);
+  t.is(sent[1]!.tasks.length, 1);
+});
+
+test.serial("after a batch of several, a free replica waits for the returning callers and sends them together", async (t) => {
+  const { dispatcher, sent, task, answer, flush } = setup(2_000);
+  for (let i = 0; i < 8; i++) dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 1);
+  t.is(sent[0]!.tasks.length, 8);
+  answer(sent[0]!);
+  dispatcher.enqueue("m", "1", task());
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 1, "two queries are held while eight callers are expected back");
+  for (let i = 0; i < 7; i++) dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 1, "still one caller short");
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 2, "the batch leaves as soon as the callers are back");
+  t.is(sent[1]!.tasks.length, 10);
+});
+
+test.serial("a hold ends by itself when the callers do not come back", async (t) => {
+  const { dispatcher, sent, task, answer, flush } = setup(20);
+  for (let i = 0; i < 8; i++) dispatcher.enqueue("m", "1", task());
+  await flush();
+  answer(sent[0]!);
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 1);
+  t.true(await eventually(() => sent.length === 2, 5_000, 5));
+  t.is(sent[1]!.tasks.length, 1);
+});
+
+test.serial("with the wait set to 0 nothing is ever held", async (t) => {
+  const { dispatcher, sent, task, answer, flush } = setup(0);
+  for (let i = 0; i < 8; i++) dispatcher.enqueue("m", "1", task());
+  await flush();
+  answer(sent[0]!);
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 2);
+});
