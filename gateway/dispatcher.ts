@@ -13,6 +13,9 @@ import type { Task, TaskOutcome } from "./task.js";
 /** Sends one batch to one replica over its dialect; false when the send failed at once. */
 export type BatchSender = (replica: Replica<Task>, batch: SentBatch<Task>, deadline: number) => Promise<boolean>;
 
+/** Shortest useful hold for returning callers, in ms: Node timers have 1 ms resolution. */
+const MIN_HOLD_MS = 1;
+
 /** Share of the time left before the earliest deadline a batch may use (Clipper's budget_decay_). */
 const BUDGET_FACTOR = 0.92;
 
@@ -266,15 +269,20 @@ export class Dispatcher {
    * whatever is queued at once. When the batch just answered had more than
    * one item, its callers are likely to ask again within a millisecond or
    * two; if the budget of the earliest deadline still fits the larger batch
-   * plus the wait, the replica waits (at most `maxBatchWaitMs`, less if the
-   * queue fills up first) so they join. A lone caller (batch of 1) never
-   * waits, so latency at low load is untouched.
+   * plus the wait, the replica waits (at most `maxBatchWaitMs` and half the
+   * model's one-item batch time, less if the queue fills up first) so they
+   * join. A lone caller (batch of 1) never waits, so latency at low load is
+   * untouched, and neither does a model too cheap for merging to pay.
    */
   #shouldHold(pool: Pool, replica: Replica<Task>, size: number, budgetMs: number, cap: number): boolean {
-    const waitMs = this.#options.maxBatchWaitMs ?? 0;
     const returning = pool.returning;
     pool.returning = 0;
-    if (waitMs <= 0 || returning < 2 || size < pool.queue.size) return false;
+    if (returning < 2 || size < pool.queue.size) return false;
+    // Merging two batches saves one batch's fixed cost; waiting longer than
+    // half of it does not pay. A cheap model (fixed cost under 2 ms) is
+    // never held: timers cannot wait less than a millisecond.
+    const waitMs = Math.min(this.#options.maxBatchWaitMs ?? 0, replica.latency.predict(1) / 2);
+    if (!(waitMs >= MIN_HOLD_MS)) return false;
     const target = chooseBatchSize({ model: replica.latency, queued: pool.queue.size + returning, budgetMs: budgetMs - waitMs, cap });
     if (target <= pool.queue.size) return false;
     pool.holdTarget = target;

@@ -23,28 +23,31 @@ test.after.always(async () => {
   await redis?.destroy();
 });
 
-/** A dispatcher over one replica whose latency model already knows 5 ms + 0.1 ms per item. */
-function setup(maxBatchWaitMs: number) {
+/** A dispatcher over one replica whose latency model already knows its cost per batch (default 50 ms + 1 ms per item). */
+function setup(maxBatchWaitMs: number, costMs: (items: number) => number = (n) => 50 + n) {
   const log = pino({ level: "silent" });
   const registry = new ReplicaRegistry<Task>(conn, "test", log);
   const sent: SentBatch<Task>[] = [];
+  // The dispatcher's clock: each answer takes as long as the trained model says.
+  let clock = Date.now();
   const dispatcher = new Dispatcher(registry, async (_r, batch) => {
     sent.push(batch);
     return true;
-  }, log, { queueCapacity: 1000, batchSizeOf: () => -1, metrics: new GatewayMetrics(new Registry()), maxBatchWaitMs });
+  }, log, { queueCapacity: 1000, batchSizeOf: () => -1, metrics: new GatewayMetrics(new Registry()), maxBatchWaitMs, now: () => clock });
   const replica: Replica<Task> = registry.add({
     identity: Buffer.from([1, 2, 3]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity, now: Date.now(),
   });
-  for (let round = 0; round < 8; round++) for (const n of [1, 2, 4, 8, 16, 32]) replica.latency.observe(n, 5 + 0.1 * n);
+  for (let round = 0; round < 8; round++) for (const n of [1, 2, 4, 8, 16, 32]) replica.latency.observe(n, costMs(n));
   const task = (): Task => ({
-    deadline: Date.now() + 10_000, settled: false, input: Buffer.alloc(8), traceparent: "", traceContext: null, queueSpan: null, enqueuedAt: 0, attempts: 0,
+    deadline: clock + 10_000, settled: false, input: Buffer.alloc(8), traceparent: "", traceContext: null, queueSpan: null, enqueuedAt: 0, attempts: 0,
     complete(_o: TaskOutcome) {},
   });
   const answer = (batch: SentBatch<Task>): void => {
+    clock += costMs(batch.tasks.length);
     dispatcher.batchAnswered(replica, batch.id, batch.tasks.map(() => ({ ok: true, output: "x" })));
   };
   const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
-  return { dispatcher, sent, task, answer, flush };
+  return { dispatcher, sent, task, answer, flush, replica };
 }
 
 test.serial("a lone caller never waits: after a batch of one the next query goes out at once", async (t) => {
@@ -89,6 +92,16 @@ test.serial("a hold ends by itself when the callers do not come back", async (t)
   t.is(sent.length, 1);
   t.true(await eventually(() => sent.length === 2, 5_000, 5));
   t.is(sent[1]!.tasks.length, 1);
+});
+
+test.serial("a model too cheap for merging to pay is never held", async (t) => {
+  const { dispatcher, sent, task, answer, flush } = setup(2_000, (n) => 0.2 + 0.01 * n);
+  for (let i = 0; i < 8; i++) dispatcher.enqueue("m", "1", task());
+  await flush();
+  answer(sent[0]!);
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 2);
 });
 
 test.serial("with the wait set to 0 nothing is ever held", async (t) => {
