@@ -118,9 +118,10 @@ export class Dispatcher {
   }
 
   /** Resolves a batch's tasks with a replica's answers and frees its slot. */
-  batchAnswered(replica: Replica<Task>, batchId: number, outcomes: readonly TaskOutcome[]): boolean {
+  batchAnswered(replica: Replica<Task>, batchId: number, outcomes: readonly TaskOutcome[], modelMs = 0): boolean {
     const batch = replica.inFlight.get(batchId);
     if (batch === undefined) return false;
+    replica.lastModelMs = modelMs;
     replica.inFlight.delete(batchId);
     replica.latency.observe(batch.tasks.length, this.#now() - batch.sentAt);
     this.#options.metrics.replica(replica).batchDuration.observe((performance.now() - batch.startedAt) / 1000);
@@ -270,7 +271,7 @@ export class Dispatcher {
    * one item, its callers are likely to ask again within a millisecond or
    * two; if the budget of the earliest deadline still fits the larger batch
    * plus the wait, the replica waits (at most `maxBatchWaitMs` and half the
-   * model's one-item batch time, less if the queue fills up first) so they
+   * model's own time on the last batch, less if the queue fills up first) so they
    * join. A lone caller (batch of 1) never waits, so latency at low load is
    * untouched, and neither does a model too cheap for merging to pay.
    */
@@ -278,10 +279,12 @@ export class Dispatcher {
     const returning = pool.returning;
     pool.returning = 0;
     if (returning < 2 || size < pool.queue.size) return false;
-    // Merging two batches saves one batch's fixed cost; waiting longer than
-    // half of it does not pay. A cheap model (fixed cost under 2 ms) is
-    // never held: timers cannot wait less than a millisecond.
-    const waitMs = Math.min(this.#options.maxBatchWaitMs ?? 0, replica.latency.predict(1) / 2);
+    // Merging two batches saves one run of the model; waiting longer than
+    // half of the model's own time on the last batch does not pay. A cheap
+    // model (under 2 ms), or one whose time is not reported (Clipper v3
+    // containers), is never held: timers cannot wait less than 1 ms, and
+    // the transport's round trip is not saved by merging.
+    const waitMs = Math.min(this.#options.maxBatchWaitMs ?? 0, replica.lastModelMs / 2);
     if (!(waitMs >= MIN_HOLD_MS)) return false;
     const target = chooseBatchSize({ model: replica.latency, queued: pool.queue.size + returning, budgetMs: budgetMs - waitMs, cap });
     if (target <= pool.queue.size) return false;

@@ -11,7 +11,7 @@ const OPTIONS = {
   "rpc-port": { kind: "port", env: "CLIPPER_RPC_PORT", default: "7000", help: "ZeroMQ port model workers connect to" },
   "cache-bytes": { kind: "bytes", env: "CLIPPER_CACHE_BYTES", default: "33554432", help: "prediction cache size in bytes; 0 turns it off" },
   "queue-capacity": { kind: "count", env: "CLIPPER_QUEUE_CAPACITY", default: "4096", help: "queries one model version may queue before callers get RESOURCE_EXHAUSTED / 429" },
-  "max-batch-wait-ms": { kind: "count", env: "CLIPPER_MAX_BATCH_WAIT_MS", default: "2", help: "longest a free replica waits for returning callers to fill its next batch, ms; 0 never waits" },
+  "max-batch-wait-ms": { kind: "count", env: "CLIPPER_MAX_BATCH_WAIT_MS", default: "0", help: "longest a free replica waits for callers just answered to fill its next batch, ms (e.g. 2 for a model-bound closed-loop load); 0 never waits" },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
 

@@ -46,6 +46,11 @@ export class Replica<T = unknown> {
   readonly inFlight = new Map<number, SentBatch<T>>();
   lastSeen: number;
   draining = false;
+  /**
+   * Time the model itself took on the last batch, in ms, as the worker
+   * reported it (native workers only; 0 when unknown).
+   */
+  lastModelMs = 0;
   /** Heartbeat intervals counted as missed since `lastSeen` was `missedSince` (see WorkerRpc). */
   missedBeats = 0;
   missedSince: number;

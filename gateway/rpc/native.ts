@@ -55,13 +55,13 @@ export class NativeDialect implements WorkerDialect {
         dispatcher.replicaDraining(replica);
         return;
       case "result": {
-        const { batchId, items } = kind.value;
+        const { batchId, items, modelMicros } = kind.value;
         const outcomes: TaskOutcome[] = items.map((status, i) =>
           status.code === 0
             ? { ok: true, output: (payloads[i] ?? Buffer.alloc(0)).toString("utf8") }
             : { ok: false, code: status.code, message: status.message },
         );
-        if (!dispatcher.batchAnswered(replica, batchId, outcomes)) log.warn({ address, batchId }, "result for an unknown batch");
+        if (!dispatcher.batchAnswered(replica, batchId, outcomes, modelMicros / 1000)) log.warn({ address, batchId }, "result for an unknown batch");
         dispatcher.maybeFinishDrain(replica);
         return;
       }

@@ -44,7 +44,7 @@ function setup(maxBatchWaitMs: number, costMs: (items: number) => number = (n) =
   });
   const answer = (batch: SentBatch<Task>): void => {
     clock += costMs(batch.tasks.length);
-    dispatcher.batchAnswered(replica, batch.id, batch.tasks.map(() => ({ ok: true, output: "x" })));
+    dispatcher.batchAnswered(replica, batch.id, batch.tasks.map(() => ({ ok: true, output: "x" })), costMs(batch.tasks.length));
   };
   const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
   return { dispatcher, sent, task, answer, flush, replica };
