@@ -52,7 +52,7 @@ export interface Gateway {
   readonly grpcPort: number;
   readonly httpPort: number;
   readonly rpcPort: number;
-  /** Resolves once the catalog has been loaded from Redis at least once. */
+  /** The Redis-synced catalog (its `loaded` says whether a full load has succeeded). */
   readonly catalog: Catalog;
   close(graceMs?: number): Promise<void>;
 }
