@@ -50,6 +50,15 @@ function setup(maxBatchWaitMs: number, costMs: (items: number) => number = (n) =
   return { dispatcher, sent, task, answer, flush, replica };
 }
 
+/** Sends a batch of eight, answers it, then offers one more query. */
+async function oneAfterBatchOfEight({ dispatcher, sent, task, answer, flush }: ReturnType<typeof setup>): Promise<void> {
+  for (let i = 0; i < 8; i++) dispatcher.enqueue("m", "1", task());
+  await flush();
+  answer(sent[0]!);
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+}
+
 test.serial("a lone caller never waits: after a batch of one the next query goes out at once", async (t) => {
   const { dispatcher, sent, task, answer, flush } = setup(2_000);
   dispatcher.enqueue("m", "1", task());
@@ -83,33 +92,24 @@ test.serial("after a batch of several, a free replica waits for the returning ca
 });
 
 test.serial("a hold ends by itself when the callers do not come back", async (t) => {
-  const { dispatcher, sent, task, answer, flush } = setup(20);
-  for (let i = 0; i < 8; i++) dispatcher.enqueue("m", "1", task());
-  await flush();
-  answer(sent[0]!);
-  dispatcher.enqueue("m", "1", task());
-  await flush();
+  const s = setup(20);
+  const { sent } = s;
+  await oneAfterBatchOfEight(s);
   t.is(sent.length, 1);
   t.true(await eventually(() => sent.length === 2, 5_000, 5));
   t.is(sent[1]!.tasks.length, 1);
 });
 
 test.serial("a model too cheap for merging to pay is never held", async (t) => {
-  const { dispatcher, sent, task, answer, flush } = setup(2_000, (n) => 0.2 + 0.01 * n);
-  for (let i = 0; i < 8; i++) dispatcher.enqueue("m", "1", task());
-  await flush();
-  answer(sent[0]!);
-  dispatcher.enqueue("m", "1", task());
-  await flush();
+  const s = setup(2_000, (n) => 0.2 + 0.01 * n);
+  const { sent } = s;
+  await oneAfterBatchOfEight(s);
   t.is(sent.length, 2);
 });
 
 test.serial("with the wait set to 0 nothing is ever held", async (t) => {
-  const { dispatcher, sent, task, answer, flush } = setup(0);
-  for (let i = 0; i < 8; i++) dispatcher.enqueue("m", "1", task());
-  await flush();
-  answer(sent[0]!);
-  dispatcher.enqueue("m", "1", task());
-  await flush();
+  const s = setup(0);
+  const { sent } = s;
+  await oneAfterBatchOfEight(s);
   t.is(sent.length, 2);
 });
