@@ -142,12 +142,7 @@ export class Dispatcher {
     return true;
   }
 
-  /** A replica asked to drain: it gets nothing new; it leaves once idle. */
-  replicaDraining(replica: Replica<Task>): void {
-    if (replica.inFlight.size === 0) this.#registry.remove(replica, "drained");
-  }
-
-  /** Called after a draining replica answered: remove it once idle. */
+  /** A draining replica gets nothing new; call when it starts draining and after each answer: it leaves once idle. */
   maybeFinishDrain(replica: Replica<Task>): void {
     if (replica.draining && replica.inFlight.size === 0) this.#registry.remove(replica, "drained");
   }

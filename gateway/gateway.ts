@@ -98,7 +98,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   redis.on("ready", () => void registry.rewriteAll());
 
   const cache = new PredictionCache(config.cacheBytes);
-  const predictor = new Predictor(catalog, dispatcher, cache, log, metrics);
+  const predictor = new Predictor(catalog, dispatcher, cache, metrics);
   rpc = new WorkerRpc(registry, dispatcher, log, {
     host: config.host,
     port: config.rpcPort,

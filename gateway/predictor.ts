@@ -3,7 +3,6 @@ import { status as Status } from "@grpc/grpc-js";
 import type { Span } from "@opentelemetry/api";
 import type { CallContext } from "../core/call-context.js";
 import { ServingError, invalidArgument, notFound } from "../core/errors.js";
-import type { Logger } from "../core/telemetry/logger.js";
 import { cacheKey, InFlight, PredictionCache } from "./cache.js";
 import type { Catalog, CatalogApp } from "./catalog.js";
 import type { Dispatcher } from "./dispatcher.js";
@@ -49,15 +48,13 @@ export class Predictor {
   readonly #dispatcher: Dispatcher;
   readonly #cache: PredictionCache;
   readonly #inFlight = new InFlight<string>();
-  readonly #log: Logger;
   readonly #metrics: GatewayMetrics;
   #nextQueryId = 0;
 
-  constructor(catalog: Catalog, dispatcher: Dispatcher, cache: PredictionCache, log: Logger, metrics: GatewayMetrics) {
+  constructor(catalog: Catalog, dispatcher: Dispatcher, cache: PredictionCache, metrics: GatewayMetrics) {
     this.#catalog = catalog;
     this.#dispatcher = dispatcher;
     this.#cache = cache;
-    this.#log = log;
     this.#metrics = metrics;
   }
 

@@ -52,7 +52,7 @@ export class NativeDialect implements WorkerDialect {
         return;
       case "drain":
         registry.markDraining(replica);
-        dispatcher.replicaDraining(replica);
+        dispatcher.maybeFinishDrain(replica);
         return;
       case "result": {
         const { batchId, items, modelMicros } = kind.value;
