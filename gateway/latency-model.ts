@@ -23,9 +23,12 @@
  * safe upper bound is then ȳ·max(1, n/x̄) (+ margin): flat below the size
  * seen, proportional above it.
  *
- * Exponential decay alone adapts slowly to a step change in speed, so an
- * observation outside the fit's own bounds (by a further 10%) restarts the
- * statistics from that observation (see SURPRISE_RATIO).
+ * Exponential decay alone adapts slowly to a step change in speed, so two
+ * observations in a row outside the fit's own bounds (by a further 10%), on
+ * the same side, restart the statistics from those two (see SURPRISE_RATIO).
+ * A lone one is an outlier (a GC pause, a busy moment on the host): it is
+ * recorded clipped to the bound it broke, so it widens the margin a little
+ * but cannot steer the fit.
  */
 
 /** Hard cap on batch size when none is given. Far above useful GPU batches; bounds scans and per-size state. */
@@ -42,14 +45,21 @@ export const LATENCY_Z_SCORE = 3;
 export const MIN_SIZE_SAMPLES = 5;
 /**
  * A batch slower than SURPRISE_RATIO × its upper estimate (a 3σ miss plus
- * 10%), or faster than its lower estimate ÷ SURPRISE_RATIO, means the fit is
- * out of date: the replica got slower (co-tenant, throttling, a new input
- * mix) or faster (contention gone). The statistics then restart from that
- * observation. Letting it decay in instead is worse: mixing old and new
- * latencies at the same size inflates σ so much that nothing but batches of
- * one fit for dozens of batches (simulated 4× slowdown: ~30 batches of one,
- * versus a single one with the restart). The cost is that a rare spike (GC
- * pause) also restarts the fit, which relearns within a few batches.
+ * 10%), or faster than its lower estimate ÷ SURPRISE_RATIO, is a surprise.
+ * Two in a row on the same side mean the fit is out of date: the replica got
+ * slower (co-tenant, throttling, a new input mix) or faster (contention
+ * gone), and the statistics restart from those two observations. Letting
+ * them decay in instead is worse: mixing old and new latencies at the same
+ * size inflates σ so much that nothing but batches of one fit for dozens of
+ * batches (simulated 4× slowdown: ~30 batches of one, versus two late
+ * batches with the restart).
+ *
+ * A single surprise is not trusted. Restarting from one 45 ms GC pause
+ * among 6 ms batches made the one-item estimate 113 ms and kept it above
+ * 20 ms for 60 batches, long enough for the dispatcher to shed fresh
+ * queries as doomed and run batches of one or two; under closed-loop load
+ * the early defaults then kept the gateway busy enough to cause the next
+ * spike. So a lone surprise is clipped to the bound it broke.
  */
 export const SURPRISE_RATIO = 1.1;
 /** Effective samples needed before surprises count: early fits are too rough to be "wrong". */
@@ -81,6 +91,8 @@ export class LatencyModel {
   private cyy = 0;
   private readonly bySize = new Map<number, SizeStats>();
   private restarts = 0;
+  /** The last observation, when it was a surprise: a second one on the same side restarts the fit. */
+  private surprise: { size: number; ms: number; slower: boolean } | null = null;
 
   /**
    * @param options.maxBatchSize hard cap on batch size (items), default 1024.
@@ -127,15 +139,31 @@ export class LatencyModel {
    */
   observe(size: number, ms: number): void {
     if (!Number.isInteger(size) || size < 1 || !Number.isFinite(ms) || ms < 0) return;
-    if (
-      this.w >= SURPRISE_MIN_WEIGHT &&
-      (ms > SURPRISE_RATIO * this.predict(size) || ms * SURPRISE_RATIO < this.linearBound(size, -1))
-    ) {
-      this.forget();
+    let recorded = ms;
+    if (this.w >= SURPRISE_MIN_WEIGHT) {
+      const upper = SURPRISE_RATIO * this.predict(size);
+      const lower = this.linearBound(size, -1) / SURPRISE_RATIO;
+      const previous = this.surprise;
+      this.surprise = null;
+      if (ms > upper || ms < lower) {
+        const slower = ms > upper;
+        if (previous !== null && previous.slower === slower) {
+          this.forget();
+          this.add(previous.size, previous.ms);
+        } else {
+          this.surprise = { size, ms, slower };
+          recorded = slower ? upper : lower;
+        }
+      }
     }
-    const d = this.decay;
     this.count++;
     if (size > this.largest) this.largest = size;
+    this.add(size, recorded);
+  }
+
+  /** Adds one observation at tick `count` to the decayed statistics. */
+  private add(size: number, ms: number): void {
+    const d = this.decay;
 
     // Decay everything, then add the new point with weight 1.
     this.w = this.w * d + 1;
@@ -168,6 +196,7 @@ export class LatencyModel {
   /** Drops every statistic except `samples` and `largestObserved`. */
   private forget(): void {
     this.restarts++;
+    this.surprise = null;
     this.w = 0;
     this.meanX = 0;
     this.meanY = 0;
@@ -202,15 +231,20 @@ export class LatencyModel {
   private linearBound(size: number, sign: 1 | -1): number {
     const w = this.w;
     const margin = sign * LATENCY_Z_SCORE;
-    if (!this.hasSlope) {
-      // One size seen, slope unknown. With latency = a + b·size, a, b ≥ 0,
-      // the tightest safe bounds scale by size/x̄ on one side and stay flat
-      // on the other.
-      const sigma = w > 1 ? Math.sqrt(Math.max(0, this.cyy) / (w - 1)) : 0;
-      const r = size / this.meanX;
-      const ratio = sign > 0 ? Math.max(1, r) : Math.min(1, r);
-      return ratio * Math.max(0, this.meanY + margin * sigma * Math.sqrt(1 + 1 / w));
-    }
+    // With latency = a + b·size, a, b ≥ 0, and the mean point (x̄, ȳ) on the
+    // line, the latency of `size` is at most ȳ·max(1, size/x̄) and at least
+    // ȳ·min(1, size/x̄): flat on one side, proportional on the other. This
+    // envelope is all there is while one size is seen, and it caps the fit:
+    // under steady load the batch size stops varying, older sizes decay out,
+    // Sxx shrinks towards 0 and the fit's interval away from x̄ grows without
+    // bound (at a steady 16 items the one-item estimate passed 90 ms after
+    // ~500 batches, so every query looked doomed).
+    const sigmaY = w > 1 ? Math.sqrt(Math.max(0, this.cyy) / (w - 1)) : 0;
+    const r = size / this.meanX;
+    const ratio = sign > 0 ? Math.max(1, r) : Math.min(1, r);
+    const envelope = ratio * Math.max(0, this.meanY + margin * sigmaY * Math.sqrt(1 + 1 / w));
+    if (!this.hasSlope) return envelope;
+
     let b = this.cxy / this.cxx;
     let ssr = this.cyy - (this.cxy * this.cxy) / this.cxx;
     if (b < 0) {
@@ -222,6 +256,7 @@ export class LatencyModel {
     const sigma = w > 2 ? Math.sqrt(Math.max(0, ssr) / (w - 2)) : 0;
     const dx = size - this.meanX;
     const spread = Math.sqrt(1 + 1 / w + (dx * dx) / this.cxx);
-    return Math.max(0, a + b * size + margin * sigma * spread);
+    const fit = Math.max(0, a + b * size + margin * sigma * spread);
+    return sign > 0 ? Math.min(fit, envelope) : Math.max(fit, envelope);
   }
 }
