@@ -131,7 +131,7 @@ const settings: BenchSettings = {
   quietWaitSeconds: Number(v["quiet-wait"] ?? preset.quietWait),
   smoke: v.smoke,
 };
-if (settings.concurrency.length === 0) fail("--concurrency needs at least one value");
+if (settings.concurrency.length === 0 && settings.callers.length === 0) fail("--concurrency and --callers cannot both be empty");
 if (!Number.isInteger(settings.rounds)) fail("--rounds takes a whole number");
 if (!(settings.quietWaitSeconds >= 0)) fail("--quiet-wait takes seconds ≥ 0");
 
@@ -166,7 +166,7 @@ function readmeUsage(): string {
     "usage: npm run bench [-- options]",
     "  --rounds N            rounds per point, target and ceiling alternating (3)",
     "  --seconds S           length of each run (4)",
-    "  --concurrency LIST    concurrent callers of the no-op points (1,16,64)",
+    "  --concurrency LIST    concurrent callers of the no-op points (1,16,64; empty to skip)",
     "  --callers LIST        concurrent callers of the batching points (32,128; empty to skip)",
     "  --slo-ms MS           the batching app's latency SLO (50)",
     "  --batch-seconds S     length of each batching run (5)",

@@ -163,7 +163,7 @@ export async function runBenchmark(settings: BenchSettings, log: Log): Promise<B
     await waitUntilServing(stack, "noop");
     if (batch !== null) await waitUntilServing(stack, "batch");
 
-    const points = await runPoints(env, settings);
+    const points = settings.concurrency.length === 0 ? [] : await runPoints(env, settings);
     const batching = batch === null ? [] : await runBatching(env, settings);
     const memory = env.memory;
     const runs = [
@@ -381,6 +381,7 @@ async function runBatching(env: Env, s: BenchSettings): Promise<BatchPoint[]> {
         capacityShare: round3(r.throughput / capacityRps),
         modelBusyShare: round3(m.counts.busyMicros / 1e6 / r.seconds),
         modelMsPerCall: round3(m.counts.busyMicros / 1000 / Math.max(1, m.counts.calls)),
+        modelIdleMsPerCall: round3(Math.max(0, r.seconds * 1000 - m.counts.busyMicros / 1000) / Math.max(1, m.counts.calls)),
         cpuMicrosPerCall: m.cpuMicrosPerCall,
         backgroundCores: m.backgroundCores,
         workerReplaced: restarted,

@@ -121,14 +121,14 @@ export function renderMarkdown(r: BenchResults): string {
 
   if (r.batching.length > 0) {
     lines.push("## Batching (model: 5 ms + 0.1 ms per item per batch; Clipper REST; closed-loop callers)", "");
-    lines.push("Capacity = the most these callers can get from the model: all of them in one batch, back to back (callers × 1000 / (5 + 0.1 × callers) req/s). Model busy = share of wall time spent inside the model (measured there).", "");
-    lines.push("| callers | req/s | capacity req/s | share of capacity | p50 ms | p99 ms | SLO ms | mean batch | model ms per batch | model busy | defaults |");
-    lines.push("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    lines.push("Capacity = the most these callers can get from the model: all of them in one batch, back to back (callers × 1000 / (5 + 0.1 × callers) req/s). Model busy = share of wall time spent inside the model (measured there). Idle per batch = wall time outside the model per model call: the turnaround from one batch to the next.", "");
+    lines.push("| callers | req/s | capacity req/s | share of capacity | p50 ms | p99 ms | SLO ms | mean batch | model ms per batch | idle ms per batch | model busy | defaults |");
+    lines.push("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const b of r.batching) {
       const x = b.median;
       if (x === null) continue;
       lines.push(
-        `| ${b.callers} | ${f(x.rps, 0)} | ${f(x.capacityRps, 0)} | **${f(x.capacityShare * 100, 1)} %** | ${f(x.p50Ms, 1)} | **${f(x.p99Ms, 1)}** | ${b.sloMs} | ${f(x.meanBatch, 1)} | ${f(x.modelMsPerCall, 2)} | ${f(x.modelBusyShare * 100, 1)} % | ${f(x.defaults, 0)} |`,
+        `| ${b.callers} | ${f(x.rps, 0)} | ${f(x.capacityRps, 0)} | **${f(x.capacityShare * 100, 1)} %** | ${f(x.p50Ms, 1)} | **${f(x.p99Ms, 1)}** | ${b.sloMs} | ${f(x.meanBatch, 1)} | ${f(x.modelMsPerCall, 2)} | ${f(x.modelIdleMsPerCall, 2)} | ${f(x.modelBusyShare * 100, 1)} % | ${f(x.defaults, 0)} |`,
       );
     }
     lines.push("");

@@ -92,6 +92,12 @@ export interface BatchRound {
   readonly modelBusyShare: number;
   /** Mean time inside the model per call, ms. */
   readonly modelMsPerCall: number;
+  /**
+   * Mean time the model sat idle per call, ms: the turnaround between one
+   * batch and the next (answers out, callers' next queries in, next batch
+   * sent). capacityShare ≤ modelMsPerCall ÷ (modelMsPerCall + this).
+   */
+  readonly modelIdleMsPerCall: number;
   readonly cpuMicrosPerCall: Readonly<Record<string, number>>;
   readonly backgroundCores: number;
   /** The worker had to be replaced before this run: the gateway had stopped sending it batches. */
@@ -112,6 +118,7 @@ export interface BatchPoint {
     readonly meanBatch: number;
     readonly modelBusyShare: number;
     readonly modelMsPerCall: number;
+    readonly modelIdleMsPerCall: number;
     readonly defaults: number;
   } | null;
 }
@@ -176,6 +183,7 @@ export function aggregateBatch(point: BatchPoint): void {
     meanBatch: med((r) => r.meanBatch),
     modelBusyShare: med((r) => r.modelBusyShare),
     modelMsPerCall: med((r) => r.modelMsPerCall),
+    modelIdleMsPerCall: med((r) => r.modelIdleMsPerCall),
     defaults: med((r) => r.result.defaults),
   };
 }
