@@ -113,3 +113,35 @@ test.serial("with the wait set to 0 nothing is ever held", async (t) => {
   await oneAfterBatchOfEight(s);
   t.is(sent.length, 2);
 });
+
+test.serial("once callers are seen to return slowly, a free replica stops waiting for them", async (t) => {
+  const s = setup(20);
+  const { dispatcher, sent, task, answer, flush } = s;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  let answered = 0;
+  const answerAll = async (): Promise<void> => {
+    while (answered < sent.length) {
+      answer(sent[answered++]!);
+      await flush();
+    }
+  };
+  for (let i = 0; i < 8; i++) dispatcher.enqueue("m", "1", task());
+  await flush();
+  await answerAll();
+  // The eight callers come back 10 ms apart: 70 ms or more in all, far past the 20 ms a hold may last.
+  for (let i = 0; i < 8; i++) {
+    dispatcher.enqueue("m", "1", task());
+    await sleep(10);
+  }
+  t.true(await eventually(() => sent.length > answered, 5_000, 5));
+  await answerAll();
+  // A batch of several is answered again; its callers are now expected to take too long.
+  for (let i = 0; i < 8; i++) dispatcher.enqueue("m", "1", task());
+  await flush();
+  await answerAll();
+  t.true(sent[sent.length - 1]!.tasks.length > 1);
+  const before = sent.length;
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, before + 1, "the query went out at once instead of waiting for callers that return slowly");
+});
