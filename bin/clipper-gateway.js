@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript entry point directly (tsx), so a checkout needs no build step.
-import { register } from "tsx/esm/api";
-register();
-await import("../gateway/main.ts");
+// dist/ when built and fresh, else the TypeScript through tsx (launch.js).
+import { launch, tuneGatewayHeap } from "./launch.js";
+tuneGatewayHeap();
+await launch("gateway/main");

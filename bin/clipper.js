@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-// Runs the TypeScript entry point directly (tsx), so a checkout needs no build step.
-import { register } from "tsx/esm/api";
-register();
-await import("../clients/cli/clipper.ts");
+// dist/ when built and fresh, else the TypeScript through tsx (launch.js).
+import { launch } from "./launch.js";
+await launch("clients/cli/clipper");

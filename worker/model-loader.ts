@@ -34,11 +34,10 @@ export type ModelSetup = (runtime: ModelRuntime) => unknown;
 export type LoadedModel = { ok: true; predict: PredictFn; setup: ModelSetup | null; path: string } | { ok: false; error: string };
 
 /**
- * Imports `modulePath` (resolved against `cwd`) with a dynamic `import()`, so
- * .js/.mjs/.cjs work everywhere and .ts works where tsx is registered (as
- * bin/clipper-worker.js does). Never throws: a missing file, a module that
- * fails to load, or one without a usable export gives `{ok: false}` with a
- * message saying what to fix.
+ * Imports `modulePath` (resolved against `cwd`) with a dynamic `import()`:
+ * .js/.mjs/.cjs as they are, .ts/.mts/.cts through tsx. Never throws: a
+ * missing file, a module that fails to load, or one without a usable export
+ * gives `{ok: false}` with a message saying what to fix.
  */
 export async function loadModel(modulePath: string, cwd: string = process.cwd()): Promise<LoadedModel> {
   if (modulePath.trim() === "") return { ok: false, error: "no model module given: pass --module PATH (or CLIPPER_MODULE)" };
@@ -51,6 +50,7 @@ export async function loadModel(modulePath: string, cwd: string = process.cwd())
   }
   let mod: Record<string, unknown>;
   try {
+    if (TYPESCRIPT_MODULE.test(path)) await tsxRegistered();
     mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
   } catch (err) {
     return { ok: false, error: `model module ${path} failed to load: ${err instanceof Error ? err.message : String(err)}` };
@@ -61,6 +61,22 @@ export async function loadModel(modulePath: string, cwd: string = process.cwd())
     return { ok: false, error: `model module ${path} has no model function: export default async (inputs) => outputs, or export a function named predict (exports found: ${names})` };
   }
   return { ok: true, predict, setup: pickSetup(mod), path };
+}
+
+const TYPESCRIPT_MODULE = /\.[cm]?ts$/;
+
+let tsx: Promise<void> | null = null;
+
+/**
+ * Run from dist/ (bin/launch.js), the worker has no TypeScript loader, and
+ * registering tsx for every worker would cost each one ~35 MiB of RSS (a
+ * loader thread with its own isolate): only a .ts model pays for it. Run
+ * from this .ts file, a loader is already there.
+ */
+function tsxRegistered(): Promise<void> {
+  if (import.meta.url.endsWith(".ts")) return Promise.resolve();
+  tsx ??= import("tsx/esm/api").then(({ register }) => void register());
+  return tsx;
 }
 
 function pickSetup(mod: Record<string, unknown>): ModelSetup | null {

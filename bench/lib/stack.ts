@@ -5,14 +5,15 @@
  * by close(), also after a failure.
  */
 import { pino } from "pino";
+import { distIsFresh, gatewayNodeFlags } from "../../bin/launch.js";
 import { startManagement, type Management } from "../../management/management.js";
 import { Proc, ROOT } from "../../test/helpers/processes.js";
 import { TestRedis } from "../../test/helpers/redis-server.js";
 import { COUNTER_LINE } from "./counter.js";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
 
-/** Longest wait for a spawned process to say it is ready, in ms (tsx compiles on first start). */
+/** Longest wait for a spawned process to say it is ready, in ms (from the sources, tsx compiles on first start). */
 const START_TIMEOUT_MS = 30_000;
 
 /** A process whose handled calls can be counted (a worker's model, or a bare server). */
@@ -46,6 +47,15 @@ function profileArgs(o: StackOptions, name: string): string[] {
   return ["--cpu-prof", `--cpu-prof-dir=${join(o.profileDir, name)}`, `--cpu-prof-interval=${o.profileIntervalUs}`];
 }
 
+/**
+ * Environment of a profiled process: run from the sources, because
+ * profile-summary.ts maps frames back to .ts lines through tsx's cache
+ * (lib/source-lines.ts), which compiled dist/ frames are not in.
+ */
+function profileEnv(o: StackOptions): Record<string, string> {
+  return o.profileDir === null ? {} : { CLIPPER_FROM_SOURCE: "1" };
+}
+
 /** Spawns `node [nodeArgs] bin/<name>.js args…` from the checkout root, as test/helpers spawnBin does. */
 function spawnBinWith(name: string, nodeArgs: readonly string[], args: readonly string[], env: Record<string, string>): Proc {
   return new Proc(
@@ -55,6 +65,24 @@ function spawnBinWith(name: string, nodeArgs: readonly string[], args: readonly 
       stdio: ["ignore", "pipe", "pipe"],
     }),
   );
+}
+
+let built = false;
+
+/**
+ * Rebuilds dist/ if a source changed (scripts/build.mjs --if-stale, a few ms
+ * when fresh), once per run: the gateway, workers and ceilings should all be
+ * measured compiled, as deployed. A failed build is not fatal; the bins then
+ * run the sources.
+ */
+function buildIfStale(): void {
+  if (built) return;
+  built = true;
+  try {
+    execFileSync(process.execPath, ["scripts/build.mjs", "--if-stale"], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
+  } catch {
+    process.stderr.write("bench: build failed; processes run from the TypeScript sources (tsx)\n");
+  }
 }
 
 export class BenchStack {
@@ -69,15 +97,18 @@ export class BenchStack {
 
   /** Starts redis, management and a gateway with the prediction cache off (`--cache-bytes 0`). */
   static async start(options: StackOptions): Promise<BenchStack> {
+    buildIfStale();
     const redis = await TestRedis.start();
     let management: Management | null = null;
     try {
       management = await startManagement({ redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0 }, pino({ level: "silent" }));
+      // The heap flags on the command line: on Node 20 the launcher cannot apply the semi-space size itself (bin/launch.js).
+      const nodeArgs = profileArgs(options, "gateway");
       const proc = spawnBinWith(
         "clipper-gateway",
-        profileArgs(options, "gateway"),
+        [...gatewayNodeFlags(process.env, nodeArgs), ...nodeArgs],
         ["--redis-url", redis.url, "--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--cache-bytes", "0"],
-        {},
+        profileEnv(options),
       );
       const m = await proc.waitFor(/clipper-gateway: grpc=[^:]+:(\d+) http=[^:]+:(\d+) rpc=tcp:\/\/[^:]+:(\d+)/, START_TIMEOUT_MS).catch(async (err: unknown) => {
         await proc.stop("SIGKILL");
@@ -110,7 +141,7 @@ export class BenchStack {
       "clipper-worker",
       profileArgs(this.options, `worker-${model}`),
       ["--model", model, "--version", "1", "--input-type", "doubles", "--gateway", `tcp://127.0.0.1:${this.gateway.rpc}`, "--module", modulePath],
-      { CLIPPER_LOG_LEVEL: "info" },
+      { CLIPPER_LOG_LEVEL: "info", ...profileEnv(this.options) },
     );
     const w = { proc, pid: proc.child.pid!, counterPort: 0 };
     this.workers.push(w);
@@ -139,9 +170,19 @@ export class BenchStack {
   }
 }
 
-/** Starts a bare ceiling server (bench/servers/<name>.ts) and waits for its ports. */
+/** What the compiled ceilings in dist/bench/servers/ are built from (tsconfig.build.json). */
+const BARE_SERVER_INPUTS = ["bench/servers", "bench/lib", "gen", "tsconfig.json", "tsconfig.build.json"];
+
+/**
+ * Starts a bare ceiling server (bench/servers/<name>.ts) and waits for its
+ * ports. It runs as the gateway does, so that their RSS compare: compiled
+ * when dist/ is fresh (tsx's loader thread alone adds ~35 MiB) and with the
+ * gateway's heap flags.
+ */
 export async function startBareServer(name: "bare-grpc" | "bare-http"): Promise<CountedProc & { port: number }> {
-  const proc = new Proc(spawn(process.execPath, ["--import", "tsx", `bench/servers/${name}.ts`], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }));
+  buildIfStale();
+  const entry = distIsFresh(ROOT, BARE_SERVER_INPUTS) ? [`dist/bench/servers/${name}.js`] : ["--import", "tsx", `bench/servers/${name}.ts`];
+  const proc = new Proc(spawn(process.execPath, [...gatewayNodeFlags(process.env, []), ...entry], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }));
   try {
     const port = await proc.waitFor(new RegExp(`${name}: port=(\\d+)`), START_TIMEOUT_MS);
     const counter = await proc.waitFor(COUNTER_LINE, START_TIMEOUT_MS);

@@ -5,6 +5,7 @@
  * `bare-grpc: port=N`; stops on SIGTERM/SIGINT.
  *
  *   node --import tsx bench/servers/bare-grpc.ts
+ *   node dist/bench/servers/bare-grpc.js      (after npm run build; what bench/lib/stack.ts runs when fresh)
  */
 import * as grpc from "@grpc/grpc-js";
 import { PredictService, type PredictRequest, type PredictResponse } from "../../gen/clipper/v1/predict.js";

@@ -5,6 +5,7 @@
  * endpoint. Prints `bare-http: port=N`; stops on SIGTERM/SIGINT.
  *
  *   node --import tsx bench/servers/bare-http.ts
+ *   node dist/bench/servers/bare-http.js      (after npm run build; what bench/lib/stack.ts runs when fresh)
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";

@@ -7,8 +7,8 @@
  * it started, in order, leaving no process behind.
  */
 import { randomUUID } from "node:crypto";
-import { mkdirSync, rmSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { status as Status } from "@grpc/grpc-js";
 import { createAdminClient, createHeartbeatClient, isServiceError, type AdminApi } from "../client.js";
@@ -17,7 +17,12 @@ import { scrape, summarize, type Scrape } from "./gateway-metrics.js";
 import { freePort, killSession, LocalProcess, portProblem, SESSION_ENV } from "./local-processes.js";
 import { findRedisServer, installRedisServer, ping, REDIS_HINT, startRedis } from "./local-redis.js";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/**
+ * The checkout (or installed package): the servers run there, as they would
+ * from the sources. Compiled, this file sits one level deeper (dist/), and a
+ * model path relative to the servers' cwd must not change meaning with it.
+ */
+const ROOT = packageRoot(fileURLToPath(new URL("../../", import.meta.url)));
 const DEMO_MODULE = fileURLToPath(new URL("../demo/sum-model.js", import.meta.url));
 /** Longest wait for one server to print its ports, in ms (a cold tsx start on a busy machine takes seconds). */
 const START_TIMEOUT_MS = 60_000;
@@ -314,4 +319,11 @@ function startStatusLine(out: Output, where: { gateway: string; gatewayHttp: str
   }, STATUS_EVERY_MS);
   timer.unref();
   return timer;
+}
+
+function packageRoot(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    if (dirname(dir) === dir) return start;
+  }
 }
