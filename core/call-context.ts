@@ -20,6 +20,16 @@ export interface CallContext {
   readonly metadata: ReadonlyMap<string, string>;
   /** Remote address, for logs. */
   readonly peer: string;
+  /**
+   * Calls `listener` once when the caller goes away (not when the deadline
+   * passes), at once if it already has; returns its removal. Cheaper than
+   * listening on `signal`, which needs a deadline timer and an
+   * AbortController; the gRPC and HTTP edges provide it. Call it as a
+   * method. Contexts built by the edges are class instances with lazy
+   * getters: derive one (core/lazy-call-context `withDeadline`) rather than
+   * spreading it, which would drop `signal` and `metadata`.
+   */
+  onCancel?(listener: () => void): () => void;
 }
 
 /**

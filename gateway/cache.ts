@@ -10,8 +10,19 @@
  */
 import { createHash } from "node:crypto";
 
-/** Cache key: hex SHA-256 (64 ASCII characters). */
+/**
+ * Cache key, in one of two forms that can never be equal: for inputs up to
+ * {@link EXACT_KEY_MAX_BYTES}, "\0", the length-prefixed model and version
+ * and then the input's own bytes, one latin1 character per byte; for larger
+ * inputs, a hex SHA-256 (64 characters, none of them "\0").
+ */
 export type CacheKey = string;
+
+/**
+ * Inputs up to this many bytes are keyed by their bytes: a Map hashes a
+ * string of that size faster than SHA-256 runs, and the key stays exact.
+ */
+export const EXACT_KEY_MAX_BYTES = 1024;
 
 /**
  * Fixed bytes charged per entry on top of key and value bytes: a rough
@@ -21,29 +32,50 @@ export type CacheKey = string;
 export const ENTRY_OVERHEAD_BYTES = 64;
 
 function lengthPrefix(n: number): Buffer {
-  const b = Buffer.allocUnsafe(8);
-  b.writeBigUInt64BE(BigInt(n));
+  // 8 bytes big-endian; input lengths stay far below 2^48.
+  const b = Buffer.alloc(8);
+  b.writeUIntBE(n, 2, 6);
   return b;
 }
 
 /**
- * The cache key of an input: SHA-256 over the UTF-8 model name, UTF-8
- * version and input bytes, each preceded by its 8-byte big-endian length, so
- * ("ab","c") and ("a","bc") never collide. Unlike Clipper's 64-bit
- * CityHash-based key, accidental collisions (serving another input's
- * output) are out of reach.
+ * The cache keys of one model version, with what depends only on the model
+ * and version built once. Keys never collide across model versions or
+ * inputs:
+ * - exact form: "\0", the model's length in UTF-16 units, ":", the model,
+ *   the version's length, ":", the version, then the input as latin1. The
+ *   lengths fix where the model and version end, and the input is all the
+ *   rest.
+ * - hashed form: SHA-256 over the UTF-8 model, UTF-8 version and input
+ *   bytes, each preceded by its 8-byte big-endian length, so ("ab","c") and
+ *   ("a","bc") never collide. Unlike Clipper's 64-bit CityHash-based key,
+ *   accidental collisions (serving another input's output) are out of
+ *   reach.
  */
+export class KeySpace {
+  readonly #prefix: string;
+  /** The hashed form's length-prefixed model and version. */
+  readonly #header: Buffer;
+
+  constructor(model: string, version: string) {
+    this.#prefix = `\0${model.length}:${model}${version.length}:${version}`;
+    const m = Buffer.from(model, "utf8");
+    const v = Buffer.from(version, "utf8");
+    this.#header = Buffer.concat([lengthPrefix(m.length), m, lengthPrefix(v.length), v]);
+  }
+
+  key(input: Uint8Array): CacheKey {
+    if (input.byteLength <= EXACT_KEY_MAX_BYTES) {
+      const bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+      return this.#prefix + bytes.toString("latin1");
+    }
+    return createHash("sha256").update(this.#header).update(lengthPrefix(input.byteLength)).update(input).digest("hex");
+  }
+}
+
+/** The cache key of an input (see {@link KeySpace}; the predictor keeps one KeySpace per model version). */
 export function cacheKey(model: string, version: string, input: Uint8Array): CacheKey {
-  const m = Buffer.from(model, "utf8");
-  const v = Buffer.from(version, "utf8");
-  return createHash("sha256")
-    .update(lengthPrefix(m.length))
-    .update(m)
-    .update(lengthPrefix(v.length))
-    .update(v)
-    .update(lengthPrefix(input.byteLength))
-    .update(input)
-    .digest("hex");
+  return new KeySpace(model, version).key(input);
 }
 
 /** A ring node: entries form a circular doubly linked list swept by the clock hand. */
@@ -195,6 +227,29 @@ interface Pending<V> {
 
 function noop(): void {}
 
+/** A leader's hold on its key (a class rather than a closure: one is made per query). */
+class Lead<V> {
+  readonly kind = "leader";
+  readonly #pending: Map<CacheKey, Pending<V>>;
+  readonly #key: CacheKey;
+  readonly #p: Pending<V>;
+  #done = false;
+
+  constructor(pending: Map<CacheKey, Pending<V>>, key: CacheKey, p: Pending<V>) {
+    this.#pending = pending;
+    this.#key = key;
+    this.#p = p;
+  }
+
+  settle(outcome: InFlightOutcome<V>): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#pending.get(this.#key) === this.#p) this.#pending.delete(this.#key);
+    if (outcome.ok) this.#p.resolve(outcome.value);
+    else this.#p.reject(outcome.error);
+  }
+}
+
 /**
  * Coalesces identical in-flight queries (Clipper keeps a list of waiting
  * promises on a pending cache entry): the first caller for a key is the
@@ -213,7 +268,7 @@ export class InFlight<V> {
   join(
     key: CacheKey,
   ):
-    | { kind: "leader"; settle: (outcome: InFlightOutcome<V>) => void }
+    | { readonly kind: "leader"; settle(outcome: InFlightOutcome<V>): void }
     | { kind: "follower"; promise: Promise<V> } {
     const existing = this.pending.get(key);
     if (existing !== undefined) {
@@ -230,15 +285,7 @@ export class InFlight<V> {
     }
     const p: Pending<V> = { promise: null, resolve: noop, reject: noop };
     this.pending.set(key, p);
-    let done = false;
-    const settle = (outcome: InFlightOutcome<V>): void => {
-      if (done) return;
-      done = true;
-      if (this.pending.get(key) === p) this.pending.delete(key);
-      if (outcome.ok) p.resolve(outcome.value);
-      else p.reject(outcome.error);
-    };
-    return { kind: "leader", settle };
+    return new Lead(this.pending, key, p);
   }
 
   /** Keys with a query in flight. */

@@ -8,8 +8,9 @@
  * of series stays bounded by what is deployed.
  *
  * Components get small per-app / per-model-version / per-replica objects
- * holding their metric children, built once when first needed, so the hot
- * path does a map lookup and an increment.
+ * holding their metric children, built once when first needed and kept by
+ * their users (the predictor keeps an app's on its target), so the hot path
+ * only increments.
  */
 import { performance } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
@@ -253,7 +254,7 @@ export class GatewayMetrics {
     this.#sources = sources;
   }
 
-  /** Children for queries of `app` answered by `model`:`version` ("" when none). */
+  /** Children for queries of `app` answered by `model`:`version` ("" when none); the same object for the same labels. */
   app(app: string, model: string, version: string): AppInstruments {
     const key = `${app}\u0000${model}\u0000${version}`;
     let a = this.#apps.get(key);

@@ -10,6 +10,7 @@ import type { CallContext, UnaryHandler } from "../call-context.js";
 import type { Deadline } from "../deadline.js";
 import { NO_DEADLINE } from "../deadline.js";
 import { ServingError } from "../errors.js";
+import { lazyCallContext, type CallScope, type CallSource } from "../lazy-call-context.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
 import { addReflection, REFLECTION_SERVICE_NAMES } from "./reflection.js";
 
@@ -166,45 +167,29 @@ export interface GrpcServerCall {
   readonly metadata: grpc.Metadata;
   getPeer(): string;
   getDeadline(): grpc.Deadline;
-  once(event: "cancelled", listener: () => void): unknown;
+  on(event: "cancelled", listener: () => void): unknown;
   removeListener(event: "cancelled", listener: () => void): unknown;
 }
+
+const GRPC_SOURCE: CallSource<GrpcServerCall, grpc.Metadata> = {
+  carrier: (call) => call.metadata,
+  lookup: firstText,
+  build: stringMetadata,
+  event: "cancelled",
+  // grpc-js sets `cancelled` just before it emits the event.
+  gone: (call) => call.cancelled,
+  goneReason: () => new ServingError(grpc.status.CANCELLED, "CANCELLED", "call cancelled by the client"),
+};
 
 /**
  * The CallContext of a grpc-js server call, for streaming implementations
  * too. Its signal aborts (reason: a ServingError) when the client cancels
  * or the deadline passes; call `dispose()` when the call ends so the
- * deadline timer and listener are released.
+ * deadline timer and listener are released. The signal, its timer and the
+ * metadata map are made only when a handler reads them.
  */
-export function grpcCallContext(call: GrpcServerCall): { ctx: CallContext; dispose(): void } {
-  const controller = new AbortController();
-  const deadline = toDeadline(call.getDeadline());
-  const onCancelled = (): void => {
-    controller.abort(new ServingError(grpc.status.CANCELLED, "CANCELLED", "call cancelled by the client"));
-  };
-  if (call.cancelled) onCancelled();
-  else call.once("cancelled", onCancelled);
-  let timer: NodeJS.Timeout | null = null;
-  if (deadline !== NO_DEADLINE) {
-    timer = setTimeout(() => {
-      controller.abort(new ServingError(grpc.status.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "deadline exceeded"));
-    }, Math.max(0, deadline - Date.now()));
-    timer.unref();
-  }
-  const ctx: CallContext = {
-    transport: "grpc",
-    deadline,
-    signal: controller.signal,
-    metadata: stringMetadata(call.metadata),
-    peer: call.getPeer(),
-  };
-  return {
-    ctx,
-    dispose(): void {
-      if (timer !== null) clearTimeout(timer);
-      call.removeListener("cancelled", onCancelled);
-    },
-  };
+export function grpcCallContext(call: GrpcServerCall): CallScope {
+  return lazyCallContext(GRPC_SOURCE, call, "grpc", toDeadline(call.getDeadline()), call.getPeer());
 }
 
 function toDeadline(d: grpc.Deadline): Deadline {
@@ -219,6 +204,14 @@ function stringMetadata(metadata: grpc.Metadata): ReadonlyMap<string, string> {
     if (typeof value === "string") out.set(key.toLowerCase(), value);
   }
   return out;
+}
+
+/** What `stringMetadata(metadata).get(key)` gives, without building the map. */
+function firstText(metadata: grpc.Metadata, key: string): string | undefined {
+  // grpc-js lower-cases keys on lookup; the map holds only lower-case ones.
+  if (key !== key.toLowerCase()) return undefined;
+  const value = metadata.get(key)[0];
+  return typeof value === "string" ? value : undefined;
 }
 
 function bind(server: grpc.Server, host: string, port: number): Promise<number> {

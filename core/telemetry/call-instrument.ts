@@ -33,9 +33,9 @@ export class InstrumentedMethod {
   readonly name: string;
   readonly attributes: Attributes;
   readonly #metrics: RpcMetrics;
-  /** Children by transport and code, made on first use (most pairs never occur). */
-  readonly #calls = new Map<string, Counter.Internal>();
-  readonly #durations = new Map<Transport, Histogram.Internal<"method" | "transport">>();
+  /** Children by transport, then code, made on first use (most pairs never occur). */
+  readonly #calls: Record<Transport, (Counter.Internal | undefined)[]> = { grpc: [], http: [], "clipper-rest": [] };
+  readonly #durations: Partial<Record<Transport, Histogram.Internal<"method" | "transport">>> = {};
 
   constructor(name: string, attributes: Attributes, metrics: RpcMetrics) {
     this.name = name;
@@ -45,18 +45,14 @@ export class InstrumentedMethod {
 
   /** Counts one finished call and its duration (`startMs` from performance.now()). */
   record(transport: Transport, code: number, startMs: number): void {
-    const key = `${transport}/${code}`;
-    let calls = this.#calls.get(key);
+    const byCode = this.#calls[transport];
+    let calls = byCode[code];
     if (calls === undefined) {
       calls = this.#metrics.calls.labels({ method: this.name, transport, code: CODE_NAMES[code] ?? String(code) });
-      this.#calls.set(key, calls);
+      byCode[code] = calls;
     }
     calls.inc();
-    let duration = this.#durations.get(transport);
-    if (duration === undefined) {
-      duration = this.#metrics.duration.labels({ method: this.name, transport });
-      this.#durations.set(transport, duration);
-    }
+    const duration = (this.#durations[transport] ??= this.#metrics.duration.labels({ method: this.name, transport }));
     duration.observe((performance.now() - startMs) / 1000);
   }
 }
@@ -86,7 +82,7 @@ export class CallInstrument {
       const path = binding.definition[key]?.path ?? `/${binding.name}/${key}`;
       const rpcMethod = path.slice(path.lastIndexOf("/") + 1);
       const method = this.method(path.slice(1), { "rpc.system": "grpc", "rpc.service": binding.name, "rpc.method": rpcMethod });
-      handlers[key] = (request, ctx) => this.run(method, ctx, () => handler(request, ctx));
+      handlers[key] = (request, ctx) => this.#serve(method, ctx, handler, request);
     }
     return { ...binding, handlers };
   }
@@ -98,18 +94,38 @@ export class CallInstrument {
    * either way; an INTERNAL failure is logged here, inside the span, so the
    * line carries the trace id. The result or error passes through unchanged.
    */
-  async run<T>(method: InstrumentedMethod, ctx: CallContext, fn: () => Promise<T>): Promise<T> {
+  run<T>(method: InstrumentedMethod, ctx: CallContext, fn: () => Promise<T>): Promise<T> {
+    return this.#serve(method, ctx, callThunk, fn);
+  }
+
+  /**
+   * {@link run} for `handler(request, ctx)`. Untraced calls take one
+   * promise reaction and no closure over the request: this runs for every
+   * call the gateway serves.
+   */
+  #serve<Req, T>(method: InstrumentedMethod, ctx: CallContext, handler: (request: Req, ctx: CallContext) => Promise<T>, request: Req): Promise<T> {
     const start = performance.now();
-    if (!tracingEnabled()) {
-      try {
-        const result = await fn();
+    if (tracingEnabled()) return this.#traced(method, ctx, () => handler(request, ctx), start);
+    let work: Promise<T>;
+    try {
+      work = handler(request, ctx);
+    } catch (err) {
+      this.#failed(method, ctx.transport, err, start);
+      return Promise.reject(err);
+    }
+    return work.then(
+      (result) => {
         method.record(ctx.transport, Status.OK, start);
         return result;
-      } catch (err) {
+      },
+      (err: unknown) => {
         this.#failed(method, ctx.transport, err, start);
         throw err;
-      }
-    }
+      },
+    );
+  }
+
+  async #traced<T>(method: InstrumentedMethod, ctx: CallContext, fn: () => Promise<T>, start: number): Promise<T> {
     const parent = contextFromMetadata(ctx.metadata);
     const span = tracer.startSpan(method.name, { kind: SpanKind.SERVER, attributes: { ...method.attributes, "clipper.transport": ctx.transport } }, parent);
     const spanContext = trace.setSpan(parent, span);
@@ -140,4 +156,8 @@ export class CallInstrument {
     if (code === Status.INTERNAL) this.#log.error({ err, method: method.name }, "internal error in call");
     return code;
   }
+}
+
+function callThunk<T>(fn: () => Promise<T>): Promise<T> {
+  return fn();
 }

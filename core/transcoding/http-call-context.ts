@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { status as Status } from "@grpc/grpc-js";
-import type { CallContext } from "../call-context.js";
+import type { Transport } from "../call-context.js";
 import { NO_DEADLINE, parseGrpcTimeout, type Deadline } from "../deadline.js";
 import { ServingError, invalidArgument } from "../errors.js";
+import { lazyCallContext, type CallScope, type CallSource } from "../lazy-call-context.js";
 
 /** grpc-gateway's prefix for request headers that become gRPC metadata. */
 const METADATA_HEADER_PREFIX = "grpc-metadata-";
@@ -10,18 +11,19 @@ const METADATA_HEADER_PREFIX = "grpc-metadata-";
 /** Headers passed through as metadata under their own name (tracing and auth, as grpc-gateway passes Authorization). */
 const PASS_THROUGH_HEADERS: ReadonlySet<string> = new Set(["traceparent", "tracestate", "authorization"]);
 
-/**
- * Largest delay a Node timer takes (2^31-1 ms, ~24.8 days); a longer one
- * fires after 1 ms instead. A deadline further away than this gets no timer.
- */
-const MAX_TIMER_MS = 2_147_483_647;
-
 /** A call's context and the release of what it holds. */
-export interface HttpCallScope {
-  readonly ctx: CallContext;
-  /** Clears the deadline timer and the disconnect listener; call once the call has ended. */
-  dispose(): void;
-}
+export type HttpCallScope = CallScope;
+
+const HTTP_SOURCE: CallSource<ServerResponse, IncomingMessage["headers"]> = {
+  carrier: (res) => res.req.headers,
+  lookup: headerValue,
+  build: headerMetadata,
+  event: "close",
+  // A response closed before it finished means the client went away; Node
+  // sets `destroyed` before it emits "close".
+  gone: (res) => !res.writableFinished && (res.destroyed || res.req.socket.destroyed),
+  goneReason: () => new ServingError(Status.CANCELLED, "CANCELLED", "client closed the connection"),
+};
 
 /**
  * The CallContext of a transcoded HTTP call, from its headers:
@@ -31,11 +33,14 @@ export interface HttpCallScope {
  * their own names. The signal aborts with a ServingError when the client
  * closes the connection before the response is finished (CANCELLED) or the
  * deadline passes (DEADLINE_EXCEEDED). An invalid `Grpc-Timeout` is
- * returned as an INVALID_ARGUMENT error value, not thrown.
+ * returned as an INVALID_ARGUMENT error value, not thrown. The signal, its
+ * timer and the metadata map are made only when a handler reads them.
+ * `transport` names the edge (Clipper REST shares this context).
  */
 export function httpCallContext(
   req: IncomingMessage,
   res: ServerResponse,
+  transport: Transport = "http",
 ): { ok: true; scope: HttpCallScope } | { ok: false; error: ServingError } {
   let deadline: Deadline = NO_DEADLINE;
   const header = req.headers["grpc-timeout"];
@@ -46,39 +51,7 @@ export function httpCallContext(
     if (!parsed.ok) return { ok: false, error: invalidArgument("INVALID_REQUEST", parsed.error) };
     deadline = Date.now() + parsed.ms;
   }
-  const controller = new AbortController();
-  const onClose = (): void => {
-    if (!res.writableFinished) {
-      controller.abort(new ServingError(Status.CANCELLED, "CANCELLED", "client closed the connection"));
-    }
-  };
-  res.once("close", onClose);
-  if (req.socket.destroyed) onClose();
-  let timer: NodeJS.Timeout | null = null;
-  const delay = deadline - Date.now();
-  if (delay <= MAX_TIMER_MS) {
-    timer = setTimeout(() => {
-      controller.abort(new ServingError(Status.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "deadline exceeded"));
-    }, Math.max(0, delay));
-    timer.unref();
-  }
-  const ctx: CallContext = {
-    transport: "http",
-    deadline,
-    signal: controller.signal,
-    metadata: headerMetadata(req.headers),
-    peer: req.socket.remoteAddress ?? "",
-  };
-  return {
-    ok: true,
-    scope: {
-      ctx,
-      dispose(): void {
-        if (timer !== null) clearTimeout(timer);
-        res.removeListener("close", onClose);
-      },
-    },
-  };
+  return { ok: true, scope: lazyCallContext(HTTP_SOURCE, res, transport, deadline, req.socket.remoteAddress ?? "") };
 }
 
 function headerMetadata(headers: IncomingMessage["headers"]): ReadonlyMap<string, string> {
@@ -95,4 +68,12 @@ function headerMetadata(headers: IncomingMessage["headers"]): ReadonlyMap<string
     }
   }
   return out;
+}
+
+/** What `headerMetadata(headers).get(key)` gives, without building the map. */
+function headerValue(headers: IncomingMessage["headers"], key: string): string | undefined {
+  if (key === "") return undefined;
+  const value = headers[METADATA_HEADER_PREFIX + key] ?? (PASS_THROUGH_HEADERS.has(key) ? headers[key] : undefined);
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.join(", ") : value;
 }

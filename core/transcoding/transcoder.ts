@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { status as Status } from "@grpc/grpc-js";
 import type { CallContext } from "../call-context.js";
+import { NO_DEADLINE } from "../deadline.js";
 import { ServingError, invalidArgument } from "../errors.js";
 import { DEFAULT_MAX_BODY_BYTES, readBody, sendError, sendJson, type HttpMatch, type HttpRouteTable } from "../servers/http-server.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
@@ -53,34 +54,37 @@ export function createTranscoder(bindings: readonly UnaryServiceBinding[], optio
   return new Transcoder(compileRoutes(bindings, registry), maxBodyBytes, options.onError ?? null);
 }
 
-/** A route with its handler match, built once so matching allocates nothing. */
-interface Entry {
-  readonly route: Route;
-  readonly match: HttpMatch;
-}
-
 class Transcoder implements HttpRouteTable {
-  private readonly entries: readonly Entry[];
+  /** Reversed, so the first match is the rule declared last. */
+  private readonly routes: readonly Route[];
+  private readonly maxBodyBytes: number;
+  private readonly onError: ErrorHook | null;
 
   constructor(routes: readonly Route[], maxBodyBytes: number, onError: ErrorHook | null) {
-    // Reversed, so the first match is the rule declared last.
-    this.entries = routes
-      .map((route) => ({
-        route,
-        match: { kind: "handler", handle: (req, res, url) => serve(route, req, res, url, maxBodyBytes, onError) } satisfies HttpMatch,
-      }))
-      .reverse();
+    this.routes = [...routes].reverse();
+    this.maxBodyBytes = maxBodyBytes;
+    this.onError = onError;
   }
 
   match(method: string, url: URL): HttpMatch | null {
-    for (const e of this.entries) {
-      if (e.route.httpMethod === method && matchPathTemplate(e.route.template, url.pathname) !== null) return e.match;
+    for (const route of this.routes) {
+      if (route.httpMethod !== method) continue;
+      const captures = matchPathTemplate(route.template, url.pathname);
+      if (captures === null) continue;
+      // The captures travel with the match, so serving does not match the path again.
+      const { maxBodyBytes, onError } = this;
+      return {
+        kind: "handler",
+        handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+          return serve(route, captures, req, res, url, maxBodyBytes, onError);
+        },
+      };
     }
     let allow: string[] | null = null;
-    for (const e of this.entries) {
-      if (matchPathTemplate(e.route.template, url.pathname) === null) continue;
+    for (const route of this.routes) {
+      if (matchPathTemplate(route.template, url.pathname) === null) continue;
       allow ??= [];
-      if (!allow.includes(e.route.httpMethod)) allow.push(e.route.httpMethod);
+      if (!allow.includes(route.httpMethod)) allow.push(route.httpMethod);
     }
     return allow === null ? null : { kind: "method-not-allowed", allow };
   }
@@ -89,6 +93,7 @@ class Transcoder implements HttpRouteTable {
 /** Serves one matched request; never rejects (every failure becomes an error response). */
 async function serve(
   route: Route,
+  captures: readonly string[],
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -103,7 +108,7 @@ async function serve(
   }
   const { ctx, dispose } = made.scope;
   try {
-    const json = await untilAborted(invoke(route, req, url, ctx, maxBodyBytes), ctx.signal);
+    const json = await untilAborted(invoke(route, captures, req, url, ctx, maxBodyBytes), ctx);
     if (!res.destroyed) sendJson(res, 200, json);
   } catch (err) {
     fail(route, res, err, onError);
@@ -112,9 +117,7 @@ async function serve(
   }
 }
 
-async function invoke(route: Route, req: IncomingMessage, url: URL, ctx: CallContext, maxBodyBytes: number): Promise<string> {
-  // match() accepted this path for this route, so it matches again here.
-  const captures = matchPathTemplate(route.template, url.pathname)!;
+async function invoke(route: Route, captures: readonly string[], req: IncomingMessage, url: URL, ctx: CallContext, maxBodyBytes: number): Promise<string> {
   let body: Buffer | null = null;
   if (route.plan.body.kind === "none") req.resume();
   else body = await readBody(req, maxBodyBytes);
@@ -132,8 +135,30 @@ async function invoke(route: Route, req: IncomingMessage, url: URL, ctx: CallCon
   return renderResponse(route.plan, out);
 }
 
-/** Settles with `work`, or rejects with the signal's reason as soon as it aborts (the work's late outcome is dropped). */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+/**
+ * Settles with `work`, or rejects with the signal's reason as soon as it
+ * aborts (the work's late outcome is dropped). Without a deadline only the
+ * caller leaving can abort it, and `onCancel` sees that without making the
+ * signal.
+ */
+function untilAborted<T>(work: Promise<T>, ctx: CallContext): Promise<T> {
+  if (ctx.deadline !== NO_DEADLINE || ctx.onCancel === undefined) return untilSignal(work, ctx.signal);
+  return new Promise<T>((resolve, reject) => {
+    const stop = ctx.onCancel!(() => reject(ctx.signal.reason));
+    work.then(
+      (value) => {
+        stop();
+        resolve(value);
+      },
+      (err: unknown) => {
+        stop();
+        reject(err);
+      },
+    );
+  });
+}
+
+function untilSignal<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason);
     if (signal.aborted) onAbort();

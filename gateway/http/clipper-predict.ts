@@ -50,14 +50,13 @@ async function handle(
   calls: CallInstrument,
   method: InstrumentedMethod,
 ): Promise<void> {
-  const scoped = httpCallContext(req, res);
+  const scoped = httpCallContext(req, res, "clipper-rest");
   if (!scoped.ok) {
     req.resume();
     sendError(res, scoped.error);
     return;
   }
-  const { ctx: httpCtx, dispose } = scoped.scope;
-  const ctx: CallContext = { ...httpCtx, transport: "clipper-rest" };
+  const { ctx, dispose } = scoped.scope;
   try {
     await calls.run(method, ctx, () => answer(predictor, appName, req, res, ctx));
   } catch (err) {

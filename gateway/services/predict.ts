@@ -2,6 +2,7 @@ import type { ServerDuplexStream, UntypedServiceImplementation } from "@grpc/grp
 import type { CallContext } from "../../core/call-context.js";
 import { invalidArgument, ServingError } from "../../core/errors.js";
 import { encodeInput } from "../../core/input-codec.js";
+import { withDeadline } from "../../core/lazy-call-context.js";
 import { grpcCallContext } from "../../core/servers/grpc-server.js";
 import type { UnaryServiceBinding } from "../../core/service-binding.js";
 import type { CallInstrument } from "../../core/telemetry/call-instrument.js";
@@ -40,9 +41,14 @@ export function toResponse(p: Prediction): PredictResponse {
   };
 }
 
-async function predictOne(predictor: Predictor, req: PredictRequest, ctx: CallContext): Promise<PredictResponse> {
-  const target = predictor.target(req.app, req.version);
-  return toResponse(await predictor.predict(target, encodeFor(target, req.input, ""), ctx));
+function predictOne(predictor: Predictor, req: PredictRequest, ctx: CallContext): Promise<PredictResponse> {
+  // Not async, to save a promise per call; a synchronous throw still becomes a rejection.
+  try {
+    const target = predictor.target(req.app, req.version);
+    return predictor.predict(target, encodeFor(target, req.input, ""), ctx).then(toResponse);
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 /** clipper.v1.Predict's unary methods (served over gRPC and transcoded HTTP). */
@@ -92,7 +98,7 @@ export function predictStreaming(predictor: Predictor, calls: CallInstrument): U
         open++;
         if (open >= STREAM_WINDOW) call.pause();
         const itemCtx: CallContext =
-          msg.timeoutMicros > 0 ? { ...ctx, deadline: Math.min(ctx.deadline, Date.now() + msg.timeoutMicros / 1000) } : ctx;
+          msg.timeoutMicros > 0 ? withDeadline(ctx, Math.min(ctx.deadline, Date.now() + msg.timeoutMicros / 1000)) : ctx;
         const request = msg.request ?? { app: "", version: "" };
         calls.run(method, itemCtx, () => predictOne(predictor, request as PredictRequest, itemCtx)).then(
           (response) => ({ correlationId: msg.correlationId, response }),

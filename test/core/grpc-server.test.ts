@@ -175,6 +175,12 @@ test("the client deadline, metadata and peer reach the CallContext", async (t) =
   t.true(ctx.deadline <= Date.now() + CLIENT_DEADLINE_MS + 1_000);
   t.is(ctx.metadata.get("x-request-id"), "r-42");
   t.false(ctx.metadata.has("trace-bin"));
+  // Keys are lower-case, as in the full map the lookups stand in for.
+  t.is(ctx.metadata.get("X-Request-Id"), undefined);
+  const all = new Map(ctx.metadata);
+  t.is(all.get("x-request-id"), "r-42");
+  t.false(all.has("trace-bin"));
+  for (const [key, value] of all) t.is(ctx.metadata.get(key), value);
   t.false(ctx.signal.aborted);
   t.regex(ctx.peer, /127\.0\.0\.1/);
 });

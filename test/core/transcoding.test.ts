@@ -254,6 +254,21 @@ test.serial("Grpc-Timeout sets ctx.deadline; Grpc-Metadata-*, traceparent and au
   t.is(ctx.peer, "127.0.0.1");
 });
 
+test.serial("an explicit Grpc-Metadata-<name> wins over the plain header, in lookups and in the full map", async (t) => {
+  const r = await call("GET", "/v1/apps", {
+    headers: { traceparent: "plain", "grpc-metadata-traceparent": "explicit", "grpc-metadata-tracestate": "ts", authorization: "Bearer a" },
+  });
+  t.is(r.status, 200);
+  const metadata = seen.ctx!.metadata;
+  t.is(metadata.get("traceparent"), "explicit");
+  t.is(metadata.get("tracestate"), "ts");
+  t.is(metadata.get("authorization"), "Bearer a");
+  t.is(metadata.get("content-type"), undefined);
+  t.is(metadata.get(""), undefined);
+  const all = new Map(metadata);
+  t.deepEqual(Object.fromEntries(all), { traceparent: "explicit", tracestate: "ts", authorization: "Bearer a" });
+});
+
 test.serial("no Grpc-Timeout means no deadline", async (t) => {
   t.is((await call("GET", "/v1/apps")).status, 200);
   t.is(seen.ctx?.deadline, Infinity);

@@ -1,20 +1,34 @@
 import test from "ava";
 import { createHash } from "node:crypto";
-import { cacheKey, ENTRY_OVERHEAD_BYTES, InFlight, PredictionCache } from "../../gateway/cache.js";
+import { cacheKey, ENTRY_OVERHEAD_BYTES, EXACT_KEY_MAX_BYTES, InFlight, KeySpace, PredictionCache } from "../../gateway/cache.js";
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 /** Charged size of an entry with a 64-char hex key and an ASCII value. */
 const charge = (value: string): number => 64 + value.length + ENTRY_OVERHEAD_BYTES;
-/** Distinct 64-char keys, like real ones. */
-const k = (name: string): string => cacheKey("m", "1", bytes(name));
+/** Distinct 64-char keys, the size of hashed ones. */
+const k = (name: string): string => createHash("sha256").update(name).digest("hex");
+/** An input one byte too large for the exact key form. */
+const large = (fill: number): Uint8Array => new Uint8Array(EXACT_KEY_MAX_BYTES + 1).fill(fill);
 
 // cacheKey
 
-test("cacheKey is a stable SHA-256 of model, version and input bytes", (t) => {
+test("a small input's key is exact: its own bytes after the length-prefixed model and version", (t) => {
   const key = cacheKey("sum-model", "1", bytes("1,2,3"));
-  t.regex(key, /^[0-9a-f]{64}$/);
-  t.is(cacheKey("sum-model", "1", bytes("1,2,3")), key);
+  t.is(key, "\u00009:sum-model1:11,2,3");
   t.is(cacheKey("sum-model", "1", Buffer.from("1,2,3")), key); // Buffer or Uint8Array alike
+  // Every byte value survives, one character per byte.
+  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const exact = cacheKey("m", "1", all);
+  t.is(exact.length, "\u00001:m1:1".length + 256);
+  t.is(exact, "\u00001:m1:1" + String.fromCharCode(...all));
+  t.true(cacheKey("m", "1", new Uint8Array(EXACT_KEY_MAX_BYTES)).startsWith("\u0000"));
+});
+
+test("a large input's key is a stable SHA-256 of model, version and input bytes", (t) => {
+  const input = large(7);
+  const key = cacheKey("sum-model", "1", input);
+  t.regex(key, /^[0-9a-f]{64}$/);
+  t.is(cacheKey("sum-model", "1", Buffer.from(input)), key);
   // The documented encoding: each part preceded by its 8-byte big-endian length.
   const len = (n: number): Buffer => {
     const b = Buffer.alloc(8);
@@ -22,7 +36,7 @@ test("cacheKey is a stable SHA-256 of model, version and input bytes", (t) => {
     return b;
   };
   const expected = createHash("sha256")
-    .update(Buffer.concat([len(9), Buffer.from("sum-model"), len(1), Buffer.from("1"), len(5), Buffer.from("1,2,3")]))
+    .update(Buffer.concat([len(9), Buffer.from("sum-model"), len(1), Buffer.from("1"), len(input.length), input]))
     .digest("hex");
   t.is(key, expected);
 });
@@ -38,11 +52,43 @@ test("cacheKey differs on any change and never collides across different splits"
     cacheKey("ab", "c", bytes("e")),
     cacheKey("ab", "c", bytes("d\0")),
     cacheKey("m", "2", bytes("d")),
+    // Digits and ':' in names cannot fake a length prefix.
+    cacheKey("1:a", "b", bytes("c")),
+    cacheKey("1", "a1:b", bytes("c")),
+    cacheKey("a1:", "b", bytes("c")),
+    cacheKey("a", "1:bc", new Uint8Array(0)),
+    cacheKey("a", "", bytes("1:bc")),
+    cacheKey("a", "1", bytes("1:bc")),
+    // Multi-byte names: lengths count the same units the key is made of.
+    cacheKey("é", "1", bytes("x")),
+    cacheKey("\u00c3\u00a9", "1", bytes("x")),
+    // The same split with a large input, and large inputs that differ.
+    cacheKey("ab", "c", large(1)),
+    cacheKey("a", "bc", large(1)),
+    cacheKey("ab", "c", large(2)),
   ];
   t.is(new Set(keys).size, keys.length);
-  // A view into a larger buffer hashes only its own bytes.
-  const big = bytes("xxhelloxx");
-  t.is(cacheKey("m", "1", big.subarray(2, 7)), cacheKey("m", "1", bytes("hello")));
+  // A view into a larger buffer keys only its own bytes, in both forms.
+  const small = bytes("xxhelloxx");
+  t.is(cacheKey("m", "1", small.subarray(2, 7)), cacheKey("m", "1", bytes("hello")));
+  const big = new Uint8Array(EXACT_KEY_MAX_BYTES + 10).fill(3);
+  t.is(cacheKey("m", "1", big.subarray(4, 4 + EXACT_KEY_MAX_BYTES + 1)), cacheKey("m", "1", large(3)));
+});
+
+test("the two key forms never meet: no exact key is 64 hex characters", (t) => {
+  // An input whose latin1 text is a hex digest is still keyed with the prefix.
+  const hexInput = bytes(cacheKey("m", "1", large(9)));
+  const exact = cacheKey("m", "1", hexInput);
+  t.not(exact, cacheKey("m", "1", large(9)));
+  t.true(exact.startsWith("\u0000"));
+  t.notRegex(exact, /^[0-9a-f]{64}$/);
+});
+
+test("a KeySpace gives the keys cacheKey gives, for any number of inputs", (t) => {
+  const space = new KeySpace("model-x", "v2");
+  for (const input of [bytes(""), bytes("a"), bytes("1,2,3"), large(0), large(255)]) {
+    t.is(space.key(input), cacheKey("model-x", "v2", input));
+  }
 });
 
 // PredictionCache
