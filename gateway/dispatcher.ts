@@ -3,7 +3,7 @@ import { performance } from "node:perf_hooks";
 import { modelKey as keyOf } from "../core/redis-layout.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { endSpan } from "../core/telemetry/tracing.js";
-import { chooseBatchSize } from "./batch-sizer.js";
+import { chooseBatchSize, choosePlan } from "./batch-sizer.js";
 import type { DropReason, GatewayMetrics, PoolInstruments } from "./metrics.js";
 import { DeadlineQueue } from "./queue.js";
 import type { Replica, ReplicaRegistry, SentBatch } from "./replicas.js";
@@ -270,7 +270,7 @@ export class Dispatcher {
         const budgetMs = Math.max(0, (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR);
         const size = chooseBatchSize({ model: replica.latency, queued: pool.queue.size, budgetMs, cap });
         if (this.#shouldHold(pool, replica, size, budgetMs, cap)) return;
-        tasks = pool.queue.take(Math.max(1, size), now, (t) => this.#drop(pool, t, "expired"));
+        tasks = size < pool.queue.size ? this.#planBatch(pool, replica, now, cap) : pool.queue.take(Math.max(1, size), now, (t) => this.#drop(pool, t, "expired"));
         if (tasks.length === 0) return;
       }
       const startedAt = performance.now();
@@ -337,6 +337,22 @@ export class Dispatcher {
     clearTimeout(pool.hold);
     pool.hold = null;
     this.#schedule(pool);
+  }
+
+  /**
+   * More is queued than the next batch takes: looks at the head of the
+   * queue (up to two batches' worth) and takes the batch {@link choosePlan}
+   * picks. Head tasks the plan skips are answered at once as doomed; the
+   * rest go back in the queue.
+   */
+  #planBatch(pool: Pool, replica: Replica<Task>, now: number, cap: number): Task[] {
+    const limit = Math.min(cap, replica.latency.maxBatchSize);
+    const head = pool.queue.take(2 * limit, now, (t) => this.#drop(pool, t, "expired"));
+    const budgetsMs = head.map((t) => (t.deadline - now) * BUDGET_FACTOR);
+    const plan = choosePlan({ model: replica.latency, budgetsMs, queued: head.length + pool.queue.size, cap });
+    for (const t of head.slice(0, plan.skip)) this.#drop(pool, t, "doomed");
+    for (const t of head.slice(plan.skip + Math.max(1, plan.size))) pool.queue.push(t);
+    return head.slice(plan.skip, plan.skip + Math.max(1, plan.size));
   }
 
   /**

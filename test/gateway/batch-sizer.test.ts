@@ -1,5 +1,5 @@
 import test from "ava";
-import { chooseBatchSize } from "../../gateway/batch-sizer.js";
+import { chooseBatchSize, choosePlan, type Plan } from "../../gateway/batch-sizer.js";
 import { LatencyModel } from "../../gateway/latency-model.js";
 
 /** A simulated replica: `fixed` ms per batch plus `perItem` ms per item, plus optional noise. */
@@ -298,4 +298,77 @@ test("rejects bad options", (t) => {
   t.throws(() => new LatencyModel({ maxBatchSize: 2.5 }), { instanceOf: RangeError });
   t.throws(() => new LatencyModel({ halfLifeSamples: 0 }), { instanceOf: RangeError });
   t.is(new LatencyModel().maxBatchSize, 1024);
+});
+
+// Plans: which tasks the next batch takes.
+
+/** A model that has seen 5 ms + 0.1 ms per item at sizes 1..64. */
+function trainedModel(): LatencyModel {
+  const model = new LatencyModel();
+  for (let round = 0; round < 8; round++) for (const n of [1, 8, 16, 32, 64]) model.observe(n, 5 + 0.1 * n);
+  return model;
+}
+
+test("with no backlog a plan skips nothing and sizes by the earliest deadline", (t) => {
+  const model = trainedModel();
+  const budgetsMs = Array.from({ length: 40 }, (_, i) => 40 + i * 0.1);
+  t.deepEqual(choosePlan({ model, budgetsMs, queued: 40, cap: Infinity }), { skip: 0, size: 40 });
+  // A tight head whose followers fit in the batch after it: nothing is skipped.
+  const tight = [7, 7, ...Array.from({ length: 10 }, () => 40)];
+  const plan = choosePlan({ model, budgetsMs: tight, queued: tight.length, cap: Infinity });
+  t.is(plan.skip, 0);
+  t.is(plan.size, chooseBatchSize({ model, queued: tight.length, budgetMs: 7, cap: Infinity }));
+});
+
+test("under a backlog a plan skips the head that cannot wait and takes a large batch", (t) => {
+  const model = trainedModel();
+  const budgetsMs = [...Array.from({ length: 20 }, () => 6), ...Array.from({ length: 200 }, (_, i) => 25 + i * 0.1)];
+  const plan = choosePlan({ model, budgetsMs, queued: 220, cap: Infinity });
+  t.true(plan.skip <= 20, `skipped ${plan.skip}`);
+  t.true(plan.size >= 100, `batch of ${plan.size}`);
+  t.true(model.predict(plan.size) <= budgetsMs[plan.skip]!, "every task in the batch makes its deadline");
+  t.deepEqual(choosePlan({ model, budgetsMs: [], queued: 0, cap: Infinity }), { skip: 0, size: 0 });
+});
+
+/**
+ * Open-loop arrivals at `perMs` queries per ms with a 50 ms SLO against a
+ * 5 ms + 0.1 ms/item model (capacity within that SLO: 8 per ms), simulated
+ * for 3 s. Returns the share of queries answered by the model in time.
+ */
+function openLoop(perMs: number, pick: (model: LatencyModel, budgetsMs: number[], queued: number) => Plan): number {
+  const model = new LatencyModel();
+  const cost = linear(5, 0.1);
+  const queue: number[] = []; // deadlines, ascending
+  let now = 0;
+  let next = 0;
+  let onTime = 0;
+  let missed = 0;
+  while (now < 3_000) {
+    for (; next <= now; next += 1 / perMs) queue.push(next + 50);
+    const single = model.samples === 0 ? 0 : model.predict(1);
+    while (queue.length > 0 && (queue[0]! - now) * 0.92 < single) {
+      queue.shift();
+      missed++;
+    }
+    if (queue.length === 0) {
+      now = next;
+      continue;
+    }
+    const plan = pick(model, queue.slice(0, 2048).map((d) => (d - now) * 0.92), queue.length);
+    missed += plan.skip;
+    const batch = queue.splice(0, plan.skip + Math.max(1, plan.size)).slice(plan.skip);
+    const ms = cost(batch.length);
+    now += ms;
+    model.observe(batch.length, ms);
+    for (const d of batch) if (now <= d) onTime++; else missed++;
+  }
+  return onTime / (onTime + missed);
+}
+
+test("open-loop arrivals at 75 % of capacity are served in time, where sizing by the earliest deadline collapses", (t) => {
+  const planned = openLoop(6, (model, budgetsMs, queued) => choosePlan({ model, budgetsMs, queued, cap: Infinity }));
+  const earliest = openLoop(6, (model, budgetsMs, queued) => ({ skip: 0, size: chooseBatchSize({ model, queued, budgetMs: budgetsMs[0]!, cap: Infinity }) }));
+  t.true(planned > 0.95, `planned: ${planned}`);
+  t.log(`on time: planned ${planned.toFixed(3)}, earliest deadline only ${earliest.toFixed(3)}`);
+  t.true(earliest < planned, `earliest deadline only: ${earliest}, planned: ${planned}`);
 });
