@@ -1,0 +1,117 @@
+/**
+ * Open-loop batching: queries arrive at fixed rates, each with an input of
+ * its own, whatever the answers do (closed-loop callers in `npm run bench`
+ * only ask again once answered, which caps what a batcher can get from the
+ * model). Drives the batching model (5 ms + 0.1 ms per item per batch)
+ * through Clipper REST and reports, per rate, how many queries the model
+ * answered in time.
+ *
+ *   node --import tsx bench/open-loop.ts [--rates 3000,6000,7200] [--seconds 6] [--slo-ms 50]
+ *
+ * The model's capacity within an SLO: a query may wait for the batch in
+ * progress and then run in the next, so a batch may take at most SLO / 2,
+ * which allows (SLO / 2 − 5) / 0.1 items: 200 items per 25 ms, 8000 req/s,
+ * for a 50 ms SLO. The load generator runs in this process (node:http,
+ * keep-alive), on the same two cores as the gateway.
+ */
+import http from "node:http";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { BenchStack } from "./lib/stack.js";
+
+const BATCH_MODULE = fileURLToPath(new URL("./models/batch-cost.ts", import.meta.url));
+
+const { values } = parseArgs({ options: { rates: { type: "string", default: "3000,6000,7200" }, seconds: { type: "string", default: "6" }, "slo-ms": { type: "string", default: "50" } } });
+const rates = values.rates.split(",").map(Number);
+const seconds = Number(values.seconds);
+const sloMs = Number(values["slo-ms"]);
+if (rates.some((r) => !(r > 0)) || !(seconds > 0) || !(sloMs > 10)) {
+  console.error("usage: node --import tsx bench/open-loop.ts [--rates R1,R2,…] [--seconds S] [--slo-ms MS > 10]");
+  process.exit(2);
+}
+const capacity = ((sloMs / 2 - 5) / 0.1) * (1000 / (sloMs / 2));
+
+interface Outcome {
+  sent: number;
+  inTime: number;
+  defaults: number;
+  errors: number;
+  latencies: number[];
+}
+
+/** Sends `rate` queries per second for `seconds`, each with a distinct input; resolves when all are answered. */
+function drive(port: number, agent: http.Agent, rate: number, secs: number, salt: { n: number }): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const out: Outcome = { sent: 0, inTime: 0, defaults: 0, errors: 0, latencies: [] };
+    const t0 = performance.now();
+    const end = t0 + secs * 1000;
+    let pending = 0;
+    let done = false;
+    const finish = (): void => {
+      if (!done && pending === 0 && performance.now() >= end) {
+        done = true;
+        resolve(out);
+      }
+    };
+    const settle = (start: number, kind: "inTime" | "defaults" | "errors"): void => {
+      pending--;
+      out.latencies.push(performance.now() - start);
+      out[kind]++;
+      finish();
+    };
+    const tick = (): void => {
+      const now = performance.now();
+      const due = Math.floor(((Math.min(now, end) - t0) / 1000) * rate);
+      while (out.sent < due) {
+        out.sent++;
+        pending++;
+        const start = performance.now();
+        const body = JSON.stringify({ input: [salt.n++, 1, 2] });
+        const req = http.request(
+          { host: "127.0.0.1", port, path: "/batch/predict", method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+          (res) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (c: string) => (text += c));
+            res.on("end", () => settle(start, res.statusCode !== 200 ? "errors" : text.includes('"default":true') ? "defaults" : "inTime"));
+          },
+        );
+        req.on("error", () => settle(start, "errors"));
+        req.end(body);
+      }
+      if (now < end) setTimeout(tick, 1);
+      else finish();
+    };
+    tick();
+  });
+}
+
+async function batchTotals(port: number): Promise<{ items: number; batches: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (name: string): number => text.split("\n").filter((l) => l.startsWith(name)).reduce((s, l) => s + Number(l.split(" ").pop()), 0);
+  return { items: value("clipper_batch_size_sum"), batches: value("clipper_batch_size_count") };
+}
+
+const stack = await BenchStack.start({ profileDir: null, profileIntervalUs: 0 });
+try {
+  await stack.deploy("batch", "batch-cost", { sloMicros: sloMs * 1000 });
+  await stack.worker("batch-cost", BATCH_MODULE);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+  const salt = { n: 0 };
+  await drive(stack.gateway.http, agent, 2000, 2, salt); // warm-up; also waits for the worker
+  console.log(`Open-loop batching, Clipper REST, SLO ${sloMs} ms, ${seconds} s per rate; model capacity within the SLO ${capacity.toFixed(0)} req/s.\n`);
+  console.log("| offered req/s | share of capacity | answered in time | in-time req/s | defaults | errors | p50 ms | p99 ms | mean batch |");
+  console.log("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+  for (const rate of rates) {
+    const before = await batchTotals(stack.gateway.http);
+    const o = await drive(stack.gateway.http, agent, rate, seconds, salt);
+    const after = await batchTotals(stack.gateway.http);
+    const lat = o.latencies.sort((a, b) => a - b);
+    const q = (p: number): string => (lat[Math.floor(p * (lat.length - 1))] ?? NaN).toFixed(1);
+    const batch = (after.items - before.items) / Math.max(1, after.batches - before.batches);
+    console.log(`| ${rate} | ${((100 * rate) / capacity).toFixed(0)} % | ${((100 * o.inTime) / o.sent).toFixed(1)} % | ${(o.inTime / seconds).toFixed(0)} | ${o.defaults} | ${o.errors} | ${q(0.5)} | ${q(0.99)} | ${batch.toFixed(1)} |`);
+  }
+  agent.destroy();
+} finally {
+  await stack.close();
+}
