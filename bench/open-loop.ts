@@ -21,12 +21,19 @@ import { BenchStack } from "./lib/stack.js";
 
 const BATCH_MODULE = fileURLToPath(new URL("./models/batch-cost.ts", import.meta.url));
 
-const { values } = parseArgs({ options: { rates: { type: "string", default: "3000,6000,7200" }, seconds: { type: "string", default: "6" }, "slo-ms": { type: "string", default: "50" } } });
+const USAGE = "usage: node --import tsx bench/open-loop.ts [--rates R1,R2,…] [--seconds S] [--slo-ms MS > 10]";
+let values: { rates: string; seconds: string; "slo-ms": string };
+try {
+  values = parseArgs({ options: { rates: { type: "string", default: "3000,6000,7200" }, seconds: { type: "string", default: "6" }, "slo-ms": { type: "string", default: "50" } } }).values;
+} catch (err) {
+  console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+  process.exit(2);
+}
 const rates = values.rates.split(",").map(Number);
 const seconds = Number(values.seconds);
 const sloMs = Number(values["slo-ms"]);
 if (rates.some((r) => !(r > 0)) || !(seconds > 0) || !(sloMs > 10)) {
-  console.error("usage: node --import tsx bench/open-loop.ts [--rates R1,R2,…] [--seconds S] [--slo-ms MS > 10]");
+  console.error(USAGE);
   process.exit(2);
 }
 const capacity = ((sloMs / 2 - 5) / 0.1) * (1000 / (sloMs / 2));
