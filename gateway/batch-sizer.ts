@@ -64,8 +64,7 @@ export function chooseBatchSize(args: BatchSizeArgs): number {
   if (!(budgetMs > 0)) return 1;
 
   const largest = Math.max(1, model.largestObserved);
-  const ceiling =
-    largest < ADDITIVE_EXPLORATION_BELOW ? largest + 1 : Math.floor(largest * EXPLORATION_GROWTH_FACTOR);
+  const ceiling = explorationCeiling(model);
   // predict() need not be monotone (per-size statistics can exceed the line),
   // so scan down for the largest fitting size rather than binary-search.
   // The scan is bounded by `queued` and maxBatchSize, and runs once per batch.
@@ -125,15 +124,19 @@ export function choosePlan(args: PlanArgs): Plan {
   if (rest <= 0 || size >= head) return { skip: 0, size };
   // Would the rest fit in one batch that starts when this one ends?
   if (b[size]! - model.predict(size) >= model.predict(Math.min(rest, cap))) return { skip: 0, size };
-  const largest = Math.max(1, model.largestObserved);
-  const ceiling = largest < ADDITIVE_EXPLORATION_BELOW ? largest + 1 : Math.floor(largest * EXPLORATION_GROWTH_FACTOR);
-  const limit = Math.min(head, Math.max(1, Math.floor(cap)), model.maxBatchSize, ceiling);
+  const limit = Math.min(head, Math.max(1, Math.floor(cap)), model.maxBatchSize, explorationCeiling(model));
   for (let m = limit; m > size; m--) {
     const need = model.predict(m);
     const skip = firstAtLeast(b, need);
     if (skip + m <= head) return { skip, size: m };
   }
   return { skip: 0, size };
+}
+
+/** Largest batch worth trying: one more than the largest seen while small, else a multiple of it. */
+function explorationCeiling(model: LatencyModel): number {
+  const largest = Math.max(1, model.largestObserved);
+  return largest < ADDITIVE_EXPLORATION_BELOW ? largest + 1 : Math.floor(largest * EXPLORATION_GROWTH_FACTOR);
 }
 
 /** Index of the first element of ascending `xs` that is ≥ `x` (xs.length when none). */

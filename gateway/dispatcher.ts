@@ -350,9 +350,10 @@ export class Dispatcher {
     const head = pool.queue.take(2 * limit, now, (t) => this.#drop(pool, t, "expired"));
     const budgetsMs = head.map((t) => (t.deadline - now) * BUDGET_FACTOR);
     const plan = choosePlan({ model: replica.latency, budgetsMs, queued: head.length + pool.queue.size, cap });
+    const end = plan.skip + Math.max(1, plan.size);
     for (const t of head.slice(0, plan.skip)) this.#drop(pool, t, "doomed");
-    for (const t of head.slice(plan.skip + Math.max(1, plan.size))) pool.queue.push(t);
-    return head.slice(plan.skip, plan.skip + Math.max(1, plan.size));
+    for (const t of head.slice(end)) pool.queue.push(t);
+    return head.slice(plan.skip, end);
   }
 
   /**

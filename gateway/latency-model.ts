@@ -9,7 +9,8 @@
  *
  *   fit         y ≈ a + b·x          (weighted least squares, b clamped ≥ 0)
  *   σ²          = SSR / (W − 2)      (residual variance; W = Σ weights)
- *   linear(n)   = a + b·n + Z·σ·√(1 + 1/W + (n − x̄)² / Sxx)
+ *   linear(n)   = min(a + b·n + Z·σ·√(1 + 1/W + (n − x̄)² / Sxx), envelope(n))
+ *   envelope(n) = (ȳ + Z·σ_y·√(1 + 1/W))·max(1, n/x̄)
  *   perSize(n)  = mean_n + Z·σ_n     (only when size n has ≥ 5 effective samples)
  *   predict(n)  = max(linear(n), perSize(n))
  *
@@ -19,9 +20,10 @@
  * (mean + 3σ, clipper.md §5.2); the per-size term keeps its "≥ 5 samples
  * before trusting a size" rule and catches sizes where latency is not linear.
  *
- * Until two distinct sizes are seen the slope is unknown; with a, b ≥ 0 the
- * safe upper bound is then ȳ·max(1, n/x̄) (+ margin): flat below the size
- * seen, proportional above it.
+ * The envelope needs no slope: with a, b ≥ 0 latency is flat below x̄ at
+ * most and proportional above it. Until two distinct sizes are seen it is
+ * the whole estimate; after that it caps the fit, whose interval away from
+ * x̄ grows without bound once steady load makes every batch the same size.
  *
  * Exponential decay alone adapts slowly to a step change in speed, so two
  * observations in a row outside the fit's own bounds (by a further 10%), on
