@@ -106,18 +106,20 @@ export function renderMarkdown(r: BenchResults): string {
   lines.push(`Code: ${m.code.commit}${m.code.uncommitted.length === 0 ? "" : ` plus uncommitted changes to ${m.code.uncommitted.join(", ")}`}.`);
   lines.push(`Settings: ${s.rounds} rounds, ${s.runSeconds} s per run, concurrency ${s.concurrency.join(", ")}; batching ${s.callers.join(" and ")} callers, SLO ${s.sloMs} ms, ${s.batchSeconds} s per run. Wall time ${f(r.wallSeconds, 0)} s.`, "");
 
-  lines.push("## Gateway (cache off, no-op worker) against the bare transport", "");
-  lines.push("Medians over rounds. Ratio and added latency are taken per round, against the ceiling measured in the same round, then the median. c = concurrent callers (one connection and one call in flight each).", "");
-  lines.push("| path | c | gateway req/s | ceiling req/s | ratio | mean ms gw / ceil | added mean ms | p99 ms gw / ceil | added p99 ms | items per model call | CPU µs/call gw + worker / ceil |");
-  lines.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-  for (const p of r.points) {
-    const x = p.median;
-    if (x === null) continue;
-    lines.push(
-      `| ${p.path} vs ${CEILING_OF[p.path]} | ${p.concurrency} | ${f(x.gatewayRps, 0)} | ${f(x.ceilingRps, 0)} | **${f(x.throughputRatio)}** | ${f(x.gatewayMeanMs, 3)} / ${f(x.ceilingMeanMs, 3)} | **${f(x.addedMeanMs, 3)}** | ${f(x.gatewayP99Ms, 2)} / ${f(x.ceilingP99Ms, 2)} | ${f(x.addedP99Ms, 2)} | ${f(x.meanBatch)} | ${f(x.gatewayCpuMicrosPerCall, 0)} + ${f(x.workerCpuMicrosPerCall, 0)} / ${f(x.ceilingCpuMicrosPerCall, 0)} |`,
-    );
+  if (r.points.length > 0) {
+    lines.push("## Gateway (cache off, no-op worker) against the bare transport", "");
+    lines.push("Medians over rounds. Ratio and added latency are taken per round, against the ceiling measured in the same round, then the median. c = concurrent callers (one connection and one call in flight each).", "");
+    lines.push("| path | c | gateway req/s | ceiling req/s | ratio | mean ms gw / ceil | added mean ms | p99 ms gw / ceil | added p99 ms | items per model call | CPU µs/call gw + worker / ceil |");
+    lines.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for (const p of r.points) {
+      const x = p.median;
+      if (x === null) continue;
+      lines.push(
+        `| ${p.path} vs ${CEILING_OF[p.path]} | ${p.concurrency} | ${f(x.gatewayRps, 0)} | ${f(x.ceilingRps, 0)} | **${f(x.throughputRatio)}** | ${f(x.gatewayMeanMs, 3)} / ${f(x.ceilingMeanMs, 3)} | **${f(x.addedMeanMs, 3)}** | ${f(x.gatewayP99Ms, 2)} / ${f(x.ceilingP99Ms, 2)} | ${f(x.addedP99Ms, 2)} | ${f(x.meanBatch)} | ${f(x.gatewayCpuMicrosPerCall, 0)} + ${f(x.workerCpuMicrosPerCall, 0)} / ${f(x.ceilingCpuMicrosPerCall, 0)} |`,
+      );
+    }
+    lines.push("");
   }
-  lines.push("");
 
   if (r.batching.length > 0) {
     lines.push("## Batching (model: 5 ms + 0.1 ms per item per batch; Clipper REST; closed-loop callers)", "");

@@ -11,9 +11,6 @@ const METADATA_HEADER_PREFIX = "grpc-metadata-";
 /** Headers passed through as metadata under their own name (tracing and auth, as grpc-gateway passes Authorization). */
 const PASS_THROUGH_HEADERS: ReadonlySet<string> = new Set(["traceparent", "tracestate", "authorization"]);
 
-/** A call's context and the release of what it holds. */
-export type HttpCallScope = CallScope;
-
 const HTTP_SOURCE: CallSource<ServerResponse, IncomingMessage["headers"]> = {
   carrier: (res) => res.req.headers,
   lookup: headerValue,
@@ -41,7 +38,7 @@ export function httpCallContext(
   req: IncomingMessage,
   res: ServerResponse,
   transport: Transport = "http",
-): { ok: true; scope: HttpCallScope } | { ok: false; error: ServingError } {
+): { ok: true; scope: CallScope } | { ok: false; error: ServingError } {
   let deadline: Deadline = NO_DEADLINE;
   const header = req.headers["grpc-timeout"];
   if (header !== undefined) {

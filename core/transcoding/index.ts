@@ -5,6 +5,6 @@
  * HTTP headers) and for tests.
  */
 export { createTranscoder, type ErrorHook, type TranscoderOptions } from "./transcoder.js";
-export { httpCallContext, type HttpCallScope } from "./http-call-context.js";
+export { httpCallContext } from "./http-call-context.js";
 export { loadDescriptorRegistry, readHttpBindings, type HttpBinding } from "./http-rule.js";
 export { parsePathTemplate, matchPathTemplate, type PathTemplate, type TemplateSegment, type TemplateVariable } from "./path-template.js";
