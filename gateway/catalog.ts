@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import type { Redis } from "ioredis";
 import type { InputType } from "../core/input-types.js";
 import { DbBatch } from "../core/redis-batch.js";
@@ -39,9 +40,12 @@ export interface CatalogModel {
 }
 
 /** What the catalog tells the rest of the gateway. */
-export interface CatalogListener {
-  /** A model version was marked invalid (Clipper's delete_versioned_model) or disappeared. */
-  modelVersionRemoved(name: string, version: string): void;
+export interface CatalogEvents {
+  /**
+   * A model version was marked invalid (Clipper's delete_versioned_model).
+   * Listeners remove its replicas; then the catalog deletes its DB 4 key.
+   */
+  modelVersionRemoved: [name: string, version: string];
 }
 
 /** DBs whose changes the gateway follows (3 is written by gateways themselves). */
@@ -55,12 +59,11 @@ const WATCHED_DBS = [DB.MODELS, DB.APPS, DB.CURRENT_VERSIONS, DB.LINKS] as const
  * what it knows. Updates are applied one at a time, in arrival order, so a
  * reconcile never overwrites a newer event with an older snapshot.
  */
-export class Catalog {
+export class Catalog extends EventEmitter<CatalogEvents> {
   readonly #redis: Redis;
   readonly #sub: Redis;
   readonly #where: string;
   readonly #log: Logger;
-  readonly #listener: CatalogListener;
   #apps = new Map<string, CatalogApp>();
   #models = new Map<string, CatalogModel>();
   #current = new Map<string, string>();
@@ -68,12 +71,12 @@ export class Catalog {
   #chain: Promise<void> = Promise.resolve();
   #loaded = false;
 
-  constructor(redis: Redis, sub: Redis, where: string, log: Logger, listener: CatalogListener) {
+  constructor(redis: Redis, sub: Redis, where: string, log: Logger) {
+    super();
     this.#redis = redis;
     this.#sub = sub;
     this.#where = where;
     this.#log = log;
-    this.#listener = listener;
   }
 
   /** True once a full load from Redis has succeeded. */
@@ -196,7 +199,7 @@ export class Catalog {
     this.#current = current;
     this.#loaded = true;
     await this.#writeStates([...apps.values()]);
-    for (const m of gone) this.#listener.modelVersionRemoved(m.name, m.version);
+    for (const m of gone) this.#versionRemoved(m.name, m.version);
     this.#log.info({ apps: apps.size, models: models.size }, "catalog reconciled");
   }
 
@@ -242,8 +245,18 @@ export class Catalog {
     // flushed Redis) removes nothing.
     if (model !== null && !model.valid && before?.valid !== false) {
       this.#log.info({ model: parsed.name, version: parsed.version, event }, "model version removed");
-      this.#listener.modelVersionRemoved(parsed.name, parsed.version);
+      this.#versionRemoved(parsed.name, parsed.version);
     }
+  }
+
+  /** Clipper's cleanup of a version marked invalid: its replicas go (the listeners), then its key. */
+  #versionRemoved(name: string, version: string): void {
+    this.emit("modelVersionRemoved", name, version);
+    // Not awaited: updates stay serialized without waiting on a slow Redis.
+    // A key left behind stays marked invalid, so it serves nothing.
+    this.#batch().del(DB.MODELS, modelKey(name, version)).run().catch((err: unknown) => {
+      this.#log.warn({ model: name, version, err: (err as Error).message }, "could not delete the removed model version from Redis");
+    });
   }
 
   /** Clipper's query frontend writes each app's DB 1 state when it learns of the app. */

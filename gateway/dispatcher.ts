@@ -1,17 +1,15 @@
 import { status } from "@grpc/grpc-js";
 import { performance } from "node:perf_hooks";
-import { modelKey as keyOf } from "../core/redis-layout.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { endSpan } from "../core/telemetry/tracing.js";
 import { chooseBatchSize, choosePlan } from "./batch-sizer.js";
 import type { DropReason, GatewayMetrics, PoolInstruments } from "./metrics.js";
 import { DeadlineQueue } from "./queue.js";
-import type { Replica, ReplicaRegistry, SentBatch } from "./replicas.js";
+import { poolKey, type Replica, type SentBatch } from "./replica.js";
+import type { ReplicaRegistry } from "./replica-registry.js";
+import type { BatchAnswers } from "./rpc/dialect.js";
 import { endQueueSpan, startBatchSpan, startQueueSpan } from "./spans.js";
 import type { Task, TaskOutcome } from "./task.js";
-
-/** Sends one batch to one replica over its dialect; false when the send failed at once. */
-export type BatchSender = (replica: Replica<Task>, batch: SentBatch<Task>, deadline: number) => Promise<boolean>;
 
 /** Shortest useful hold for returning callers, in ms: Node timers have 1 ms resolution. */
 const MIN_HOLD_MS = 1;
@@ -38,6 +36,9 @@ export interface DispatcherOptions {
   readonly now?: () => number;
 }
 
+const REMOVED: TaskOutcome = { kind: "removed" };
+const SHED: TaskOutcome = { kind: "shed" };
+
 /** Result of offering a task to a model version. */
 export type EnqueueResult = "queued" | "full" | "no-replica";
 
@@ -45,7 +46,7 @@ interface Pool {
   readonly name: string;
   readonly version: string;
   readonly queue: DeadlineQueue<Task>;
-  readonly replicas: Set<Replica<Task>>;
+  readonly replicas: Set<Replica>;
   readonly metrics: PoolInstruments;
   /** Set while dispatch waits for returning callers (delayed batching). */
   hold: NodeJS.Timeout | null;
@@ -73,11 +74,12 @@ interface Pool {
  * finish before the earliest deadline in the queue; answers free the slot
  * and pull again. Batches of a replica that leaves are put back in the
  * queue while their deadlines allow, so another replica serves them.
+ * It follows the registry's replicas, sends batches through each replica's
+ * own link, and is where the worker RPC delivers answers.
  */
-export class Dispatcher {
+export class Dispatcher implements BatchAnswers {
   readonly #pools = new Map<string, Pool>();
-  readonly #registry: ReplicaRegistry<Task>;
-  readonly #send: BatchSender;
+  readonly #registry: ReplicaRegistry;
   readonly #log: Logger;
   readonly #options: DispatcherOptions;
   readonly #now: () => number;
@@ -86,9 +88,8 @@ export class Dispatcher {
   readonly #pending = new Set<Pool>();
   #scheduled = false;
 
-  constructor(registry: ReplicaRegistry<Task>, send: BatchSender, log: Logger, options: DispatcherOptions) {
+  constructor(registry: ReplicaRegistry, log: Logger, options: DispatcherOptions) {
     this.#registry = registry;
-    this.#send = send;
     this.#log = log;
     this.#options = options;
     this.#now = options.now ?? Date.now;
@@ -103,13 +104,8 @@ export class Dispatcher {
   /** Live, non-draining replicas of a model version. */
   replicaCount(name: string, version: string): number {
     let n = 0;
-    for (const r of this.#pools.get(keyOf(name, version))?.replicas ?? []) if (!r.draining) n++;
+    for (const r of this.#pools.get(poolKey(name, version))?.replicas ?? []) if (!r.draining) n++;
     return n;
-  }
-
-  /** Tasks waiting in a model version's queue. */
-  queueDepth(name: string, version: string): number {
-    return this.#pools.get(keyOf(name, version))?.queue.size ?? 0;
   }
 
   /** Queries waiting, per model version (for the queue depth gauge). */
@@ -119,7 +115,7 @@ export class Dispatcher {
 
   /** Offers a task to a model version's queue. */
   enqueue(name: string, version: string, task: Task): EnqueueResult {
-    const pool = this.#pools.get(keyOf(name, version));
+    const pool = this.#pools.get(poolKey(name, version));
     if (pool === undefined || this.replicaCount(name, version) === 0) return "no-replica";
     if (!pool.queue.push(task)) {
       pool.metrics.dropped("full");
@@ -141,7 +137,7 @@ export class Dispatcher {
   }
 
   /** Resolves a batch's tasks with a replica's answers and frees its slot. */
-  batchAnswered(replica: Replica<Task>, batchId: number, outcomes: readonly TaskOutcome[], modelMs = 0): boolean {
+  batchAnswered(replica: Replica, batchId: number, outcomes: readonly TaskOutcome[], modelMs = 0): boolean {
     const batch = replica.inFlight.get(batchId);
     if (batch === undefined) return false;
     replica.lastModelMs = modelMs;
@@ -149,14 +145,14 @@ export class Dispatcher {
     replica.latency.observe(batch.tasks.length, this.#now() - batch.sentAt);
     this.#options.metrics.replica(replica).batchDuration.observe((performance.now() - batch.startedAt) / 1000);
     if (batch.span !== null) {
-      batch.span.setAttribute("clipper.failed_items", outcomes.reduce((n, o) => n + (o.ok ? 0 : 1), 0));
+      batch.span.setAttribute("clipper.failed_items", outcomes.reduce((n, o) => n + (o.kind === "value" ? 0 : 1), 0));
       batch.span.end();
     }
     // The next batch goes out before this one's callers are answered, so
     // the model runs while the gateway writes those answers: under load the
     // queries of the next batch are already waiting, and answering dozens of
     // callers first left the model idle for milliseconds per batch.
-    const pool = this.#pools.get(replica.modelKey);
+    const pool = this.#pools.get(replica.pool);
     if (pool !== undefined) {
       const items = batch.tasks.length;
       pool.returning = items;
@@ -165,20 +161,15 @@ export class Dispatcher {
     }
     batch.tasks.forEach((task, i) => {
       task.complete(
-        outcomes[i] ?? { ok: false, code: 13, message: `replica answered ${outcomes.length} outputs for a batch of ${batch.tasks.length}` },
+        outcomes[i] ?? { kind: "failed", code: status.INTERNAL, message: `replica answered ${outcomes.length} outputs for a batch of ${batch.tasks.length}` },
       );
     });
     return true;
   }
 
-  /** A draining replica gets nothing new; call when it starts draining and after each answer: it leaves once idle. */
-  maybeFinishDrain(replica: Replica<Task>): void {
-    if (replica.draining && replica.inFlight.size === 0) this.#registry.remove(replica, "drained");
-  }
-
   /** A model version was deleted: its replicas leave and its queue empties (callers get defaults). */
-  modelVersionRemoved(name: string, version: string): Replica<Task>[] {
-    const pool = this.#pools.get(keyOf(name, version));
+  modelVersionRemoved(name: string, version: string): Replica[] {
+    const pool = this.#pools.get(poolKey(name, version));
     if (pool === undefined) return [];
     const replicas = [...pool.replicas];
     for (const t of pool.queue.drain()) this.#drop(pool, t, "removed");
@@ -186,7 +177,7 @@ export class Dispatcher {
   }
 
   #pool(name: string, version: string): Pool {
-    const key = keyOf(name, version);
+    const key = poolKey(name, version);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
       pool = {
@@ -207,8 +198,8 @@ export class Dispatcher {
     return pool;
   }
 
-  #replicaGone(replica: Replica<Task>): void {
-    const pool = this.#pools.get(replica.modelKey);
+  #replicaGone(replica: Replica): void {
+    const pool = this.#pools.get(replica.pool);
     if (pool === undefined) return;
     pool.replicas.delete(replica);
     const now = this.#now();
@@ -229,7 +220,7 @@ export class Dispatcher {
       }
     }
     replica.inFlight.clear();
-    if (requeued > 0) this.#log.info({ model: replica.modelKey, replicaId: replica.replicaId, requeued }, "re-dispatching batch of lost worker");
+    if (requeued > 0) this.#log.info({ model: replica.modelName, version: replica.modelVersion, replicaId: replica.replicaId, requeued }, "re-dispatching batch of lost worker");
     this.#schedule(pool);
   }
 
@@ -280,11 +271,11 @@ export class Dispatcher {
         endQueueSpan(t);
       }
       const { span, wire } = startBatchSpan(tasks, replica);
-      const batch: SentBatch<Task> = { id: this.#nextBatchId++, tasks, sentAt: now, startedAt, span, wire };
+      const batch: SentBatch = { id: this.#nextBatchId++, tasks, sentAt: now, startedAt, span, wire };
       this.#options.metrics.replica(replica).batchSize.observe(tasks.length);
       replica.inFlight.set(batch.id, batch);
       const deadline = tasks.reduce((d, t) => Math.min(d, t.deadline), Infinity);
-      void this.#send(replica, batch, deadline).then((sent) => {
+      void replica.link.sendBatch(replica, batch, deadline).then((sent) => {
         if (!sent && replica.inFlight.has(batch.id)) this.#registry.remove(replica, "disconnected");
       });
     }
@@ -311,7 +302,7 @@ export class Dispatcher {
    * A lone caller (batch of 1) never waits, so latency at low load is
    * untouched, and neither does a model too cheap for merging to pay.
    */
-  #shouldHold(pool: Pool, replica: Replica<Task>, size: number, budgetMs: number, cap: number): boolean {
+  #shouldHold(pool: Pool, replica: Replica, size: number, budgetMs: number, cap: number): boolean {
     const returning = pool.returning;
     pool.returning = 0;
     if (returning < 2 || size < pool.queue.size) return false;
@@ -345,7 +336,7 @@ export class Dispatcher {
    * picks. Head tasks the plan skips are answered at once as doomed; the
    * rest go back in the queue.
    */
-  #planBatch(pool: Pool, replica: Replica<Task>, now: number, cap: number): Task[] {
+  #planBatch(pool: Pool, replica: Replica, now: number, cap: number): Task[] {
     const limit = Math.min(cap, replica.latency.maxBatchSize);
     const head = pool.queue.take(2 * limit, now, (t) => this.#drop(pool, t, "expired"));
     const budgetsMs = head.map((t) => (t.deadline - now) * BUDGET_FACTOR);
@@ -363,7 +354,7 @@ export class Dispatcher {
    * by the first deadline that can still be met keeps batches large under
    * overload.
    */
-  #takeDoomed(pool: Pool, replica: Replica<Task>, now: number): Task[] {
+  #takeDoomed(pool: Pool, replica: Replica, now: number): Task[] {
     const doomed: Task[] = [];
     if (replica.latency.samples === 0) return doomed;
     const single = replica.latency.predict(1);
@@ -382,17 +373,15 @@ export class Dispatcher {
     pool.metrics.dropped(reason);
     endQueueSpan(task, reason);
     task.complete(
-      reason === "removed"
-        ? { ok: false, code: status.UNAVAILABLE, message: `model ${pool.name}:${pool.version} was deleted` }
-        : reason === "full"
-          ? { ok: false, code: status.RESOURCE_EXHAUSTED, message: `the queue of model ${pool.name}:${pool.version} is full` }
-          : { ok: false, code: status.DEADLINE_EXCEEDED, message: `the query could not be run before its deadline (${reason})` },
+      reason === "removed" ? REMOVED
+      : reason === "full" ? SHED
+      : { kind: "expired", message: `the query could not be run before its deadline (${reason})` },
     );
   }
 
   /** The replica with a free slot and the fewest batches in flight. */
-  #freeReplica(pool: Pool): Replica<Task> | undefined {
-    let best: Replica<Task> | undefined;
+  #freeReplica(pool: Pool): Replica | undefined {
+    let best: Replica | undefined;
     for (const r of pool.replicas) {
       if (r.hasFreeSlot && (best === undefined || r.inFlight.size < best.inFlight.size)) best = r;
     }

@@ -1,6 +1,4 @@
-import { DbBatch } from "../core/redis-batch.js";
 import { connectRedis } from "../core/redis-client.js";
-import { DB, modelKey } from "../core/redis-layout.js";
 import { watchRedis } from "../core/redis-watch.js";
 import { startGrpcServer } from "../core/servers/grpc-server.js";
 import { startHttpServer } from "../core/servers/http-server.js";
@@ -9,7 +7,6 @@ import { CallInstrument } from "../core/telemetry/call-instrument.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { createMetricsRegistry } from "../core/telemetry/metrics.js";
 import { createTranscoder } from "../core/transcoding/index.js";
-import { encodeGatewayMessage } from "../core/wire/native.js";
 import { PredictionCache } from "./cache.js";
 import { Catalog } from "./catalog.js";
 import { Dispatcher } from "./dispatcher.js";
@@ -17,18 +14,18 @@ import { clipperPredictRoutes } from "./http/clipper-predict.js";
 import { GatewayMetrics } from "./metrics.js";
 import { Predictor } from "./predictor.js";
 import { GatewayReadiness } from "./readiness.js";
-import { ReplicaRegistry } from "./replicas.js";
+import type { Replica } from "./replica.js";
+import { ReplicaRecords } from "./replica-records.js";
+import { ReplicaRegistry } from "./replica-registry.js";
 import { WorkerRpc } from "./rpc/worker-rpc.js";
 import { HEARTBEAT_SERVICE_NAME, heartbeatBinding, heartbeatStreaming } from "./services/heartbeat.js";
 import { PREDICT_SERVICE_NAME, predictBinding, predictStreaming } from "./services/predict.js";
-import type { Task } from "./task.js";
 
 /**
  * Default longest wait for returning callers before a batch goes out, in ms:
- * off. On the benchmark box (gateway, model and load generator sharing 2
- * cores) a 2 ms wait raised 32 closed-loop callers from ~51 % to ~59 % of the
- * model's capacity but lowered 128 callers from ~63 % to ~55 %, because
- * there the gateway's CPU, not the model, is the bottleneck (bench/README.md).
+ * off. Holding pays only while the model, not the gateway's own CPU, is the
+ * bottleneck; where they share a small host it can lower throughput
+ * (bench/README.md has the measurements).
  */
 export const DEFAULT_MAX_BATCH_WAIT_MS = 0;
 
@@ -75,40 +72,33 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   watchRedis(redis, { connection: "commands", where, log, reconnects: metrics.redisReconnects });
   watchRedis(sub, { connection: "events", where, log, reconnects: metrics.redisReconnects });
 
-  const registry = new ReplicaRegistry<Task>(redis, where, log);
+  // Built leaves first, so nothing needs a reference to what comes later:
+  // catalog and registry know nobody; the dispatcher follows the registry
+  // and reaches replicas through their links; the worker RPC registers
+  // replicas (its dialects are their links) and hands answers to the
+  // dispatcher; the predictor asks catalog, cache and dispatcher.
+  const catalog = new Catalog(redis, sub, where, log);
+  const registry = new ReplicaRegistry(log);
+  const records = new ReplicaRecords(registry, redis, where, log);
   registry.on("removed", (r, reason) => metrics.replicaRemoved(r, reason));
-  let rpc: WorkerRpc | null = null;
-  let catalog: Catalog | null = null;
-  const dispatcher = new Dispatcher(registry, (r, b, d) => rpc!.sendBatch(r, b, d), log, {
+  registry.on("missedBeats", (r, n) => metrics.missedHeartbeats(r, n));
+  const dispatcher = new Dispatcher(registry, log, {
     queueCapacity: config.queueCapacity,
-    batchSizeOf: (name, version) => catalog?.model(name, version)?.batchSize ?? -1,
+    batchSizeOf: (name, version) => catalog.model(name, version)?.batchSize ?? -1,
     metrics,
     maxBatchWaitMs: config.maxBatchWaitMs ?? DEFAULT_MAX_BATCH_WAIT_MS,
   });
-  catalog = new Catalog(redis, sub, where, log, {
-    modelVersionRemoved: (name, version) => {
-      // Clipper's cleanup of a version marked invalid: its replicas go, then its key.
-      for (const r of dispatcher.modelVersionRemoved(name, version)) {
-        if (r.dialect === "native") void rpc?.send(r.identity, encodeGatewayMessage({ kind: { $case: "drain", value: { reason: "model version deleted" } } }));
-        registry.remove(r, "model-removed");
-      }
-      void new DbBatch(redis, where).del(DB.MODELS, modelKey(name, version)).run().catch(() => {});
-    },
+  catalog.on("modelVersionRemoved", (name, version) => {
+    for (const r of dispatcher.modelVersionRemoved(name, version)) registry.dismiss(r, "model-removed", "model version deleted");
   });
-  redis.on("ready", () => void registry.rewriteAll());
-
+  const rpc = new WorkerRpc(registry, dispatcher, log, { host: config.host, port: config.rpcPort, evictionMs: config.evictionMs });
   const cache = new PredictionCache(config.cacheBytes);
   const predictor = new Predictor(catalog, dispatcher, cache, metrics);
-  rpc = new WorkerRpc(registry, dispatcher, log, {
-    host: config.host,
-    port: config.rpcPort,
-    evictionMs: config.evictionMs,
-    onMissedHeartbeats: (r, n) => metrics.missedHeartbeats(r, n),
-  });
   const calls = new CallInstrument(metrics.rpc, log);
   const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry))];
 
   await rpc.start();
+  registry.startSweeping(sweepEveryMs(config.evictionMs));
   const grpc = await startGrpcServer({
     host: config.host,
     port: config.grpcPort,
@@ -145,11 +135,18 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     rpcPort: rpc.port,
     catalog,
     async close(graceMs) {
+      // 1. Load balancers and health checkers stop sending calls here.
       setServing(false);
+      // 2. No new calls; calls in flight get the grace period to be answered
+      //    while the workers still answer them.
       await Promise.all([grpc.close(graceMs), http.close()]);
-      await rpc!.close();
-      for (const r of [...registry.all()]) registry.remove(r, "disconnected");
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      // 3. Then the workers go: no more answers, no more evictions.
+      registry.stopSweeping();
+      await rpc.close();
+      // 4. Their DB 3 entries are deleted, and those writes finish before
+      //    Redis is let go, so no stale replica outlives the gateway.
+      registry.clear("disconnected");
+      await records.close();
       redis.disconnect();
       sub.disconnect();
       log.info("gateway stopped");
@@ -157,11 +154,16 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   };
 }
 
+/** How often the registry looks for silent replicas: four times per eviction timeout, 50 to 500 ms apart. */
+function sweepEveryMs(evictionMs: number): number {
+  return Math.max(50, Math.min(500, Math.floor(evictionMs / 4)));
+}
+
 /** Live replicas per model version, for the clipper_live_replicas gauge. */
-function countReplicas(replicas: Iterable<{ modelName: string; modelVersion: string }>): { model: string; version: string; count: number }[] {
+function countReplicas(replicas: Iterable<Replica>): { model: string; version: string; count: number }[] {
   const counts = new Map<string, { model: string; version: string; count: number }>();
   for (const r of replicas) {
-    const key = modelKey(r.modelName, r.modelVersion);
+    const key = r.pool;
     const c = counts.get(key);
     if (c === undefined) counts.set(key, { model: r.modelName, version: r.modelVersion, count: 1 });
     else c.count++;

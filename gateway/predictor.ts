@@ -3,7 +3,7 @@ import { status as Status } from "@grpc/grpc-js";
 import type { Span } from "@opentelemetry/api";
 import type { CallContext } from "../core/call-context.js";
 import { ServingError, invalidArgument, notFound } from "../core/errors.js";
-import { InFlight, KeySpace, type InFlightOutcome, type PredictionCache } from "./cache.js";
+import { InFlight, KeySpace, type CacheKey, type InFlightOutcome, type PredictionCache } from "./cache.js";
 import type { Catalog, CatalogApp } from "./catalog.js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { AppInstruments, CacheResult, GatewayMetrics } from "./metrics.js";
@@ -16,6 +16,9 @@ export const SLO_EXPLANATION = "Failed to retrieve a prediction response within 
 
 /** Seconds a caller refused for a full queue is told to wait before retrying. */
 const RETRY_AFTER_SECONDS = 1;
+
+/** What the predictor reads of the catalog. */
+export type AppDirectory = Pick<Catalog, "app" | "model" | "currentVersion">;
 
 /** The answer to one query. */
 export interface Prediction {
@@ -52,16 +55,16 @@ export interface Target {
  * and queue wait are spans under the call's span (gateway/spans.ts).
  */
 export class Predictor {
-  readonly #catalog: Catalog;
+  readonly #catalog: AppDirectory;
   readonly #dispatcher: Dispatcher;
   readonly #cache: PredictionCache;
-  readonly #inFlight = new InFlight<string>();
+  readonly #inFlight = new InFlight<TaskOutcome>();
   readonly #metrics: GatewayMetrics;
   /** The last target built per catalog entry; a catalog change brings a new entry, so stale ones are never found. */
   readonly #targets = new WeakMap<CatalogApp, Target>();
   #nextQueryId = 0;
 
-  constructor(catalog: Catalog, dispatcher: Dispatcher, cache: PredictionCache, metrics: GatewayMetrics) {
+  constructor(catalog: AppDirectory, dispatcher: Dispatcher, cache: PredictionCache, metrics: GatewayMetrics) {
     this.#catalog = catalog;
     this.#dispatcher = dispatcher;
     this.#cache = cache;
@@ -100,87 +103,130 @@ export class Predictor {
     const start = performance.now();
     const m = target.instruments;
     try {
-      const queryId = this.#nextQueryId++;
-      const now = Date.now();
-      const { app, model, version } = target;
-      if (ctx.deadline <= now) throw deadlineExceeded();
-      if (version === "") {
-        m.defaulted("no_model");
-        return answered(m, start, prediction(queryId, target, app.defaultOutput, NO_MODEL_EXPLANATION));
-      }
-
-      const traceContext = callTraceContext();
-      const cacheSpan = startCacheSpan(traceContext, model, version);
-      const key = target.keys.key(input);
-      const cached = this.#cache.get(key);
-      if (cached !== undefined) {
-        this.#looked(cacheSpan, "hit");
-        return answered(m, start, prediction(queryId, target, cached, ""));
-      }
-      if (this.#dispatcher.replicaCount(model, version) === 0) {
-        this.#looked(cacheSpan, "miss");
-        m.defaulted("no_replica");
-        return answered(m, start, prediction(queryId, target, app.defaultOutput, NO_MODEL_EXPLANATION));
-      }
-
-      const sloDeadline = now + app.latencySloMicros / 1000;
-      const deadline = Math.min(sloDeadline, ctx.deadline);
-      let outcome: Raced;
-      let task: Query | null = null;
-      for (let lookup = 0; ; lookup++) {
-        const joined = this.#inFlight.join(key);
-        if (lookup === 0) this.#looked(cacheSpan, joined.kind === "follower" ? "coalesced" : "miss");
-        task = null;
-        const wait = new Wait();
-        if (joined.kind === "follower") {
-          joined.promise.then(
-            (value) => wait.settle({ kind: "value", value }),
-            (error: unknown) => wait.settle({ kind: "error", error }),
-          );
-        } else {
-          task = new Query(this.#cache, key, model, version, input, deadline, ctx.metadata.get("traceparent") ?? "", traceContext, joined, wait);
-          const queued = this.#dispatcher.enqueue(model, version, task);
-          if (queued !== "queued") {
-            const err = queued === "full"
-              ? new ServingError(Status.RESOURCE_EXHAUSTED, "QUEUE_FULL", `the queue of model ${model}:${version} is full; retry in ${RETRY_AFTER_SECONDS} s or add replicas`, {
-                  headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
-                })
-              : null;
-            joined.settle(err === null ? { ok: false, error: abandoned() } : { ok: false, error: err });
-            if (err !== null) throw err;
-            m.defaulted("no_replica");
-            return answered(m, start, prediction(queryId, target, app.defaultOutput, NO_MODEL_EXPLANATION));
-          }
-        }
-        outcome = await wait.until(deadline, ctx);
-        if (outcome.kind === "error" && isLost(outcome.error)) {
-          // The query this one shared was given up by its own caller, or was
-          // dropped before a replica could run it: while this caller still has
-          // time, it asks again (as the new leader if nobody else has).
-          if (task === null && Date.now() < deadline) continue;
-          outcome = TIMEOUT;
-        }
-        break;
-      }
-      if (outcome.kind === "value") return answered(m, start, prediction(queryId, target, outcome.value, ""));
-      if (outcome.kind === "error") throw outcome.error;
-      if (task !== null) {
-        const t = task as Query;
-        t.settled = outcome.kind === "cancelled" || deadline < sloDeadline;
-        if (t.settled) {
-          // Nobody waits for this task any more: release the callers sharing it
-          // (they ask again) and let the dispatcher skip it.
-          t.complete({ ok: false, code: Status.CANCELLED, message: ABANDONED_MESSAGE });
-          endQueueSpan(t, "abandoned");
-        }
-      }
-      if (outcome.kind === "cancelled") throw new ServingError(Status.CANCELLED, "CANCELLED", "the caller cancelled the call");
-      if (deadline < sloDeadline) throw deadlineExceeded();
-      m.defaulted("slo");
-      return answered(m, start, prediction(queryId, target, app.defaultOutput, SLO_EXPLANATION));
+      const p = await this.#answer(target, input, ctx);
+      m.answered(p.isDefault ? "default" : "ok", start);
+      return p;
     } catch (err) {
       m.answered(err instanceof ServingError && err.reason === "QUEUE_FULL" ? "shed" : "error", start);
       throw err;
+    }
+  }
+
+  /** Catalog → cache → queue, each step answering when it can. */
+  async #answer(target: Target, input: Buffer, ctx: CallContext): Promise<Prediction> {
+    const queryId = this.#nextQueryId++;
+    const now = Date.now();
+    const { app, model, version } = target;
+    const m = target.instruments;
+    if (ctx.deadline <= now) throw deadlineExceeded();
+    if (version === "") {
+      m.defaulted("no_model");
+      return prediction(queryId, target, app.defaultOutput, NO_MODEL_EXPLANATION);
+    }
+
+    const traceContext = callTraceContext();
+    const cacheSpan = startCacheSpan(traceContext, model, version);
+    const key = target.keys.key(input);
+    const cached = this.#cache.get(key);
+    if (cached !== undefined) {
+      this.#looked(cacheSpan, "hit");
+      return prediction(queryId, target, cached, "");
+    }
+    if (this.#dispatcher.replicaCount(model, version) === 0) {
+      this.#looked(cacheSpan, "miss");
+      m.defaulted("no_replica");
+      return prediction(queryId, target, app.defaultOutput, NO_MODEL_EXPLANATION);
+    }
+
+    const sloDeadline = now + app.latencySloMicros / 1000;
+    const ask: Ask = {
+      target,
+      key,
+      input,
+      deadline: Math.min(sloDeadline, ctx.deadline),
+      sloDeadline,
+      ctx,
+      traceContext,
+    };
+    let ending: Ending;
+    for (let lookup = 0; ; lookup++) {
+      const joined = this.#inFlight.join(key);
+      if (lookup === 0) this.#looked(cacheSpan, joined.kind === "follower" ? "coalesced" : "miss");
+      if (joined.kind === "leader") {
+        ending = await this.#lead(joined, ask);
+        break;
+      }
+      ending = await follow(joined.promise, ask);
+      // The query this caller shared was given up by its own caller, or was
+      // not run before its deadline: while this caller still has time, it
+      // asks again (as the new leader if nobody else has).
+      if (!(ending.kind === "answer" && isLost(ending.outcome) && Date.now() < ask.deadline)) break;
+    }
+    return this.#conclude(queryId, ask, ending);
+  }
+
+  /**
+   * Runs the query for everyone sharing its input: enqueues it, waits, and
+   * if its own caller gives up first (cancelled, or its own deadline before
+   * the SLO), abandons it so the callers sharing it ask again.
+   */
+  async #lead(lead: Leader, ask: Ask): Promise<Ending> {
+    const { model, version } = ask.target;
+    const wait = new Wait();
+    const query = new Query(this.#cache, ask, lead, wait);
+    const queued = this.#dispatcher.enqueue(model, version, query);
+    if (queued === "full") {
+      lead.settle({ ok: true, value: SHED });
+      return { kind: "answer", outcome: SHED };
+    }
+    if (queued === "no-replica") {
+      lead.settle({ ok: true, value: ABANDONED });
+      return NO_REPLICA;
+    }
+    const ending = await wait.until(ask.deadline, ask.ctx);
+    if (ending.kind === "answer" && !isLost(ending.outcome)) return ending;
+    if (ending.kind === "cancelled" || ask.deadline < ask.sloDeadline) {
+      // Nobody waits for this query any more: the dispatcher skips it.
+      query.settled = true;
+      query.complete(ABANDONED);
+      endQueueSpan(query, "abandoned");
+    }
+    return ending.kind === "cancelled" ? ending : TIMEOUT;
+  }
+
+  /** The caller's answer for how its query ended: the model's output, an error, or the app's default. */
+  #conclude(queryId: number, ask: Ask, ending: Ending): Prediction {
+    const { target } = ask;
+    const where = `${target.model}:${target.version}`;
+    switch (ending.kind) {
+      case "no-replica":
+        target.instruments.defaulted("no_replica");
+        return prediction(queryId, target, target.app.defaultOutput, NO_MODEL_EXPLANATION);
+      case "cancelled":
+        throw new ServingError(Status.CANCELLED, "CANCELLED", "the caller cancelled the call");
+      case "timeout":
+        if (ask.deadline < ask.sloDeadline) throw deadlineExceeded();
+        target.instruments.defaulted("slo");
+        return prediction(queryId, target, target.app.defaultOutput, SLO_EXPLANATION);
+      case "answer":
+        break;
+    }
+    const outcome = ending.outcome;
+    switch (outcome.kind) {
+      case "value":
+        return prediction(queryId, target, outcome.output, "");
+      case "failed":
+        throw new ServingError(outcome.code === Status.OK ? Status.INTERNAL : outcome.code, "MODEL_ERROR", `model ${where} failed: ${outcome.message}`);
+      case "shed":
+        throw new ServingError(Status.RESOURCE_EXHAUSTED, "QUEUE_FULL", `the queue of model ${where} is full; retry in ${RETRY_AFTER_SECONDS} s or add replicas`, {
+          headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
+        });
+      case "removed":
+        throw new ServingError(Status.UNAVAILABLE, "MODEL_ERROR", `model ${where} was deleted while the query waited`);
+      case "expired":
+      case "abandoned":
+        // A follower out of time to ask again.
+        return this.#conclude(queryId, ask, TIMEOUT);
     }
   }
 
@@ -196,10 +242,41 @@ function prediction(queryId: number, target: Target, output: string, explanation
   return { queryId, output, isDefault: explanation !== "", defaultExplanation: explanation, model: target.model, modelVersion: target.version };
 }
 
-/** Counts and times an answered query. */
-function answered(m: AppInstruments, start: number, p: Prediction): Prediction {
-  m.answered(p.isDefault ? "default" : "ok", start);
-  return p;
+/** What one caller asks: everything its query needs past the cache. */
+interface Ask {
+  readonly target: Target;
+  /** Its cache and coalescing key. */
+  readonly key: CacheKey;
+  readonly input: Buffer;
+  /** When its answer is due: the earlier of the app's SLO and the caller's own deadline. */
+  readonly deadline: number;
+  readonly sloDeadline: number;
+  readonly ctx: CallContext;
+  readonly traceContext: Task["traceContext"];
+}
+
+/** A leading caller's hold on its key: what it settles, everyone sharing the input gets. */
+type Leader = { settle(outcome: InFlightOutcome<TaskOutcome>): void };
+
+/** How one caller's wait ended. */
+type Ending = { readonly kind: "answer"; readonly outcome: TaskOutcome } | { readonly kind: "timeout" } | { readonly kind: "cancelled" } | { readonly kind: "no-replica" };
+
+const TIMEOUT: Ending = { kind: "timeout" };
+const CANCELLED: Ending = { kind: "cancelled" };
+const NO_REPLICA: Ending = { kind: "no-replica" };
+const SHED: TaskOutcome = { kind: "shed" };
+const ABANDONED: TaskOutcome = { kind: "abandoned" };
+
+/** Outcomes that mean "no answer is coming for the shared query" rather than an answer. */
+function isLost(outcome: TaskOutcome): boolean {
+  return outcome.kind === "expired" || outcome.kind === "abandoned";
+}
+
+/** Waits for the outcome of the query another caller leads. */
+function follow(shared: Promise<TaskOutcome>, ask: Ask): Promise<Ending> {
+  const wait = new Wait();
+  void shared.then((outcome) => wait.settle({ kind: "answer", outcome }));
+  return wait.until(ask.deadline, ask.ctx);
 }
 
 /** The task a leading query enqueues: its answer fills the cache and reaches the callers sharing it. */
@@ -213,78 +290,32 @@ class Query implements Task {
   enqueuedAt = 0;
   attempts = 0;
   readonly #cache: PredictionCache;
-  readonly #key: string;
-  readonly #model: string;
-  readonly #version: string;
-  /** The hold on the key that callers with the same input share. */
-  readonly #shared: { settle(outcome: InFlightOutcome<string>): void };
+  readonly #key: CacheKey;
+  readonly #shared: Leader;
   readonly #wait: Wait;
 
-  constructor(
-    cache: PredictionCache,
-    key: string,
-    model: string,
-    version: string,
-    input: Buffer,
-    deadline: number,
-    traceparent: string,
-    traceContext: Task["traceContext"],
-    shared: { settle(outcome: InFlightOutcome<string>): void },
-    wait: Wait,
-  ) {
+  constructor(cache: PredictionCache, ask: Ask, shared: Leader, wait: Wait) {
     this.#cache = cache;
-    this.#key = key;
-    this.#model = model;
-    this.#version = version;
-    this.input = input;
-    this.deadline = deadline;
-    this.traceparent = traceparent;
-    this.traceContext = traceContext;
+    this.#key = ask.key;
+    this.input = ask.input;
+    this.deadline = ask.deadline;
+    this.traceparent = ask.ctx.metadata.get("traceparent") ?? "";
+    this.traceContext = ask.traceContext;
     this.#shared = shared;
     this.#wait = wait;
   }
 
   complete(outcome: TaskOutcome): void {
-    if (outcome.ok) {
-      // Late answers still fill the cache (Clipper semantics).
-      this.#cache.put(this.#key, outcome.output);
-      this.#shared.settle({ ok: true, value: outcome.output });
-      this.#wait.settle({ kind: "value", value: outcome.output });
-      return;
-    }
-    const err = outcome.code === Status.CANCELLED && outcome.message === ABANDONED_MESSAGE
-      ? abandoned()
-      : outcome.code === Status.DEADLINE_EXCEEDED
-        ? new ServingError(Status.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", outcome.message)
-        : new ServingError(outcome.code === 0 ? Status.INTERNAL : outcome.code, "MODEL_ERROR", `model ${this.#model}:${this.#version} failed: ${outcome.message}`);
-    this.#shared.settle({ ok: false, error: err });
-    this.#wait.settle({ kind: "error", error: err });
+    // Late answers still fill the cache (Clipper semantics).
+    if (outcome.kind === "value") this.#cache.put(this.#key, outcome.output);
+    this.#shared.settle({ ok: true, value: outcome });
+    this.#wait.settle({ kind: "answer", outcome });
   }
-}
-
-const ABANDONED_MESSAGE = "the caller this query was shared with gave up";
-
-function abandoned(): ServingError {
-  return new ServingError(Status.CANCELLED, "CANCELLED", ABANDONED_MESSAGE);
-}
-
-/**
- * True for the errors that mean "no answer is coming for the shared task"
- * rather than "the model failed": the leader gave up, or the task was
- * dropped (or skipped by the worker) as past its deadline.
- */
-function isLost(err: unknown): boolean {
-  return err instanceof ServingError && (err.code === Status.DEADLINE_EXCEEDED || (err.code === Status.CANCELLED && err.message === ABANDONED_MESSAGE));
 }
 
 function deadlineExceeded(): ServingError {
   return new ServingError(Status.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "the call's deadline passed before the model answered");
 }
-
-type Raced = { kind: "value"; value: string } | { kind: "error"; error: unknown } | { kind: "timeout" } | { kind: "cancelled" };
-
-const TIMEOUT: Raced = { kind: "timeout" };
-const CANCELLED: Raced = { kind: "cancelled" };
 
 /**
  * One caller's wait for an answer, the deadline or the caller going away,
@@ -292,28 +323,28 @@ const CANCELLED: Raced = { kind: "cancelled" };
  * settled before it starts waiting (a task completed while being queued).
  */
 class Wait {
-  readonly #promise: Promise<Raced>;
-  #resolve!: (outcome: Raced) => void;
+  readonly #promise: Promise<Ending>;
+  #resolve!: (ending: Ending) => void;
   #done = false;
   #timer: NodeJS.Timeout | null = null;
   #stopListening: (() => void) | null = null;
 
   constructor() {
-    this.#promise = new Promise<Raced>((resolve) => {
+    this.#promise = new Promise<Ending>((resolve) => {
       this.#resolve = resolve;
     });
   }
 
-  settle(outcome: Raced): void {
+  settle(ending: Ending): void {
     if (this.#done) return;
     this.#done = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#stopListening?.();
-    this.#resolve(outcome);
+    this.#resolve(ending);
   }
 
-  /** Starts timing `deadline` and watching the caller, unless already settled; resolves with the first outcome. */
-  until(deadline: number, ctx: CallContext): Promise<Raced> {
+  /** Starts timing `deadline` and watching the caller, unless already settled; resolves with the first ending. */
+  until(deadline: number, ctx: CallContext): Promise<Ending> {
     if (this.#done) return this.#promise;
     // onCancel calls back at once if the caller has already gone, which settles this.
     const stop = ctx.onCancel !== undefined ? ctx.onCancel(() => this.#callerGone(deadline)) : this.#watchSignal(ctx.signal, deadline);

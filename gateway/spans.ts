@@ -10,7 +10,7 @@
 import { context, ROOT_CONTEXT, SpanKind, trace, type Context, type Link, type Span } from "@opentelemetry/api";
 import { endSpan, tracer, tracingEnabled, type WireTraceContext, wireContextOf } from "../core/telemetry/tracing.js";
 import type { CacheResult } from "./metrics.js";
-import type { Replica } from "./replicas.js";
+import type { Replica } from "./replica.js";
 import type { Task } from "./task.js";
 
 /** The active context of the call being handled, to keep on its tasks; null while tracing is off. */
@@ -63,7 +63,7 @@ const UNTRACED: BatchTrace = { span: null, wire: undefined };
  * Starts the span of a batch about to be sent: a CLIENT span, child of its
  * first task's call, linked to the call of every task (each call once).
  */
-export function startBatchSpan(tasks: readonly Task[], replica: Replica<Task>): BatchTrace {
+export function startBatchSpan(tasks: readonly Task[], replica: Replica): BatchTrace {
   const first = tasks[0];
   if (first === undefined) return UNTRACED;
   if (first.traceContext === null) {

@@ -1,8 +1,25 @@
 import type { Context, Span } from "@opentelemetry/api";
 import type { QueuedTask } from "./queue.js";
 
-/** A model's answer to one query: its output text, or a per-item error. */
-export type TaskOutcome = { readonly ok: true; readonly output: string } | { readonly ok: false; readonly code: number; readonly message: string };
+/**
+ * How one query ended on the model side, told apart by kind (the predictor
+ * turns each into the caller's answer in one place):
+ * - value: the model's output text;
+ * - failed: the model, the worker or the gateway could not produce an
+ *   output for it (`code` is the gRPC status to report);
+ * - expired: it was not run before its deadline (dropped from the queue, or
+ *   skipped by the worker);
+ * - shed: it was put back in a queue that had no room (its replica left);
+ * - removed: its model version was deleted while it waited;
+ * - abandoned: the caller leading it gave up, so nobody waits for it.
+ */
+export type TaskOutcome =
+  | { readonly kind: "value"; readonly output: string }
+  | { readonly kind: "failed"; readonly code: number; readonly message: string }
+  | { readonly kind: "expired"; readonly message: string }
+  | { readonly kind: "shed" }
+  | { readonly kind: "removed" }
+  | { readonly kind: "abandoned" };
 
 /**
  * One query waiting for, or running on, a model replica. The predictor
@@ -11,7 +28,7 @@ export type TaskOutcome = { readonly ok: true; readonly output: string } | { rea
 export interface Task extends QueuedTask {
   /** Absolute deadline, ms since epoch: min(app SLO, caller's deadline). */
   readonly deadline: number;
-  /** Set once the caller has its answer (model output, default, or error). */
+  /** Set once nobody waits for its answer any more; the dispatcher then skips it. */
   settled: boolean;
   /** The raw input bytes the model receives. */
   readonly input: Buffer;
@@ -26,8 +43,9 @@ export interface Task extends QueuedTask {
   /** Times the task was sent to a replica (re-dispatch after an eviction adds one). */
   attempts: number;
   /**
-   * Called exactly once with the model's answer, even after `settled` (a
-   * late answer still fills the cache).
+   * The dispatcher calls it once, with the model's answer or why there is
+   * none; it is called even after `settled` (a late value still fills the
+   * cache).
    */
   complete(outcome: TaskOutcome): void;
 }

@@ -1,11 +1,12 @@
 /**
  * The dependency rules of style.md "What we adopt" (2, 3), checked on every
  * import of the source tree: gen/ ← core/ ← gateway/ | management/ |
- * worker/, no imports between process folders, and clients/ importing only
- * gen/, @grpc/grpc-js and Node built-ins.
+ * worker/, no imports between process folders, clients/ importing only
+ * gen/, @grpc/grpc-js and Node built-ins, and no import cycle anywhere
+ * (type-only imports included: a cycle of types is a cycle of design).
  */
 import test from "ava";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { ROOT } from "./helpers/processes.js";
@@ -91,6 +92,73 @@ function violations(): string[] {
   return found;
 }
 
+/** The source file a relative specifier names (`./x.js` is `./x.ts` on disk), or null when it is not a source file of the tree. */
+function resolveSource(from: string, spec: string): string | null {
+  const path = resolve(dirname(from), spec);
+  for (const candidate of [path, path.replace(/\.js$/, ".ts"), path.replace(/\.mjs$/, ".mts")]) {
+    if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
+  }
+  return null;
+}
+
+/** Every import cycle among the given files, each as the list of files around it (Tarjan's strongly connected components). */
+export function importCycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const onStack = new Set<string>();
+  const stack: string[] = [];
+  const cycles: string[][] = [];
+  let next = 0;
+  const visit = (v: string): void => {
+    index.set(v, next);
+    low.set(v, next);
+    next++;
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) {
+        low.set(v, Math.min(low.get(v)!, index.get(w)!));
+      }
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const component: string[] = [];
+    for (;;) {
+      const w = stack.pop()!;
+      onStack.delete(w);
+      component.push(w);
+      if (w === v) break;
+    }
+    if (component.length > 1 || (graph.get(v) ?? []).includes(v)) cycles.push(component.sort());
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return cycles;
+}
+
+/** The tree's relative-import graph, by path relative to the root. */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const folder of [...FOLDERS, "test", "bench", "scripts", "bin"]) {
+    let files: string[];
+    try {
+      files = sourceFiles(join(ROOT, folder));
+    } catch {
+      continue;
+    }
+    for (const file of files) {
+      const targets = importsOf(readFileSync(file, "utf8"))
+        .filter((spec) => spec.startsWith("."))
+        .map((spec) => resolveSource(file, spec))
+        .filter((target): target is string => target !== null)
+        .map((target) => relative(ROOT, target));
+      graph.set(relative(ROOT, file), targets);
+    }
+  }
+  return graph;
+}
+
 test("imports follow the dependency rules: gen ← core ← gateway | management | worker; clients → gen, grpc-js, node", (t) => {
   t.deepEqual(violations(), []);
 });
@@ -106,6 +174,27 @@ test("the import scanner sees static, re-export, side-effect and dynamic imports
     'import {\n  d,\n  e,\n} from "node:fs";',
   ].join("\n");
   t.deepEqual(importsOf(src).sort(), ["../core/x.js", "../gateway/y.js", "./c.js", "./side.js", "ioredis", "node:fs"].sort());
+});
+
+test("no import cycle anywhere in the tree", (t) => {
+  const graph = importGraph();
+  t.true(graph.size > 100, `the scan found only ${graph.size} files`);
+  t.deepEqual(importCycles(graph), []);
+});
+
+test("the cycle finder sees long cycles and self-imports, and not diamonds", (t) => {
+  const graph = new Map<string, string[]>([
+    ["a", ["b"]],
+    ["b", ["c"]],
+    ["c", ["a", "d"]],
+    ["d", []],
+    ["e", ["e"]],
+    ["f", ["g", "h"]],
+    ["g", ["i"]],
+    ["h", ["i"]],
+    ["i", []],
+  ]);
+  t.deepEqual(importCycles(graph).sort(), [["a", "b", "c"], ["e"]]);
 });
 
 test("every process folder is scanned and has source files", (t) => {

@@ -4,12 +4,26 @@ import {
   encodePredictRequest,
   RPC_VERSION,
 } from "../../core/wire/clipper-v3.js";
-import type { Replica, SentBatch } from "../replicas.js";
-import type { Task, TaskOutcome } from "../task.js";
-import type { DialectContext, WorkerDialect } from "./worker-rpc.js";
+import type { LivenessPolicy } from "../liveness.js";
+import type { Replica, SentBatch } from "../replica.js";
+import type { TaskOutcome } from "../task.js";
+import type { DialectContext, WorkerDialect } from "./dialect.js";
 
 /** u32 message ids wrap; batch ids are matched modulo 2^32. */
 const U32 = 2 ** 32;
+
+/** How often an idle Clipper v3 container heartbeats (its socket poll timeout, clipper.md §4.4), in ms. */
+const CLIPPER_V3_HEARTBEAT_MS = 5_000;
+/**
+ * Clipper's containers heartbeat only every ~5 s while idle, so they get at
+ * least this long before eviction whatever the native timeout is, in ms.
+ */
+export const MIN_CLIPPER_V3_EVICTION_MS = 12_000;
+
+/** A container sends nothing while it runs a batch: only its idle silence counts as missed beats. */
+function clipperV3Liveness(evictionMs: number): LivenessPolicy {
+  return { heartbeatMs: CLIPPER_V3_HEARTBEAT_MS, evictAfterMs: Math.max(evictionMs, MIN_CLIPPER_V3_EVICTION_MS), silentWhileBusy: true };
+}
 
 /**
  * Clipper RPC v3 sessions (clipper.md §4): heartbeats answered with type 1
@@ -32,8 +46,7 @@ export class ClipperV3Dialect implements WorkerDialect {
       log.warn({ address, error: decoded.error }, "ignoring malformed Clipper RPC message");
       return;
     }
-    const replica = registry.get(address);
-    if (replica !== undefined) replica.lastSeen = this.#ctx.now();
+    const replica = registry.seen(address, this.#ctx.now());
     const msg = decoded.value;
     switch (msg.kind) {
       case "heartbeat":
@@ -53,6 +66,8 @@ export class ClipperV3Dialect implements WorkerDialect {
           inputType: msg.inputType,
           slots: 1,
           maxBatchSize: Infinity,
+          link: this,
+          liveness: clipperV3Liveness(this.#ctx.evictionMs),
           now: this.#ctx.now(),
         });
         return;
@@ -65,14 +80,17 @@ export class ClipperV3Dialect implements WorkerDialect {
           log.warn({ address, messageId: msg.messageId }, "response for an unknown message id");
           return;
         }
-        const outcomes: TaskOutcome[] = msg.outputs.map((o) => ({ ok: true, output: o.toString("utf8") }));
-        this.#ctx.dispatcher.batchAnswered(replica, batchId, outcomes);
+        const outcomes = msg.outputs.map((o): TaskOutcome => ({ kind: "value", output: o.toString("utf8") }));
+        this.#ctx.answers.batchAnswered(replica, batchId, outcomes);
         return;
       }
     }
   }
 
-  sendBatch(replica: Replica<Task>, batch: SentBatch<Task>): Promise<boolean> {
+  /** Clipper RPC v3 has no message that asks a container to stop; it is only forgotten. */
+  dismiss(): void {}
+
+  sendBatch(replica: Replica, batch: SentBatch): Promise<boolean> {
     return this.#ctx.send(replica.identity, encodePredictRequest(batch.id % U32, replica.inputType, batch.tasks.map((t) => t.input)));
   }
 }

@@ -1,17 +1,32 @@
-import { PROHIBITED_CHARS } from "../../core/redis-layout.js";
+import { status as Status } from "@grpc/grpc-js";
 import { parseInputType } from "../../core/input-types.js";
+import { PROHIBITED_CHARS } from "../../core/redis-layout.js";
 import { decodeWorkerMessage, encodeGatewayMessage } from "../../core/wire/native.js";
-import type { RegisterWorker } from "../../gen/clipper/v1/heartbeat.js";
-import type { Replica, SentBatch } from "../replicas.js";
-import type { Task, TaskOutcome } from "../task.js";
-import type { DialectContext, WorkerDialect } from "./worker-rpc.js";
+import type { ItemStatus, RegisterWorker } from "../../gen/clipper/v1/heartbeat.js";
+import type { LivenessPolicy } from "../liveness.js";
+import type { Replica, SentBatch } from "../replica.js";
+import type { TaskOutcome } from "../task.js";
+import type { DialectContext, WorkerDialect } from "./dialect.js";
 
 /** Beats per eviction timeout: a worker may miss two beats before it is evicted. */
 const BEATS_PER_EVICTION = 3;
 
 /** The heartbeat interval native workers are told to keep for an eviction timeout, in ms. */
-export function nativeHeartbeatMs(evictionMs: number): number {
+function nativeHeartbeatMs(evictionMs: number): number {
   return Math.max(10, Math.floor(evictionMs / BEATS_PER_EVICTION));
+}
+
+/** A native worker beats while it runs batches, so its silence always counts. */
+function nativeLiveness(evictionMs: number): LivenessPolicy {
+  return { heartbeatMs: nativeHeartbeatMs(evictionMs), evictAfterMs: evictionMs, silentWhileBusy: false };
+}
+
+/** One item's answer as the worker reported it. */
+function outcomeOf(status: ItemStatus, payload: Buffer | undefined): TaskOutcome {
+  if (status.code === Status.OK) return { kind: "value", output: (payload ?? Buffer.alloc(0)).toString("utf8") };
+  // The worker skips items whose deadline passed before the model ran.
+  if (status.code === Status.DEADLINE_EXCEEDED) return { kind: "expired", message: status.message };
+  return { kind: "failed", code: status.code, message: status.message };
 }
 
 /**
@@ -28,7 +43,7 @@ export class NativeDialect implements WorkerDialect {
   }
 
   handle(identity: Buffer, frames: Buffer[]): void {
-    const { registry, dispatcher, log } = this.#ctx;
+    const { registry, answers, log } = this.#ctx;
     const address = identity.toString("hex");
     const decoded = decodeWorkerMessage(frames);
     if (!decoded.ok) {
@@ -36,8 +51,7 @@ export class NativeDialect implements WorkerDialect {
       return;
     }
     const { message, payloads } = decoded.value;
-    const replica = registry.get(address);
-    if (replica !== undefined) replica.lastSeen = this.#ctx.now();
+    const replica = registry.seen(address, this.#ctx.now());
     const kind = message.kind!;
     if (kind.$case === "register") {
       if (replica === undefined) this.#register(identity, kind.value);
@@ -51,18 +65,13 @@ export class NativeDialect implements WorkerDialect {
       case "beat":
         return;
       case "drain":
-        registry.markDraining(replica);
-        dispatcher.maybeFinishDrain(replica);
+        registry.drain(replica);
         return;
       case "result": {
         const { batchId, items, modelMicros } = kind.value;
-        const outcomes: TaskOutcome[] = items.map((status, i) =>
-          status.code === 0
-            ? { ok: true, output: (payloads[i] ?? Buffer.alloc(0)).toString("utf8") }
-            : { ok: false, code: status.code, message: status.message },
-        );
-        if (!dispatcher.batchAnswered(replica, batchId, outcomes, modelMicros / 1000)) log.warn({ address, batchId }, "result for an unknown batch");
-        dispatcher.maybeFinishDrain(replica);
+        const outcomes = items.map((status, i) => outcomeOf(status, payloads[i]));
+        if (!answers.batchAnswered(replica, batchId, outcomes, modelMicros / 1000)) log.warn({ address, batchId }, "result for an unknown batch");
+        registry.leaveIfDrained(replica);
         return;
       }
     }
@@ -77,7 +86,7 @@ export class NativeDialect implements WorkerDialect {
       : null;
     if (problem !== null || inputType === null) {
       this.#ctx.log.warn({ address: identity.toString("hex"), model: reg.modelName, problem }, "worker registration refused");
-      void this.#ctx.send(identity, encodeGatewayMessage({ kind: { $case: "drain", value: { reason: `registration refused: ${problem}` } } }));
+      this.#sendDrain(identity, `registration refused: ${problem}`);
       return;
     }
     const replica = this.#ctx.registry.add({
@@ -88,6 +97,8 @@ export class NativeDialect implements WorkerDialect {
       inputType,
       slots: Math.max(1, reg.concurrency),
       maxBatchSize: reg.maxBatchSize > 0 ? reg.maxBatchSize : Infinity,
+      link: this,
+      liveness: nativeLiveness(this.#ctx.evictionMs),
       now: this.#ctx.now(),
     });
     void this.#ctx.send(
@@ -105,7 +116,16 @@ export class NativeDialect implements WorkerDialect {
     );
   }
 
-  sendBatch(replica: Replica<Task>, batch: SentBatch<Task>, deadline: number): Promise<boolean> {
+  /** Tells the worker to finish what it has and stop (it leaves the registry at once). */
+  dismiss(replica: Replica, reason: string): void {
+    this.#sendDrain(replica.identity, reason);
+  }
+
+  #sendDrain(identity: Buffer, reason: string): void {
+    void this.#ctx.send(identity, encodeGatewayMessage({ kind: { $case: "drain", value: { reason } } }));
+  }
+
+  sendBatch(replica: Replica, batch: SentBatch, deadline: number): Promise<boolean> {
     return this.#ctx.send(
       replica.identity,
       encodeGatewayMessage(

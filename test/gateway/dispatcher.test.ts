@@ -1,50 +1,40 @@
 import test from "ava";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import type { Redis } from "ioredis";
 import { Dispatcher } from "../../gateway/dispatcher.js";
 import { GatewayMetrics } from "../../gateway/metrics.js";
-import { ReplicaRegistry, type Replica, type SentBatch } from "../../gateway/replicas.js";
+import type { Replica, SentBatch } from "../../gateway/replica.js";
+import { ReplicaRegistry } from "../../gateway/replica-registry.js";
 import type { Task, TaskOutcome } from "../../gateway/task.js";
 import { eventually } from "../helpers/processes.js";
-import { redisDb } from "../helpers/redis-dump.js";
-import { TestRedis } from "../helpers/redis-server.js";
-
-let redis: TestRedis;
-let conn: Redis;
-
-test.before(async () => {
-  redis = await TestRedis.start();
-  conn = await redisDb(redis.url, 0);
-});
-
-test.after.always(async () => {
-  conn?.disconnect();
-  await redis?.destroy();
-});
 
 /** A dispatcher over one replica whose latency model already knows its cost per batch (default 50 ms + 1 ms per item). */
 function setup(maxBatchWaitMs: number, costMs: (items: number) => number = (n) => 50 + n) {
   const log = pino({ level: "silent" });
-  const registry = new ReplicaRegistry<Task>(conn, "test", log);
-  const sent: SentBatch<Task>[] = [];
+  const registry = new ReplicaRegistry(log);
+  const sent: SentBatch[] = [];
   // The dispatcher's clock: each answer takes as long as the trained model says.
   let clock = Date.now();
-  const dispatcher = new Dispatcher(registry, async (_r, batch) => {
-    sent.push(batch);
-    return true;
-  }, log, { queueCapacity: 1000, batchSizeOf: () => -1, metrics: new GatewayMetrics(new Registry()), maxBatchWaitMs, now: () => clock });
-  const replica: Replica<Task> = registry.add({
-    identity: Buffer.from([1, 2, 3]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity, now: Date.now(),
+  const dispatcher = new Dispatcher(registry, log, { queueCapacity: 1000, batchSizeOf: () => -1, metrics: new GatewayMetrics(new Registry()), maxBatchWaitMs, now: () => clock });
+  const link = {
+    async sendBatch(_r: Replica, batch: SentBatch) {
+      sent.push(batch);
+      return true;
+    },
+    dismiss() {},
+  };
+  const replica: Replica = registry.add({
+    identity: Buffer.from([1, 2, 3]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity,
+    link, liveness: { heartbeatMs: 1_000, evictAfterMs: 3_000, silentWhileBusy: false }, now: Date.now(),
   });
   for (let round = 0; round < 8; round++) for (const n of [1, 2, 4, 8, 16, 32]) replica.latency.observe(n, costMs(n));
   const task = (): Task => ({
     deadline: clock + 10_000, settled: false, input: Buffer.alloc(8), traceparent: "", traceContext: null, queueSpan: null, enqueuedAt: 0, attempts: 0,
     complete(_o: TaskOutcome) {},
   });
-  const answer = (batch: SentBatch<Task>): void => {
+  const answer = (batch: SentBatch): void => {
     clock += costMs(batch.tasks.length);
-    dispatcher.batchAnswered(replica, batch.id, batch.tasks.map(() => ({ ok: true, output: "x" })), costMs(batch.tasks.length));
+    dispatcher.batchAnswered(replica, batch.id, batch.tasks.map((): TaskOutcome => ({ kind: "value", output: "x" })), costMs(batch.tasks.length));
   };
   const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
   return { dispatcher, sent, task, answer, flush, replica };

@@ -1,0 +1,124 @@
+import { EventEmitter } from "node:events";
+import type { Logger } from "../core/telemetry/logger.js";
+import { poolKey, Replica, type RemovalReason, type ReplicaFields } from "./replica.js";
+
+export interface ReplicaEvents {
+  added: [Replica];
+  draining: [Replica];
+  removed: [Replica, RemovalReason];
+  /** Heartbeat intervals a replica let pass in silence since the last report. */
+  missedBeats: [Replica, number];
+}
+
+/**
+ * Live replicas by ZeroMQ identity, and the one place their phases change
+ * (gateway/replica.ts draws them): every move is logged and announced, so
+ * the dispatcher, the DB 3 records (gateway/replica-records.ts), metrics and
+ * WatchWorkers follow one story. Ids follow Clipper: replica ids per model
+ * version and one connection id counter, both from 0 and never reused while
+ * the process lives. It also evicts replicas that fall silent.
+ */
+export class ReplicaRegistry extends EventEmitter<ReplicaEvents> {
+  readonly #log: Logger;
+  readonly #byAddress = new Map<string, Replica>();
+  readonly #nextReplicaId = new Map<string, number>();
+  #nextConnectionId = 0;
+  #sweeper: NodeJS.Timeout | null = null;
+
+  constructor(log: Logger) {
+    super();
+    this.#log = log;
+  }
+
+  get(address: string): Replica | undefined {
+    return this.#byAddress.get(address);
+  }
+
+  all(): IterableIterator<Replica> {
+    return this.#byAddress.values();
+  }
+
+  get size(): number {
+    return this.#byAddress.size;
+  }
+
+  /** Registers a replica, serving from now on. */
+  add(fields: ReplicaFields): Replica {
+    const key = poolKey(fields.modelName, fields.modelVersion);
+    const replicaId = this.#nextReplicaId.get(key) ?? 0;
+    this.#nextReplicaId.set(key, replicaId + 1);
+    const replica = new Replica(fields, replicaId, this.#nextConnectionId++);
+    this.#byAddress.set(replica.address, replica);
+    this.#log.info(
+      { model: replica.modelName, version: replica.modelVersion, replicaId, dialect: replica.dialect, address: replica.address },
+      "worker registered",
+    );
+    this.emit("added", replica);
+    return replica;
+  }
+
+  /** The peer at `address` spoke; returns its replica, if registered. */
+  seen(address: string, now: number): Replica | undefined {
+    const replica = this.#byAddress.get(address);
+    replica?.liveness.seen(now);
+    return replica;
+  }
+
+  /** Serving → draining: it gets nothing new, and leaves once its batches are answered (at once when idle). */
+  drain(replica: Replica): void {
+    if (!replica.startDraining()) return;
+    this.#log.info({ model: replica.modelName, version: replica.modelVersion, replicaId: replica.replicaId }, "worker draining");
+    this.emit("draining", replica);
+    this.leaveIfDrained(replica);
+  }
+
+  /** Call after each answered batch: a draining replica that is now idle leaves. */
+  leaveIfDrained(replica: Replica): void {
+    if (replica.draining && replica.inFlight.size === 0) this.remove(replica, "drained");
+  }
+
+  /** Asks the peer to stop (in its dialect) and removes it. */
+  dismiss(replica: Replica, reason: RemovalReason, message: string): void {
+    if (replica.phase.name === "gone") return;
+    replica.link.dismiss(replica, message);
+    this.remove(replica, reason);
+  }
+
+  /** Removes a replica (if still present); its batches in flight are the dispatcher's to re-queue. */
+  remove(replica: Replica, reason: RemovalReason): boolean {
+    if (this.#byAddress.get(replica.address) !== replica || !replica.leave(reason)) return false;
+    this.#byAddress.delete(replica.address);
+    this.#log.info(
+      { model: replica.modelName, version: replica.modelVersion, replicaId: replica.replicaId, reason, inFlight: replica.inFlight.size },
+      reason === "evicted" ? "worker evicted" : "worker removed",
+    );
+    this.emit("removed", replica, reason);
+    return true;
+  }
+
+  /** Removes every replica (the gateway is stopping). */
+  clear(reason: RemovalReason): void {
+    for (const r of [...this.#byAddress.values()]) this.remove(r, reason);
+  }
+
+  /** Counts missed heartbeats and evicts replicas silent past their limit. */
+  sweep(now: number): void {
+    for (const r of [...this.#byAddress.values()]) {
+      const { newlyMissed, expired } = r.liveness.check(now, r.inFlight.size > 0);
+      if (newlyMissed > 0) this.emit("missedBeats", r, newlyMissed);
+      if (expired) this.remove(r, "evicted");
+    }
+  }
+
+  /** Sweeps every `everyMs` until {@link stopSweeping}; the timer never holds the process open. */
+  startSweeping(everyMs: number): void {
+    this.stopSweeping();
+    this.#sweeper = setInterval(() => this.sweep(Date.now()), everyMs);
+    this.#sweeper.unref();
+  }
+
+  stopSweeping(): void {
+    if (this.#sweeper !== null) clearInterval(this.#sweeper);
+    this.#sweeper = null;
+  }
+}

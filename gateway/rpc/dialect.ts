@@ -1,0 +1,31 @@
+import type { Logger } from "../../core/telemetry/logger.js";
+import type { ReplicaLink } from "../replica.js";
+import type { Replica } from "../replica.js";
+import type { ReplicaRegistry } from "../replica-registry.js";
+import type { TaskOutcome } from "../task.js";
+
+/** Where a dialect delivers a replica's answers (the dispatcher). */
+export interface BatchAnswers {
+  /** Resolves a batch's tasks and frees its slot; false for a batch the replica does not have in flight. */
+  batchAnswered(replica: Replica, batchId: number, outcomes: readonly TaskOutcome[], modelMs?: number): boolean;
+}
+
+/** What a dialect needs from the worker RPC. */
+export interface DialectContext {
+  readonly registry: ReplicaRegistry;
+  readonly answers: BatchAnswers;
+  readonly log: Logger;
+  /** Silence after which a native replica is evicted, in ms. */
+  readonly evictionMs: number;
+  /** Sends frames to one peer, after every send queued before it; false when it failed. */
+  send(identity: Buffer, frames: Buffer[]): Promise<boolean>;
+  now(): number;
+}
+
+/**
+ * A wire dialect: handles its peers' messages, and is the link through
+ * which the gateway reaches the replicas it registered.
+ */
+export interface WorkerDialect extends ReplicaLink {
+  handle(identity: Buffer, frames: Buffer[]): void;
+}
