@@ -24,6 +24,23 @@ export const ADDITIVE_EXPLORATION_BELOW = 10;
  */
 export const EXPLORATION_GROWTH_FACTOR = 2;
 
+/** Share of the time left before a deadline a batch may use (Clipper's budget_decay_): the rest absorbs transport and jitter. */
+export const BUDGET_FACTOR = 0.92;
+
+/** The time a batch may take for a query due at `deadline`, in ms (negative once it is lost). */
+export function budgetMs(deadline: number, now: number): number {
+  return (deadline - now) * BUDGET_FACTOR;
+}
+
+/**
+ * True when not even a one-item batch is expected to finish within
+ * `budget`: the query is doomed. A model that has seen no batch yet dooms
+ * nothing (it has no estimate).
+ */
+export function isDoomed(model: LatencyModel, budget: number): boolean {
+  return model.samples > 0 && budget < model.predict(1);
+}
+
 /** Inputs to {@link chooseBatchSize}. */
 export interface BatchSizeArgs {
   /** The replica's latency model. */

@@ -2,7 +2,7 @@ import { status } from "@grpc/grpc-js";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "../core/telemetry/logger.js";
 import { endSpan } from "../core/telemetry/tracing.js";
-import { chooseBatchSize, choosePlan } from "./batch-sizer.js";
+import { budgetMs as budgetOf, chooseBatchSize, choosePlan, isDoomed } from "./batch-sizer.js";
 import type { DropReason, GatewayMetrics, PoolInstruments } from "./metrics.js";
 import { DeadlineQueue } from "./queue.js";
 import { poolKey, type Replica, type SentBatch } from "./replica.js";
@@ -13,9 +13,6 @@ import type { Task, TaskOutcome } from "./task.js";
 
 /** Shortest useful hold for returning callers, in ms: Node timers have 1 ms resolution. */
 const MIN_HOLD_MS = 1;
-
-/** Share of the time left before the earliest deadline a batch may use (Clipper's budget_decay_). */
-const BUDGET_FACTOR = 0.92;
 
 /** Weight of the newest turnaround sample in its moving average. */
 const TURNAROUND_SMOOTHING = 0.2;
@@ -258,7 +255,7 @@ export class Dispatcher implements BatchAnswers {
         for (const t of doomed.slice(cap)) this.#drop(pool, t, "doomed");
       } else {
         for (const t of doomed) this.#drop(pool, t, "doomed");
-        const budgetMs = Math.max(0, (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR);
+        const budgetMs = Math.max(0, budgetOf(pool.queue.earliestDeadline(), now));
         const size = chooseBatchSize({ model: replica.latency, queued: pool.queue.size, budgetMs, cap });
         if (this.#shouldHold(pool, replica, size, budgetMs, cap)) return;
         tasks = size < pool.queue.size ? this.#planBatch(pool, replica, now, cap) : pool.queue.take(Math.max(1, size), now, (t) => this.#drop(pool, t, "expired"));
@@ -339,7 +336,7 @@ export class Dispatcher implements BatchAnswers {
   #planBatch(pool: Pool, replica: Replica, now: number, cap: number): Task[] {
     const limit = Math.min(cap, replica.latency.maxBatchSize);
     const head = pool.queue.take(2 * limit, now, (t) => this.#drop(pool, t, "expired"));
-    const budgetsMs = head.map((t) => (t.deadline - now) * BUDGET_FACTOR);
+    const budgetsMs = head.map((t) => budgetOf(t.deadline, now));
     const plan = choosePlan({ model: replica.latency, budgetsMs, queued: head.length + pool.queue.size, cap });
     const end = plan.skip + Math.max(1, plan.size);
     for (const t of head.slice(0, plan.skip)) this.#drop(pool, t, "doomed");
@@ -356,9 +353,7 @@ export class Dispatcher implements BatchAnswers {
    */
   #takeDoomed(pool: Pool, replica: Replica, now: number): Task[] {
     const doomed: Task[] = [];
-    if (replica.latency.samples === 0) return doomed;
-    const single = replica.latency.predict(1);
-    while (pool.queue.size > 0 && (pool.queue.earliestDeadline() - now) * BUDGET_FACTOR < single) {
+    while (pool.queue.size > 0 && isDoomed(replica.latency, budgetOf(pool.queue.earliestDeadline(), now))) {
       doomed.push(...pool.queue.take(1, now, (e) => this.#drop(pool, e, "expired")));
     }
     return doomed;

@@ -1,5 +1,5 @@
 import test from "ava";
-import { chooseBatchSize, choosePlan, type Plan } from "../../gateway/batch-sizer.js";
+import { budgetMs, chooseBatchSize, choosePlan, isDoomed, type Plan } from "../../gateway/batch-sizer.js";
 import { LatencyModel } from "../../gateway/latency-model.js";
 
 /** A simulated replica: `fixed` ms per batch plus `perItem` ms per item, plus optional noise. */
@@ -331,6 +331,9 @@ test("under a backlog a plan skips the head that cannot wait and takes a large b
 });
 
 /**
+ * The planning rules alone, without the dispatcher around them (its own
+ * open-loop test is in dispatcher.test.ts), so that planning by the plan
+ * and by the earliest deadline can be compared under the same drop rule.
  * Open-loop arrivals at `perMs` queries per ms with a 50 ms SLO against a
  * 5 ms + 0.1 ms/item model (capacity within that SLO: 8 per ms), simulated
  * for 3 s. Returns the share of queries answered by the model in time.
@@ -345,8 +348,7 @@ function openLoop(perMs: number, pick: (model: LatencyModel, budgetsMs: number[]
   let missed = 0;
   while (now < 3_000) {
     for (; next <= now; next += 1 / perMs) queue.push(next + 50);
-    const single = model.samples === 0 ? 0 : model.predict(1);
-    while (queue.length > 0 && (queue[0]! - now) * 0.92 < single) {
+    while (queue.length > 0 && isDoomed(model, budgetMs(queue[0]!, now))) {
       queue.shift();
       missed++;
     }
@@ -354,7 +356,7 @@ function openLoop(perMs: number, pick: (model: LatencyModel, budgetsMs: number[]
       now = next;
       continue;
     }
-    const plan = pick(model, queue.slice(0, 2048).map((d) => (d - now) * 0.92), queue.length);
+    const plan = pick(model, queue.slice(0, 2048).map((d) => budgetMs(d, now)), queue.length);
     missed += plan.skip;
     const batch = queue.splice(0, plan.skip + Math.max(1, plan.size)).slice(plan.skip);
     const ms = cost(batch.length);

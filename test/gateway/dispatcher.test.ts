@@ -135,3 +135,50 @@ test.serial("once callers are seen to return slowly, a free replica stops waitin
   await flush();
   t.is(sent.length, before + 1, "the query went out at once instead of waiting for callers that return slowly");
 });
+
+test.serial("open-loop arrivals at 75 % of capacity are answered in time by the dispatcher", async (t) => {
+  // A 5 ms + 0.1 ms/item model with a 50 ms SLO can answer 8 queries per ms
+  // in time; 6 arrive per ms, for 3 s of the dispatcher's own clock.
+  const log = pino({ level: "silent" });
+  const registry = new ReplicaRegistry(log);
+  const start = Date.now();
+  let clock = start;
+  const dispatcher = new Dispatcher(registry, log, { queueCapacity: 100_000, batchSizeOf: () => -1, metrics: new GatewayMetrics(new Registry()), maxBatchWaitMs: 0, now: () => clock });
+  const sent: SentBatch[] = [];
+  const replica = registry.add({
+    identity: Buffer.from([9]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity,
+    link: { sendBatch: async (_r: Replica, batch: SentBatch) => (sent.push(batch), true), dismiss() {} },
+    liveness: { heartbeatMs: 1_000, evictAfterMs: 3_000, silentWhileBusy: false }, now: start,
+  });
+  let onTime = 0;
+  let late = 0;
+  const arrive = (deadline: number): Task => ({
+    deadline, settled: false, input: Buffer.alloc(8), traceparent: "", traceContext: null, queueSpan: null, enqueuedAt: 0, attempts: 0,
+    complete(o: TaskOutcome) {
+      if (o.kind === "value" && clock <= deadline) onTime++;
+      else late++;
+    },
+  });
+  const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+  let next = start;
+  const arrivals = (): void => {
+    for (; next <= clock; next += 1 / 6) dispatcher.enqueue("m", "1", arrive(next + 50));
+  };
+  while (clock < start + 3_000) {
+    arrivals();
+    await flush();
+    const batch = sent.shift();
+    if (batch === undefined) {
+      clock = next;
+      continue;
+    }
+    const ms = 5 + 0.1 * batch.tasks.length;
+    clock += ms;
+    arrivals();
+    dispatcher.batchAnswered(replica, batch.id, batch.tasks.map((): TaskOutcome => ({ kind: "value", output: "x" })), ms);
+  }
+  const share = onTime / (onTime + late);
+  t.log(`answered in time: ${(100 * share).toFixed(1)} % of ${onTime + late}`);
+  t.true(onTime + late > 15_000, `only ${onTime + late} queries were settled`);
+  t.true(share > 0.95, `in time: ${share}`);
+});

@@ -1,0 +1,120 @@
+/** The replica lifecycle and eviction, on an injected clock: no process, socket or Redis. */
+import test from "ava";
+import { pino } from "pino";
+import { Liveness } from "../../gateway/liveness.js";
+import type { RemovalReason, Replica, ReplicaLink, SentBatch } from "../../gateway/replica.js";
+import { ReplicaRegistry } from "../../gateway/replica-registry.js";
+
+function setup() {
+  const registry = new ReplicaRegistry(pino({ level: "silent" }));
+  const events: string[] = [];
+  registry.on("added", (r) => events.push(`added ${r.replicaId}`));
+  registry.on("draining", (r) => events.push(`draining ${r.replicaId}`));
+  registry.on("removed", (r, reason) => events.push(`removed ${r.replicaId} ${reason}`));
+  registry.on("missedBeats", (r, n) => events.push(`missed ${r.replicaId} ${n}`));
+  const dismissed: string[] = [];
+  const link: ReplicaLink = { sendBatch: async () => true, dismiss: (_r, reason) => dismissed.push(reason) };
+  const add = (id: number, silentWhileBusy = false, now = 0): Replica =>
+    registry.add({
+      identity: Buffer.from([id]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity,
+      link, liveness: { heartbeatMs: 100, evictAfterMs: 300, silentWhileBusy }, now,
+    });
+  return { registry, events, dismissed, add };
+}
+
+const busy = (r: Replica): void => {
+  r.inFlight.set(1, { id: 1, tasks: [], sentAt: 0, startedAt: 0, span: null, wire: undefined } satisfies SentBatch);
+};
+
+test("replica ids count per model version and connection ids across all, from 0", (t) => {
+  const { add } = setup();
+  const a = add(1);
+  const b = add(2);
+  t.deepEqual([a.replicaId, a.connectionId, b.replicaId, b.connectionId], [0, 0, 1, 1]);
+});
+
+test("serving → draining → gone(drained): an idle replica leaves as soon as it drains", (t) => {
+  const { registry, events, add } = setup();
+  const r = add(1);
+  t.is(r.phase.name, "serving");
+  registry.drain(r);
+  t.deepEqual(r.phase, { name: "gone", reason: "drained" });
+  t.is(registry.size, 0);
+  t.deepEqual(events, ["added 0", "draining 0", "removed 0 drained"]);
+});
+
+test("a busy replica drains until its last batch is answered, and takes nothing new meanwhile", (t) => {
+  const { registry, add } = setup();
+  const r = add(1);
+  busy(r);
+  registry.drain(r);
+  t.is(r.phase.name, "draining");
+  t.false(r.hasFreeSlot);
+  registry.leaveIfDrained(r);
+  t.is(r.phase.name, "draining", "still has a batch in flight");
+  r.inFlight.clear();
+  registry.leaveIfDrained(r);
+  t.deepEqual(r.phase, { name: "gone", reason: "drained" });
+});
+
+test("gone is final: no transition leaves it, and a second removal is refused", (t) => {
+  const { registry, events, add } = setup();
+  const r = add(1);
+  t.true(registry.remove(r, "disconnected"));
+  t.false(registry.remove(r, "evicted"));
+  registry.drain(r);
+  t.false(r.startDraining());
+  t.false(r.leave("evicted"));
+  t.deepEqual(r.phase, { name: "gone", reason: "disconnected" });
+  t.deepEqual(events, ["added 0", "removed 0 disconnected"]);
+});
+
+test("draining twice announces once", (t) => {
+  const { registry, events, add } = setup();
+  const r = add(1);
+  busy(r);
+  registry.drain(r);
+  registry.drain(r);
+  t.deepEqual(events, ["added 0", "draining 0"]);
+});
+
+test("dismiss tells the peer through its link, then removes it with the reason given", (t) => {
+  const { registry, dismissed, add } = setup();
+  const r = add(1);
+  registry.dismiss(r, "model-removed", "model version deleted");
+  t.deepEqual(dismissed, ["model version deleted"]);
+  t.deepEqual(r.phase, { name: "gone", reason: "model-removed" as RemovalReason });
+  registry.dismiss(r, "model-removed", "again");
+  t.deepEqual(dismissed, ["model version deleted"], "a gone replica is not told twice");
+});
+
+test("a silent replica misses beats one interval after each was due, then is evicted past its limit", (t) => {
+  const { registry, events, add } = setup();
+  add(1);
+  registry.sweep(150);
+  t.deepEqual(events, ["added 0"], "half an interval late is within the grace");
+  registry.sweep(200);
+  t.deepEqual(events, ["added 0", "missed 0 1"]);
+  registry.sweep(300);
+  t.deepEqual(events, ["added 0", "missed 0 1", "missed 0 1"]);
+  registry.sweep(301);
+  t.deepEqual(events, ["added 0", "missed 0 1", "missed 0 1", "removed 0 evicted"]);
+});
+
+test("a replica that speaks starts its silence over", (t) => {
+  const { registry, events, add } = setup();
+  const r = add(1);
+  registry.sweep(250);
+  t.is(registry.seen(r.address, 250), r);
+  registry.sweep(500);
+  t.is(registry.size, 1);
+  t.deepEqual(events, ["added 0", "missed 0 1", "missed 0 1"]);
+  t.is(registry.seen("ffff", 500), undefined);
+});
+
+test("a peer silent while busy misses no beats while its batch runs, but is still evicted past the limit", (t) => {
+  const l = new Liveness({ heartbeatMs: 100, evictAfterMs: 300, silentWhileBusy: true }, 0);
+  t.deepEqual(l.check(250, true), { newlyMissed: 0, expired: false });
+  t.deepEqual(l.check(250, false), { newlyMissed: 1, expired: false });
+  t.deepEqual(l.check(301, true), { newlyMissed: 0, expired: true });
+});
