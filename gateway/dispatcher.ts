@@ -139,7 +139,9 @@ export class Dispatcher implements BatchAnswers {
     if (batch === undefined) return false;
     replica.lastModelMs = modelMs;
     replica.inFlight.delete(batchId);
+    const restarts = replica.latency.restarts;
     replica.latency.observe(batch.tasks.length, this.#now() - batch.sentAt);
+    if (replica.latency.restarts !== restarts) this.#options.metrics.latencyModelRestarted(replica);
     this.#options.metrics.replica(replica).batchDuration.observe((performance.now() - batch.startedAt) / 1000);
     if (batch.span !== null) {
       batch.span.setAttribute("clipper.failed_items", outcomes.reduce((n, o) => n + (o.kind === "value" ? 0 : 1), 0));

@@ -56,12 +56,13 @@ export const MIN_SIZE_SAMPLES = 5;
  * batches (simulated 4× slowdown: ~30 batches of one, versus two late
  * batches with the restart).
  *
- * A single surprise is not trusted. Restarting from one 45 ms GC pause
- * among 6 ms batches made the one-item estimate 113 ms and kept it above
- * 20 ms for 60 batches, long enough for the dispatcher to shed fresh
- * queries as doomed and run batches of one or two; under closed-loop load
- * the early defaults then kept the gateway busy enough to cause the next
- * spike. So a lone surprise is clipped to the bound it broke.
+ * A single surprise is not trusted. Restarting from one GC pause several
+ * times longer than the usual batch made the one-item estimate many times
+ * too high for dozens of batches, long enough for the dispatcher to shed
+ * fresh queries as doomed and run batches of one or two; under closed-loop
+ * load the early defaults then kept the gateway busy enough to cause the
+ * next spike (bench/README.md). So a lone surprise is clipped to the bound
+ * it broke.
  */
 export const SURPRISE_RATIO = 1.1;
 /** Effective samples needed before surprises count: early fits are too rough to be "wrong". */
@@ -92,7 +93,7 @@ export class LatencyModel {
   private cxy = 0;
   private cyy = 0;
   private readonly bySize = new Map<number, SizeStats>();
-  private restarts = 0;
+  private restartCount = 0;
   /** The last observation, when it was a surprise: a second one on the same side restarts the fit. */
   private surprise: { size: number; ms: number; slower: boolean } | null = null;
 
@@ -124,9 +125,9 @@ export class LatencyModel {
     return this.count;
   }
 
-  /** Times the fit restarted after a batch far slower or faster than predicted (see SURPRISE_RATIO); for metrics. */
-  get surprises(): number {
-    return this.restarts;
+  /** Times the fit restarted after batches far slower or faster than predicted (see SURPRISE_RATIO); counted by clipper_latency_model_restarts_total. */
+  get restarts(): number {
+    return this.restartCount;
   }
 
   /** True once two distinct batch sizes have been seen (since the last restart), so latency per item can be estimated. */
@@ -197,7 +198,7 @@ export class LatencyModel {
 
   /** Drops every statistic except `samples` and `largestObserved`. */
   private forget(): void {
-    this.restarts++;
+    this.restartCount++;
     this.surprise = null;
     this.w = 0;
     this.meanX = 0;

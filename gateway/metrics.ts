@@ -133,6 +133,7 @@ export class GatewayMetrics {
   readonly #batchSize: Histogram<"model" | "version" | "replica">;
   readonly #batchDuration: Histogram<"model" | "version" | "replica">;
   readonly #evictions: Counter<"model" | "version">;
+  readonly #latencyRestarts: Counter<"model" | "version">;
   readonly #missedBeats: Counter<"model" | "version">;
   readonly #apps = new Map<string, AppInstruments>();
   readonly #pools = new Map<string, PoolInstruments>();
@@ -201,6 +202,12 @@ export class GatewayMetrics {
     this.#evictions = new Counter({
       name: "clipper_replica_evictions_total",
       help: "Replicas evicted for missing heartbeats, by model and version.",
+      labelNames: ["model", "version"] as const,
+      registers,
+    });
+    this.#latencyRestarts = new Counter({
+      name: "clipper_latency_model_restarts_total",
+      help: "Times a replica's latency model started over because its batches became far slower or faster than predicted, by model and version.",
       labelNames: ["model", "version"] as const,
       registers,
     });
@@ -296,6 +303,11 @@ export class GatewayMetrics {
     const labels = replicaLabels(r);
     this.#batchSize.remove(labels);
     this.#batchDuration.remove(labels);
+  }
+
+  /** Counts a restart of a replica's latency model (its cost changed abruptly). */
+  latencyModelRestarted(r: ReplicaLabels): void {
+    this.#latencyRestarts.inc({ model: r.modelName, version: r.modelVersion });
   }
 
   /** Counts heartbeat intervals a replica let pass in silence. */

@@ -247,17 +247,17 @@ test("old observations decay: the fit follows the recent cost", (t) => {
   last = model.predict(15);
   // Recent latencies at 15 are ~25 + 0.99; without decay the mean shift would be half that.
   t.true(last > 25.9, `predict(15) = ${last}`);
-  t.is(model.surprises, 0);
+  t.is(model.restarts, 0);
 });
 
 test("a step slowdown restarts the fit on its second slow batch", (t) => {
   const model = new LatencyModel();
   for (let i = 0; i < 50; i++) for (const n of [10, 20]) model.observe(n, 10 + n);
   model.observe(20, 120); // 4× slower
-  t.is(model.surprises, 0);
+  t.is(model.restarts, 0);
   t.true(model.predict(20) < 120);
   model.observe(20, 121);
-  t.is(model.surprises, 1);
+  t.is(model.restarts, 1);
   t.true(model.predict(20) >= 120);
   t.is(model.samples, 102);
 });
@@ -269,14 +269,14 @@ test("a lone spike is an outlier: it neither restarts the fit nor blows up the s
   run(model, cost, 40, 200, 16);
   const before = model.predict(1);
   model.observe(16, 45); // a GC pause, a busy moment on the host
-  t.is(model.surprises, 0);
+  t.is(model.restarts, 0);
   const after = run(model, cost, 40, 60, 16);
   t.deepEqual(new Set(after.sizes), new Set([16]));
   t.true(model.predict(1) < before + 2, `predict(1) ${before} before the spike, ${model.predict(1)} after`);
   // Two opposite surprises do not confirm each other either.
   model.observe(16, 45);
   model.observe(16, 0.1);
-  t.is(model.surprises, 0);
+  t.is(model.restarts, 0);
 });
 
 test("a steady batch size does not inflate the estimate for smaller batches", (t) => {
