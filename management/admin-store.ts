@@ -7,7 +7,9 @@ import {
   notFound,
   ServingError,
 } from "../core/errors.js";
+import type { Decoded } from "../core/decoded.js";
 import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
+import { hasKeySeparator } from "../core/names.js";
 import {
   ADAPTIVE_BATCH_SIZE,
   appKey,
@@ -29,11 +31,9 @@ import {
   NO_CONTAINER,
   parseContainerKey,
   parseModelKey,
-  PROHIBITED_CHARS,
   stateKey,
   type AppRecord,
   type ContainerRecord,
-  type Decoded,
   type ModelRecord,
 } from "../core/redis-layout.js";
 import { storeError } from "../core/redis-client.js";
@@ -441,7 +441,7 @@ function checkModelPart(what: string, value: string): void {
 }
 
 function checkProhibited(what: string, value: string): void {
-  if (PROHIBITED_CHARS.some((c) => value.includes(c))) {
+  if (hasKeySeparator(value)) {
     throw invalidArgument("INVALID_NAME", `Invalid ${what} supplied: ${value}. Contains one of: ',', ':'`);
   }
 }

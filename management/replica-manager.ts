@@ -15,7 +15,10 @@ import { backoffDelayMs } from "../core/backoff.js";
 import type { CallContext } from "../core/call-context.js";
 import { failedPrecondition, invalidArgument, notFound, ServingError, unavailable } from "../core/errors.js";
 import { parseInputType, unknownInputTypeMessage } from "../core/input-types.js";
-import { modelKey, PROHIBITED_CHARS, type DeploymentRecord, type WorkerSpecRecord } from "../core/redis-layout.js";
+import type { DeploymentRecord, WorkerSpecRecord } from "../core/deployment-layout.js";
+import { modelNameProblem } from "../core/names.js";
+import { modelKey } from "../core/redis-layout.js";
+import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import type { AdminStore, ModelView } from "./admin-store.js";
 import { DeploymentStore } from "./deployment-store.js";
@@ -112,9 +115,9 @@ export class ReplicaManager {
       settleMs: DEFAULT_SETTLE_MS,
       ...options,
     };
-    const m = /^tcp:\/\/(.+):(\d+)$/.exec(options.gatewayRpc);
-    if (m === null) throw new TypeError(`gateway RPC endpoint '${options.gatewayRpc}' is not tcp://HOST:PORT`);
-    this.#gateway = { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port: m[2]! };
+    const gateway = parseTcpEndpoint(options.gatewayRpc);
+    if (!gateway.ok) throw new TypeError(`gateway RPC endpoint ${gateway.error}`);
+    this.#gateway = { host: gateway.value.host, port: String(gateway.value.port) };
   }
 
   /** This machine's name in process records (see DeploymentStore). */
@@ -134,9 +137,8 @@ export class ReplicaManager {
     this.#requireLoaded();
     const inputType = parseInputType(input.inputType);
     if (inputType === null) throw invalidArgument("UNKNOWN_INPUT_TYPE", unknownInputTypeMessage(input.inputType));
-    for (const [what, v] of [["model name", input.name], ["model version", input.version]] as const) {
-      if (v === "" || PROHIBITED_CHARS.some((c) => v.includes(c))) throw invalidArgument("INVALID_NAME", `${what} '${v}' must be non-empty without ',' or ':'`);
-    }
+    const nameProblem = modelNameProblem("model name", input.name) ?? modelNameProblem("model version", input.version);
+    if (nameProblem !== null) throw invalidArgument("INVALID_NAME", nameProblem);
     checkReplicas(input.replicas, 1);
     await checkWorker(input.worker);
     return this.#withLock(input.name, async () => {

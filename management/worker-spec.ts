@@ -7,7 +7,7 @@ import { stat } from "node:fs/promises";
 import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
 import { invalidArgument } from "../core/errors.js";
-import type { DeploymentRecord, WorkerSpecRecord } from "../core/redis-layout.js";
+import type { DeploymentRecord, WorkerSpecRecord } from "../core/deployment-layout.js";
 import type { ProcessCommand } from "./worker-process.js";
 
 /** clipper-worker's entry point, run with this Node for `module` workers. */
