@@ -13,7 +13,6 @@ type BatchDb = DbNumber | typeof DEPLOYMENT_DB;
  * one consistent snapshot across DBs, and writes land together.
  */
 export class DbBatch {
-  readonly #redis: Redis;
   readonly #where: string;
   readonly #multi: ChainableCommander;
   readonly #home: number;
@@ -23,7 +22,6 @@ export class DbBatch {
   #count = 0;
 
   constructor(redis: Redis, where: string) {
-    this.#redis = redis;
     this.#where = where;
     this.#multi = redis.multi();
     this.#home = redis.options.db ?? 0;
@@ -38,6 +36,9 @@ export class DbBatch {
   }
   keys(db: BatchDb, pattern: string): this {
     return this.#add(db, (m) => m.keys(pattern));
+  }
+  scan(db: BatchDb, cursor: string, pattern: string, count: number): this {
+    return this.#add(db, (m) => m.scan(cursor, "MATCH", pattern, "COUNT", count));
   }
   get(db: BatchDb, key: string): this {
     return this.#add(db, (m) => m.get(key));

@@ -7,18 +7,19 @@ import {
   notFound,
   ServingError,
 } from "../core/errors.js";
+import { decodeModelRead, readApps, type AppEntry } from "../core/catalog-reads.js";
 import type { Decoded } from "../core/decoded.js";
 import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
+import { ModelVersionMap } from "../core/model-version-map.js";
 import { hasKeySeparator } from "../core/names.js";
 import {
   ADAPTIVE_BATCH_SIZE,
   appKey,
   containerKey,
+  containerKeysPattern,
   currentVersionKey,
   DB,
-  decodeApp,
   decodeContainer,
-  decodeModel,
   decodeSelectionState,
   DEPRECATED_DATA_PATH,
   encodeApp,
@@ -32,17 +33,15 @@ import {
   parseContainerKey,
   parseModelKey,
   stateKey,
-  type AppRecord,
   type ContainerRecord,
   type ModelRecord,
 } from "../core/redis-layout.js";
 import { storeError } from "../core/redis-client.js";
 import { DbBatch } from "../core/redis-batch.js";
+import { scanKeys } from "../core/redis-scan.js";
 
 /** An application with its links, as the Admin API reports it. */
-export interface AppView extends AppRecord {
-  linkedModels: string[];
-}
+export type AppView = AppEntry;
 
 /** A model version with its "current" flag. */
 export interface ModelView extends ModelRecord {
@@ -142,8 +141,8 @@ export class AdminStore {
 
   /** The app with its links, or null when it does not exist. */
   async getApp(name: string): Promise<AppView | null> {
-    const [hash, links] = await this.#batch().hgetall(DB.APPS, appKey(name)).smembers(DB.LINKS, linksKey(name)).run();
-    return Object.keys(hash as object).length === 0 ? null : this.#appView(name, hash as Record<string, string>, links as string[]);
+    const [app] = await readApps(this.#redis, this.#where, [name]);
+    return app === null ? null : must(app!);
   }
 
   async requireApp(name: string): Promise<AppView> {
@@ -155,21 +154,10 @@ export class AdminStore {
   /** Every app, sorted by name. */
   async listApps(): Promise<AppView[]> {
     const [names] = await this.#batch().keys(DB.APPS, "*").run();
-    const sorted = (names as string[]).sort();
-    if (sorted.length === 0) return [];
-    const batch = this.#batch();
-    for (const n of sorted) batch.hgetall(DB.APPS, appKey(n)).smembers(DB.LINKS, linksKey(n));
-    const replies = await batch.run();
-    const apps: AppView[] = [];
-    sorted.forEach((n, i) => {
-      const hash = replies[2 * i] as Record<string, string>;
-      // Deleted between the two round trips.
-      if (Object.keys(hash).length === 0) return;
-      // A malformed entry written by another tool must not hide the others.
-      const decoded = decodeApp(n, hash);
-      if (decoded.ok) apps.push({ ...decoded.value, linkedModels: [...(replies[2 * i + 1] as string[])].sort() });
-    });
-    return apps;
+    const reads = await readApps(this.#redis, this.#where, (names as string[]).sort());
+    // Null: deleted between the two round trips. A malformed entry written
+    // by another tool must not hide the others.
+    return reads.flatMap((app) => (app?.ok === true ? [app.value] : []));
   }
 
   async deleteApp(name: string): Promise<void> {
@@ -266,13 +254,10 @@ export class AdminStore {
 
   /** One model version, or null when it does not exist. */
   async getModel(name: string, version: string): Promise<ModelView | null> {
-    const [hash, current] = await this.#batch()
-      .hgetall(DB.MODELS, modelKey(name, version))
-      .get(DB.CURRENT_VERSIONS, currentVersionKey(name))
-      .run();
-    if (Object.keys(hash as object).length === 0) return null;
-    const model = must(decodeModel(modelKey(name, version), hash as Record<string, string>));
-    return { ...model, isCurrentVersion: current === version };
+    const key = modelKey(name, version);
+    const [hash, current] = await this.#batch().hgetall(DB.MODELS, key).get(DB.CURRENT_VERSIONS, currentVersionKey(name)).run();
+    const model = decodeModelRead(key, hash);
+    return model === null ? null : { ...must(model), isCurrentVersion: current === version };
   }
 
   async requireModel(name: string, version: string): Promise<ModelView> {
@@ -291,11 +276,9 @@ export class AdminStore {
     const replies = await batch.run();
     const models: ModelView[] = [];
     sorted.forEach((k, i) => {
-      const hash = replies[2 * i] as Record<string, string>;
-      if (Object.keys(hash).length === 0) return;
-      const decoded = decodeModel(k, hash);
+      const decoded = decodeModelRead(k, replies[2 * i]);
       // A malformed entry written by another tool must not hide the others.
-      if (decoded.ok) models.push({ ...decoded.value, isCurrentVersion: replies[2 * i + 1] === decoded.value.version });
+      if (decoded?.ok === true) models.push({ ...decoded.value, isCurrentVersion: replies[2 * i + 1] === decoded.value.version });
     });
     return models;
   }
@@ -332,13 +315,17 @@ export class AdminStore {
 
   // ------------------------------------------------------------ replicas
 
-  /** Registered replicas (DB 3), sorted by model, version and replica id. */
+  /**
+   * Registered replicas (DB 3), sorted by model, version and replica id.
+   * Found by SCAN, not KEYS: rollouts poll this while they wait.
+   */
   async listReplicas(filter: { modelName?: string; modelVersion?: string } = {}): Promise<ContainerRecord[]> {
-    const [keys] = await this.#batch().keys(DB.CONTAINERS, "*").run();
-    const wanted = (keys as string[]).filter((k) => {
-      const [n, v] = k.split(",");
-      return (filter.modelName === undefined || filter.modelName === "" || n === filter.modelName) &&
-        (filter.modelVersion === undefined || filter.modelVersion === "" || v === filter.modelVersion);
+    const name = filter.modelName ?? "";
+    const version = filter.modelVersion ?? "";
+    const keys = await scanKeys(this.#redis, this.#where, DB.CONTAINERS, containerKeysPattern(name, version));
+    const wanted = keys.filter((k) => {
+      const c = parseContainerKey(k);
+      return c !== null && (name === "" || c.name === name) && (version === "" || c.version === version);
     });
     if (wanted.length === 0) return [];
     const batch = this.#batch();
@@ -373,19 +360,19 @@ export class AdminStore {
     const models = [...new Set(apps.flatMap((a) => a.linkedModels))];
     const out = new Map(apps.map((a) => [a.name, 0]));
     if (models.length === 0) return out;
-    const batch = this.#batch().keys(DB.CONTAINERS, "*");
+    const batch = this.#batch();
     for (const m of models) batch.get(DB.CURRENT_VERSIONS, currentVersionKey(m));
-    const [keys, ...versions] = await batch.run();
-    const perVersion = new Map<string, number>();
-    for (const k of keys as string[]) {
+    const [versions, keys] = await Promise.all([batch.run(), scanKeys(this.#redis, this.#where, DB.CONTAINERS, containerKeysPattern("", ""))]);
+    const perVersion = new ModelVersionMap<number>();
+    for (const k of keys) {
       const c = parseContainerKey(k);
-      if (c !== null) perVersion.set(modelKey(c.name, c.version), (perVersion.get(modelKey(c.name, c.version)) ?? 0) + 1);
+      if (c !== null) perVersion.set(c.name, c.version, (perVersion.get(c.name, c.version) ?? 0) + 1);
     }
     const current = new Map(models.map((m, i) => [m, versions[i]]));
     for (const a of apps) {
       const model = a.linkedModels[0];
       const version = model === undefined ? undefined : current.get(model);
-      if (model !== undefined && typeof version === "string") out.set(a.name, perVersion.get(modelKey(model, version)) ?? 0);
+      if (model !== undefined && typeof version === "string") out.set(a.name, perVersion.get(model, version) ?? 0);
     }
     return out;
   }
@@ -409,10 +396,6 @@ export class AdminStore {
         );
       }
     }
-  }
-
-  #appView(name: string, hash: Record<string, string>, links: string[]): AppView {
-    return { ...must(decodeApp(name, hash)), linkedModels: [...links].sort() };
   }
 
   #batch(): DbBatch {
