@@ -7,13 +7,12 @@ import {
   notFound,
   ServingError,
 } from "../core/errors.js";
+import { validateAppInput, validateModelInput, type CreateAppInput, type RegisterModelInput, type ValidModelInput } from "./admin-input.js";
 import { decodeModelRead, readApps, type AppEntry } from "../core/catalog-reads.js";
 import type { Decoded } from "../core/decoded.js";
-import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
+import type { InputType } from "../core/input-types.js";
 import { ModelVersionMap } from "../core/model-version-map.js";
-import { hasKeySeparator } from "../core/names.js";
 import {
-  ADAPTIVE_BATCH_SIZE,
   appKey,
   containerKey,
   containerKeysPattern,
@@ -21,7 +20,6 @@ import {
   DB,
   decodeContainer,
   decodeSelectionState,
-  DEPRECATED_DATA_PATH,
   encodeApp,
   encodeModel,
   encodeSelectionState,
@@ -29,7 +27,6 @@ import {
   MODEL_VALID_FIELD,
   modelKey,
   modelVersionsPattern,
-  NO_CONTAINER,
   parseContainerKey,
   parseModelKey,
   stateKey,
@@ -47,26 +44,6 @@ export type AppView = AppEntry;
 export interface ModelView extends ModelRecord {
   isCurrentVersion: boolean;
 }
-
-export interface CreateAppInput {
-  name: string;
-  inputType: string;
-  defaultOutput: string;
-  latencySloMicros: number;
-}
-
-export interface RegisterModelInput {
-  name: string;
-  version: string;
-  inputType: string;
-  labels: readonly string[];
-  containerName: string;
-  modelDataPath: string;
-  batchSize: number;
-}
-
-/** Characters an app name may not hold: '/' breaks `/<app>/predict`; ',' and ':' break Redis keys. */
-const APP_NAME_FORBIDDEN = /[/,:\s]/;
 
 // Atomic check-and-write steps. Each SELECTs its own DBs; SELECT inside a
 // script does not change the connection's database.
@@ -124,12 +101,9 @@ export class AdminStore {
 
   // ------------------------------------------------------------ applications
 
-  async createApp(input: CreateAppInput): Promise<AppView> {
-    checkAppName(input.name);
-    const inputType = requireInputType(input.inputType);
-    if (!Number.isSafeInteger(input.latencySloMicros) || input.latencySloMicros <= 0) {
-      throw invalidArgument("INVALID_REQUEST", `latency_slo_micros must be a positive whole number of microseconds, got ${input.latencySloMicros}`);
-    }
+  async createApp(request: CreateAppInput): Promise<AppView> {
+    const input = validateAppInput(request);
+    const inputType = input.inputType;
     const fields = encodeApp({ inputType, defaultOutput: input.defaultOutput, latencySloMicros: input.latencySloMicros });
     const created = await this.#eval(CREATE_APP, [appKey(input.name), stateKey(input.name)], [
       encodeSelectionState(input.defaultOutput),
@@ -220,28 +194,18 @@ export class AdminStore {
 
   // ------------------------------------------------------------ models
 
-  async registerModel(input: RegisterModelInput): Promise<ModelView> {
-    checkModelPart("model name", input.name);
-    checkModelPart("model version", input.version);
-    for (const label of input.labels) checkProhibited("label", label);
-    const inputType = requireInputType(input.inputType);
-    const batchSize = input.batchSize;
-    if (!Number.isSafeInteger(batchSize) || (batchSize !== ADAPTIVE_BATCH_SIZE && batchSize < 1)) {
-      throw invalidArgument("INVALID_REQUEST", "The batch size must be positive or DEFAULT_BATCH_SIZE, which is -1");
-    }
+  async registerModel(request: RegisterModelInput): Promise<ModelView> {
+    return this.registerValidModel(validateModelInput(request));
+  }
+
+  /** Registers a model version that already passed validateModelInput (admin-input.ts). */
+  async registerValidModel(input: ValidModelInput): Promise<ModelView> {
     if ((await this.getModel(input.name, input.version)) !== null) {
       throw alreadyExists("MODEL_EXISTS", `model with name '${input.name}' and version '${input.version}' already exists`);
     }
-    await this.#checkLinkedAppsAccept(input.name, inputType);
-    const record = {
-      name: input.name,
-      version: input.version,
-      inputType,
-      labels: [...input.labels],
-      containerName: input.containerName === "" ? NO_CONTAINER : input.containerName,
-      modelDataPath: input.modelDataPath === "" ? DEPRECATED_DATA_PATH : input.modelDataPath,
-      batchSize,
-    };
+    await this.checkLinkedAppsAccept(input.name, input.inputType);
+    const { name, version, inputType, labels, containerName, modelDataPath, batchSize } = input;
+    const record = { name, version, inputType, labels: [...labels], containerName, modelDataPath, batchSize };
     const added = await this.#eval(ADD_MODEL, [modelKey(input.name, input.version), currentVersionKey(input.name)], [
       input.version,
       ...Object.entries(encodeModel(record)).flat(),
@@ -283,6 +247,11 @@ export class AdminStore {
     return models;
   }
 
+  /** The current version of a model, when that version is registered; else null. */
+  async currentVersion(name: string): Promise<string | null> {
+    return (await this.listModels(name)).find((m) => m.isCurrentVersion)?.version ?? null;
+  }
+
   /** Rollback or roll-forward: make an existing, valid version current. */
   async setModelVersion(name: string, version: string): Promise<ModelView> {
     const versions = await this.listModels(name);
@@ -294,7 +263,7 @@ export class AdminStore {
     if (!target.valid) {
       throw failedPrecondition("MODEL_INVALID", `Cannot set version '${version}' for model with name '${name}': it was deleted (marked invalid)`);
     }
-    await this.#checkLinkedAppsAccept(name, target.inputType);
+    await this.checkLinkedAppsAccept(name, target.inputType);
     await this.#batch().set(DB.CURRENT_VERSIONS, currentVersionKey(name), version).run();
     return { ...target, isCurrentVersion: true };
   }
@@ -386,8 +355,8 @@ export class AdminStore {
     return this.getModel(name, version);
   }
 
-  /** Clipper's rule: every app linked to the model must take the new input type. */
-  async #checkLinkedAppsAccept(model: string, inputType: InputType): Promise<void> {
+  /** Clipper's rule: every app linked to the model must take the new input type (FAILED_PRECONDITION otherwise). */
+  async checkLinkedAppsAccept(model: string, inputType: InputType): Promise<void> {
     for (const app of await this.listApps()) {
       if (app.linkedModels.includes(model) && app.inputType !== inputType) {
         throw failedPrecondition(
@@ -409,30 +378,6 @@ export class AdminStore {
       throw storeError(err, this.#where);
     }
   }
-}
-
-function checkAppName(name: string): void {
-  if (name === "") throw invalidArgument("INVALID_NAME", "application name must not be empty");
-  if (APP_NAME_FORBIDDEN.test(name)) {
-    throw invalidArgument("INVALID_NAME", `Invalid application name supplied: ${name}. It may not contain '/', ',', ':' or white space`);
-  }
-}
-
-function checkModelPart(what: string, value: string): void {
-  if (value === "") throw invalidArgument("INVALID_NAME", `${what} must not be empty`);
-  checkProhibited(what, value);
-}
-
-function checkProhibited(what: string, value: string): void {
-  if (hasKeySeparator(value)) {
-    throw invalidArgument("INVALID_NAME", `Invalid ${what} supplied: ${value}. Contains one of: ',', ':'`);
-  }
-}
-
-function requireInputType(text: string): InputType {
-  const t = parseInputType(text);
-  if (t === null) throw invalidArgument("UNKNOWN_INPUT_TYPE", unknownInputTypeMessage(text));
-  return t;
 }
 
 function must<T>(decoded: Decoded<T>): T {
