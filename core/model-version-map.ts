@@ -11,10 +11,6 @@ export class ModelVersionMap<V> {
     return this.#byName.get(name)?.get(version);
   }
 
-  has(name: string, version: string): boolean {
-    return this.#byName.get(name)?.has(version) ?? false;
-  }
-
   set(name: string, version: string, value: V): this {
     let versions = this.#byName.get(name);
     if (versions === undefined) {

@@ -7,7 +7,6 @@ import {
   notFound,
   ServingError,
 } from "../core/errors.js";
-import { validateAppInput, validateModelInput, type CreateAppInput, type RegisterModelInput, type ValidModelInput } from "./admin-input.js";
 import { decodeModelRead, readApps, type AppEntry } from "../core/catalog-reads.js";
 import type { Decoded } from "../core/decoded.js";
 import type { InputType } from "../core/input-types.js";
@@ -36,6 +35,7 @@ import {
 import { storeError } from "../core/redis-client.js";
 import { DbBatch } from "../core/redis-batch.js";
 import { scanKeys } from "../core/redis-scan.js";
+import { validateAppInput, validateModelInput, type CreateAppInput, type RegisterModelInput, type ValidModelInput } from "./admin-input.js";
 
 /** An application with its links, as the Admin API reports it. */
 export type AppView = AppEntry;
