@@ -1,6 +1,10 @@
 import type { ChainableCommander, Redis } from "ioredis";
+import type { DEPLOYMENT_DB } from "./deployment-layout.js";
 import type { DbNumber } from "./redis-layout.js";
 import { storeError } from "./redis-client.js";
+
+/** A database a batch may select: one of Clipper's, or clipper-ts's own. */
+type BatchDb = DbNumber | typeof DEPLOYMENT_DB;
 
 /**
  * Commands across Clipper's several databases, sent as one MULTI/EXEC on one
@@ -9,7 +13,6 @@ import { storeError } from "./redis-client.js";
  * one consistent snapshot across DBs, and writes land together.
  */
 export class DbBatch {
-  readonly #redis: Redis;
   readonly #where: string;
   readonly #multi: ChainableCommander;
   readonly #home: number;
@@ -19,38 +22,40 @@ export class DbBatch {
   #count = 0;
 
   constructor(redis: Redis, where: string) {
-    this.#redis = redis;
     this.#where = where;
     this.#multi = redis.multi();
     this.#home = redis.options.db ?? 0;
     this.#db = this.#home;
   }
 
-  hgetall(db: DbNumber, key: string): this {
+  hgetall(db: BatchDb, key: string): this {
     return this.#add(db, (m) => m.hgetall(key));
   }
-  smembers(db: DbNumber, key: string): this {
+  smembers(db: BatchDb, key: string): this {
     return this.#add(db, (m) => m.smembers(key));
   }
-  keys(db: DbNumber, pattern: string): this {
+  keys(db: BatchDb, pattern: string): this {
     return this.#add(db, (m) => m.keys(pattern));
   }
-  get(db: DbNumber, key: string): this {
+  scan(db: BatchDb, cursor: string, pattern: string, count: number): this {
+    return this.#add(db, (m) => m.scan(cursor, "MATCH", pattern, "COUNT", count));
+  }
+  get(db: BatchDb, key: string): this {
     return this.#add(db, (m) => m.get(key));
   }
-  set(db: DbNumber, key: string, value: string): this {
+  set(db: BatchDb, key: string, value: string): this {
     return this.#add(db, (m) => m.set(key, value));
   }
-  del(db: DbNumber, ...keys: string[]): this {
+  del(db: BatchDb, ...keys: string[]): this {
     return this.#add(db, (m) => m.del(...keys));
   }
-  hset(db: DbNumber, key: string, fields: Record<string, string>): this {
+  hset(db: BatchDb, key: string, fields: Record<string, string>): this {
     return this.#add(db, (m) => m.hset(key, fields));
   }
-  hdel(db: DbNumber, key: string, ...fields: string[]): this {
+  hdel(db: BatchDb, key: string, ...fields: string[]): this {
     return this.#add(db, (m) => m.hdel(key, ...fields));
   }
-  srem(db: DbNumber, key: string, ...members: string[]): this {
+  srem(db: BatchDb, key: string, ...members: string[]): this {
     return this.#add(db, (m) => m.srem(key, ...members));
   }
 
@@ -71,7 +76,7 @@ export class DbBatch {
     });
   }
 
-  #add(db: DbNumber, command: (m: ChainableCommander) => void): this {
+  #add(db: BatchDb, command: (m: ChainableCommander) => void): this {
     if (db !== this.#db) {
       this.#multi.select(db);
       this.#count++;

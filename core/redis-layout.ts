@@ -2,8 +2,10 @@
  * Clipper's Redis layout (clipper.md §1), the one module that spells Redis
  * DB numbers, keys, fields and values. Everything that reads or writes
  * Redis goes through these builders and decoders, so clipper-ts and Clipper
- * can share one Redis.
+ * can share one Redis. clipper-ts's own records (DB 8) are spelled in
+ * core/deployment-layout.ts.
  */
+import { undecodable, type Decoded } from "./decoded.js";
 import { parseInputType, type InputType } from "./input-types.js";
 
 /** Logical databases, one per table (`RedisDBTable`). DB 4 is declared by Clipper but never used. */
@@ -14,8 +16,6 @@ export const DB = {
   APPS: 5,
   CURRENT_VERSIONS: 6,
   LINKS: 7,
-  /** Not Clipper's: clipper-ts's own replica-manager state (see the end of this module). */
-  REPLICA_MANAGER: 8,
 } as const;
 export type DbNumber = (typeof DB)[keyof typeof DB];
 
@@ -24,7 +24,7 @@ export const ITEM_DELIMITER = ",";
 /** Joins model name and version (`ITEM_PART_CONCATENATOR`). */
 export const ITEM_PART_CONCATENATOR = ":";
 
-/** Characters Clipper forbids in model names, versions and labels. */
+/** Characters Clipper forbids in model names, versions and labels; core/names.ts holds the check. */
 export const PROHIBITED_CHARS: readonly string[] = [ITEM_DELIMITER, ITEM_PART_CONCATENATOR];
 
 /** The only selection policy Clipper's management writes. */
@@ -57,6 +57,12 @@ export const currentVersionKey = (name: string): string => `${CURRENT_VERSION_PR
 /** DB 3 key of a replica: `<name>,<version>,<replica_id>`. */
 export const containerKey = (name: string, version: string, replicaId: number): string =>
   [name, version, String(replicaId)].join(ITEM_DELIMITER);
+/**
+ * DB 3 match pattern (SCAN) for the replicas of one model and version; an
+ * empty part matches any.
+ */
+export const containerKeysPattern = (name: string, version: string): string =>
+  [name === "" ? "*" : escapeGlob(name), version === "" ? "*" : escapeGlob(version), "*"].join(ITEM_DELIMITER);
 /** `model_id` / the colon form `name:version` used in listings. */
 export const modelId = modelKey;
 
@@ -85,8 +91,6 @@ function escapeGlob(text: string): string {
 
 // ---------------------------------------------------------------- values
 
-export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
-
 /** DB 5 application hash. */
 export interface AppRecord {
   name: string;
@@ -108,10 +112,10 @@ export function encodeApp(app: Omit<AppRecord, "name" | "policy">): Record<strin
 
 export function decodeApp(name: string, h: Record<string, string>): Decoded<AppRecord> {
   const inputType = parseInputType(h.input_type ?? "");
-  if (inputType === null) return bad(`app '${name}' has invalid input_type '${h.input_type ?? ""}'`);
+  if (inputType === null) return undecodable(`app '${name}' has invalid input_type '${h.input_type ?? ""}'`);
   const slo = Number(h.latency_slo_micros);
   if (h.latency_slo_micros === undefined || !Number.isSafeInteger(slo)) {
-    return bad(`app '${name}' has invalid latency_slo_micros '${h.latency_slo_micros ?? ""}'`);
+    return undecodable(`app '${name}' has invalid latency_slo_micros '${h.latency_slo_micros ?? ""}'`);
   }
   return {
     ok: true,
@@ -154,13 +158,13 @@ export function decodeModel(key: string, h: Record<string, string>): Decoded<Mod
   const parsed = parseModelKey(key);
   const name = h.model_name ?? parsed?.name;
   const version = h.model_version ?? parsed?.version;
-  if (name === undefined || version === undefined) return bad(`model key '${key}' has no name or version`);
+  if (name === undefined || version === undefined) return undecodable(`model key '${key}' has no name or version`);
   const inputType = parseInputType(h.input_type ?? "");
-  if (inputType === null) return bad(`model '${key}' has invalid input_type '${h.input_type ?? ""}'`);
+  if (inputType === null) return undecodable(`model '${key}' has invalid input_type '${h.input_type ?? ""}'`);
   // Clipper treats a missing batch_size as adaptive.
   const batchSize = h.batch_size === undefined ? ADAPTIVE_BATCH_SIZE : Number(h.batch_size);
   if (!Number.isSafeInteger(batchSize) || (batchSize !== ADAPTIVE_BATCH_SIZE && batchSize < 1)) {
-    return bad(`model '${key}' has invalid batch_size '${h.batch_size ?? ""}'`);
+    return undecodable(`model '${key}' has invalid batch_size '${h.batch_size ?? ""}'`);
   }
   return {
     ok: true,
@@ -203,9 +207,9 @@ export function encodeContainer(c: ContainerRecord): Record<string, string> {
 
 export function decodeContainer(key: string, h: Record<string, string>): Decoded<ContainerRecord> {
   const parsed = parseContainerKey(key);
-  if (parsed === null) return bad(`container key '${key}' is not name,version,replica_id`);
+  if (parsed === null) return undecodable(`container key '${key}' is not name,version,replica_id`);
   const inputType = parseInputType(h.input_type ?? "");
-  if (inputType === null) return bad(`container '${key}' has invalid input_type '${h.input_type ?? ""}'`);
+  if (inputType === null) return undecodable(`container '${key}' has invalid input_type '${h.input_type ?? ""}'`);
   const conn = Number(h.zmq_connection_id ?? "0");
   return {
     ok: true,
@@ -233,122 +237,7 @@ export function decodeSelectionState(text: string): Decoded<{ defaultOutput: str
   } catch {
     // fall through to the error below
   }
-  return bad(`selection state '${text.slice(0, 80)}' is not {"y_hat": "<text>"}`);
-}
-
-// ---------------------------------------------------------------- clipper-ts's own keys (DB 8)
-//
-// The replica manager's desired state and the worker processes it runs.
-// They live outside Clipper's layout: in DB 8, which Clipper never selects
-// (it declares DBs 1-7; DB 4 is declared but unused, so a Clipper fork could
-// still claim it), under keys prefixed `clipper-ts:` so the DB can be
-// shared. Neither Clipper nor the gateway reads them (the gateway follows
-// DBs 2, 5, 6 and 7), and deleting them only forgets what the manager runs.
-
-const CLIPPER_TS_PREFIX = "clipper-ts:";
-const DEPLOYMENT_PREFIX = `${CLIPPER_TS_PREFIX}deployment:`;
-const WORKER_PROCESSES_PREFIX = `${CLIPPER_TS_PREFIX}worker-processes:`;
-
-/** DB 8 hash of one managed model version: `clipper-ts:deployment:<name>:<version>`. */
-export const deploymentKey = (name: string, version: string): string => `${DEPLOYMENT_PREFIX}${modelKey(name, version)}`;
-/** DB 8 `KEYS` pattern matching every deployment. */
-export const DEPLOYMENT_KEYS_PATTERN = `${DEPLOYMENT_PREFIX}*`;
-/** DB 8 hash `pid → process record` of the workers one host's manager runs. */
-export const workerProcessesKey = (host: string): string => `${WORKER_PROCESSES_PREFIX}${host}`;
-
-/** How the replica manager starts a worker process (admin.proto WorkerSpec). */
-export interface WorkerSpecRecord {
-  module: string;
-  command: string[];
-  env: Record<string, string>;
-  workingDir: string;
-  concurrency: number;
-  maxBatchSize: number;
-}
-
-/** A managed model version: what runs and how many. */
-export interface DeploymentRecord {
-  name: string;
-  version: string;
-  inputType: InputType;
-  replicas: number;
-  worker: WorkerSpecRecord;
-}
-
-export function encodeDeployment(d: DeploymentRecord): Record<string, string> {
-  return {
-    model_name: d.name,
-    model_version: d.version,
-    input_type: d.inputType,
-    replicas: String(d.replicas),
-    worker: JSON.stringify(d.worker),
-  };
-}
-
-export function decodeDeployment(key: string, h: Record<string, string>): Decoded<DeploymentRecord> {
-  const inputType = parseInputType(h.input_type ?? "");
-  const replicas = Number(h.replicas);
-  if (h.model_name === undefined || h.model_version === undefined) return bad(`deployment '${key}' has no model name or version`);
-  if (inputType === null) return bad(`deployment '${key}' has invalid input_type '${h.input_type ?? ""}'`);
-  if (!Number.isSafeInteger(replicas) || replicas < 0) return bad(`deployment '${key}' has invalid replicas '${h.replicas ?? ""}'`);
-  let w: Partial<WorkerSpecRecord>;
-  try {
-    w = JSON.parse(h.worker ?? "") as Partial<WorkerSpecRecord>;
-  } catch {
-    return bad(`deployment '${key}' has a worker field that is not JSON`);
-  }
-  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
-  if (typeof w !== "object" || w === null || typeof w.module !== "string" || !strings(w.command)) {
-    return bad(`deployment '${key}' has a malformed worker field`);
-  }
-  const env = typeof w.env === "object" && w.env !== null ? Object.fromEntries(Object.entries(w.env).filter(([, v]) => typeof v === "string")) : {};
-  return {
-    ok: true,
-    value: {
-      name: h.model_name,
-      version: h.model_version,
-      inputType,
-      replicas,
-      worker: {
-        module: w.module,
-        command: w.command,
-        env,
-        workingDir: typeof w.workingDir === "string" ? w.workingDir : "",
-        concurrency: Number.isSafeInteger(w.concurrency) ? w.concurrency! : 0,
-        maxBatchSize: Number.isSafeInteger(w.maxBatchSize) ? w.maxBatchSize! : 0,
-      },
-    },
-  };
-}
-
-/** One worker process a manager started, kept so a restarted manager can adopt it. */
-export interface WorkerProcessRecord {
-  pid: number;
-  name: string;
-  version: string;
-  /** Start time of the process (Linux /proc/<pid>/stat field 22), so a reused pid is not mistaken for it. */
-  startTime: string;
-}
-
-export function encodeWorkerProcess(p: WorkerProcessRecord): string {
-  return JSON.stringify({ name: p.name, version: p.version, startTime: p.startTime });
-}
-
-export function decodeWorkerProcess(pidField: string, value: string): Decoded<WorkerProcessRecord> {
-  const pid = Number(pidField);
-  try {
-    const v = JSON.parse(value) as Partial<WorkerProcessRecord>;
-    if (Number.isSafeInteger(pid) && pid > 0 && typeof v.name === "string" && typeof v.version === "string" && typeof v.startTime === "string") {
-      return { ok: true, value: { pid, name: v.name, version: v.version, startTime: v.startTime } };
-    }
-  } catch {
-    // fall through to the error below
-  }
-  return bad(`worker process record '${pidField}' is malformed`);
-}
-
-function bad(error: string): { ok: false; error: string } {
-  return { ok: false, error };
+  return undecodable(`selection state '${text.slice(0, 80)}' is not {"y_hat": "<text>"}`);
 }
 
 // ---------------------------------------------------------------- change events

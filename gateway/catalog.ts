@@ -1,22 +1,21 @@
 import { EventEmitter } from "node:events";
 import type { Redis } from "ioredis";
+import { APP_READ_REPLIES, decodeAppRead, decodeModelRead, queueAppRead, readApps, type AppEntry } from "../core/catalog-reads.js";
+import type { Decoded } from "../core/decoded.js";
 import type { InputType } from "../core/input-types.js";
+import { ModelVersionMap } from "../core/model-version-map.js";
 import { DbBatch } from "../core/redis-batch.js";
 import {
-  appKey,
   currentVersionKey,
   DB,
-  decodeApp,
-  decodeModel,
   encodeSelectionState,
   keyspacePattern,
-  linksKey,
-  modelKey,
   NOTIFY_KEYSPACE_EVENTS,
   parseKeyspaceChannel,
   parseCurrentVersionKey,
   parseModelKey,
   stateKey,
+  type ModelRecord,
 } from "../core/redis-layout.js";
 import type { Logger } from "../core/telemetry/logger.js";
 
@@ -65,7 +64,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   readonly #where: string;
   readonly #log: Logger;
   #apps = new Map<string, CatalogApp>();
-  #models = new Map<string, CatalogModel>();
+  #models = new ModelVersionMap<CatalogModel>();
   #current = new Map<string, string>();
   /** Serializes every update (events and reconciles). */
   #chain: Promise<void> = Promise.resolve();
@@ -89,7 +88,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   }
 
   model(name: string, version: string): CatalogModel | undefined {
-    return this.#models.get(modelKey(name, version));
+    return this.#models.get(name, version);
   }
 
   currentVersion(model: string): string | undefined {
@@ -168,21 +167,22 @@ export class Catalog extends EventEmitter<CatalogEvents> {
       .keys(DB.CURRENT_VERSIONS, "*")
       .run() as [string[], string[], string[]];
     const batch = this.#batch();
-    for (const a of appNames) batch.hgetall(DB.APPS, appKey(a)).smembers(DB.LINKS, linksKey(a));
+    for (const a of appNames) queueAppRead(batch, a);
     for (const k of modelKeys) batch.hgetall(DB.MODELS, k);
     for (const k of currentKeys) batch.get(DB.CURRENT_VERSIONS, k);
     const replies = await batch.run();
 
     const apps = new Map<string, CatalogApp>();
     appNames.forEach((name, i) => {
-      const app = this.#decodeApp(name, replies[2 * i] as Record<string, string>, replies[2 * i + 1] as string[]);
+      const app = this.#catalogApp(name, decodeAppRead(name, replies, APP_READ_REPLIES * i));
       if (app !== null) apps.set(name, app);
     });
-    let at = 2 * appNames.length;
-    const models = new Map<string, CatalogModel>();
+    let at = APP_READ_REPLIES * appNames.length;
+    const models = new ModelVersionMap<CatalogModel>();
     for (const k of modelKeys) {
-      const model = this.#decodeModel(k, replies[at++] as Record<string, string>);
-      if (model !== null) models.set(k, model);
+      const parsed = parseModelKey(k);
+      const model = this.#catalogModel(k, decodeModelRead(k, replies[at++]));
+      if (model !== null && parsed !== null) models.set(parsed.name, parsed.version, model);
     }
     const current = new Map<string, string>();
     for (const k of currentKeys) {
@@ -193,7 +193,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     // Only an explicit invalidation removes a version's replicas. A key that
     // is simply missing (e.g. Redis restarted empty) does not: a replica may
     // serve a model Redis does not list, as in Clipper.
-    const gone = [...models.values()].filter((m) => !m.valid && this.#models.get(modelKey(m.name, m.version))?.valid !== false);
+    const gone = [...models.values()].filter((m) => !m.valid && this.#models.get(m.name, m.version)?.valid !== false);
     this.#apps = apps;
     this.#models = models;
     this.#current = current;
@@ -204,8 +204,8 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   }
 
   async #refreshApp(name: string): Promise<void> {
-    const [hash, links] = await this.#batch().hgetall(DB.APPS, appKey(name)).smembers(DB.LINKS, linksKey(name)).run();
-    const app = this.#decodeApp(name, hash as Record<string, string>, links as string[]);
+    const [read] = await readApps(this.#redis, this.#where, [name]);
+    const app = this.#catalogApp(name, read!);
     const before = this.#apps.get(name);
     if (app === null) {
       if (before !== undefined) this.#log.info({ app: name }, "app removed");
@@ -235,10 +235,10 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     const parsed = parseModelKey(key);
     if (parsed === null) return;
     const [hash] = await this.#batch().hgetall(DB.MODELS, key).run();
-    const model = this.#decodeModel(key, hash as Record<string, string>);
-    const before = this.#models.get(key);
-    if (model === null) this.#models.delete(key);
-    else this.#models.set(key, model);
+    const model = this.#catalogModel(key, decodeModelRead(key, hash));
+    const before = this.#models.get(parsed.name, parsed.version);
+    if (model === null) this.#models.delete(parsed.name, parsed.version);
+    else this.#models.set(parsed.name, parsed.version, model);
     if (model !== null && before === undefined) this.#log.info({ model: parsed.name, version: parsed.version }, "model version seen");
     // Clipper marks a version for deletion by HDEL of `valid`; the frontend
     // then cleans up. A plain DEL of the key (Clipper's own clean-up, or a
@@ -267,24 +267,24 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     await batch.run();
   }
 
-  #decodeApp(name: string, hash: Record<string, string>, links: string[]): CatalogApp | null {
-    if (Object.keys(hash).length === 0) return null;
-    const d = decodeApp(name, hash);
-    if (!d.ok) {
-      this.#log.warn({ app: name, error: d.error }, "ignoring malformed app in Redis");
+  #catalogApp(name: string, read: Decoded<AppEntry> | null): CatalogApp | null {
+    if (read === null) return null;
+    if (!read.ok) {
+      this.#log.warn({ app: name, error: read.error }, "ignoring malformed app in Redis");
       return null;
     }
-    return { name, inputType: d.value.inputType, defaultOutput: d.value.defaultOutput, latencySloMicros: d.value.latencySloMicros, linkedModels: [...links].sort() };
+    const a = read.value;
+    return { name, inputType: a.inputType, defaultOutput: a.defaultOutput, latencySloMicros: a.latencySloMicros, linkedModels: a.linkedModels };
   }
 
-  #decodeModel(key: string, hash: Record<string, string>): CatalogModel | null {
-    if (Object.keys(hash).length === 0) return null;
-    const d = decodeModel(key, hash);
-    if (!d.ok) {
-      this.#log.warn({ key, error: d.error }, "ignoring malformed model in Redis");
+  #catalogModel(key: string, read: Decoded<ModelRecord> | null): CatalogModel | null {
+    if (read === null) return null;
+    if (!read.ok) {
+      this.#log.warn({ key, error: read.error }, "ignoring malformed model in Redis");
       return null;
     }
-    return { name: d.value.name, version: d.value.version, inputType: d.value.inputType, batchSize: d.value.batchSize, valid: d.value.valid };
+    const m = read.value;
+    return { name: m.name, version: m.version, inputType: m.inputType, batchSize: m.batchSize, valid: m.valid };
   }
 
   #batch(): DbBatch {

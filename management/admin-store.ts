@@ -7,18 +7,18 @@ import {
   notFound,
   ServingError,
 } from "../core/errors.js";
-import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
+import { decodeModelRead, readApps, type AppEntry } from "../core/catalog-reads.js";
+import type { Decoded } from "../core/decoded.js";
+import type { InputType } from "../core/input-types.js";
+import { ModelVersionMap } from "../core/model-version-map.js";
 import {
-  ADAPTIVE_BATCH_SIZE,
   appKey,
   containerKey,
+  containerKeysPattern,
   currentVersionKey,
   DB,
-  decodeApp,
   decodeContainer,
-  decodeModel,
   decodeSelectionState,
-  DEPRECATED_DATA_PATH,
   encodeApp,
   encodeModel,
   encodeSelectionState,
@@ -26,48 +26,24 @@ import {
   MODEL_VALID_FIELD,
   modelKey,
   modelVersionsPattern,
-  NO_CONTAINER,
   parseContainerKey,
   parseModelKey,
-  PROHIBITED_CHARS,
   stateKey,
-  type AppRecord,
   type ContainerRecord,
-  type Decoded,
   type ModelRecord,
 } from "../core/redis-layout.js";
 import { storeError } from "../core/redis-client.js";
 import { DbBatch } from "../core/redis-batch.js";
+import { scanKeys } from "../core/redis-scan.js";
+import { validateAppInput, validateModelInput, type CreateAppInput, type RegisterModelInput, type ValidModelInput } from "./admin-input.js";
 
 /** An application with its links, as the Admin API reports it. */
-export interface AppView extends AppRecord {
-  linkedModels: string[];
-}
+export type AppView = AppEntry;
 
 /** A model version with its "current" flag. */
 export interface ModelView extends ModelRecord {
   isCurrentVersion: boolean;
 }
-
-export interface CreateAppInput {
-  name: string;
-  inputType: string;
-  defaultOutput: string;
-  latencySloMicros: number;
-}
-
-export interface RegisterModelInput {
-  name: string;
-  version: string;
-  inputType: string;
-  labels: readonly string[];
-  containerName: string;
-  modelDataPath: string;
-  batchSize: number;
-}
-
-/** Characters an app name may not hold: '/' breaks `/<app>/predict`; ',' and ':' break Redis keys. */
-const APP_NAME_FORBIDDEN = /[/,:\s]/;
 
 // Atomic check-and-write steps. Each SELECTs its own DBs; SELECT inside a
 // script does not change the connection's database.
@@ -125,12 +101,9 @@ export class AdminStore {
 
   // ------------------------------------------------------------ applications
 
-  async createApp(input: CreateAppInput): Promise<AppView> {
-    checkAppName(input.name);
-    const inputType = requireInputType(input.inputType);
-    if (!Number.isSafeInteger(input.latencySloMicros) || input.latencySloMicros <= 0) {
-      throw invalidArgument("INVALID_REQUEST", `latency_slo_micros must be a positive whole number of microseconds, got ${input.latencySloMicros}`);
-    }
+  async createApp(request: CreateAppInput): Promise<AppView> {
+    const input = validateAppInput(request);
+    const inputType = input.inputType;
     const fields = encodeApp({ inputType, defaultOutput: input.defaultOutput, latencySloMicros: input.latencySloMicros });
     const created = await this.#eval(CREATE_APP, [appKey(input.name), stateKey(input.name)], [
       encodeSelectionState(input.defaultOutput),
@@ -142,8 +115,8 @@ export class AdminStore {
 
   /** The app with its links, or null when it does not exist. */
   async getApp(name: string): Promise<AppView | null> {
-    const [hash, links] = await this.#batch().hgetall(DB.APPS, appKey(name)).smembers(DB.LINKS, linksKey(name)).run();
-    return Object.keys(hash as object).length === 0 ? null : this.#appView(name, hash as Record<string, string>, links as string[]);
+    const [app] = await readApps(this.#redis, this.#where, [name]);
+    return app === null ? null : must(app!);
   }
 
   async requireApp(name: string): Promise<AppView> {
@@ -155,21 +128,10 @@ export class AdminStore {
   /** Every app, sorted by name. */
   async listApps(): Promise<AppView[]> {
     const [names] = await this.#batch().keys(DB.APPS, "*").run();
-    const sorted = (names as string[]).sort();
-    if (sorted.length === 0) return [];
-    const batch = this.#batch();
-    for (const n of sorted) batch.hgetall(DB.APPS, appKey(n)).smembers(DB.LINKS, linksKey(n));
-    const replies = await batch.run();
-    const apps: AppView[] = [];
-    sorted.forEach((n, i) => {
-      const hash = replies[2 * i] as Record<string, string>;
-      // Deleted between the two round trips.
-      if (Object.keys(hash).length === 0) return;
-      // A malformed entry written by another tool must not hide the others.
-      const decoded = decodeApp(n, hash);
-      if (decoded.ok) apps.push({ ...decoded.value, linkedModels: [...(replies[2 * i + 1] as string[])].sort() });
-    });
-    return apps;
+    const reads = await readApps(this.#redis, this.#where, (names as string[]).sort());
+    // Null: deleted between the two round trips. A malformed entry written
+    // by another tool must not hide the others.
+    return reads.flatMap((app) => (app?.ok === true ? [app.value] : []));
   }
 
   async deleteApp(name: string): Promise<void> {
@@ -232,28 +194,18 @@ export class AdminStore {
 
   // ------------------------------------------------------------ models
 
-  async registerModel(input: RegisterModelInput): Promise<ModelView> {
-    checkModelPart("model name", input.name);
-    checkModelPart("model version", input.version);
-    for (const label of input.labels) checkProhibited("label", label);
-    const inputType = requireInputType(input.inputType);
-    const batchSize = input.batchSize;
-    if (!Number.isSafeInteger(batchSize) || (batchSize !== ADAPTIVE_BATCH_SIZE && batchSize < 1)) {
-      throw invalidArgument("INVALID_REQUEST", "The batch size must be positive or DEFAULT_BATCH_SIZE, which is -1");
-    }
+  async registerModel(request: RegisterModelInput): Promise<ModelView> {
+    return this.registerValidModel(validateModelInput(request));
+  }
+
+  /** Registers a model version that already passed validateModelInput (admin-input.ts). */
+  async registerValidModel(input: ValidModelInput): Promise<ModelView> {
     if ((await this.getModel(input.name, input.version)) !== null) {
       throw alreadyExists("MODEL_EXISTS", `model with name '${input.name}' and version '${input.version}' already exists`);
     }
-    await this.#checkLinkedAppsAccept(input.name, inputType);
-    const record = {
-      name: input.name,
-      version: input.version,
-      inputType,
-      labels: [...input.labels],
-      containerName: input.containerName === "" ? NO_CONTAINER : input.containerName,
-      modelDataPath: input.modelDataPath === "" ? DEPRECATED_DATA_PATH : input.modelDataPath,
-      batchSize,
-    };
+    await this.checkLinkedAppsAccept(input.name, input.inputType);
+    const { name, version, inputType, labels, containerName, modelDataPath, batchSize } = input;
+    const record = { name, version, inputType, labels: [...labels], containerName, modelDataPath, batchSize };
     const added = await this.#eval(ADD_MODEL, [modelKey(input.name, input.version), currentVersionKey(input.name)], [
       input.version,
       ...Object.entries(encodeModel(record)).flat(),
@@ -266,13 +218,10 @@ export class AdminStore {
 
   /** One model version, or null when it does not exist. */
   async getModel(name: string, version: string): Promise<ModelView | null> {
-    const [hash, current] = await this.#batch()
-      .hgetall(DB.MODELS, modelKey(name, version))
-      .get(DB.CURRENT_VERSIONS, currentVersionKey(name))
-      .run();
-    if (Object.keys(hash as object).length === 0) return null;
-    const model = must(decodeModel(modelKey(name, version), hash as Record<string, string>));
-    return { ...model, isCurrentVersion: current === version };
+    const key = modelKey(name, version);
+    const [hash, current] = await this.#batch().hgetall(DB.MODELS, key).get(DB.CURRENT_VERSIONS, currentVersionKey(name)).run();
+    const model = decodeModelRead(key, hash);
+    return model === null ? null : { ...must(model), isCurrentVersion: current === version };
   }
 
   async requireModel(name: string, version: string): Promise<ModelView> {
@@ -291,13 +240,16 @@ export class AdminStore {
     const replies = await batch.run();
     const models: ModelView[] = [];
     sorted.forEach((k, i) => {
-      const hash = replies[2 * i] as Record<string, string>;
-      if (Object.keys(hash).length === 0) return;
-      const decoded = decodeModel(k, hash);
+      const decoded = decodeModelRead(k, replies[2 * i]);
       // A malformed entry written by another tool must not hide the others.
-      if (decoded.ok) models.push({ ...decoded.value, isCurrentVersion: replies[2 * i + 1] === decoded.value.version });
+      if (decoded?.ok === true) models.push({ ...decoded.value, isCurrentVersion: replies[2 * i + 1] === decoded.value.version });
     });
     return models;
+  }
+
+  /** The current version of a model, when that version is registered; else null. */
+  async currentVersion(name: string): Promise<string | null> {
+    return (await this.listModels(name)).find((m) => m.isCurrentVersion)?.version ?? null;
   }
 
   /** Rollback or roll-forward: make an existing, valid version current. */
@@ -311,7 +263,7 @@ export class AdminStore {
     if (!target.valid) {
       throw failedPrecondition("MODEL_INVALID", `Cannot set version '${version}' for model with name '${name}': it was deleted (marked invalid)`);
     }
-    await this.#checkLinkedAppsAccept(name, target.inputType);
+    await this.checkLinkedAppsAccept(name, target.inputType);
     await this.#batch().set(DB.CURRENT_VERSIONS, currentVersionKey(name), version).run();
     return { ...target, isCurrentVersion: true };
   }
@@ -332,13 +284,17 @@ export class AdminStore {
 
   // ------------------------------------------------------------ replicas
 
-  /** Registered replicas (DB 3), sorted by model, version and replica id. */
+  /**
+   * Registered replicas (DB 3), sorted by model, version and replica id.
+   * Found by SCAN, not KEYS: rollouts poll this while they wait.
+   */
   async listReplicas(filter: { modelName?: string; modelVersion?: string } = {}): Promise<ContainerRecord[]> {
-    const [keys] = await this.#batch().keys(DB.CONTAINERS, "*").run();
-    const wanted = (keys as string[]).filter((k) => {
-      const [n, v] = k.split(",");
-      return (filter.modelName === undefined || filter.modelName === "" || n === filter.modelName) &&
-        (filter.modelVersion === undefined || filter.modelVersion === "" || v === filter.modelVersion);
+    const name = filter.modelName ?? "";
+    const version = filter.modelVersion ?? "";
+    const keys = await scanKeys(this.#redis, this.#where, DB.CONTAINERS, containerKeysPattern(name, version));
+    const wanted = keys.filter((k) => {
+      const c = parseContainerKey(k);
+      return c !== null && (name === "" || c.name === name) && (version === "" || c.version === version);
     });
     if (wanted.length === 0) return [];
     const batch = this.#batch();
@@ -373,19 +329,19 @@ export class AdminStore {
     const models = [...new Set(apps.flatMap((a) => a.linkedModels))];
     const out = new Map(apps.map((a) => [a.name, 0]));
     if (models.length === 0) return out;
-    const batch = this.#batch().keys(DB.CONTAINERS, "*");
+    const batch = this.#batch();
     for (const m of models) batch.get(DB.CURRENT_VERSIONS, currentVersionKey(m));
-    const [keys, ...versions] = await batch.run();
-    const perVersion = new Map<string, number>();
-    for (const k of keys as string[]) {
+    const [versions, keys] = await Promise.all([batch.run(), scanKeys(this.#redis, this.#where, DB.CONTAINERS, containerKeysPattern("", ""))]);
+    const perVersion = new ModelVersionMap<number>();
+    for (const k of keys) {
       const c = parseContainerKey(k);
-      if (c !== null) perVersion.set(modelKey(c.name, c.version), (perVersion.get(modelKey(c.name, c.version)) ?? 0) + 1);
+      if (c !== null) perVersion.set(c.name, c.version, (perVersion.get(c.name, c.version) ?? 0) + 1);
     }
     const current = new Map(models.map((m, i) => [m, versions[i]]));
     for (const a of apps) {
       const model = a.linkedModels[0];
       const version = model === undefined ? undefined : current.get(model);
-      if (model !== undefined && typeof version === "string") out.set(a.name, perVersion.get(modelKey(model, version)) ?? 0);
+      if (model !== undefined && typeof version === "string") out.set(a.name, perVersion.get(model, version) ?? 0);
     }
     return out;
   }
@@ -399,8 +355,8 @@ export class AdminStore {
     return this.getModel(name, version);
   }
 
-  /** Clipper's rule: every app linked to the model must take the new input type. */
-  async #checkLinkedAppsAccept(model: string, inputType: InputType): Promise<void> {
+  /** Clipper's rule: every app linked to the model must take the new input type (FAILED_PRECONDITION otherwise). */
+  async checkLinkedAppsAccept(model: string, inputType: InputType): Promise<void> {
     for (const app of await this.listApps()) {
       if (app.linkedModels.includes(model) && app.inputType !== inputType) {
         throw failedPrecondition(
@@ -409,10 +365,6 @@ export class AdminStore {
         );
       }
     }
-  }
-
-  #appView(name: string, hash: Record<string, string>, links: string[]): AppView {
-    return { ...must(decodeApp(name, hash)), linkedModels: [...links].sort() };
   }
 
   #batch(): DbBatch {
@@ -426,30 +378,6 @@ export class AdminStore {
       throw storeError(err, this.#where);
     }
   }
-}
-
-function checkAppName(name: string): void {
-  if (name === "") throw invalidArgument("INVALID_NAME", "application name must not be empty");
-  if (APP_NAME_FORBIDDEN.test(name)) {
-    throw invalidArgument("INVALID_NAME", `Invalid application name supplied: ${name}. It may not contain '/', ',', ':' or white space`);
-  }
-}
-
-function checkModelPart(what: string, value: string): void {
-  if (value === "") throw invalidArgument("INVALID_NAME", `${what} must not be empty`);
-  checkProhibited(what, value);
-}
-
-function checkProhibited(what: string, value: string): void {
-  if (PROHIBITED_CHARS.some((c) => value.includes(c))) {
-    throw invalidArgument("INVALID_NAME", `Invalid ${what} supplied: ${value}. Contains one of: ',', ':'`);
-  }
-}
-
-function requireInputType(text: string): InputType {
-  const t = parseInputType(text);
-  if (t === null) throw invalidArgument("UNKNOWN_INPUT_TYPE", unknownInputTypeMessage(text));
-  return t;
 }
 
 function must<T>(decoded: Decoded<T>): T {

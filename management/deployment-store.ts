@@ -1,13 +1,13 @@
 /**
- * The replica manager's persistent state in Redis DB 8 (core/redis-layout.ts
+ * The replica manager's persistent state in Redis DB 8 (core/deployment-layout.ts
  * spells the keys): the desired deployments, and the worker processes this
  * host runs, so that a restarted management picks up both.
  */
 import type { Redis } from "ioredis";
 import { DbBatch } from "../core/redis-batch.js";
 import {
-  DB,
   decodeDeployment,
+  DEPLOYMENT_DB,
   decodeWorkerProcess,
   DEPLOYMENT_KEYS_PATTERN,
   deploymentKey,
@@ -16,7 +16,7 @@ import {
   workerProcessesKey,
   type DeploymentRecord,
   type WorkerProcessRecord,
-} from "../core/redis-layout.js";
+} from "../core/deployment-layout.js";
 
 /** Reads and writes deployments and process records; every failure is a ServingError (UNAVAILABLE). */
 export class DeploymentStore {
@@ -33,11 +33,11 @@ export class DeploymentStore {
 
   /** Every stored deployment; malformed entries (written by another tool) are skipped and reported. */
   async list(): Promise<{ deployments: DeploymentRecord[]; malformed: string[] }> {
-    const [keys] = await this.#batch().keys(DB.REPLICA_MANAGER, DEPLOYMENT_KEYS_PATTERN).run();
+    const [keys] = await this.#batch().keys(DEPLOYMENT_DB, DEPLOYMENT_KEYS_PATTERN).run();
     const sorted = (keys as string[]).sort();
     if (sorted.length === 0) return { deployments: [], malformed: [] };
     const batch = this.#batch();
-    for (const k of sorted) batch.hgetall(DB.REPLICA_MANAGER, k);
+    for (const k of sorted) batch.hgetall(DEPLOYMENT_DB, k);
     const replies = await batch.run();
     const deployments: DeploymentRecord[] = [];
     const malformed: string[] = [];
@@ -54,16 +54,16 @@ export class DeploymentStore {
   async save(d: DeploymentRecord): Promise<void> {
     const key = deploymentKey(d.name, d.version);
     // DEL first: HSET alone would keep fields a newer layout dropped.
-    await this.#batch().del(DB.REPLICA_MANAGER, key).hset(DB.REPLICA_MANAGER, key, encodeDeployment(d)).run();
+    await this.#batch().del(DEPLOYMENT_DB, key).hset(DEPLOYMENT_DB, key, encodeDeployment(d)).run();
   }
 
   async remove(name: string, version: string): Promise<void> {
-    await this.#batch().del(DB.REPLICA_MANAGER, deploymentKey(name, version)).run();
+    await this.#batch().del(DEPLOYMENT_DB, deploymentKey(name, version)).run();
   }
 
   /** The process records of this host. */
   async processes(): Promise<WorkerProcessRecord[]> {
-    const [hash] = await this.#batch().hgetall(DB.REPLICA_MANAGER, this.#processesKey).run();
+    const [hash] = await this.#batch().hgetall(DEPLOYMENT_DB, this.#processesKey).run();
     const records: WorkerProcessRecord[] = [];
     for (const [pid, value] of Object.entries(hash as Record<string, string>)) {
       const r = decodeWorkerProcess(pid, value);
@@ -73,11 +73,11 @@ export class DeploymentStore {
   }
 
   async recordProcess(p: WorkerProcessRecord): Promise<void> {
-    await this.#batch().hset(DB.REPLICA_MANAGER, this.#processesKey, { [String(p.pid)]: encodeWorkerProcess(p) }).run();
+    await this.#batch().hset(DEPLOYMENT_DB, this.#processesKey, { [String(p.pid)]: encodeWorkerProcess(p) }).run();
   }
 
   async forgetProcess(pid: number): Promise<void> {
-    await this.#batch().hdel(DB.REPLICA_MANAGER, this.#processesKey, String(pid)).run();
+    await this.#batch().hdel(DEPLOYMENT_DB, this.#processesKey, String(pid)).run();
   }
 
   #batch(): DbBatch {

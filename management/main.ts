@@ -1,5 +1,6 @@
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
+import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
 import { startManagement } from "./management.js";
@@ -17,8 +18,9 @@ const OPTIONS = {
 } as const;
 
 const c = configOrExit("clipper-management", OPTIONS);
-if (c["gateway-rpc"] !== "" && !/^tcp:\/\/[^:]+:\d+$|^tcp:\/\/\[[0-9a-fA-F:.]+\]:\d+$/.test(c["gateway-rpc"])) {
-  process.stderr.write(`clipper-management: --gateway-rpc: '${c["gateway-rpc"]}' is not tcp://HOST:PORT, e.g. tcp://127.0.0.1:7000\n`);
+const gatewayRpc = c["gateway-rpc"] === "" ? null : parseTcpEndpoint(c["gateway-rpc"]);
+if (gatewayRpc !== null && !gatewayRpc.ok) {
+  process.stderr.write(`clipper-management: --gateway-rpc: ${gatewayRpc.error}\n`);
   process.exit(2);
 }
 const log = createLogger("clipper-management", c["log-level"]);

@@ -28,6 +28,9 @@ export interface ProcessCommand {
   readonly cwd: string;
 }
 
+/** Running until stop() is called or it exits on its own; stopping until it exits; exited is final. */
+type ProcessState = { readonly kind: "running" } | { readonly kind: "stopping" } | { readonly kind: "exited"; readonly exit: ProcessExit };
+
 /** A spawned or adopted worker process of one model version. */
 export class WorkerProcess {
   readonly name: string;
@@ -39,8 +42,7 @@ export class WorkerProcess {
   readonly startTime: string;
   /** Resolves once the process has exited. */
   readonly exited: Promise<ProcessExit>;
-  #stopRequested = false;
-  #exit: ProcessExit | null = null;
+  #state: ProcessState = { kind: "running" };
   #resolveExit: (e: ProcessExit) => void = () => {};
   readonly #log: Logger;
 
@@ -58,12 +60,12 @@ export class WorkerProcess {
 
   /** True until the process has exited. */
   get alive(): boolean {
-    return this.#exit === null;
+    return this.#state.kind !== "exited";
   }
 
-  /** True once stop() was called (the process may still be draining). */
+  /** True once stop() was called while it ran (it may still be draining). */
   get stopping(): boolean {
-    return this.#stopRequested;
+    return this.#state.kind === "stopping";
   }
 
   /**
@@ -113,8 +115,8 @@ export class WorkerProcess {
    * the group once `graceMs` has passed. Resolves when the process is gone.
    */
   async stop(graceMs: number): Promise<ProcessExit> {
-    this.#stopRequested = true;
-    if (this.#exit !== null) return this.#exit;
+    if (this.#state.kind === "exited") return this.#state.exit;
+    this.#state = { kind: "stopping" };
     signalGroup(this.pid, "SIGTERM");
     const timer = setTimeout(() => {
       this.#log.warn({ pid: this.pid, model: this.name, version: this.version, graceMs }, "worker did not stop in time, killing it");
@@ -129,9 +131,10 @@ export class WorkerProcess {
   }
 
   #finish(e: { code: number | null; signal: string | null; description: string }): void {
-    if (this.#exit !== null) return;
-    this.#exit = { ...e, requested: this.#stopRequested };
-    this.#resolveExit(this.#exit);
+    if (this.#state.kind === "exited") return;
+    const exit = { ...e, requested: this.#state.kind === "stopping" };
+    this.#state = { kind: "exited", exit };
+    this.#resolveExit(exit);
   }
 }
 

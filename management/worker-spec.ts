@@ -7,14 +7,15 @@ import { stat } from "node:fs/promises";
 import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
 import { invalidArgument } from "../core/errors.js";
-import type { DeploymentRecord, WorkerSpecRecord } from "../core/redis-layout.js";
+import type { DeploymentRecord, WorkerSpecRecord } from "../core/deployment-layout.js";
+import type { TcpEndpoint } from "../core/tcp-endpoint.js";
 import type { ProcessCommand } from "./worker-process.js";
 
 /** clipper-worker's entry point, run with this Node for `module` workers. */
 const WORKER_BIN = fileURLToPath(new URL("../bin/clipper-worker.js", import.meta.url));
 
 /** Most replicas of one version on one machine: a typo such as 1000 must not fork-bomb the host. */
-export const MAX_REPLICAS = 64;
+const MAX_REPLICAS = 64;
 
 /**
  * The process of a deployment: clipper-worker with its module, or the
@@ -22,7 +23,7 @@ export const MAX_REPLICAS = 64;
  * environment (clipper-worker's CLIPPER_GATEWAY, and Clipper containers'
  * CLIPPER_IP / CLIPPER_PORT).
  */
-export function workerCommand(d: DeploymentRecord, gatewayRpc: string, gateway: { host: string; port: string }, logLevel: string): ProcessCommand {
+export function workerCommand(d: DeploymentRecord, gatewayRpc: string, gateway: TcpEndpoint, logLevel: string): ProcessCommand {
   const w = d.worker;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -36,18 +37,20 @@ export function workerCommand(d: DeploymentRecord, gatewayRpc: string, gateway: 
     CLIPPER_INPUT_TYPE: d.inputType,
     CLIPPER_GATEWAY: gatewayRpc,
     CLIPPER_IP: gateway.host,
-    CLIPPER_PORT: gateway.port,
+    CLIPPER_PORT: String(gateway.port),
   };
   const argv: [string, ...string[]] = w.module !== "" ? [process.execPath, WORKER_BIN, "--module", w.module] : (w.command as [string, ...string[]]);
   return { argv, env, cwd: w.workingDir !== "" ? w.workingDir : process.cwd() };
 }
 
+/** Throws INVALID_ARGUMENT unless `n` is a whole number from `min` to the per-machine maximum. */
 export function checkReplicas(n: number, min: number): void {
   if (!Number.isSafeInteger(n) || n < min || n > MAX_REPLICAS) {
     throw invalidArgument("INVALID_REQUEST", `the number of replicas must be between ${min} and ${MAX_REPLICAS}, got ${n}`);
   }
 }
 
+/** Throws INVALID_ARGUMENT unless the spec names exactly one of a module or a command, and its paths exist here. */
 export async function checkWorker(w: WorkerSpecRecord): Promise<void> {
   const hasModule = w.module !== "";
   const hasCommand = w.command.length > 0;

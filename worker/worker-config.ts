@@ -5,6 +5,8 @@
  */
 import { COMMON_OPTIONS, parseConfig, type OptionSpec } from "../core/config.js";
 import { parseInputType, unknownInputTypeMessage } from "../core/input-types.js";
+import { modelNameProblem } from "../core/names.js";
+import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
 
 /** Shortest heartbeat interval accepted, in ms: below it the beats themselves become load. */
 export const MIN_HEARTBEAT_MS = 10;
@@ -85,8 +87,8 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
 
 function checkName(what: string, flag: string, env: string, value: string): string | null {
   if (value === "") return `${flag} is required (or set ${env})`;
-  // Clipper's Redis DB 3 key is "name,version,replica" and model ids are "name:version".
-  if (/[,:]/.test(value)) return `${flag}: the ${what} '${value}' must not contain ',' or ':' (Clipper uses them as key separators)`;
+  const problem = modelNameProblem(`the ${what}`, value);
+  if (problem !== null) return `${flag}: ${problem}`;
   if (value.trim() !== value) return `${flag}: the ${what} '${value}' must not start or end with spaces`;
   return null;
 }
@@ -96,14 +98,7 @@ function checkMetricsPort(text: string): string | null {
   return `--metrics-port: '${text}' is not a port (0-65535; 0 picks a free one; empty for no metrics server)`;
 }
 
-const GATEWAY_URL = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$/;
-
-/** Null when `url` is a connectable `tcp://host:port`, else the error. */
-export function checkGatewayUrl(url: string): string | null {
-  const m = GATEWAY_URL.exec(url);
-  const port = m === null ? NaN : Number(m[2]);
-  if (m === null || port < 1 || port > 65535) {
-    return `--gateway: '${url}' is not a gateway endpoint; use tcp://HOST:PORT, e.g. tcp://127.0.0.1:7000`;
-  }
-  return null;
+function checkGatewayUrl(url: string): string | null {
+  const endpoint = parseTcpEndpoint(url);
+  return endpoint.ok ? null : `--gateway: ${endpoint.error}`;
 }

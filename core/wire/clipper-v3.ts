@@ -4,6 +4,7 @@
  * integer is little-endian. Decoders take untrusted frames and return an
  * error value instead of throwing.
  */
+import type { Decoded } from "../decoded.js";
 import { DATA_TYPE_CODE, inputTypeFromCode, type InputType } from "../input-types.js";
 
 export const RPC_VERSION = 3;
@@ -24,8 +25,6 @@ export type ContainerMessage =
   | { kind: "heartbeat" }
   | { kind: "register"; modelName: string; modelVersion: string; inputType: InputType; rpcVersion: number | null }
   | { kind: "response"; messageId: number; outputs: Buffer[] };
-
-export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 
 const u32 = (n: number): Buffer => {
   const b = Buffer.allocUnsafe(4);

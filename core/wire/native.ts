@@ -6,6 +6,7 @@
  * after the delimiter is a 4-byte message type.
  */
 import { GatewayMessage, WorkerMessage } from "../../gen/clipper/v1/heartbeat.js";
+import type { Decoded } from "../decoded.js";
 
 /** Marks a native message; 8 bytes so it can never be mistaken for a v3 u32 type. */
 export const NATIVE_MARKER = Buffer.from("CLPRTS01", "latin1");
@@ -14,8 +15,6 @@ export const NATIVE_MARKER = Buffer.from("CLPRTS01", "latin1");
 const MAX_MESSAGE_BYTES = 1 << 20;
 
 const EMPTY = Buffer.alloc(0);
-
-export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 
 /** True when frames (after the identity, if any) carry the native marker. */
 export function isNative(frames: readonly Buffer[]): boolean {

@@ -1,0 +1,121 @@
+/**
+ * clipper-ts's own Redis records: the replica manager's desired state and
+ * the worker processes it runs. They live outside Clipper's layout
+ * (core/redis-layout.ts): in DB 8, which Clipper never selects (it declares
+ * DBs 1-7; DB 4 is declared but unused, so a Clipper fork could still claim
+ * it), under keys prefixed `clipper-ts:` so the DB can be shared. Neither
+ * Clipper nor the gateway reads them (the gateway follows DBs 2, 5, 6 and
+ * 7), and deleting them only forgets what the manager runs.
+ */
+import { decoded, undecodable, type Decoded } from "./decoded.js";
+import { parseInputType, type InputType } from "./input-types.js";
+import { modelKey } from "./redis-layout.js";
+
+/** The logical database of these records. */
+export const DEPLOYMENT_DB = 8;
+
+const CLIPPER_TS_PREFIX = "clipper-ts:";
+const DEPLOYMENT_PREFIX = `${CLIPPER_TS_PREFIX}deployment:`;
+const WORKER_PROCESSES_PREFIX = `${CLIPPER_TS_PREFIX}worker-processes:`;
+
+/** DB 8 hash of one managed model version: `clipper-ts:deployment:<name>:<version>`. */
+export const deploymentKey = (name: string, version: string): string => `${DEPLOYMENT_PREFIX}${modelKey(name, version)}`;
+/** DB 8 pattern matching every deployment key. */
+export const DEPLOYMENT_KEYS_PATTERN = `${DEPLOYMENT_PREFIX}*`;
+/** DB 8 hash `pid → process record` of the workers one host's manager runs. */
+export const workerProcessesKey = (host: string): string => `${WORKER_PROCESSES_PREFIX}${host}`;
+
+/** How the replica manager starts a worker process (admin.proto WorkerSpec). */
+export interface WorkerSpecRecord {
+  module: string;
+  command: string[];
+  env: Record<string, string>;
+  workingDir: string;
+  concurrency: number;
+  maxBatchSize: number;
+}
+
+/** A managed model version: what runs and how many. */
+export interface DeploymentRecord {
+  name: string;
+  version: string;
+  inputType: InputType;
+  replicas: number;
+  worker: WorkerSpecRecord;
+}
+
+/** The fields of a deployment hash. */
+export function encodeDeployment(d: DeploymentRecord): Record<string, string> {
+  return {
+    model_name: d.name,
+    model_version: d.version,
+    input_type: d.inputType,
+    replicas: String(d.replicas),
+    worker: JSON.stringify(d.worker),
+  };
+}
+
+/** Checks and reads a deployment hash written by any version of clipper-ts (or by hand). */
+export function decodeDeployment(key: string, h: Record<string, string>): Decoded<DeploymentRecord> {
+  const inputType = parseInputType(h.input_type ?? "");
+  const replicas = Number(h.replicas);
+  if (h.model_name === undefined || h.model_version === undefined) return undecodable(`deployment '${key}' has no model name or version`);
+  if (inputType === null) return undecodable(`deployment '${key}' has invalid input_type '${h.input_type ?? ""}'`);
+  if (!Number.isSafeInteger(replicas) || replicas < 0) return undecodable(`deployment '${key}' has invalid replicas '${h.replicas ?? ""}'`);
+  let w: Partial<WorkerSpecRecord>;
+  try {
+    w = JSON.parse(h.worker ?? "") as Partial<WorkerSpecRecord>;
+  } catch {
+    return undecodable(`deployment '${key}' has a worker field that is not JSON`);
+  }
+  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
+  if (typeof w !== "object" || w === null || typeof w.module !== "string" || !strings(w.command)) {
+    return undecodable(`deployment '${key}' has a malformed worker field`);
+  }
+  const env = typeof w.env === "object" && w.env !== null ? Object.fromEntries(Object.entries(w.env).filter(([, v]) => typeof v === "string")) : {};
+  return {
+    ok: true,
+    value: {
+      name: h.model_name,
+      version: h.model_version,
+      inputType,
+      replicas,
+      worker: {
+        module: w.module,
+        command: w.command,
+        env,
+        workingDir: typeof w.workingDir === "string" ? w.workingDir : "",
+        concurrency: Number.isSafeInteger(w.concurrency) ? w.concurrency! : 0,
+        maxBatchSize: Number.isSafeInteger(w.maxBatchSize) ? w.maxBatchSize! : 0,
+      },
+    },
+  };
+}
+
+/** One worker process a manager started, kept so a restarted manager can adopt it. */
+export interface WorkerProcessRecord {
+  pid: number;
+  name: string;
+  version: string;
+  /** Start time of the process (Linux /proc/<pid>/stat field 22), so a reused pid is not mistaken for it. */
+  startTime: string;
+}
+
+/** The value of a process record (its pid is the hash field). */
+export function encodeWorkerProcess(p: WorkerProcessRecord): string {
+  return JSON.stringify({ name: p.name, version: p.version, startTime: p.startTime });
+}
+
+/** Checks and reads one process record. */
+export function decodeWorkerProcess(pidField: string, value: string): Decoded<WorkerProcessRecord> {
+  const pid = Number(pidField);
+  try {
+    const v = JSON.parse(value) as Partial<WorkerProcessRecord>;
+    if (Number.isSafeInteger(pid) && pid > 0 && typeof v.name === "string" && typeof v.version === "string" && typeof v.startTime === "string") {
+      return decoded({ pid, name: v.name, version: v.version, startTime: v.startTime });
+    }
+  } catch {
+    // fall through to the error below
+  }
+  return undecodable(`worker process record '${pidField}' is malformed`);
+}
