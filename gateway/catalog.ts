@@ -10,6 +10,7 @@ import {
   DB,
   encodeSelectionState,
   keyspacePattern,
+  modelKey,
   NOTIFY_KEYSPACE_EVENTS,
   parseKeyspaceChannel,
   parseCurrentVersionKey,

@@ -1,6 +1,6 @@
 import { status as Status } from "@grpc/grpc-js";
 import { parseInputType } from "../../core/input-types.js";
-import { PROHIBITED_CHARS } from "../../core/redis-layout.js";
+import { modelNameProblem } from "../../core/names.js";
 import { decodeWorkerMessage, encodeGatewayMessage } from "../../core/wire/native.js";
 import type { ItemStatus, RegisterWorker } from "../../gen/clipper/v1/heartbeat.js";
 import type { LivenessPolicy } from "../liveness.js";
@@ -80,10 +80,9 @@ export class NativeDialect implements WorkerDialect {
   #register(identity: Buffer, reg: RegisterWorker): void {
     const inputType = parseInputType(reg.inputType);
     const problem =
-      reg.modelName === "" || reg.modelVersion === "" ? "model name and version must not be empty"
-      : PROHIBITED_CHARS.some((c) => reg.modelName.includes(c) || reg.modelVersion.includes(c)) ? "model name and version may not contain ',' or ':'"
-      : inputType === null ? `unknown input type '${reg.inputType}'`
-      : null;
+      modelNameProblem("model name", reg.modelName) ??
+      modelNameProblem("model version", reg.modelVersion) ??
+      (inputType === null ? `unknown input type '${reg.inputType}'` : null);
     if (problem !== null || inputType === null) {
       this.#ctx.log.warn({ address: identity.toString("hex"), model: reg.modelName, problem }, "worker registration refused");
       this.#sendDrain(identity, `registration refused: ${problem}`);
