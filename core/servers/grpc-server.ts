@@ -6,11 +6,9 @@
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
-import type { CallContext, UnaryHandler } from "../call-context.js";
-import type { Deadline } from "../deadline.js";
-import { NO_DEADLINE } from "../deadline.js";
+import type { UnaryHandler } from "../call-context.js";
 import { ServingError } from "../errors.js";
-import { lazyCallContext, type CallScope, type CallSource } from "../lazy-call-context.js";
+import { grpcCallContext } from "../grpc-call-context.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
 import { addReflection, REFLECTION_SERVICE_NAMES } from "./reflection.js";
 
@@ -159,59 +157,6 @@ function adaptUnary(
       },
     );
   };
-}
-
-/** What {@link grpcCallContext} reads from any grpc-js server call (unary or streaming). */
-export interface GrpcServerCall {
-  readonly cancelled: boolean;
-  readonly metadata: grpc.Metadata;
-  getPeer(): string;
-  getDeadline(): grpc.Deadline;
-  on(event: "cancelled", listener: () => void): unknown;
-  removeListener(event: "cancelled", listener: () => void): unknown;
-}
-
-const GRPC_SOURCE: CallSource<GrpcServerCall, grpc.Metadata> = {
-  carrier: (call) => call.metadata,
-  lookup: firstText,
-  build: stringMetadata,
-  event: "cancelled",
-  // grpc-js sets `cancelled` just before it emits the event.
-  gone: (call) => call.cancelled,
-  goneReason: () => new ServingError(grpc.status.CANCELLED, "CANCELLED", "call cancelled by the client"),
-};
-
-/**
- * The CallContext of a grpc-js server call, for streaming implementations
- * too. Its signal aborts (reason: a ServingError) when the client cancels
- * or the deadline passes; call `dispose()` when the call ends so the
- * deadline timer and listener are released. The signal, its timer and the
- * metadata map are made only when a handler reads them.
- */
-export function grpcCallContext(call: GrpcServerCall): CallScope {
-  return lazyCallContext(GRPC_SOURCE, call, "grpc", toDeadline(call.getDeadline()), call.getPeer());
-}
-
-function toDeadline(d: grpc.Deadline): Deadline {
-  const ms = d instanceof Date ? d.getTime() : d;
-  return Number.isFinite(ms) ? ms : NO_DEADLINE;
-}
-
-/** Text metadata with lower-case keys (first value per key); binary `-bin` entries are skipped. */
-function stringMetadata(metadata: grpc.Metadata): ReadonlyMap<string, string> {
-  const out = new Map<string, string>();
-  for (const [key, value] of Object.entries(metadata.getMap())) {
-    if (typeof value === "string") out.set(key.toLowerCase(), value);
-  }
-  return out;
-}
-
-/** What `stringMetadata(metadata).get(key)` gives, without building the map. */
-function firstText(metadata: grpc.Metadata, key: string): string | undefined {
-  // grpc-js lower-cases keys on lookup; the map holds only lower-case ones.
-  if (key !== key.toLowerCase()) return undefined;
-  const value = metadata.get(key)[0];
-  return typeof value === "string" ? value : undefined;
 }
 
 function bind(server: grpc.Server, host: string, port: number): Promise<number> {

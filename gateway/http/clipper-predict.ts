@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { status as Status } from "@grpc/grpc-js";
 import type { CallContext } from "../../core/call-context.js";
-import { httpCallContext } from "../../core/transcoding/index.js";
+import { httpCallContext } from "../../core/http-call-context.js";
 import { ServingError } from "../../core/errors.js";
 import { encodeJsonInput } from "../../core/input-codec.js";
 import { readBody, sendError, sendJson, type HttpMatch, type HttpRouteTable } from "../../core/servers/http-server.js";

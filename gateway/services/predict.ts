@@ -3,7 +3,7 @@ import type { CallContext } from "../../core/call-context.js";
 import { invalidArgument, ServingError } from "../../core/errors.js";
 import { encodeInput } from "../../core/input-codec.js";
 import { withDeadline } from "../../core/lazy-call-context.js";
-import { grpcCallContext } from "../../core/servers/grpc-server.js";
+import { grpcCallContext } from "../../core/grpc-call-context.js";
 import type { UnaryServiceBinding } from "../../core/service-binding.js";
 import type { CallInstrument } from "../../core/telemetry/call-instrument.js";
 import {

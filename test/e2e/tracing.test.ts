@@ -215,7 +215,7 @@ test.serial("a log line written inside a call carries its trace id; a lifecycle 
   const log = createLogger("clipper-test", "info", { write: (line: string) => void lines.push(line) });
   const calls = new CallInstrument(createRpcMetrics(new Registry()), log);
   const tp = traceparent();
-  const ctx = { transport: "grpc" as const, deadline: NO_DEADLINE, signal: new AbortController().signal, metadata: new Map([["traceparent", tp.header]]), peer: "" };
+  const ctx = { transport: "grpc" as const, deadline: NO_DEADLINE, signal: new AbortController().signal, metadata: new Map([["traceparent", tp.header]]), peer: "", onCancel: () => () => {} };
   await t.throwsAsync(calls.run(calls.method("clipper.v1.Test/Fail", {}), ctx, async () => {
     throw new Error("bug");
   }));

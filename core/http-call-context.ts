@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { status as Status } from "@grpc/grpc-js";
-import type { Transport } from "../call-context.js";
-import { NO_DEADLINE, parseGrpcTimeout, type Deadline } from "../deadline.js";
-import { ServingError, invalidArgument } from "../errors.js";
-import { lazyCallContext, type CallScope, type CallSource } from "../lazy-call-context.js";
+import type { Transport } from "./call-context.js";
+import { NO_DEADLINE, parseGrpcTimeout, type Deadline } from "./deadline.js";
+import { ServingError, invalidArgument } from "./errors.js";
+import { lazyCallContext, type CallScope, type CallSource } from "./lazy-call-context.js";
 
 /** grpc-gateway's prefix for request headers that become gRPC metadata. */
 const METADATA_HEADER_PREFIX = "grpc-metadata-";
@@ -23,7 +23,8 @@ const HTTP_SOURCE: CallSource<ServerResponse, IncomingMessage["headers"]> = {
 };
 
 /**
- * The CallContext of a transcoded HTTP call, from its headers:
+ * The CallContext of an HTTP call (transcoded, Clipper REST predict, or
+ * Clipper /admin/*), from its headers:
  * `Grpc-Timeout` gives the deadline (absolute, ms since epoch);
  * `Grpc-Metadata-<k>` headers become metadata `<k>` (lower-case), with
  * `traceparent`, `tracestate` and `authorization` passed through under
@@ -32,7 +33,7 @@ const HTTP_SOURCE: CallSource<ServerResponse, IncomingMessage["headers"]> = {
  * deadline passes (DEADLINE_EXCEEDED). An invalid `Grpc-Timeout` is
  * returned as an INVALID_ARGUMENT error value, not thrown. The signal, its
  * timer and the metadata map are made only when a handler reads them.
- * `transport` names the edge (Clipper REST shares this context).
+ * `transport` names the edge.
  */
 export function httpCallContext(
   req: IncomingMessage,
