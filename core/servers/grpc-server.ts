@@ -3,10 +3,10 @@
  * handlers adapted from transport-agnostic bindings, streaming methods
  * passed through, grpc.health.v1 and server reflection (v1 + v1alpha).
  */
-import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { UnaryHandler } from "../call-context.js";
+import { descriptorSet } from "../descriptor-set.js";
 import { ServingError } from "../errors.js";
 import { grpcCallContext } from "../grpc-call-context.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
@@ -17,9 +17,6 @@ export const DEFAULT_CLOSE_GRACE_MS = 5_000;
 
 /** The standard health service name (grpc/health/v1/health.proto). */
 export const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
-
-/** Where `npm run gen` writes the `buf build` FileDescriptorSet. */
-const DEFAULT_DESCRIPTORS_URL = new URL("../../gen/descriptors.binpb", import.meta.url);
 
 /** Options of {@link startGrpcServer}. */
 export interface GrpcServerOptions {
@@ -35,7 +32,7 @@ export interface GrpcServerOptions {
    * lowerCamel method names of the binding's definition.
    */
   readonly streaming?: Readonly<Record<string, grpc.UntypedServiceImplementation>>;
-  /** Serialized FileDescriptorSet for reflection; defaults to gen/descriptors.binpb. */
+  /** Serialized FileDescriptorSet for reflection; defaults to {@link descriptorSet}. */
   readonly descriptors?: Uint8Array;
   /**
    * Called with the original thrown value for every call that ends INTERNAL
@@ -84,7 +81,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const health = new HealthImplementation(Object.fromEntries(["", ...served].map((name) => [name, "SERVING" as const])));
   health.addToServer(server);
 
-  const descriptors = options.descriptors ?? readFileSync(DEFAULT_DESCRIPTORS_URL);
+  const descriptors = options.descriptors ?? descriptorSet();
   addReflection(server, { descriptors, services: [...served, HEALTH_SERVICE_NAME, ...REFLECTION_SERVICE_NAMES] });
 
   let port: number;

@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { status as Status } from "@grpc/grpc-js";
 import type { CallContext } from "../call-context.js";
+import { descriptorSet } from "../descriptor-set.js";
 import { ServingError, invalidArgument } from "../errors.js";
 import { httpCallContext } from "../http-call-context.js";
 import { DEFAULT_MAX_BODY_BYTES, readBody, sendError, sendJson, type HttpMatch, type HttpRouteTable } from "../servers/http-server.js";
@@ -13,12 +13,9 @@ import { loadDescriptorRegistry } from "./http-rule.js";
 import { matchPathTemplate } from "./path-template.js";
 import { compileRoutes, type Route } from "./route.js";
 
-/** Where `npm run gen` writes the `buf build` FileDescriptorSet (repo root gen/). */
-const DEFAULT_DESCRIPTORS_URL = new URL("../../gen/descriptors.binpb", import.meta.url);
-
 /** Options of {@link createTranscoder}. */
 export interface TranscoderOptions {
-  /** Serialized google.protobuf.FileDescriptorSet with the services and google/api/annotations.proto; defaults to gen/descriptors.binpb. */
+  /** Serialized google.protobuf.FileDescriptorSet with the services and google/api/annotations.proto; defaults to {@link descriptorSet}. */
   readonly descriptors?: Uint8Array;
   /** Largest request body read, in bytes; larger ones get 413. Defaults to {@link DEFAULT_MAX_BODY_BYTES}. */
   readonly maxBodyBytes?: number;
@@ -50,7 +47,7 @@ export function createTranscoder(bindings: readonly UnaryServiceBinding[], optio
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) {
     throw new RangeError(`transcoding: maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
   }
-  const registry = loadDescriptorRegistry(options.descriptors ?? readFileSync(DEFAULT_DESCRIPTORS_URL));
+  const registry = loadDescriptorRegistry(options.descriptors ?? descriptorSet());
   return new Transcoder(compileRoutes(bindings, registry), maxBodyBytes, options.onError ?? null);
 }
 
