@@ -6,6 +6,7 @@
  */
 import { pino } from "pino";
 import { distIsFresh, gatewayNodeFlags } from "../../bin/launch.js";
+import { GATEWAY_PORTS_LINE } from "../../core/ports-line.js";
 import { startManagement, type Management } from "../../management/management.js";
 import { Proc, ROOT } from "../../test/helpers/processes.js";
 import { TestRedis } from "../../test/helpers/redis-server.js";
@@ -110,11 +111,12 @@ export class BenchStack {
         ["--redis-url", redis.url, "--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--cache-bytes", "0"],
         profileEnv(options),
       );
-      const m = await proc.waitFor(/clipper-gateway: grpc=[^:]+:(\d+) http=[^:]+:(\d+) rpc=tcp:\/\/[^:]+:(\d+)/, START_TIMEOUT_MS).catch(async (err: unknown) => {
+      const m = await proc.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS).catch(async (err: unknown) => {
         await proc.stop("SIGKILL");
         throw err;
       });
-      return new BenchStack(redis, management, { proc, pid: proc.child.pid!, grpc: Number(m[1]), http: Number(m[2]), rpc: Number(m[3]) }, options);
+      const ports = GATEWAY_PORTS_LINE.read(m);
+      return new BenchStack(redis, management, { proc, pid: proc.child.pid!, grpc: ports.grpc.port, http: ports.http.port, rpc: ports.rpc.port }, options);
     } catch (err) {
       await management?.close(0);
       await redis.destroy();
