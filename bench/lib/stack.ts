@@ -88,13 +88,17 @@ function buildIfStale(): void {
 
 export class BenchStack {
   readonly workers: CountedProc[] = [];
+  readonly redis: TestRedis;
+  readonly management: Management;
+  readonly gateway: { proc: Proc; pid: number; grpc: number; http: number; rpc: number };
+  readonly #options: StackOptions;
 
-  private constructor(
-    readonly redis: TestRedis,
-    readonly management: Management,
-    readonly gateway: { proc: Proc; pid: number; grpc: number; http: number; rpc: number },
-    private readonly options: StackOptions,
-  ) {}
+  private constructor(redis: TestRedis, management: Management, gateway: BenchStack["gateway"], options: StackOptions) {
+    this.redis = redis;
+    this.management = management;
+    this.gateway = gateway;
+    this.#options = options;
+  }
 
   /** Starts redis, management and a gateway with the prediction cache off (`--cache-bytes 0`). */
   static async start(options: StackOptions): Promise<BenchStack> {
@@ -141,9 +145,9 @@ export class BenchStack {
   async worker(model: string, modulePath: string): Promise<CountedProc> {
     const proc = spawnBinWith(
       "clipper-worker",
-      profileArgs(this.options, `worker-${model}`),
+      profileArgs(this.#options, `worker-${model}`),
       ["--model", model, "--version", "1", "--input-type", "doubles", "--gateway", `tcp://127.0.0.1:${this.gateway.rpc}`, "--module", modulePath],
-      { CLIPPER_LOG_LEVEL: "info", ...profileEnv(this.options) },
+      { CLIPPER_LOG_LEVEL: "info", ...profileEnv(this.#options) },
     );
     const w = { proc, pid: proc.child.pid!, counterPort: 0 };
     this.workers.push(w);

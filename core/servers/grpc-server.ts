@@ -16,7 +16,7 @@ import { addReflection, REFLECTION_SERVICE_NAMES } from "./reflection.js";
 export const DEFAULT_CLOSE_GRACE_MS = 5_000;
 
 /** The standard health service name (grpc/health/v1/health.proto). */
-export const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
+const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
 
 /** Options of {@link startGrpcServer}. */
 export interface GrpcServerOptions {

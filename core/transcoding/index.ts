@@ -5,4 +5,4 @@
  */
 export { createTranscoder, type ErrorHook, type TranscoderOptions } from "./transcoder.js";
 export { loadDescriptorRegistry, readHttpBindings, type HttpBinding } from "./http-rule.js";
-export { parsePathTemplate, matchPathTemplate, type PathTemplate, type TemplateSegment, type TemplateVariable } from "./path-template.js";
+export { parsePathTemplate, matchPathTemplate, type PathTemplate } from "./path-template.js";

@@ -98,13 +98,9 @@ async function serve(
   maxBodyBytes: number,
   onError: ErrorHook | null,
 ): Promise<void> {
-  const made = httpCallContext(req, res);
-  if (!made.ok) {
-    req.resume();
-    sendError(res, made.error);
-    return;
-  }
-  const { ctx, dispose } = made.scope;
+  const scope = httpCallContext(req, res, "http", sendError);
+  if (scope === null) return;
+  const { ctx, dispose } = scope;
   try {
     const json = await untilAborted(invoke(route, captures, req, url, ctx, maxBodyBytes), ctx);
     if (!res.destroyed) sendJson(res, 200, json);

@@ -50,13 +50,9 @@ async function handle(
   calls: CallInstrument,
   method: InstrumentedMethod,
 ): Promise<void> {
-  const scoped = httpCallContext(req, res, "clipper-rest");
-  if (!scoped.ok) {
-    req.resume();
-    sendError(res, scoped.error);
-    return;
-  }
-  const { ctx, dispose } = scoped.scope;
+  const scope = httpCallContext(req, res, "clipper-rest", sendError);
+  if (scope === null) return;
+  const { ctx, dispose } = scope;
   try {
     await calls.run(method, ctx, () => answer(predictor, appName, req, res, ctx));
   } catch (err) {

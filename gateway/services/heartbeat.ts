@@ -15,7 +15,7 @@ import type { Task } from "../task.js";
 
 export const HEARTBEAT_SERVICE_NAME = "clipper.v1.Heartbeat";
 
-export function toWorker(r: Replica<Task>): Worker {
+function toWorker(r: Replica<Task>): Worker {
   return {
     modelName: r.modelName,
     modelVersion: r.modelVersion,

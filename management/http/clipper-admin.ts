@@ -208,13 +208,9 @@ interface AdminCall {
 
 /** Serves one call within its context, and releases the context once answered. */
 async function handle(call: AdminCall, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const made = httpCallContext(req, res, "clipper-rest");
-  if (!made.ok) {
-    req.resume();
-    fail(res, made.error);
-    return;
-  }
-  const { ctx, dispose } = made.scope;
+  const scope = httpCallContext(req, res, "clipper-rest", fail);
+  if (scope === null) return;
+  const { ctx, dispose } = scope;
   const run = (): Promise<Reply> => untilAborted(serve(call.endpoint, call.store, req, call.limit), ctx);
   try {
     send(res, 200, await (call.calls === null || call.method === null ? run() : call.calls.run(call.method, ctx, run)));

@@ -6,7 +6,7 @@ import { eventually, spawnBin, startGatewayProcess, type Proc } from "./processe
 import { TestRedis } from "./redis-server.js";
 
 /** Env variable that marks every process of one ManagedStack, so tests can prove none is left. */
-export const MARKER_ENV = "CLIPPER_TEST_MARKER";
+const MARKER_ENV = "CLIPPER_TEST_MARKER";
 
 /**
  * A local deployment whose management runs the replica manager: a private
