@@ -4,8 +4,10 @@ import type { Deadline } from "./deadline.js";
 export type Transport = "grpc" | "http" | "clipper-rest";
 
 /**
- * What a transport-agnostic handler knows about its call, built by each edge
- * adapter (gRPC, transcoded HTTP, Clipper REST) from its own headers.
+ * What a transport-agnostic handler knows about its call. Built only by
+ * core/lazy-call-context, which every edge (gRPC, transcoded HTTP, Clipper
+ * REST predict and /admin/*) reaches through its own reader:
+ * core/grpc-call-context or core/http-call-context.
  */
 export interface CallContext {
   readonly transport: Transport;
@@ -22,14 +24,14 @@ export interface CallContext {
   readonly peer: string;
   /**
    * Calls `listener` once when the caller goes away (not when the deadline
-   * passes), at once if it already has; returns its removal. Cheaper than
-   * listening on `signal`, which needs a deadline timer and an
-   * AbortController; the gRPC and HTTP edges provide it. Call it as a
-   * method. Contexts built by the edges are class instances with lazy
-   * getters: derive one (core/lazy-call-context `withDeadline`) rather than
-   * spreading it, which would drop `signal` and `metadata`.
+   * passes), at once if it already has; returns its removal. Every context
+   * has it: it is cheaper than listening on `signal`, which needs a deadline
+   * timer and an AbortController. Call it as a method. Contexts built by
+   * the edges are class instances with lazy getters: derive one
+   * (core/lazy-call-context `withDeadline`) rather than spreading it, which
+   * would drop `signal` and `metadata`.
    */
-  onCancel?(listener: () => void): () => void;
+  onCancel(listener: () => void): () => void;
 }
 
 /**

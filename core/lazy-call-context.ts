@@ -1,15 +1,19 @@
 /**
- * The CallContext the gRPC and HTTP edges hand to handlers, built so that a
- * call pays only for what its handler reads: the AbortController, its
+ * The one builder of CallContexts: the gRPC and HTTP edges describe their
+ * call object as a {@link CallSource} (core/grpc-call-context,
+ * core/http-call-context) and get their context here, so every edge honours
+ * deadlines and cancellation the same way.
+ *
+ * A call pays only for what its handler reads: the AbortController, its
  * deadline timer and the metadata map are made on first read. The
  * predictor reads none of them on its hot path (it uses `onCancel`, its own
  * SLO timer and one metadata key), so a Predict call stays off EventTarget
  * and the timer list.
  *
- * The context is a class instance with its lazy parts as prototype getters:
- * an object literal with getters costs V8 about 1 µs to create, a class
- * instance a few tens of ns. Spreading one would drop those getters, so a
- * narrower context is derived with {@link withDeadline}.
+ * The context is a class instance with its lazy parts as prototype getters,
+ * because V8 creates an object literal with getters far more slowly than a
+ * class instance (bench/README.md, "Hot path"). Spreading one would drop
+ * those getters, so a narrower context is derived with {@link withDeadline}.
  */
 import { status as Status } from "@grpc/grpc-js";
 import type { CallContext, Transport } from "./call-context.js";
@@ -68,8 +72,8 @@ function deadlineExceeded(controller: AbortController): void {
  * The transport is watched from here, as the call starts, rather than from
  * the first reader of `signal` or `onCancel`: registering the listener from
  * inside the handler made V8 allocate every decoded gRPC request in the old
- * generation (pretenuring), which doubled young-generation GC time per call
- * under load (measured at c=64). One listener per call is cheap.
+ * generation (pretenuring), which made GC per call far costlier under load
+ * (bench/README.md, "Hot path"). One listener per call is cheap.
  */
 export function lazyCallContext<H extends Emitter, M>(source: CallSource<H, M>, call: H, transport: Transport, deadline: Deadline, peer: string): CallScope {
   const ctx = new LazyCallContext(source, call, transport, deadline, peer);
@@ -212,9 +216,8 @@ class NarrowedContext implements CallContext {
     return this.#parent.metadata;
   }
 
-  get onCancel(): ((listener: () => void) => () => void) | undefined {
-    const parent = this.#parent;
-    return parent.onCancel === undefined ? undefined : (listener) => parent.onCancel!(listener);
+  onCancel(listener: () => void): () => void {
+    return this.#parent.onCancel(listener);
   }
 }
 

@@ -27,7 +27,7 @@ const HTTP_FROM_GRPC: Readonly<Record<number, number>> = {
 };
 
 /** HTTP status for a gRPC status code; unknown codes are 500. */
-export function httpStatusFromGrpc(code: number): number {
+function httpStatusFromGrpc(code: number): number {
   return HTTP_FROM_GRPC[code] ?? 500;
 }
 

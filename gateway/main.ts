@@ -1,5 +1,6 @@
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
+import { GATEWAY_PORTS_LINE } from "../core/ports-line.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
 import { startGateway } from "./gateway.js";
@@ -38,6 +39,7 @@ await runUntilSignal(log, async () => {
     },
     log,
   );
-  process.stdout.write(`clipper-gateway: grpc=${c.host}:${g.grpcPort} http=${c.host}:${g.httpPort} rpc=tcp://${c.host}:${g.rpcPort}\n`);
+  const at = (port: number) => ({ host: c.host, port });
+  process.stdout.write(`${GATEWAY_PORTS_LINE.format({ grpc: at(g.grpcPort), http: at(g.httpPort), rpc: at(g.rpcPort) })}\n`);
   return { close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()) };
 });

@@ -347,31 +347,19 @@ class Wait {
   until(deadline: number, ctx: CallContext): Promise<Ending> {
     if (this.#done) return this.#promise;
     // onCancel calls back at once if the caller has already gone, which settles this.
-    const stop = ctx.onCancel !== undefined ? ctx.onCancel(() => this.#callerGone(deadline)) : this.#watchSignal(ctx.signal, deadline);
+    const stop = ctx.onCancel(() => this.#callerGone(deadline));
     if (this.#done) return this.#promise;
     this.#stopListening = stop;
     this.#timer = setTimeout(timedOut, Math.max(0, deadline - Date.now()), this);
     return this.#promise;
   }
 
-  /** The caller went away, or (through the signal) its deadline passed. */
+  /** The caller went away; past its deadline that is a timeout, not a cancellation. */
   #callerGone(deadline: number): void {
     this.settle(Date.now() >= deadline ? TIMEOUT : CANCELLED);
   }
-
-  /** For contexts without onCancel. */
-  #watchSignal(signal: AbortSignal, deadline: number): () => void {
-    if (signal.aborted) {
-      this.settle(CANCELLED);
-      return noop;
-    }
-    const onAbort = (): void => this.#callerGone(deadline);
-    signal.addEventListener("abort", onAbort, { once: true });
-    return () => signal.removeEventListener("abort", onAbort);
-  }
 }
 
-function noop(): void {}
 
 function timedOut(wait: Wait): void {
   wait.settle(TIMEOUT);

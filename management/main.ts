@@ -1,6 +1,7 @@
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
+import { MANAGEMENT_PORTS_LINE } from "../core/ports-line.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
 import { startManagement } from "./management.js";
@@ -32,6 +33,6 @@ await runUntilSignal(log, async () => {
     log,
   );
   // One plain line for people and scripts; the JSON log has the same facts.
-  process.stdout.write(`clipper-management: grpc=${c.host}:${m.grpcPort} http=${c.host}:${m.httpPort}\n`);
+  process.stdout.write(`${MANAGEMENT_PORTS_LINE.format({ grpc: { host: c.host, port: m.grpcPort }, http: { host: c.host, port: m.httpPort } })}\n`);
   return { close: (graceMs) => m.close(graceMs).finally(() => tracing.shutdown()) };
 });

@@ -1,6 +1,6 @@
 import { connectRedis } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
-import { startGrpcServer } from "../core/servers/grpc-server.js";
+import { DEFAULT_CLOSE_GRACE_MS, startGrpcServer } from "../core/servers/grpc-server.js";
 import { startHttpServer } from "../core/servers/http-server.js";
 import { opsRoutes } from "../core/servers/ops-routes.js";
 import { createTranscoder } from "../core/transcoding/index.js";
@@ -35,9 +35,6 @@ export interface Management {
   /** Stops accepting, lets calls in flight finish (up to `graceMs`), closes Redis. */
   close(graceMs?: number): Promise<void>;
 }
-
-/** Grace period for calls in flight at shutdown, in ms. */
-const DEFAULT_CLOSE_GRACE_MS = 5_000;
 
 /**
  * Starts the management frontend: clipper.v1.Admin over gRPC (with health

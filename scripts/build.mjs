@@ -23,7 +23,7 @@ if (process.argv.includes("--if-stale") && distIsFresh(root)) process.exit(0);
 
 /** Files runtime code reads through `new URL(…, import.meta.url)`: [source, path under dist/]. */
 const ASSETS = [
-  // core/transcoding/transcoder.ts and core/servers/grpc-server.ts
+  // core/descriptor-set.ts (reflection and transcoding)
   ["gen/descriptors.binpb", "gen/descriptors.binpb"],
   // clients/cli/up.ts deploys it as the demo model
   ["clients/demo/sum-model.js", "clients/demo/sum-model.js"],

@@ -2,8 +2,9 @@
  * The dependency rules of style.md "What we adopt" (2, 3), checked on every
  * import of the source tree: gen/ ← core/ ← gateway/ | management/ |
  * worker/, no imports between process folders, clients/ importing only
- * gen/, @grpc/grpc-js and Node built-ins, and no import cycle anywhere
- * (type-only imports included: a cycle of types is a cycle of design).
+ * gen/, @grpc/grpc-js, Node built-ins and the import-free core/ modules of
+ * CLIENT_CORE_MODULES, and no import cycle anywhere (type-only imports
+ * included: a cycle of types is a cycle of design).
  */
 import test from "ava";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -23,6 +24,14 @@ const ALLOWED: Record<Folder, readonly Folder[]> = {
   worker: ["core", "gen"],
   clients: ["gen"],
 };
+/**
+ * The core/ modules clients/ may import. Each is a contract shared by the
+ * servers and whoever starts them, like gen/ is for RPCs, and imports
+ * nothing at all (checked below), so clients/ gains no dependency through
+ * it. core/ports-line.ts: the bins print their ports line through it and
+ * `clipper up` reads it back, so the text has one home.
+ */
+const CLIENT_CORE_MODULES: ReadonlySet<string> = new Set(["core/ports-line.ts"]);
 /** npm packages clients/ may import (besides Node built-ins). */
 const CLIENT_PACKAGES = new Set(["@grpc/grpc-js"]);
 const BUILTINS = new Set(builtinModules);
@@ -56,6 +65,11 @@ function folderOf(path: string): Folder | null {
   return (FOLDERS as readonly string[]).includes(top ?? "") ? (top as Folder) : null;
 }
 
+/** The repository path of the source file an import of `path` (a .js specifier) loads. */
+function sourceOf(path: string): string {
+  return relative(ROOT, path).split(/[\\/]/).join("/").replace(/\.js$/, ".ts");
+}
+
 function isBuiltin(spec: string): boolean {
   return spec.startsWith("node:") || BUILTINS.has(spec);
 }
@@ -80,8 +94,10 @@ function violations(): string[] {
       const rel = relative(ROOT, file);
       for (const spec of importsOf(readFileSync(file, "utf8"))) {
         if (spec.startsWith(".")) {
-          const target = folderOf(resolve(dirname(file), spec));
+          const path = resolve(dirname(file), spec);
+          const target = folderOf(path);
           if (target === null) found.push(`${rel}: imports ${spec}, outside the source folders`);
+          else if (folder === "clients" && CLIENT_CORE_MODULES.has(sourceOf(path))) continue;
           else if (target !== folder && !ALLOWED[folder].includes(target)) found.push(`${rel}: imports ${spec} (${folder}/ may not depend on ${target}/)`);
         } else if (folder === "clients" && !isBuiltin(spec) && !CLIENT_PACKAGES.has(packageName(spec))) {
           found.push(`${rel}: imports ${spec} (clients/ may import only gen/, @grpc/grpc-js and Node built-ins)`);
@@ -195,6 +211,10 @@ test("the cycle finder sees long cycles and self-imports, and not diamonds", (t)
     ["i", []],
   ]);
   t.deepEqual(importCycles(graph).sort(), [["a", "b", "c"], ["e"]]);
+});
+
+test("the core/ modules clients/ may import import nothing themselves", (t) => {
+  for (const module of CLIENT_CORE_MODULES) t.deepEqual(importsOf(readFileSync(join(ROOT, module), "utf8")), [], module);
 });
 
 test("every process folder is scanned and has source files", (t) => {

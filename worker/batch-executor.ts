@@ -5,6 +5,7 @@
  * an ItemStatus plus a payload frame. No sockets here, so it is testable alone.
  */
 import { performance } from "node:perf_hooks";
+import { status as Status } from "@grpc/grpc-js";
 import type { BatchRequest, ItemStatus } from "../gen/clipper/v1/heartbeat.js";
 import { parseInputType, type InputType } from "../core/input-types.js";
 import { decodeInput, type ModelInput } from "./input-decoding.js";
@@ -17,16 +18,6 @@ import { decodeInput, type ModelInput } from "./input-decoding.js";
  * because user modules are checked at run time, not trusted.
  */
 export type PredictFn = (inputs: ModelInput[]) => unknown;
-
-/** The gRPC status codes a worker puts in ItemStatus.code. */
-export const Code = {
-  OK: 0,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  RESOURCE_EXHAUSTED: 8,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-} as const;
 
 /** A batch's answer: item i's status and payload frame (empty unless code 0). */
 export interface BatchAnswer {
@@ -71,9 +62,9 @@ export function failAll(count: number, code: number, message: string): BatchAnsw
 export async function runBatch(job: BatchJob, request: BatchRequest, payloads: readonly Buffer[]): Promise<BatchAnswer> {
   const count = payloads.length;
   if (request.inputType !== "" && parseInputType(request.inputType) !== job.inputType) {
-    return failAll(count, Code.INVALID_ARGUMENT, `batch input type '${request.inputType}' does not match this worker's '${job.inputType}'`);
+    return failAll(count, Status.INVALID_ARGUMENT, `batch input type '${request.inputType}' does not match this worker's '${job.inputType}'`);
   }
-  const items: ItemStatus[] = Array.from({ length: count }, () => ({ code: Code.OK, message: "" }));
+  const items: ItemStatus[] = Array.from({ length: count }, () => ({ code: Status.OK, message: "" }));
   const outputs: Buffer[] = Array.from({ length: count }, () => EMPTY);
   const now = (job.nowMicros ?? defaultNowMicros)();
   const liveIndex: number[] = [];
@@ -83,12 +74,12 @@ export async function runBatch(job: BatchJob, request: BatchRequest, payloads: r
     // since the gateway has already answered that caller with the default.
     const deadline = request.itemDeadlinesUnixMicros[i] ?? 0;
     if (deadline > 0 && deadline <= now) {
-      items[i] = { code: Code.DEADLINE_EXCEEDED, message: "deadline passed before the model ran" };
+      items[i] = { code: Status.DEADLINE_EXCEEDED, message: "deadline passed before the model ran" };
       continue;
     }
     const decoded = decodeInput(job.inputType, payloads[i]!);
     if (!decoded.ok) {
-      items[i] = { code: Code.INVALID_ARGUMENT, message: decoded.error };
+      items[i] = { code: Status.INVALID_ARGUMENT, message: decoded.error };
       continue;
     }
     liveIndex.push(i);
@@ -108,7 +99,7 @@ export async function runBatch(job: BatchJob, request: BatchRequest, payloads: r
     modelCalls++;
     if (!result.ok) {
       modelError ??= result.error;
-      for (const i of index) items[i] = { code: Code.INTERNAL, message: result.error };
+      for (const i of index) items[i] = { code: Status.INTERNAL, message: result.error };
       continue;
     }
     result.outputs.forEach((value, k) => {
@@ -154,17 +145,17 @@ function encodeOutput(value: unknown): EncodedOutput {
   if (typeof value === "string") return { ok: true, frame: Buffer.from(value, "utf8") };
   if (value instanceof Error) {
     const code = (value as { code?: unknown }).code;
-    const status = typeof code === "number" && Number.isInteger(code) && code >= 1 && code <= 16 ? code : Code.INTERNAL;
+    const status = typeof code === "number" && Number.isInteger(code) && code >= 1 && code <= 16 ? code : Status.INTERNAL;
     return { ok: false, code: status, error: value.message || "model returned an error for this item" };
   }
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
   } catch (err) {
-    return { ok: false, code: Code.INTERNAL, error: `model output is not JSON-serializable: ${(err as Error).message}` };
+    return { ok: false, code: Status.INTERNAL, error: `model output is not JSON-serializable: ${(err as Error).message}` };
   }
   // JSON.stringify gives undefined for undefined, functions and symbols.
-  if (text === undefined) return { ok: false, code: Code.INTERNAL, error: `model output is ${describe(value)}, not a string or JSON value` };
+  if (text === undefined) return { ok: false, code: Status.INTERNAL, error: `model output is ${describe(value)}, not a string or JSON value` };
   return { ok: true, frame: Buffer.from(text, "utf8") };
 }
 

@@ -2,6 +2,7 @@
 import { hostname } from "node:os";
 import { exitUnlessOk } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
+import { WORKER_PORTS_LINE } from "../core/ports-line.js";
 import { startHttpServer } from "../core/servers/http-server.js";
 import { opsRoutes } from "../core/servers/ops-routes.js";
 import { createLogger } from "../core/telemetry/logger.js";
@@ -55,7 +56,7 @@ await runUntilSignal(log, async () => {
   void worker.closed.then((exit) => stop().then(() => process.exit(exit.kind === "refused" ? 1 : 0)));
   process.stdout.write(`clipper-worker: ${c.model}:${c.version} (${c.inputType}) connecting to ${c.gateway}\n`);
   if (server !== null) {
-    process.stdout.write(`clipper-worker: metrics=http://${c.metricsHost}:${server.port}/metrics\n`);
+    process.stdout.write(`${WORKER_PORTS_LINE.format({ metrics: { host: c.metricsHost, port: server.port } })}\n`);
     log.info({ metricsPort: server.port, host: c.metricsHost }, "metrics listening");
   }
   // A signal drains: finish the batches in flight, then exit 0.

@@ -6,7 +6,8 @@
  */
 import { Counter, Histogram, type Registry } from "prom-client";
 import { createMetricsRegistry, DURATION_BUCKETS_SECONDS } from "../core/telemetry/metrics.js";
-import { Code, type BatchAnswer } from "./batch-executor.js";
+import { status as Code } from "@grpc/grpc-js";
+import type { BatchAnswer } from "./batch-executor.js";
 import { ModelMetrics } from "./model-metrics.js";
 
 /**

@@ -7,7 +7,8 @@
 import { performance } from "node:perf_hooks";
 import type { BatchRequest, GatewayMessage, WorkerRegistered } from "../gen/clipper/v1/heartbeat.js";
 import type { Logger } from "../core/telemetry/logger.js";
-import { Code, failAll, runBatch, type BatchAnswer } from "./batch-executor.js";
+import { status as Code } from "@grpc/grpc-js";
+import { failAll, runBatch, type BatchAnswer } from "./batch-executor.js";
 import { backoffDelayMs } from "../core/backoff.js";
 import { BatchSlots } from "./batch-slots.js";
 import { inPredictSpan } from "./batch-span.js";

@@ -6,6 +6,7 @@
  */
 import { pino } from "pino";
 import { distIsFresh, gatewayNodeFlags } from "../../bin/launch.js";
+import { GATEWAY_PORTS_LINE } from "../../core/ports-line.js";
 import { startManagement, type Management } from "../../management/management.js";
 import { Proc, ROOT } from "../../test/helpers/processes.js";
 import { TestRedis } from "../../test/helpers/redis-server.js";
@@ -87,13 +88,17 @@ function buildIfStale(): void {
 
 export class BenchStack {
   readonly workers: CountedProc[] = [];
+  readonly redis: TestRedis;
+  readonly management: Management;
+  readonly gateway: { proc: Proc; pid: number; grpc: number; http: number; rpc: number };
+  readonly #options: StackOptions;
 
-  private constructor(
-    readonly redis: TestRedis,
-    readonly management: Management,
-    readonly gateway: { proc: Proc; pid: number; grpc: number; http: number; rpc: number },
-    private readonly options: StackOptions,
-  ) {}
+  private constructor(redis: TestRedis, management: Management, gateway: BenchStack["gateway"], options: StackOptions) {
+    this.redis = redis;
+    this.management = management;
+    this.gateway = gateway;
+    this.#options = options;
+  }
 
   /** Starts redis, management and a gateway with the prediction cache off (`--cache-bytes 0`). */
   static async start(options: StackOptions): Promise<BenchStack> {
@@ -110,11 +115,12 @@ export class BenchStack {
         ["--redis-url", redis.url, "--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--cache-bytes", "0"],
         profileEnv(options),
       );
-      const m = await proc.waitFor(/clipper-gateway: grpc=[^:]+:(\d+) http=[^:]+:(\d+) rpc=tcp:\/\/[^:]+:(\d+)/, START_TIMEOUT_MS).catch(async (err: unknown) => {
+      const m = await proc.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS).catch(async (err: unknown) => {
         await proc.stop("SIGKILL");
         throw err;
       });
-      return new BenchStack(redis, management, { proc, pid: proc.child.pid!, grpc: Number(m[1]), http: Number(m[2]), rpc: Number(m[3]) }, options);
+      const ports = GATEWAY_PORTS_LINE.read(m);
+      return new BenchStack(redis, management, { proc, pid: proc.child.pid!, grpc: ports.grpc.port, http: ports.http.port, rpc: ports.rpc.port }, options);
     } catch (err) {
       await management?.close(0);
       await redis.destroy();
@@ -139,9 +145,9 @@ export class BenchStack {
   async worker(model: string, modulePath: string): Promise<CountedProc> {
     const proc = spawnBinWith(
       "clipper-worker",
-      profileArgs(this.options, `worker-${model}`),
+      profileArgs(this.#options, `worker-${model}`),
       ["--model", model, "--version", "1", "--input-type", "doubles", "--gateway", `tcp://127.0.0.1:${this.gateway.rpc}`, "--module", modulePath],
-      { CLIPPER_LOG_LEVEL: "info", ...profileEnv(this.options) },
+      { CLIPPER_LOG_LEVEL: "info", ...profileEnv(this.#options) },
     );
     const w = { proc, pid: proc.child.pid!, counterPort: 0 };
     this.workers.push(w);

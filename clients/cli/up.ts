@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { status as Status } from "@grpc/grpc-js";
+import { GATEWAY_PORTS_LINE, MANAGEMENT_PORTS_LINE } from "../../core/ports-line.js";
 import { createAdminClient, createHeartbeatClient, isServiceError, type AdminApi } from "../client.js";
 import { CliError, EXIT, intOption, strOption, type Command, type CommandContext, type Output } from "./cli-kit.js";
 import { scrape, summarize, type Scrape } from "./gateway-metrics.js";
@@ -172,8 +173,8 @@ async function up({ values, out }: CommandContext): Promise<number> {
       { env, cwd: ROOT, logPath: join(logs, "gateway.log") },
     );
     started.push(gateway);
-    const g = await gateway.waitFor(/clipper-gateway: grpc=\S*:(\d+) http=\S*:(\d+) rpc=tcp:\/\/\S*:(\d+)/, START_TIMEOUT_MS);
-    const [gatewayGrpc, gatewayHttp, rpc] = [Number(g[1]), Number(g[2]), Number(g[3])];
+    const g = GATEWAY_PORTS_LINE.read(await gateway.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS));
+    const [gatewayGrpc, gatewayHttp, rpc] = [g.grpc.port, g.http.port, g.rpc.port];
 
     const management = new LocalProcess(
       "management",
@@ -185,8 +186,8 @@ async function up({ values, out }: CommandContext): Promise<number> {
       { env, cwd: ROOT, logPath: join(logs, "management.log") },
     );
     started.push(management);
-    const m = await management.waitFor(/clipper-management: grpc=\S*:(\d+) http=\S*:(\d+)/, START_TIMEOUT_MS);
-    const [mgmtGrpc, mgmtHttp] = [Number(m[1]), Number(m[2])];
+    const m = MANAGEMENT_PORTS_LINE.read(await management.waitFor(MANAGEMENT_PORTS_LINE.pattern, START_TIMEOUT_MS));
+    const [mgmtGrpc, mgmtHttp] = [m.grpc.port, m.http.port];
 
     const where = {
       gateway: `${s.connectHost}:${gatewayGrpc}`,

@@ -3,14 +3,12 @@
  * handlers adapted from transport-agnostic bindings, streaming methods
  * passed through, grpc.health.v1 and server reflection (v1 + v1alpha).
  */
-import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
-import type { CallContext, UnaryHandler } from "../call-context.js";
-import type { Deadline } from "../deadline.js";
-import { NO_DEADLINE } from "../deadline.js";
+import type { UnaryHandler } from "../call-context.js";
+import { descriptorSet } from "../descriptor-set.js";
 import { ServingError } from "../errors.js";
-import { lazyCallContext, type CallScope, type CallSource } from "../lazy-call-context.js";
+import { grpcCallContext } from "../grpc-call-context.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
 import { addReflection, REFLECTION_SERVICE_NAMES } from "./reflection.js";
 
@@ -18,10 +16,7 @@ import { addReflection, REFLECTION_SERVICE_NAMES } from "./reflection.js";
 export const DEFAULT_CLOSE_GRACE_MS = 5_000;
 
 /** The standard health service name (grpc/health/v1/health.proto). */
-export const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
-
-/** Where `npm run gen` writes the `buf build` FileDescriptorSet. */
-const DEFAULT_DESCRIPTORS_URL = new URL("../../gen/descriptors.binpb", import.meta.url);
+const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
 
 /** Options of {@link startGrpcServer}. */
 export interface GrpcServerOptions {
@@ -37,7 +32,7 @@ export interface GrpcServerOptions {
    * lowerCamel method names of the binding's definition.
    */
   readonly streaming?: Readonly<Record<string, grpc.UntypedServiceImplementation>>;
-  /** Serialized FileDescriptorSet for reflection; defaults to gen/descriptors.binpb. */
+  /** Serialized FileDescriptorSet for reflection; defaults to {@link descriptorSet}. */
   readonly descriptors?: Uint8Array;
   /**
    * Called with the original thrown value for every call that ends INTERNAL
@@ -86,7 +81,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const health = new HealthImplementation(Object.fromEntries(["", ...served].map((name) => [name, "SERVING" as const])));
   health.addToServer(server);
 
-  const descriptors = options.descriptors ?? readFileSync(DEFAULT_DESCRIPTORS_URL);
+  const descriptors = options.descriptors ?? descriptorSet();
   addReflection(server, { descriptors, services: [...served, HEALTH_SERVICE_NAME, ...REFLECTION_SERVICE_NAMES] });
 
   let port: number;
@@ -159,59 +154,6 @@ function adaptUnary(
       },
     );
   };
-}
-
-/** What {@link grpcCallContext} reads from any grpc-js server call (unary or streaming). */
-export interface GrpcServerCall {
-  readonly cancelled: boolean;
-  readonly metadata: grpc.Metadata;
-  getPeer(): string;
-  getDeadline(): grpc.Deadline;
-  on(event: "cancelled", listener: () => void): unknown;
-  removeListener(event: "cancelled", listener: () => void): unknown;
-}
-
-const GRPC_SOURCE: CallSource<GrpcServerCall, grpc.Metadata> = {
-  carrier: (call) => call.metadata,
-  lookup: firstText,
-  build: stringMetadata,
-  event: "cancelled",
-  // grpc-js sets `cancelled` just before it emits the event.
-  gone: (call) => call.cancelled,
-  goneReason: () => new ServingError(grpc.status.CANCELLED, "CANCELLED", "call cancelled by the client"),
-};
-
-/**
- * The CallContext of a grpc-js server call, for streaming implementations
- * too. Its signal aborts (reason: a ServingError) when the client cancels
- * or the deadline passes; call `dispose()` when the call ends so the
- * deadline timer and listener are released. The signal, its timer and the
- * metadata map are made only when a handler reads them.
- */
-export function grpcCallContext(call: GrpcServerCall): CallScope {
-  return lazyCallContext(GRPC_SOURCE, call, "grpc", toDeadline(call.getDeadline()), call.getPeer());
-}
-
-function toDeadline(d: grpc.Deadline): Deadline {
-  const ms = d instanceof Date ? d.getTime() : d;
-  return Number.isFinite(ms) ? ms : NO_DEADLINE;
-}
-
-/** Text metadata with lower-case keys (first value per key); binary `-bin` entries are skipped. */
-function stringMetadata(metadata: grpc.Metadata): ReadonlyMap<string, string> {
-  const out = new Map<string, string>();
-  for (const [key, value] of Object.entries(metadata.getMap())) {
-    if (typeof value === "string") out.set(key.toLowerCase(), value);
-  }
-  return out;
-}
-
-/** What `stringMetadata(metadata).get(key)` gives, without building the map. */
-function firstText(metadata: grpc.Metadata, key: string): string | undefined {
-  // grpc-js lower-cases keys on lookup; the map holds only lower-case ones.
-  if (key !== key.toLowerCase()) return undefined;
-  const value = metadata.get(key)[0];
-  return typeof value === "string" ? value : undefined;
 }
 
 function bind(server: grpc.Server, host: string, port: number): Promise<number> {

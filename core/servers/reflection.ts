@@ -32,17 +32,17 @@ const FILE_DESCRIPTOR_SET_FILE_FIELD = 1;
  */
 export class DescriptorIndex {
   /** File name → its serialized FileDescriptorProto, as found in the set. */
-  private readonly rawFiles = new Map<string, Uint8Array>();
+  readonly #rawFiles = new Map<string, Uint8Array>();
   /** File name → names of its direct imports. */
-  private readonly imports = new Map<string, readonly string[]>();
+  readonly #imports = new Map<string, readonly string[]>();
   /** Fully qualified symbol (no leading dot) → defining file name. */
-  private readonly symbols = new Map<string, string>();
+  readonly #symbols = new Map<string, string>();
   /** Fully qualified message names, for all_extension_numbers_of_type. */
-  private readonly messageTypes = new Set<string>();
+  readonly #messageTypes = new Set<string>();
   /** Extendee message name → extension field number → defining file name. */
-  private readonly extensions = new Map<string, Map<number, string>>();
+  readonly #extensions = new Map<string, Map<number, string>>();
   /** File name → the file followed by its transitive imports (memoized). */
-  private readonly closures = new Map<string, readonly Uint8Array[]>();
+  readonly #closures = new Map<string, readonly Uint8Array[]>();
   /** The set decoded once more as a registry, to look up message schemas. */
   readonly registry: ReturnType<typeof createFileRegistry>;
 
@@ -52,9 +52,9 @@ export class DescriptorIndex {
     const raw = splitRepeatedBytes(descriptorSet, FILE_DESCRIPTOR_SET_FILE_FIELD);
     if (raw.length !== set.file.length) throw new Error("descriptor set: could not split the file list");
     set.file.forEach((file, i) => {
-      this.rawFiles.set(file.name, raw[i]!);
-      this.imports.set(file.name, file.dependency);
-      this.indexFile(file);
+      this.#rawFiles.set(file.name, raw[i]!);
+      this.#imports.set(file.name, file.dependency);
+      this.#indexFile(file);
     });
     // Linking here fails fast on a set with missing imports, at startup.
     this.registry = createFileRegistry(set);
@@ -69,79 +69,79 @@ export class DescriptorIndex {
 
   /** The file named `fileName` then each transitive import once, or undefined. */
   fileWithImports(fileName: string): readonly Uint8Array[] | undefined {
-    if (!this.rawFiles.has(fileName)) return undefined;
-    let files = this.closures.get(fileName);
+    if (!this.#rawFiles.has(fileName)) return undefined;
+    let files = this.#closures.get(fileName);
     if (files === undefined) {
       const seen = new Set<string>();
       const out: Uint8Array[] = [];
       const visit = (name: string): void => {
-        const bytes = this.rawFiles.get(name);
+        const bytes = this.#rawFiles.get(name);
         if (seen.has(name) || bytes === undefined) return;
         seen.add(name);
         out.push(bytes);
-        for (const dep of this.imports.get(name) ?? []) visit(dep);
+        for (const dep of this.#imports.get(name) ?? []) visit(dep);
       };
       visit(fileName);
       files = out;
-      this.closures.set(fileName, files);
+      this.#closures.set(fileName, files);
     }
     return files;
   }
 
   /** Name of the file defining `symbol` (with or without a leading dot). */
   fileOfSymbol(symbol: string): string | undefined {
-    return this.symbols.get(stripDot(symbol));
+    return this.#symbols.get(stripDot(symbol));
   }
 
   /** Name of the file defining extension `number` of message `extendee`. */
   fileOfExtension(extendee: string, number: number): string | undefined {
-    return this.extensions.get(stripDot(extendee))?.get(number);
+    return this.#extensions.get(stripDot(extendee))?.get(number);
   }
 
   /** Extension numbers of message `typeName` (sorted); undefined if no such message. */
   extensionNumbersOf(typeName: string): number[] | undefined {
     const name = stripDot(typeName);
-    if (!this.messageTypes.has(name)) return undefined;
-    return [...(this.extensions.get(name)?.keys() ?? [])].sort((a, b) => a - b);
+    if (!this.#messageTypes.has(name)) return undefined;
+    return [...(this.#extensions.get(name)?.keys() ?? [])].sort((a, b) => a - b);
   }
 
-  private indexFile(file: FileDescriptorProto): void {
+  #indexFile(file: FileDescriptorProto): void {
     const scope = file.package === "" ? "" : `${file.package}.`;
-    for (const message of file.messageType) this.indexMessage(file.name, scope + message.name, message);
-    for (const e of file.enumType) this.indexEnum(file.name, scope, e);
-    for (const ext of file.extension) this.indexExtension(file.name, scope + ext.name, ext.extendee, ext.number);
+    for (const message of file.messageType) this.#indexMessage(file.name, scope + message.name, message);
+    for (const e of file.enumType) this.#indexEnum(file.name, scope, e);
+    for (const ext of file.extension) this.#indexExtension(file.name, scope + ext.name, ext.extendee, ext.number);
     for (const service of file.service) {
       const serviceName = scope + service.name;
-      this.symbols.set(serviceName, file.name);
-      for (const method of service.method) this.symbols.set(`${serviceName}.${method.name}`, file.name);
+      this.#symbols.set(serviceName, file.name);
+      for (const method of service.method) this.#symbols.set(`${serviceName}.${method.name}`, file.name);
     }
   }
 
-  private indexMessage(fileName: string, fullName: string, message: DescriptorProto): void {
-    this.symbols.set(fullName, fileName);
-    this.messageTypes.add(fullName);
-    for (const field of message.field) this.symbols.set(`${fullName}.${field.name}`, fileName);
-    for (const oneof of message.oneofDecl) this.symbols.set(`${fullName}.${oneof.name}`, fileName);
-    for (const nested of message.nestedType) this.indexMessage(fileName, `${fullName}.${nested.name}`, nested);
-    for (const e of message.enumType) this.indexEnum(fileName, `${fullName}.`, e);
-    for (const ext of message.extension) this.indexExtension(fileName, `${fullName}.${ext.name}`, ext.extendee, ext.number);
+  #indexMessage(fileName: string, fullName: string, message: DescriptorProto): void {
+    this.#symbols.set(fullName, fileName);
+    this.#messageTypes.add(fullName);
+    for (const field of message.field) this.#symbols.set(`${fullName}.${field.name}`, fileName);
+    for (const oneof of message.oneofDecl) this.#symbols.set(`${fullName}.${oneof.name}`, fileName);
+    for (const nested of message.nestedType) this.#indexMessage(fileName, `${fullName}.${nested.name}`, nested);
+    for (const e of message.enumType) this.#indexEnum(fileName, `${fullName}.`, e);
+    for (const ext of message.extension) this.#indexExtension(fileName, `${fullName}.${ext.name}`, ext.extendee, ext.number);
   }
 
-  private indexEnum(fileName: string, scope: string, e: EnumDescriptorProto): void {
-    this.symbols.set(scope + e.name, fileName);
+  #indexEnum(fileName: string, scope: string, e: EnumDescriptorProto): void {
+    this.#symbols.set(scope + e.name, fileName);
     for (const value of e.value) {
       // protobuf scopes enum values as siblings of their enum (C++ rules);
       // the enum-qualified spelling is accepted too, as a convenience.
-      this.symbols.set(scope + value.name, fileName);
-      this.symbols.set(`${scope}${e.name}.${value.name}`, fileName);
+      this.#symbols.set(scope + value.name, fileName);
+      this.#symbols.set(`${scope}${e.name}.${value.name}`, fileName);
     }
   }
 
-  private indexExtension(fileName: string, fullName: string, extendee: string, number: number): void {
-    this.symbols.set(fullName, fileName);
+  #indexExtension(fileName: string, fullName: string, extendee: string, number: number): void {
+    this.#symbols.set(fullName, fileName);
     const target = stripDot(extendee);
-    let numbers = this.extensions.get(target);
-    if (numbers === undefined) this.extensions.set(target, (numbers = new Map()));
+    let numbers = this.#extensions.get(target);
+    if (numbers === undefined) this.#extensions.set(target, (numbers = new Map()));
     numbers.set(number, fileName);
   }
 }

@@ -1,10 +1,8 @@
 /**
  * HTTP/JSON transcoding of unary gRPC services by their google.api.http
  * annotations (grpc-gateway's rules). End users need createTranscoder;
- * the rest is for other edge adapters (e.g. building a CallContext from
- * HTTP headers) and for tests.
+ * the rest is for tests.
  */
 export { createTranscoder, type ErrorHook, type TranscoderOptions } from "./transcoder.js";
-export { httpCallContext } from "./http-call-context.js";
 export { loadDescriptorRegistry, readHttpBindings, type HttpBinding } from "./http-rule.js";
-export { parsePathTemplate, matchPathTemplate, type PathTemplate, type TemplateSegment, type TemplateVariable } from "./path-template.js";
+export { parsePathTemplate, matchPathTemplate, type PathTemplate } from "./path-template.js";

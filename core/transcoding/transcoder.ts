@@ -1,24 +1,21 @@
-import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { status as Status } from "@grpc/grpc-js";
 import type { CallContext } from "../call-context.js";
-import { NO_DEADLINE } from "../deadline.js";
+import { descriptorSet } from "../descriptor-set.js";
 import { ServingError, invalidArgument } from "../errors.js";
+import { httpCallContext } from "../http-call-context.js";
 import { DEFAULT_MAX_BODY_BYTES, readBody, sendError, sendJson, type HttpMatch, type HttpRouteTable } from "../servers/http-server.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
+import { untilAborted } from "../until-aborted.js";
 import { bindRequest, renderResponse } from "./binder.js";
-import { httpCallContext } from "./http-call-context.js";
 import { loadDescriptorRegistry } from "./http-rule.js";
 import { matchPathTemplate } from "./path-template.js";
 import { compileRoutes, type Route } from "./route.js";
 
-/** Where `npm run gen` writes the `buf build` FileDescriptorSet (repo root gen/). */
-const DEFAULT_DESCRIPTORS_URL = new URL("../../gen/descriptors.binpb", import.meta.url);
-
 /** Options of {@link createTranscoder}. */
 export interface TranscoderOptions {
-  /** Serialized google.protobuf.FileDescriptorSet with the services and google/api/annotations.proto; defaults to gen/descriptors.binpb. */
+  /** Serialized google.protobuf.FileDescriptorSet with the services and google/api/annotations.proto; defaults to {@link descriptorSet}. */
   readonly descriptors?: Uint8Array;
   /** Largest request body read, in bytes; larger ones get 413. Defaults to {@link DEFAULT_MAX_BODY_BYTES}. */
   readonly maxBodyBytes?: number;
@@ -50,29 +47,30 @@ export function createTranscoder(bindings: readonly UnaryServiceBinding[], optio
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) {
     throw new RangeError(`transcoding: maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
   }
-  const registry = loadDescriptorRegistry(options.descriptors ?? readFileSync(DEFAULT_DESCRIPTORS_URL));
+  const registry = loadDescriptorRegistry(options.descriptors ?? descriptorSet());
   return new Transcoder(compileRoutes(bindings, registry), maxBodyBytes, options.onError ?? null);
 }
 
 class Transcoder implements HttpRouteTable {
   /** Reversed, so the first match is the rule declared last. */
-  private readonly routes: readonly Route[];
-  private readonly maxBodyBytes: number;
-  private readonly onError: ErrorHook | null;
+  readonly #routes: readonly Route[];
+  readonly #maxBodyBytes: number;
+  readonly #onError: ErrorHook | null;
 
   constructor(routes: readonly Route[], maxBodyBytes: number, onError: ErrorHook | null) {
-    this.routes = [...routes].reverse();
-    this.maxBodyBytes = maxBodyBytes;
-    this.onError = onError;
+    this.#routes = [...routes].reverse();
+    this.#maxBodyBytes = maxBodyBytes;
+    this.#onError = onError;
   }
 
   match(method: string, url: URL): HttpMatch | null {
-    for (const route of this.routes) {
+    for (const route of this.#routes) {
       if (route.httpMethod !== method) continue;
       const captures = matchPathTemplate(route.template, url.pathname);
       if (captures === null) continue;
       // The captures travel with the match, so serving does not match the path again.
-      const { maxBodyBytes, onError } = this;
+      const maxBodyBytes = this.#maxBodyBytes;
+      const onError = this.#onError;
       return {
         kind: "handler",
         handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -81,7 +79,7 @@ class Transcoder implements HttpRouteTable {
       };
     }
     let allow: string[] | null = null;
-    for (const route of this.routes) {
+    for (const route of this.#routes) {
       if (matchPathTemplate(route.template, url.pathname) === null) continue;
       allow ??= [];
       if (!allow.includes(route.httpMethod)) allow.push(route.httpMethod);
@@ -100,13 +98,9 @@ async function serve(
   maxBodyBytes: number,
   onError: ErrorHook | null,
 ): Promise<void> {
-  const made = httpCallContext(req, res);
-  if (!made.ok) {
-    req.resume();
-    sendError(res, made.error);
-    return;
-  }
-  const { ctx, dispose } = made.scope;
+  const scope = httpCallContext(req, res, "http", sendError);
+  if (scope === null) return;
+  const { ctx, dispose } = scope;
   try {
     const json = await untilAborted(invoke(route, captures, req, url, ctx, maxBodyBytes), ctx);
     if (!res.destroyed) sendJson(res, 200, json);
@@ -133,47 +127,6 @@ async function invoke(route: Route, captures: readonly string[], req: IncomingMe
   const response: unknown = await route.handler(request, ctx);
   const out = fromBinary(route.plan.output, route.codec.responseSerialize(response));
   return renderResponse(route.plan, out);
-}
-
-/**
- * Settles with `work`, or rejects with the signal's reason as soon as it
- * aborts (the work's late outcome is dropped). Without a deadline only the
- * caller leaving can abort it, and `onCancel` sees that without making the
- * signal.
- */
-function untilAborted<T>(work: Promise<T>, ctx: CallContext): Promise<T> {
-  if (ctx.deadline !== NO_DEADLINE || ctx.onCancel === undefined) return untilSignal(work, ctx.signal);
-  return new Promise<T>((resolve, reject) => {
-    const stop = ctx.onCancel!(() => reject(ctx.signal.reason));
-    work.then(
-      (value) => {
-        stop();
-        resolve(value);
-      },
-      (err: unknown) => {
-        stop();
-        reject(err);
-      },
-    );
-  });
-}
-
-function untilSignal<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 function fail(route: Route, res: ServerResponse, err: unknown, onError: ErrorHook | null): void {

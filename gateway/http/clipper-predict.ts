@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { status as Status } from "@grpc/grpc-js";
 import type { CallContext } from "../../core/call-context.js";
-import { httpCallContext } from "../../core/transcoding/index.js";
+import { httpCallContext } from "../../core/http-call-context.js";
 import { ServingError } from "../../core/errors.js";
 import { encodeJsonInput } from "../../core/input-codec.js";
 import { readBody, sendError, sendJson, type HttpMatch, type HttpRouteTable } from "../../core/servers/http-server.js";
@@ -50,13 +50,9 @@ async function handle(
   calls: CallInstrument,
   method: InstrumentedMethod,
 ): Promise<void> {
-  const scoped = httpCallContext(req, res, "clipper-rest");
-  if (!scoped.ok) {
-    req.resume();
-    sendError(res, scoped.error);
-    return;
-  }
-  const { ctx, dispose } = scoped.scope;
+  const scope = httpCallContext(req, res, "clipper-rest", sendError);
+  if (scope === null) return;
+  const { ctx, dispose } = scope;
   try {
     await calls.run(method, ctx, () => answer(predictor, appName, req, res, ctx));
   } catch (err) {

@@ -15,7 +15,7 @@ import type { ReplicaRegistry } from "../replica-registry.js";
 
 export const HEARTBEAT_SERVICE_NAME = "clipper.v1.Heartbeat";
 
-export function toWorker(r: Replica): Worker {
+function toWorker(r: Replica): Worker {
   return {
     modelName: r.modelName,
     modelVersion: r.modelVersion,

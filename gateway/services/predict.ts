@@ -3,7 +3,7 @@ import type { CallContext } from "../../core/call-context.js";
 import { invalidArgument, ServingError } from "../../core/errors.js";
 import { encodeInput } from "../../core/input-codec.js";
 import { withDeadline } from "../../core/lazy-call-context.js";
-import { grpcCallContext } from "../../core/servers/grpc-server.js";
+import { grpcCallContext } from "../../core/grpc-call-context.js";
 import type { UnaryServiceBinding } from "../../core/service-binding.js";
 import type { CallInstrument } from "../../core/telemetry/call-instrument.js";
 import {
@@ -18,6 +18,7 @@ import {
 import type { Input } from "../../gen/clipper/v1/input.js";
 import type { Prediction, Predictor, Target } from "../predictor.js";
 
+/** The full name of clipper.v1.Predict, as grpc-js and reflection name it. */
 export const PREDICT_SERVICE_NAME = "clipper.v1.Predict";
 
 /** Most inputs one PredictBatch call may carry. */
@@ -30,7 +31,7 @@ function encodeFor(target: Target, input: Input | undefined, where: string): Buf
   return enc.bytes;
 }
 
-export function toResponse(p: Prediction): PredictResponse {
+function toResponse(p: Prediction): PredictResponse {
   return {
     queryId: p.queryId,
     output: p.output,

@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { status as Status } from "@grpc/grpc-js";
-import type { CallContext } from "../../core/call-context.js";
-import { NO_DEADLINE } from "../../core/deadline.js";
 import { invalidArgument, ServingError } from "../../core/errors.js";
+import { httpCallContext } from "../../core/http-call-context.js";
 import { modelId } from "../../core/redis-layout.js";
 import { readBody, type HttpMatch, type HttpRouteTable } from "../../core/servers/http-server.js";
 import type { CallInstrument, InstrumentedMethod } from "../../core/telemetry/call-instrument.js";
+import { untilAborted } from "../../core/until-aborted.js";
 import type { AdminStore, AppView, ModelView } from "../admin-store.js";
 import { ClipperJson, ClipperJsonError } from "./clipper-json.js";
 
@@ -163,15 +163,18 @@ const ENDPOINTS: Readonly<Record<string, Endpoint>> = {
 const PREFIX = "/admin/";
 
 /**
- * Route table for Clipper's /admin/* endpoints over `store`. With `calls`,
- * each call is instrumented like an Admin call (a span continuing the
- * `traceparent` header; clipper_rpc_calls_total with method
- * "POST /admin/<endpoint>" and transport "clipper-rest").
+ * Route table for Clipper's /admin/* endpoints over `store`. Each call has
+ * the HTTP edges' CallContext: a `Grpc-Timeout` header bounds it (answered
+ * 504 once passed, as on the predict route) and a client that disconnects
+ * cancels it; the store operation itself is not interrupted, its late
+ * outcome is dropped. With `calls`, each call is instrumented like an Admin
+ * call (a span continuing the `traceparent` header; clipper_rpc_calls_total
+ * with method "POST /admin/<endpoint>" and transport "clipper-rest").
  */
 export function clipperAdminRoutes(store: AdminStore, options: { maxBodyBytes?: number; calls?: CallInstrument } = {}): HttpRouteTable {
-  const calls = options.calls;
+  const calls = options.calls ?? null;
   const methods = new Map<string, InstrumentedMethod>();
-  if (calls !== undefined) {
+  if (calls !== null) {
     for (const name of Object.keys(ENDPOINTS)) {
       methods.set(name, calls.method(`POST ${PREFIX}${name}`, { "http.request.method": "POST", "http.route": `${PREFIX}${name}` }));
     }
@@ -186,14 +189,36 @@ export function clipperAdminRoutes(store: AdminStore, options: { maxBodyBytes?: 
       const endpoint = ENDPOINTS[name];
       if (endpoint === undefined) return null;
       if (method !== "POST") return { kind: "method-not-allowed", allow: ["POST"] };
-      const run = (req: IncomingMessage): Promise<Reply> => serve(endpoint, store, req, options.maxBodyBytes);
-      const instrumented = methods.get(name);
-      return {
-        kind: "handler",
-        handle: (req, res) => respond(res, calls === undefined || instrumented === undefined ? run(req) : calls.run(instrumented, callContext(req), () => run(req))),
-      };
+      const instrumented = methods.get(name) ?? null;
+      const call: AdminCall = { endpoint, store, limit: options.maxBodyBytes, calls: instrumented === null ? null : calls, method: instrumented };
+      return { kind: "handler", handle: (req, res) => handle(call, req, res) };
     },
   };
+}
+
+/** What one /admin/<endpoint> route serves with, fixed when it is matched. */
+interface AdminCall {
+  readonly endpoint: Endpoint;
+  readonly store: AdminStore;
+  readonly limit: number | undefined;
+  /** Both set, or both null when calls are not instrumented. */
+  readonly calls: CallInstrument | null;
+  readonly method: InstrumentedMethod | null;
+}
+
+/** Serves one call within its context, and releases the context once answered. */
+async function handle(call: AdminCall, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const scope = httpCallContext(req, res, "clipper-rest", fail);
+  if (scope === null) return;
+  const { ctx, dispose } = scope;
+  const run = (): Promise<Reply> => untilAborted(serve(call.endpoint, call.store, req, call.limit), ctx);
+  try {
+    send(res, 200, await (call.calls === null || call.method === null ? run() : call.calls.run(call.method, ctx, run)));
+  } catch (err) {
+    fail(res, err);
+  } finally {
+    dispose();
+  }
 }
 
 /** Reads and runs one call; a body Clipper would refuse is INVALID_ARGUMENT, answered as Clipper does (400, the bare message). */
@@ -208,29 +233,22 @@ async function serve(endpoint: Endpoint, store: AdminStore, req: IncomingMessage
   }
 }
 
-/** Clipper's REST has no deadline header; the trace headers are all a span needs. */
-function callContext(req: IncomingMessage): CallContext {
-  const metadata = new Map<string, string>();
-  for (const h of ["traceparent", "tracestate"] as const) {
-    const v = req.headers[h];
-    if (typeof v === "string") metadata.set(h, v);
-  }
-  return { transport: "clipper-rest", deadline: NO_DEADLINE, signal: NEVER_ABORTED, metadata, peer: req.socket.remoteAddress ?? "" };
-}
-
-const NEVER_ABORTED = new AbortController().signal;
-
-async function respond(res: ServerResponse, reply: Promise<Reply>): Promise<void> {
-  try {
-    send(res, 200, await reply);
-  } catch (err) {
-    const e = ServingError.from(err);
-    if (e.reason === "BODY_TOO_LARGE") throw e;
-    // Clipper answers every refused request with 400 and the bare message;
-    // only outages (503) and our own faults (500) differ.
-    const status = e.code === Status.UNAVAILABLE ? 503 : e.code === Status.INTERNAL || e.code === Status.DATA_LOSS ? 500 : 400;
-    send(res, status, text(e.message));
-  }
+/**
+ * Answers a failed call as Clipper does: 400 and the bare message for every
+ * refused request; only outages (503), our own faults (500) and a passed
+ * Grpc-Timeout (504) differ. A body over the limit is left to the HTTP
+ * server (413), and a client that has gone gets nothing.
+ */
+function fail(res: ServerResponse, err: unknown): void {
+  const e = ServingError.from(err);
+  if (e.reason === "BODY_TOO_LARGE") throw e;
+  if (res.destroyed || res.writableEnded) return;
+  const status =
+    e.code === Status.UNAVAILABLE ? 503
+    : e.code === Status.DEADLINE_EXCEEDED ? 504
+    : e.code === Status.INTERNAL || e.code === Status.DATA_LOSS ? 500
+    : 400;
+  send(res, status, text(e.message));
 }
 
 /** Clipper labels every response application/json, even plain text ones. */

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { GATEWAY_HEAP_GROWING_PERCENT, GATEWAY_SEMI_SPACE_MIB, gatewayNodeFlags } from "../../bin/launch.js";
+import { GATEWAY_PORTS_LINE } from "../../core/ports-line.js";
 import { Proc, ROOT } from "../helpers/processes.js";
 import { TestRedis } from "../helpers/redis-server.js";
 
@@ -153,8 +154,8 @@ test("a gateway built by scripts/build.mjs serves from dist/ alone; a compiled w
     }),
   );
   t.teardown(() => gw.stop("SIGKILL"));
-  const m = await gw.waitFor(/clipper-gateway: grpc=[^:]+:(\d+) http=[^:]+:(\d+) rpc=tcp:\/\/[^:]+:(\d+)/, 60_000);
-  const http = Number(m[2]);
+  const ports = GATEWAY_PORTS_LINE.read(await gw.waitFor(GATEWAY_PORTS_LINE.pattern, 60_000));
+  const http = ports.http.port;
   // Transcoding reads dist/gen/descriptors.binpb: an unknown app is a JSON 404, not a crash.
   const res = await fetch(`http://127.0.0.1:${http}/v1/apps/nope:predict`, { method: "POST", body: '{"input":{"doubles":[1]}}' });
   t.is(res.status, 404);
@@ -164,7 +165,7 @@ test("a gateway built by scripts/build.mjs serves from dist/ alone; a compiled w
   const worker = new Proc(
     spawn(
       process.execPath,
-      [join(root, "bin/clipper-worker.js"), "--model", "m", "--version", "1", "--input-type", "doubles", "--gateway", `tcp://127.0.0.1:${m[3]}`, "--module", join(ROOT, "test/fixtures/sum-doubles.ts")],
+      [join(root, "bin/clipper-worker.js"), "--model", "m", "--version", "1", "--input-type", "doubles", "--gateway", `tcp://127.0.0.1:${ports.rpc.port}`, "--module", join(ROOT, "test/fixtures/sum-doubles.ts")],
       { cwd: root, env: { ...process.env, CLIPPER_LOG_LEVEL: "info", CLIPPER_FROM_SOURCE: "" }, stdio: ["ignore", "pipe", "pipe"] },
     ),
   );

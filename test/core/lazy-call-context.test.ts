@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import test from "ava";
 import { status as Status } from "@grpc/grpc-js";
+import type { CallContext } from "../../core/call-context.js";
 import { NO_DEADLINE } from "../../core/deadline.js";
 import { ServingError } from "../../core/errors.js";
 import { LazyMetadata, lazyCallContext, withDeadline, type CallSource, type MetadataReader } from "../../core/lazy-call-context.js";
@@ -33,8 +34,8 @@ test("one transport listener per call, however many readers, removed by dispose"
   t.is(ctx.peer, "peer-1");
   t.is(ctx.transport, "grpc");
   t.is(ctx.deadline, NO_DEADLINE);
-  ctx.onCancel!(() => {});
-  ctx.onCancel!(() => {});
+  ctx.onCancel(() => {});
+  ctx.onCancel(() => {});
   void ctx.signal;
   t.is(call.listenerCount("gone-maybe"), 1);
   dispose();
@@ -47,9 +48,9 @@ test("onCancel listeners and the signal all learn once that the caller went away
   let a = 0;
   let b = 0;
   let removed = 0;
-  ctx.onCancel!(() => a++);
-  const stop = ctx.onCancel!(() => removed++);
-  ctx.onCancel!(() => b++);
+  ctx.onCancel(() => a++);
+  const stop = ctx.onCancel(() => removed++);
+  ctx.onCancel(() => b++);
   stop();
   const signal = ctx.signal;
   t.false(signal.aborted);
@@ -68,7 +69,7 @@ test("a caller already gone is reported at once, to onCancel and to a signal mad
   call.left = true;
   const { ctx } = lazyCallContext(SOURCE, call, "grpc", NO_DEADLINE, "");
   let called = 0;
-  const stop = ctx.onCancel!(() => called++);
+  const stop = ctx.onCancel(() => called++);
   t.is(called, 1);
   stop();
   t.true(ctx.signal.aborted);
@@ -80,7 +81,7 @@ test("the signal aborts DEADLINE_EXCEEDED when the deadline passes, and onCancel
   const call = new FakeCall();
   const { ctx, dispose } = lazyCallContext(SOURCE, call, "grpc", Date.now() + 20, "");
   let cancelled = 0;
-  ctx.onCancel!(() => cancelled++);
+  ctx.onCancel(() => cancelled++);
   const reason = await new Promise<unknown>((resolve) => ctx.signal.addEventListener("abort", () => resolve(ctx.signal.reason), { once: true }));
   t.is((reason as ServingError).code, Status.DEADLINE_EXCEEDED);
   t.is(cancelled, 0);
@@ -133,13 +134,25 @@ test("withDeadline narrows the deadline and keeps the call's signal, metadata an
   t.is(item.metadata.get("traceparent"), "tp");
   t.is(item.signal, ctx.signal);
   let told = 0;
-  item.onCancel!(() => told++);
+  item.onCancel(() => told++);
   call.leave();
   t.is(told, 1);
   t.true(item.signal.aborted);
-  // A context without onCancel gives a narrowed one without it.
-  const plain = { transport: "http" as const, deadline: NO_DEADLINE, signal: new AbortController().signal, metadata: new Map<string, string>(), peer: "" };
-  t.is(withDeadline(plain, deadline).onCancel, undefined);
+  // Any context's narrowed one asks that context's own onCancel.
+  let asked = 0;
+  const plain: CallContext = {
+    transport: "http",
+    deadline: NO_DEADLINE,
+    signal: new AbortController().signal,
+    metadata: new Map<string, string>(),
+    peer: "",
+    onCancel: () => {
+      asked++;
+      return () => {};
+    },
+  };
+  withDeadline(plain, deadline).onCancel(() => {});
+  t.is(asked, 1);
 });
 
 test("LazyMetadata answers lookups without building, and like the built map after", (t) => {

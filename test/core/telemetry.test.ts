@@ -60,7 +60,7 @@ test("an instrumented call is counted by method, transport and code; INTERNAL is
   const log = pino({ level: "info" }, { write: (l: string) => void lines.push(l) });
   const calls = new CallInstrument(createRpcMetrics(registry), log);
   const method = calls.method("clipper.v1.Test/Do", {});
-  const ctx: CallContext = { transport: "grpc", deadline: NO_DEADLINE, signal: new AbortController().signal, metadata: new Map(), peer: "" };
+  const ctx: CallContext = { transport: "grpc", deadline: NO_DEADLINE, signal: new AbortController().signal, metadata: new Map(), peer: "", onCancel: () => () => {} };
   t.is(await calls.run(method, ctx, async () => 7), 7);
   await t.throwsAsync(calls.run(method, { ...ctx, transport: "http" }, async () => { throw new ServingError(Status.NOT_FOUND, "APP_NOT_FOUND", "no"); }));
   await t.throwsAsync(calls.run(method, ctx, async () => { throw new Error("bug"); }), { message: "bug" });

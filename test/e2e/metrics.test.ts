@@ -1,4 +1,5 @@
 import test from "ava";
+import { WORKER_PORTS_LINE } from "../../core/ports-line.js";
 import { PredictRequest } from "../../gen/clipper/v1/predict.js";
 import { call } from "../helpers/grpc.js";
 import { eventually, type Proc } from "../helpers/processes.js";
@@ -23,7 +24,7 @@ test.before(async () => {
   // No linked model at all.
   await stack.admin("add_app", { name: "bare-app", input_type: "doubles", default_output: "none", latency_slo_micros: 100_000 });
   worker = await stack.worker("summer", "1", "doubles", "test/fixtures/models/metered.js", ["--metrics-port", "0"]);
-  workerMetricsPort = Number((await worker.waitFor(/clipper-worker: metrics=http:\/\/[^:]+:(\d+)\/metrics/))[1]);
+  workerMetricsPort = WORKER_PORTS_LINE.read(await worker.waitFor(WORKER_PORTS_LINE.pattern)).metrics.port;
 });
 
 test.after.always(async () => {

@@ -40,6 +40,9 @@ test.before(async () => {
     { redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0, rpcPort: 0, cacheBytes: 1 << 20, queueCapacity: 100, evictionMs: 3_000 },
     silent,
   );
+  // Management refuses Admin calls until its Redis connection is up.
+  const ready = await eventually(async () => (await fetch(`http://127.0.0.1:${management.httpPort}/readyz`)).status === 200, 30_000);
+  if (!ready) throw new Error("management did not become ready");
   for (const [endpoint, body] of [
     ["add_app", { name: "t-app", input_type: "doubles", default_output: "-1", latency_slo_micros: 20_000_000 }],
     ["add_model", { model_name: "sum", model_version: "1", labels: [], input_type: "doubles", container_name: "", model_data_path: "", batch_size: -1 }],
@@ -215,7 +218,7 @@ test.serial("a log line written inside a call carries its trace id; a lifecycle 
   const log = createLogger("clipper-test", "info", { write: (line: string) => void lines.push(line) });
   const calls = new CallInstrument(createRpcMetrics(new Registry()), log);
   const tp = traceparent();
-  const ctx = { transport: "grpc" as const, deadline: NO_DEADLINE, signal: new AbortController().signal, metadata: new Map([["traceparent", tp.header]]), peer: "" };
+  const ctx = { transport: "grpc" as const, deadline: NO_DEADLINE, signal: new AbortController().signal, metadata: new Map([["traceparent", tp.header]]), peer: "", onCancel: () => () => {} };
   await t.throwsAsync(calls.run(calls.method("clipper.v1.Test/Fail", {}), ctx, async () => {
     throw new Error("bug");
   }));

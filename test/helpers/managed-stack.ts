@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { createAdminClient, createHeartbeatClient, createPredictClient, type AdminApi, type HeartbeatApi, type PredictApi } from "../../clients/client.js";
+import { MANAGEMENT_PORTS_LINE } from "../../core/ports-line.js";
 import { eventually, spawnBin, startGatewayProcess, type Proc } from "./processes.js";
 import { TestRedis } from "./redis-server.js";
 
 /** Env variable that marks every process of one ManagedStack, so tests can prove none is left. */
-export const MARKER_ENV = "CLIPPER_TEST_MARKER";
+const MARKER_ENV = "CLIPPER_TEST_MARKER";
 
 /**
  * A local deployment whose management runs the replica manager: a private
@@ -39,8 +40,8 @@ export class ManagedStack {
       ["--redis-url", this.redis.url, "--grpc-port", "0", "--http-port", "0", "--gateway-rpc", `tcp://127.0.0.1:${this.gateway.rpc}`],
       { [MARKER_ENV]: this.marker, CLIPPER_LOG_LEVEL: "info" },
     );
-    const m = await proc.waitFor(/clipper-management: grpc=[^:]+:(\d+) http=[^:]+:(\d+)/);
-    this.management = { proc, grpc: Number(m[1]), http: Number(m[2]) };
+    const ports = MANAGEMENT_PORTS_LINE.read(await proc.waitFor(MANAGEMENT_PORTS_LINE.pattern));
+    this.management = { proc, grpc: ports.grpc.port, http: ports.http.port };
     this.admin?.close();
     this.admin = createAdminClient(`127.0.0.1:${this.management.grpc}`);
     // The replica manager loads its state from Redis just after start.

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { GATEWAY_PORTS_LINE } from "../../core/ports-line.js";
 
 /** The checkout's root, for spawning bin/ scripts. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -105,8 +106,8 @@ export async function startGatewayProcess(
   env: NodeJS.ProcessEnv = {},
 ): Promise<{ proc: Proc; grpc: number; http: number; rpc: number }> {
   const proc = spawnBin("clipper-gateway", ["--redis-url", redisUrl, "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", ...extra], env);
-  const m = await proc.waitFor(/clipper-gateway: grpc=[^:]+:(\d+) http=[^:]+:(\d+) rpc=tcp:\/\/[^:]+:(\d+)/);
-  return { proc, grpc: Number(m[1]), http: Number(m[2]), rpc: Number(m[3]) };
+  const ports = GATEWAY_PORTS_LINE.read(await proc.waitFor(GATEWAY_PORTS_LINE.pattern));
+  return { proc, grpc: ports.grpc.port, http: ports.http.port, rpc: ports.rpc.port };
 }
 
 /** A worker process serving `module` for a model version. */

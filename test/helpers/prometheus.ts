@@ -9,7 +9,7 @@ const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 
 /** Parses Prometheus text format (version 0.0.4) into samples; comments are skipped. */
-export function parsePrometheus(text: string): Sample[] {
+function parsePrometheus(text: string): Sample[] {
   const out: Sample[] = [];
   for (const line of text.split("\n")) {
     if (line === "" || line.startsWith("#")) continue;

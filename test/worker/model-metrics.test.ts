@@ -2,7 +2,8 @@ import test from "ava";
 import { Registry } from "prom-client";
 import { ModelMetrics } from "../../worker/model-metrics.js";
 import { WorkerMetrics } from "../../worker/metrics.js";
-import { Code, failAll, runBatch } from "../../worker/batch-executor.js";
+import { status as Code } from "@grpc/grpc-js";
+import { failAll, runBatch } from "../../worker/batch-executor.js";
 import { Scrape } from "../helpers/prometheus.js";
 
 const fresh = () => {

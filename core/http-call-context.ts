@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { status as Status } from "@grpc/grpc-js";
-import type { Transport } from "../call-context.js";
-import { NO_DEADLINE, parseGrpcTimeout, type Deadline } from "../deadline.js";
-import { ServingError, invalidArgument } from "../errors.js";
-import { lazyCallContext, type CallScope, type CallSource } from "../lazy-call-context.js";
+import type { Transport } from "./call-context.js";
+import { NO_DEADLINE, parseGrpcTimeout, type Deadline } from "./deadline.js";
+import { ServingError, invalidArgument } from "./errors.js";
+import { lazyCallContext, type CallScope, type CallSource } from "./lazy-call-context.js";
 
 /** grpc-gateway's prefix for request headers that become gRPC metadata. */
 const METADATA_HEADER_PREFIX = "grpc-metadata-";
@@ -23,32 +23,42 @@ const HTTP_SOURCE: CallSource<ServerResponse, IncomingMessage["headers"]> = {
 };
 
 /**
- * The CallContext of a transcoded HTTP call, from its headers:
+ * The CallContext of an HTTP call (transcoded, Clipper REST predict, or
+ * Clipper /admin/*), from its headers:
  * `Grpc-Timeout` gives the deadline (absolute, ms since epoch);
  * `Grpc-Metadata-<k>` headers become metadata `<k>` (lower-case), with
  * `traceparent`, `tracestate` and `authorization` passed through under
  * their own names. The signal aborts with a ServingError when the client
  * closes the connection before the response is finished (CANCELLED) or the
- * deadline passes (DEADLINE_EXCEEDED). An invalid `Grpc-Timeout` is
- * returned as an INVALID_ARGUMENT error value, not thrown. The signal, its
- * timer and the metadata map are made only when a handler reads them.
- * `transport` names the edge (Clipper REST shares this context).
+ * deadline passes (DEADLINE_EXCEEDED). The signal, its timer and the
+ * metadata map are made only when a handler reads them. `transport` names
+ * the edge.
+ *
+ * A request with an invalid `Grpc-Timeout` gets no context: its body is
+ * drained, the INVALID_ARGUMENT error is handed to `refuse` (each edge
+ * answers errors in its own format), and this returns null. Otherwise the
+ * caller must `dispose()` the scope once the call has ended.
  */
 export function httpCallContext(
   req: IncomingMessage,
   res: ServerResponse,
-  transport: Transport = "http",
-): { ok: true; scope: CallScope } | { ok: false; error: ServingError } {
+  transport: Transport,
+  refuse: (res: ServerResponse, error: ServingError) => void,
+): CallScope | null {
   let deadline: Deadline = NO_DEADLINE;
   const header = req.headers["grpc-timeout"];
   if (header !== undefined) {
     // Node joins a repeated unknown header into one string; an array is only a typing artefact.
     const timeout = Array.isArray(header) ? header.join(", ") : header;
     const parsed = parseGrpcTimeout(timeout);
-    if (!parsed.ok) return { ok: false, error: invalidArgument("INVALID_REQUEST", parsed.error) };
+    if (!parsed.ok) {
+      req.resume();
+      refuse(res, invalidArgument("INVALID_REQUEST", parsed.error));
+      return null;
+    }
     deadline = Date.now() + parsed.ms;
   }
-  return { ok: true, scope: lazyCallContext(HTTP_SOURCE, res, transport, deadline, req.socket.remoteAddress ?? "") };
+  return lazyCallContext(HTTP_SOURCE, res, transport, deadline, req.socket.remoteAddress ?? "");
 }
 
 function headerMetadata(headers: IncomingMessage["headers"]): ReadonlyMap<string, string> {
