@@ -3,7 +3,8 @@ import type { BatchRequest } from "../../gen/clipper/v1/heartbeat.js";
 import { createLogger } from "../../core/telemetry/logger.js";
 import type { PredictFn } from "../../worker/batch-executor.js";
 import { loadModel } from "../../worker/model-loader.js";
-import { startWorker, type WorkerHandle, type WorkerOptions } from "../../worker/runtime.js";
+import { startWorker, type WorkerHandle } from "../../worker/runtime.js";
+import type { WorkerOptions } from "../../worker/worker-options.js";
 import { eventually, FakeGateway, frames } from "./fake-gateway.js";
 
 // WORKER_TEST_LOG=info shows the runtime's lifecycle lines while debugging a test.
