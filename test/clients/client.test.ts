@@ -2,7 +2,8 @@ import test from "ava";
 import { execFile, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { status } from "@grpc/grpc-js";
+import { credentials, loadPackageDefinition, status, type GrpcObject, type ServiceClientConstructor, type ServiceError } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
 import { createAdminClient, createPredictClient, isServiceError, statusName } from "../../clients/client.js";
 import { WatchWorkersResponse_Kind } from "../../gen/clipper/v1/heartbeat.js";
 import { PredictStreamRequest } from "../../gen/clipper/v1/predict.js";
@@ -40,6 +41,27 @@ test("the typed TypeScript client predicts, one and in batches, over partial req
   t.like(r, { output: "6", default: false, model: "sum", modelVersion: "1" });
   const b = await stack.predict.predictBatch({ app: "demo", inputs: [{ doubles: [1] }, { doubles: [2, 3] }] }, { deadlineMs: 5_000 });
   t.deepEqual(b.predictions.map((p) => p.output), ["1", "5"]);
+});
+
+test("a client built at run time from proto/ with @grpc/proto-loader predicts (no generated code)", async (t) => {
+  // The dynamic-loading path many grpc-node users take: the .proto files and
+  // their imports (third_party/, copied by `npm run gen`) must load as they are.
+  const definition = loadSync("clipper/v1/predict.proto", {
+    includeDirs: [resolve(ROOT, "proto"), resolve(ROOT, "third_party")],
+    keepCase: false,
+    longs: String,
+    defaults: true,
+  });
+  const clipper = (loadPackageDefinition(definition).clipper as GrpcObject).v1 as GrpcObject;
+  const Predict = clipper.Predict as ServiceClientConstructor;
+  const client = new Predict(`127.0.0.1:${stack.gateway.grpc}`, credentials.createInsecure());
+  t.teardown(() => client.close());
+  const r = await new Promise<{ output: string; default: boolean; model: string }>((done, fail) =>
+    client.Predict!({ app: "demo", input: { doubles: [1, 2, 3] } }, { deadline: Date.now() + 5_000 }, (err: ServiceError | null, res: { output: string; default: boolean; model: string }) =>
+      err === null ? done(res) : fail(err),
+    ),
+  );
+  t.like(r, { output: "6", default: false, model: "sum" });
 });
 
 test("the stream answers with correlation ids", async (t) => {
