@@ -16,7 +16,7 @@ import { SendQueue } from "./send-queue.js";
  * on a graceful close: long enough for the last results and the drain notice
  * to leave over a live link, short enough not to hold up process exit.
  */
-export const GRACEFUL_LINGER_MS = 1_000;
+const GRACEFUL_LINGER_MS = 1_000;
 
 /** What the connection reports to its owner. */
 export interface ConnectionHandlers {

@@ -69,9 +69,9 @@ let tsx: Promise<void> | null = null;
 
 /**
  * Run from dist/ (bin/launch.js), the worker has no TypeScript loader, and
- * registering tsx for every worker would cost each one ~35 MiB of RSS (a
- * loader thread with its own isolate): only a .ts model pays for it. Run
- * from this .ts file, a loader is already there.
+ * registering tsx for every worker would add a loader thread with its own
+ * isolate to each one (bench/README.md, "Memory", has the cost): only a .ts
+ * model pays for it. Run from this .ts file, a loader is already there.
  */
 function tsxRegistered(): Promise<void> {
   if (import.meta.url.endsWith(".ts")) return Promise.resolve();
