@@ -101,14 +101,20 @@ test("failures reject with a ServiceError; deadlines are applied by default", as
   const nowhere = createPredictClient("127.0.0.1:1", { deadlineMs: 1_000 });
   const down = await nowhere.predict({ app: "demo" }).then(() => null, (e: unknown) => e);
   nowhere.close();
-  t.true(isServiceError(down) && (down.code === status.UNAVAILABLE || down.code === status.DEADLINE_EXCEEDED));
+  t.true(isServiceError(down), String(down));
+  // Refused at once or still connecting when the deadline passed: either is "down".
+  if (isServiceError(down)) t.true(down.code === status.UNAVAILABLE || down.code === status.DEADLINE_EXCEEDED, statusName(down.code));
   const admin = createAdminClient(`127.0.0.1:${stack.management.grpc}`);
   const abort = new AbortController();
   const pending = admin.listApps({}, { signal: abort.signal });
   abort.abort();
   const cancelled = await pending.then(() => null, (e: unknown) => e);
   admin.close();
-  t.true(cancelled === null || (isServiceError(cancelled) && cancelled.code === status.CANCELLED));
+  // null: the answer beat the abort, which is no failure of cancellation.
+  if (cancelled !== null) {
+    t.true(isServiceError(cancelled), String(cancelled));
+    if (isServiceError(cancelled)) t.is(statusName(cancelled.code), "CANCELLED");
+  }
 });
 
 test("the TypeScript example runs against the stack", async (t) => {
