@@ -44,9 +44,11 @@ export class GatewayConnection {
   #lastHeardMs: number;
   #transportUp = false;
   #downSinceMs: number;
-  #closed = false;
-  /** The receive loop died on its own; the session is useless. */
-  #broken = false;
+  /**
+   * "open" until close(); "broken" when the receive loop died on its own,
+   * which makes the session useless until its owner closes it.
+   */
+  #phase: "open" | "broken" | "closed" = "open";
 
   constructor(options: ConnectionOptions, handlers: ConnectionHandlers) {
     this.#handlers = handlers;
@@ -86,7 +88,7 @@ export class GatewayConnection {
    */
   silenceMs(trustTransport: boolean): number {
     const now = performance.now();
-    if (this.#broken) return Number.POSITIVE_INFINITY;
+    if (this.#phase === "broken") return Number.POSITIVE_INFINITY;
     if (!trustTransport) return now - this.#lastHeardMs;
     if (this.#transportUp) return 0;
     return now - Math.max(this.#lastHeardMs, this.#downSinceMs);
@@ -120,8 +122,8 @@ export class GatewayConnection {
    * (a session being abandoned has nobody to deliver them to).
    */
   close(graceful: boolean): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#phase === "closed") return;
+    this.#phase = "closed";
     this.#queue.close();
     this.#socket.linger = graceful ? GRACEFUL_LINGER_MS : 0;
     this.#socket.close();
@@ -145,8 +147,8 @@ export class GatewayConnection {
       }
     } catch (err) {
       // close() ends a pending receive with an error; only other failures matter.
-      if (this.#closed) return;
-      this.#broken = true;
+      if (this.#phase === "closed") return;
+      this.#phase = "broken";
       this.#log.error({ err }, "receive from gateway failed");
     }
   }
