@@ -1,7 +1,7 @@
 /**
- * Jittered exponential backoff for reconnecting to the gateway. (The style
- * sketch puts this in core/backoff.ts; it lives here until a second user
- * needs it.)
+ * Jittered exponential backoff between retries of something that failed:
+ * the worker's reconnects to a silent gateway, management's restarts of a
+ * worker process that keeps exiting.
  */
 
 /** First reconnect delay, in ms: a restarting gateway is usually back within a second. */

@@ -88,7 +88,7 @@ function convert(kind: OptionKind, raw: string): { ok: true; value: string | num
 }
 
 /** The --help text, generated from the specs. */
-export function usage(command: string, specs: Record<string, OptionSpec>): string {
+function usage(command: string, specs: Record<string, OptionSpec>): string {
   const lines = Object.entries(specs).map(
     ([name, s]) => `  --${name.padEnd(22)} ${s.help}\n  ${"".padEnd(24)} env ${s.env}, default ${s.default === "" ? '""' : s.default}`,
   );

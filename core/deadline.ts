@@ -4,6 +4,7 @@
  */
 export type Deadline = number;
 
+/** No deadline: the call may wait forever. */
 export const NO_DEADLINE: Deadline = Infinity;
 
 /** Units of the gRPC `grpc-timeout` header, in milliseconds. */
@@ -27,14 +28,4 @@ export function parseGrpcTimeout(value: string): { ok: true; ms: number } | { ok
     return { ok: false, error: `invalid Grpc-Timeout '${value}': expected 1-8 digits followed by one of H, M, S, m, u, n (e.g. 250m)` };
   }
   return { ok: true, ms: Number(m[1]) * (TIMEOUT_UNIT_MS[m[2]!] ?? 1) };
-}
-
-/** The earlier of two deadlines. */
-export function earliest(a: Deadline, b: Deadline): Deadline {
-  return a < b ? a : b;
-}
-
-/** Milliseconds left until `deadline` (never negative; Infinity if none). */
-export function remainingMs(deadline: Deadline, now: number = Date.now()): number {
-  return deadline === Infinity ? Infinity : Math.max(0, deadline - now);
 }

@@ -11,7 +11,7 @@ import type { InputType } from "./input-types.js";
 export type Encoded = { ok: true; bytes: Buffer } | { ok: false; error: string };
 
 /** The Input field that carries each input type. */
-export const INPUT_FIELD: Readonly<Record<InputType, keyof Input>> = {
+const INPUT_FIELD: Readonly<Record<InputType, keyof Input>> = {
   doubles: "doubles",
   floats: "floats",
   integers: "ints",

@@ -7,7 +7,7 @@
 /** Canonical spelling, as stored in Redis (`get_readable_input_type`). */
 export type InputType = "bytes" | "integers" | "floats" | "doubles" | "strings";
 
-export const INPUT_TYPES: readonly InputType[] = ["bytes", "integers", "floats", "doubles", "strings"];
+const INPUT_TYPES: readonly InputType[] = ["bytes", "integers", "floats", "doubles", "strings"];
 
 /**
  * Every spelling Clipper's `parse_input_type` accepts. Matching is done on

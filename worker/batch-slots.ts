@@ -3,76 +3,79 @@
  * the rest in a bounded FIFO, and tells a drain when everything is done.
  */
 export class BatchSlots<J> {
-  private active = 0;
-  private readonly waiting: J[] = [];
-  private idleWaiters: (() => void)[] = [];
+  readonly #limit: number;
+  readonly #maxWaiting: number;
+  readonly #run: (job: J) => Promise<void>;
+  #active = 0;
+  readonly #waiting: J[] = [];
+  #idleWaiters: (() => void)[] = [];
 
   /**
    * @param limit jobs run at the same time (>= 1)
    * @param maxWaiting jobs held beyond the running ones before offer() refuses
    * @param run runs one job; must not reject (a rejection is counted as done)
    */
-  constructor(
-    private readonly limit: number,
-    private readonly maxWaiting: number,
-    private readonly run: (job: J) => Promise<void>,
-  ) {}
+  constructor(limit: number, maxWaiting: number, run: (job: J) => Promise<void>) {
+    this.#limit = limit;
+    this.#maxWaiting = maxWaiting;
+    this.#run = run;
+  }
 
   /** Jobs running now. */
   get running(): number {
-    return this.active;
+    return this.#active;
   }
 
   /** Jobs waiting for a slot. */
   get queued(): number {
-    return this.waiting.length;
+    return this.#waiting.length;
   }
 
   /** Starts `job` now or queues it; false (and nothing done) when the queue is full. */
   offer(job: J): boolean {
-    if (this.waiting.length >= this.maxWaiting) return false;
-    this.waiting.push(job);
-    this.pump();
+    if (this.#waiting.length >= this.#maxWaiting) return false;
+    this.#waiting.push(job);
+    this.#pump();
     return true;
   }
 
   /** Removes and returns the jobs not yet started. */
   clearWaiting(): J[] {
-    const dropped = this.waiting.splice(0);
-    this.notifyIfIdle();
+    const dropped = this.#waiting.splice(0);
+    this.#notifyIfIdle();
     return dropped;
   }
 
   /** Resolves when nothing runs or waits (at once if idle already), or on release(). */
   idle(): Promise<void> {
     return new Promise((resolve) => {
-      this.idleWaiters.push(resolve);
-      this.notifyIfIdle();
+      this.#idleWaiters.push(resolve);
+      this.#notifyIfIdle();
     });
   }
 
   /** Resolves every idle() waiter now, idle or not (shutdown without waiting). */
   release(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
     for (const resolve of waiters) resolve();
   }
 
-  private pump(): void {
-    while (this.active < this.limit && this.waiting.length > 0) {
-      const job = this.waiting.shift()!;
-      this.active++;
-      void this.run(job)
+  #pump(): void {
+    while (this.#active < this.#limit && this.#waiting.length > 0) {
+      const job = this.#waiting.shift()!;
+      this.#active++;
+      void this.#run(job)
         .catch(() => {})
         .finally(() => {
-          this.active--;
-          this.pump();
-          this.notifyIfIdle();
+          this.#active--;
+          this.#pump();
+          this.#notifyIfIdle();
         });
     }
   }
 
-  private notifyIfIdle(): void {
-    if (this.active === 0 && this.waiting.length === 0) this.release();
+  #notifyIfIdle(): void {
+    if (this.#active === 0 && this.#waiting.length === 0) this.release();
   }
 }

@@ -16,7 +16,7 @@ import { SendQueue } from "./send-queue.js";
  * on a graceful close: long enough for the last results and the drain notice
  * to leave over a live link, short enough not to hold up process exit.
  */
-export const GRACEFUL_LINGER_MS = 1_000;
+const GRACEFUL_LINGER_MS = 1_000;
 
 /** What the connection reports to its owner. */
 export interface ConnectionHandlers {
@@ -37,21 +37,25 @@ export interface ConnectionOptions {
 
 /** A session with the gateway over one Dealer socket. */
 export class GatewayConnection {
-  private readonly socket: Dealer;
-  private readonly queue: SendQueue;
-  private readonly log: Logger;
-  private lastHeardMs: number;
-  private transportUp = false;
-  private downSinceMs: number;
-  private closed = false;
-  /** The receive loop died on its own; the session is useless. */
-  private broken = false;
+  readonly #socket: Dealer;
+  readonly #queue: SendQueue;
+  readonly #log: Logger;
+  readonly #handlers: ConnectionHandlers;
+  #lastHeardMs: number;
+  #transportUp = false;
+  #downSinceMs: number;
+  /**
+   * "open" until close(); "broken" when the receive loop died on its own,
+   * which makes the session useless until its owner closes it.
+   */
+  #phase: "open" | "broken" | "closed" = "open";
 
-  constructor(options: ConnectionOptions, private readonly handlers: ConnectionHandlers) {
-    this.log = options.log;
-    this.lastHeardMs = performance.now();
-    this.downSinceMs = this.lastHeardMs;
-    this.socket = new Dealer({
+  constructor(options: ConnectionOptions, handlers: ConnectionHandlers) {
+    this.#handlers = handlers;
+    this.#log = options.log;
+    this.#lastHeardMs = performance.now();
+    this.#downSinceMs = this.#lastHeardMs;
+    this.#socket = new Dealer({
       // Queue only on a completed connection: otherwise registrations resent
       // while the gateway is down pile up in the pipe and all arrive at once.
       immediate: true,
@@ -64,16 +68,16 @@ export class GatewayConnection {
       heartbeatTimeout: options.pingTimeoutMs,
       heartbeatTimeToLive: options.pingTimeoutMs,
     });
-    this.queue = new SendQueue(this.socket, (err) => this.log.warn({ err }, "send to gateway failed"));
-    this.socket.events.on("handshake", () => {
-      this.transportUp = true;
+    this.#queue = new SendQueue(this.#socket, (err) => this.#log.warn({ err }, "send to gateway failed"));
+    this.#socket.events.on("handshake", () => {
+      this.#transportUp = true;
     });
-    this.socket.events.on("disconnect", () => {
-      this.transportUp = false;
-      this.downSinceMs = performance.now();
+    this.#socket.events.on("disconnect", () => {
+      this.#transportUp = false;
+      this.#downSinceMs = performance.now();
     });
-    this.socket.connect(options.gateway);
-    void this.receiveLoop();
+    this.#socket.connect(options.gateway);
+    void this.#receiveLoop();
   }
 
   /**
@@ -84,15 +88,15 @@ export class GatewayConnection {
    */
   silenceMs(trustTransport: boolean): number {
     const now = performance.now();
-    if (this.broken) return Number.POSITIVE_INFINITY;
-    if (!trustTransport) return now - this.lastHeardMs;
-    if (this.transportUp) return 0;
-    return now - Math.max(this.lastHeardMs, this.downSinceMs);
+    if (this.#phase === "broken") return Number.POSITIVE_INFINITY;
+    if (!trustTransport) return now - this.#lastHeardMs;
+    if (this.#transportUp) return 0;
+    return now - Math.max(this.#lastHeardMs, this.#downSinceMs);
   }
 
   /** Queues one worker message; resolves false if it could not be sent. */
   send(message: WorkerMessage, payloads: readonly Buffer[] = []): Promise<boolean> {
-    return this.queue.send(encodeWorkerMessage(message, payloads));
+    return this.#queue.send(encodeWorkerMessage(message, payloads));
   }
 
   /**
@@ -102,13 +106,13 @@ export class GatewayConnection {
    */
   async flush(timeoutMs: number): Promise<void> {
     // With no link, nothing queued can leave; waiting would only delay shutdown.
-    if (!this.transportUp) return;
+    if (!this.#transportUp) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeoutMs);
       timer.unref();
     });
-    await Promise.race([this.queue.flushed(), timeout]);
+    await Promise.race([this.#queue.flushed(), timeout]);
     clearTimeout(timer);
   }
 
@@ -118,34 +122,34 @@ export class GatewayConnection {
    * (a session being abandoned has nobody to deliver them to).
    */
   close(graceful: boolean): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.queue.close();
-    this.socket.linger = graceful ? GRACEFUL_LINGER_MS : 0;
-    this.socket.close();
+    if (this.#phase === "closed") return;
+    this.#phase = "closed";
+    this.#queue.close();
+    this.#socket.linger = graceful ? GRACEFUL_LINGER_MS : 0;
+    this.#socket.close();
   }
 
-  private async receiveLoop(): Promise<void> {
+  async #receiveLoop(): Promise<void> {
     try {
-      for await (const frames of this.socket) {
+      for await (const frames of this.#socket) {
         // Anything at all, even a frame we can't decode, proves the gateway is alive.
-        this.lastHeardMs = performance.now();
+        this.#lastHeardMs = performance.now();
         const decoded = decodeGatewayMessage(frames);
         if (!decoded.ok) {
-          this.log.warn({ error: decoded.error }, "ignored a malformed gateway message");
+          this.#log.warn({ error: decoded.error }, "ignored a malformed gateway message");
           continue;
         }
         try {
-          this.handlers.onMessage(decoded.value.message, decoded.value.payloads);
+          this.#handlers.onMessage(decoded.value.message, decoded.value.payloads);
         } catch (err) {
-          this.log.error({ err }, "gateway message handler failed");
+          this.#log.error({ err }, "gateway message handler failed");
         }
       }
     } catch (err) {
       // close() ends a pending receive with an error; only other failures matter.
-      if (this.closed) return;
-      this.broken = true;
-      this.log.error({ err }, "receive from gateway failed");
+      if (this.#phase === "closed") return;
+      this.#phase = "broken";
+      this.#log.error({ err }, "receive from gateway failed");
     }
   }
 }

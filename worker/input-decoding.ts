@@ -11,7 +11,7 @@ import type { InputType } from "../core/input-types.js";
 export type ModelInput = Float64Array | Float32Array | Int32Array | Buffer | string;
 
 /** Bytes per element of the numeric input types. */
-export const ELEMENT_BYTES = { doubles: 8, floats: 4, integers: 4 } as const;
+const ELEMENT_BYTES = { doubles: 8, floats: 4, integers: 4 } as const;
 
 /** A decoded input, or why the frame is not one (a per-item INVALID_ARGUMENT). */
 export type DecodedInput = { ok: true; value: ModelInput } | { ok: false; error: string };

@@ -69,9 +69,9 @@ let tsx: Promise<void> | null = null;
 
 /**
  * Run from dist/ (bin/launch.js), the worker has no TypeScript loader, and
- * registering tsx for every worker would cost each one ~35 MiB of RSS (a
- * loader thread with its own isolate): only a .ts model pays for it. Run
- * from this .ts file, a loader is already there.
+ * registering tsx for every worker would add a loader thread with its own
+ * isolate to each one (bench/README.md, "Memory", has the cost): only a .ts
+ * model pays for it. Run from this .ts file, a loader is already there.
  */
 function tsxRegistered(): Promise<void> {
   if (import.meta.url.endsWith(".ts")) return Promise.resolve();
@@ -81,22 +81,22 @@ function tsxRegistered(): Promise<void> {
 
 function pickSetup(mod: Record<string, unknown>): ModelSetup | null {
   if (typeof mod.setup === "function") return mod.setup as ModelSetup;
-  const cjs = mod.default;
-  if (typeof cjs === "object" && cjs !== null && typeof (cjs as Record<string, unknown>).setup === "function") {
-    const fn = (cjs as Record<string, unknown>).setup as ModelSetup;
-    return (runtime) => fn.call(cjs, runtime);
-  }
-  return null;
+  return commonJsMethod<ModelSetup>(mod, "setup");
 }
 
 function pickExport(mod: Record<string, unknown>): PredictFn | null {
   if (typeof mod.default === "function") return mod.default as PredictFn;
   if (typeof mod.predict === "function") return mod.predict as PredictFn;
-  // A CommonJS module arrives as `default = module.exports`; accept its `predict`.
+  return commonJsMethod<PredictFn>(mod, "predict");
+}
+
+/**
+ * A function property `name` of a CommonJS module, bound to its exports: such
+ * a module arrives as `default = module.exports`, and its methods may use `this`.
+ */
+function commonJsMethod<F extends (...args: never[]) => unknown>(mod: Record<string, unknown>, name: string): F | null {
   const cjs = mod.default;
-  if (typeof cjs === "object" && cjs !== null && typeof (cjs as Record<string, unknown>).predict === "function") {
-    const fn = (cjs as Record<string, unknown>).predict as PredictFn;
-    return (inputs) => fn.call(cjs, inputs);
-  }
-  return null;
+  if (typeof cjs !== "object" || cjs === null) return null;
+  const fn = (cjs as Record<string, unknown>)[name];
+  return typeof fn === "function" ? (fn.bind(cjs) as F) : null;
 }

@@ -26,7 +26,7 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { DURATION_BUCKETS_SECONDS } from "../core/telemetry/metrics.js";
 
 /** Prefix of every model-defined metric name. */
-export const MODEL_METRIC_PREFIX = "clipper_model_";
+const MODEL_METRIC_PREFIX = "clipper_model_";
 
 /** Label values by label name; names must be among the metric's `labelNames`. */
 export type MetricLabels = Readonly<Record<string, string | number>>;

@@ -14,10 +14,7 @@ import { BatchSlots } from "./batch-slots.js";
 import { inPredictSpan } from "./batch-span.js";
 import { GatewayConnection } from "./gateway-connection.js";
 import { checkOptions, type Settings, type WorkerOptions } from "./worker-options.js";
-
-export { DEFAULT_EVICTION_TIMEOUT_MS, DEFAULT_HEARTBEAT_MS, type WorkerOptions } from "./worker-options.js";
-export type { PredictFn } from "./batch-executor.js";
-export type { ModelInput } from "./input-decoding.js";
+import { checkTransition, type WorkerState } from "./worker-state.js";
 
 /** How often the silence watchdog looks, in ms: acts within 0.1 s of the timeout for the price of a comparison. */
 const WATCHDOG_TICK_MS = 100;
@@ -70,16 +67,13 @@ export interface WorkerHandle {
  */
 export function startWorker(options: WorkerOptions): WorkerHandle {
   const runtime = new WorkerRuntime(checkOptions(options), options.log.child({ component: "worker" }));
-  runtime.start();
   return {
     drain: (reason) => runtime.drain(reason ?? "worker shutting down"),
     close: () => runtime.close(),
-    replicaId: () => runtime.replica,
+    replicaId: () => runtime.replicaId,
     closed: runtime.closed,
   };
 }
-
-type Phase = "registering" | "registered" | "draining" | "closed";
 
 interface Job {
   readonly request: BatchRequest;
@@ -88,229 +82,275 @@ interface Job {
   readonly conn: GatewayConnection;
 }
 
+/**
+ * One worker's life (worker/worker-state.ts). Constructing it starts it:
+ * the first session opens and registration begins at once.
+ */
 class WorkerRuntime {
-  replica: number | null = null;
   readonly closed: Promise<WorkerExit>;
+  readonly #s: Settings;
+  readonly #log: Logger;
+  readonly #slots: BatchSlots<Job>;
+  #state: WorkerState;
   /** Set by whichever stop came first. */
-  private exit: WorkerExit | null = null;
-  private phase: Phase = "registering";
-  private conn: GatewayConnection | null = null;
-  private beatIntervalMs: number;
-  private evictionTimeoutMs: number;
-  private reconnectAttempt = 0;
-  private registerInFlight = false;
-  private beatInFlight = false;
+  #exit: WorkerExit | null = null;
+  #beatIntervalMs: number;
+  #evictionTimeoutMs: number;
+  #reconnectAttempt = 0;
+  #registerInFlight = false;
+  #beatInFlight = false;
   /** Items received and not yet answered (the beat's pending_items). */
-  private pendingItems = 0;
-  private readonly slots: BatchSlots<Job>;
-  private controlTimer: NodeJS.Timeout | null = null;
-  private watchdogTimer: NodeJS.Timeout | null = null;
-  private reconnectTimer: NodeJS.Timeout | null = null;
-  private drainPromise: Promise<void> | null = null;
-  private lastModelErrorLogMs = Number.NEGATIVE_INFINITY;
-  private resolveClosed: (exit: WorkerExit) => void = () => {};
+  #pendingItems = 0;
+  #controlTimer: NodeJS.Timeout | null = null;
+  #watchdogTimer: NodeJS.Timeout | null = null;
+  #drainPromise: Promise<void> | null = null;
+  #lastModelErrorLogMs = Number.NEGATIVE_INFINITY;
+  #resolveClosed: (exit: WorkerExit) => void = () => {};
 
-  constructor(
-    private readonly s: Settings,
-    private readonly log: Logger,
-  ) {
-    this.beatIntervalMs = s.heartbeatMs;
-    this.evictionTimeoutMs = s.evictionTimeoutMs;
-    this.slots = new BatchSlots(s.concurrency, MAX_WAITING_BATCHES, (job) => this.execute(job));
+  constructor(s: Settings, log: Logger) {
+    this.#s = s;
+    this.#log = log;
+    this.#beatIntervalMs = s.heartbeatMs;
+    this.#evictionTimeoutMs = s.evictionTimeoutMs;
+    this.#slots = new BatchSlots(s.concurrency, MAX_WAITING_BATCHES, (job) => this.#execute(job));
     this.closed = new Promise((resolve) => {
-      this.resolveClosed = resolve;
+      this.#resolveClosed = resolve;
     });
-  }
-
-  start(): void {
-    this.openConnection();
+    // The initial state, not a transition: there is nothing to move from.
+    this.#state = { phase: "registering", conn: this.#newSession() };
+    this.#register();
     // Deliberately not unref()ed: it is what keeps the process alive between
     // two sessions (during a reconnect backoff no socket is open), until close().
-    this.watchdogTimer = setInterval(() => this.watchdog(), WATCHDOG_TICK_MS);
+    this.#watchdogTimer = setInterval(() => this.#watchdog(), WATCHDOG_TICK_MS);
+  }
+
+  /** The replica id the gateway knows us by, or null while it knows none. */
+  get replicaId(): number | null {
+    const state = this.#state;
+    return state.phase === "serving" || state.phase === "draining" ? state.replicaId : null;
   }
 
   drain(reason: string): Promise<void> {
-    this.exit ??= { kind: "stopped", reason };
-    this.drainPromise ??= this.runDrain(reason);
-    return this.drainPromise;
+    this.#exit ??= { kind: "stopped", reason };
+    this.#drainPromise ??= this.#runDrain(reason);
+    return this.#drainPromise;
   }
 
   async close(): Promise<void> {
-    this.exit ??= { kind: "stopped", reason: "closed" };
-    this.shutdown(false);
+    this.#exit ??= { kind: "stopped", reason: "closed" };
+    this.#shutdown(false);
+  }
+
+  /**
+   * The one place the state changes. An illegal move throws: every caller
+   * checks the phase it expects first, so reaching one means the runtime is
+   * wrong, and carrying on (say, opening a session after close()) would leak
+   * sockets and keep a stopped worker alive. Thrown from a gateway message
+   * it is logged by GatewayConnection and the state stays as it was; thrown
+   * from a timer it ends the process, which the gateway then evicts.
+   */
+  #transition(to: WorkerState): void {
+    const from = this.#state;
+    checkTransition(from.phase, to.phase);
+    // Leaving reconnecting ends its backoff, whichever way it is left.
+    if (from.phase === "reconnecting") clearTimeout(from.timer);
+    this.#state = to;
+    this.#log.debug({ from: from.phase, to: to.phase }, "worker state changed");
+  }
+
+  /** The session of the current state, if it has one. */
+  #session(): GatewayConnection | null {
+    const state = this.#state;
+    return state.phase === "stopped" || state.phase === "reconnecting" ? null : state.conn;
   }
 
   // --- sessions -------------------------------------------------------------
 
-  private openConnection(): void {
+  /** Opens a new session; its identity is unknown to the gateway, so nothing is in flight on it. */
+  #newSession(): GatewayConnection {
     const conn: GatewayConnection = new GatewayConnection(
-      { gateway: this.s.gateway, pingIntervalMs: this.s.heartbeatMs, pingTimeoutMs: this.evictionTimeoutMs, log: this.log },
-      { onMessage: (message, payloads) => this.onMessage(conn, message, payloads) },
+      { gateway: this.#s.gateway, pingIntervalMs: this.#s.heartbeatMs, pingTimeoutMs: this.#evictionTimeoutMs, log: this.#log },
+      { onMessage: (message, payloads) => this.#onMessage(conn, message, payloads) },
     );
-    this.conn = conn;
-    // Each session starts unregistered: the new identity is unknown to the gateway.
-    this.registerInFlight = false;
-    this.beatInFlight = false;
-    this.sendRegister();
-    this.scheduleControl();
+    this.#registerInFlight = false;
+    this.#beatInFlight = false;
+    return conn;
+  }
+
+  /** Sends RegisterWorker now and retries it every interval until answered. */
+  #register(): void {
+    this.#sendRegister();
+    this.#scheduleControl();
   }
 
   /** Registration retries and heartbeats share one timer: which one depends on the phase. */
-  private scheduleControl(): void {
-    if (this.controlTimer !== null) clearInterval(this.controlTimer);
-    const interval = this.phase === "registering" ? this.s.heartbeatMs : this.beatIntervalMs;
-    this.controlTimer = setInterval(() => (this.phase === "registering" ? this.sendRegister() : this.sendBeat()), interval);
-    this.controlTimer.unref();
+  #scheduleControl(): void {
+    if (this.#controlTimer !== null) clearInterval(this.#controlTimer);
+    const registering = this.#state.phase === "registering";
+    const interval = registering ? this.#s.heartbeatMs : this.#beatIntervalMs;
+    this.#controlTimer = setInterval(() => (this.#state.phase === "registering" ? this.#sendRegister() : this.#sendBeat()), interval);
+    this.#controlTimer.unref();
   }
 
-  private watchdog(): void {
-    if (this.conn === null || (this.phase !== "registering" && this.phase !== "registered")) return;
+  #watchdog(): void {
+    const state = this.#state;
+    if (state.phase !== "registering" && state.phase !== "serving") return;
     // Before registration the gateway owes us an answer, so silence means
     // trouble; after it, only a dead link does (see GatewayConnection.silenceMs).
-    const silentMs = this.conn.silenceMs(this.phase === "registered");
-    if (silentMs <= this.evictionTimeoutMs) return;
-    const delayMs = backoffDelayMs(this.reconnectAttempt);
-    this.log.warn(
-      { silentMs: Number.isFinite(silentMs) ? Math.round(silentMs) : null, attempt: this.reconnectAttempt + 1, delayMs, replicaId: this.replica },
+    const silentMs = state.conn.silenceMs(state.phase === "serving");
+    if (silentMs <= this.#evictionTimeoutMs) return;
+    const delayMs = backoffDelayMs(this.#reconnectAttempt);
+    this.#log.warn(
+      { silentMs: Number.isFinite(silentMs) ? Math.round(silentMs) : null, attempt: this.#reconnectAttempt + 1, delayMs, replicaId: this.replicaId },
       "gateway silent, reconnecting",
     );
-    this.reconnectAttempt++;
-    this.conn.close(false);
-    this.conn = null;
-    this.dropWaiting();
-    this.replica = null;
-    this.phase = "registering";
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null;
-      if (this.phase === "registering") this.openConnection();
-    }, delayMs);
-    this.reconnectTimer.unref();
+    this.#reconnectAttempt++;
+    state.conn.close(false);
+    const timer = setTimeout(() => this.#reconnect(), delayMs);
+    timer.unref();
+    this.#transition({ phase: "reconnecting", timer });
+    this.#dropWaiting();
+  }
+
+  #reconnect(): void {
+    // The timer is cleared when reconnecting is left, so this is belt and braces.
+    if (this.#state.phase !== "reconnecting") return;
+    this.#transition({ phase: "registering", conn: this.#newSession() });
+    this.#register();
   }
 
   // --- outgoing control messages ----------------------------------------------
 
-  private sendRegister(): void {
-    const conn = this.conn;
+  #sendRegister(): void {
+    const conn = this.#session();
     // One registration in flight at a time: with the link down the send waits,
     // and piled-up copies would register us several times once it is back.
-    if (conn === null || this.registerInFlight) return;
-    this.registerInFlight = true;
+    if (conn === null || this.#registerInFlight) return;
+    this.#registerInFlight = true;
+    const s = this.#s;
     void conn
       .send({
         kind: {
           $case: "register",
           value: {
-            modelName: this.s.model,
-            modelVersion: this.s.version,
-            inputType: this.s.inputTypeText,
-            maxBatchSize: this.s.maxBatchSize,
-            concurrency: this.s.concurrency,
-            description: this.s.description,
+            modelName: s.model,
+            modelVersion: s.version,
+            inputType: s.inputTypeText,
+            maxBatchSize: s.maxBatchSize,
+            concurrency: s.concurrency,
+            description: s.description,
           },
         },
       })
       .then(() => {
-        if (this.conn === conn) this.registerInFlight = false;
+        if (this.#session() === conn) this.#registerInFlight = false;
       });
   }
 
-  private sendBeat(): void {
-    const conn = this.conn;
-    if (conn === null || this.beatInFlight) return;
-    this.beatInFlight = true;
-    void conn.send({ kind: { $case: "beat", value: { inFlight: this.slots.running, pendingItems: this.pendingItems } } }).then(() => {
-      if (this.conn === conn) this.beatInFlight = false;
+  #sendBeat(): void {
+    const conn = this.#session();
+    if (conn === null || this.#beatInFlight) return;
+    this.#beatInFlight = true;
+    void conn.send({ kind: { $case: "beat", value: { inFlight: this.#slots.running, pendingItems: this.#pendingItems } } }).then(() => {
+      if (this.#session() === conn) this.#beatInFlight = false;
     });
   }
 
   // --- incoming messages ----------------------------------------------------
 
-  private onMessage(conn: GatewayConnection, message: GatewayMessage, payloads: Buffer[]): void {
+  #onMessage(conn: GatewayConnection, message: GatewayMessage, payloads: Buffer[]): void {
     const kind = message.kind;
     // A closed session's last words are for a gateway identity that no longer exists.
-    if (kind === undefined || conn !== this.conn) return;
+    if (kind === undefined || conn !== this.#session()) return;
     switch (kind.$case) {
       case "registered":
-        this.onRegistered(kind.value);
+        this.#onRegistered(kind.value);
         return;
       case "batch":
-        this.onBatch(conn, kind.value, payloads);
+        this.#onBatch(conn, kind.value, payloads);
         return;
       case "reregister":
-        if (this.phase !== "registered" && this.phase !== "registering") return;
-        this.log.info({ previousReplicaId: this.replica }, "gateway asked to re-register");
-        this.replica = null;
-        this.phase = "registering";
-        this.registerInFlight = false;
-        this.sendRegister();
-        this.scheduleControl();
+        this.#onReregister();
         return;
-      case "drain": {
-        const reason = kind.value.reason || "gateway asked to drain";
-        // Before registration, a DrainWorker is the gateway's way of refusing us.
-        const refused = this.phase === "registering";
-        this.exit ??= { kind: refused ? "refused" : "drained", reason };
-        if (refused) this.log.error({ reason }, "gateway refused the registration");
-        else this.log.info({ reason }, "gateway asked to drain");
-        void this.drain(reason);
+      case "drain":
+        this.#onDrainRequest(kind.value.reason || "gateway asked to drain");
         return;
-      }
     }
   }
 
-  private onRegistered(r: WorkerRegistered): void {
-    if (this.phase !== "registering" && this.phase !== "registered") return;
+  #onRegistered(r: WorkerRegistered): void {
+    const state = this.#state;
+    if (state.phase !== "registering" && state.phase !== "serving") return;
     // A repeated registration (we retry until answered) may be answered twice; the same id is no news.
-    if (this.phase === "registered" && this.replica === r.replicaId) return;
-    this.phase = "registered";
-    this.replica = r.replicaId;
-    this.reconnectAttempt = 0;
-    if (r.heartbeatIntervalMs > 0) this.beatIntervalMs = Math.max(MIN_BEAT_INTERVAL_MS, r.heartbeatIntervalMs);
-    if (r.evictionTimeoutMs > 0) this.evictionTimeoutMs = r.evictionTimeoutMs;
-    this.log.info(
+    if (state.phase === "serving" && state.replicaId === r.replicaId) return;
+    this.#transition({ phase: "serving", conn: state.conn, replicaId: r.replicaId });
+    this.#reconnectAttempt = 0;
+    if (r.heartbeatIntervalMs > 0) this.#beatIntervalMs = Math.max(MIN_BEAT_INTERVAL_MS, r.heartbeatIntervalMs);
+    if (r.evictionTimeoutMs > 0) this.#evictionTimeoutMs = r.evictionTimeoutMs;
+    this.#log.info(
       {
         replicaId: r.replicaId,
-        model: this.s.model,
-        version: this.s.version,
-        heartbeatIntervalMs: this.beatIntervalMs,
-        evictionTimeoutMs: this.evictionTimeoutMs,
+        model: this.#s.model,
+        version: this.#s.version,
+        heartbeatIntervalMs: this.#beatIntervalMs,
+        evictionTimeoutMs: this.#evictionTimeoutMs,
       },
       "worker registered",
     );
-    this.scheduleControl();
+    this.#scheduleControl();
   }
 
-  private onBatch(conn: GatewayConnection, request: BatchRequest, payloads: Buffer[]): void {
-    this.pendingItems += payloads.length;
-    if (this.phase === "draining" || this.phase === "closed") {
-      this.s.metrics?.rejected(payloads.length);
-      this.reply(conn, request, payloads.length, failAll(payloads.length, Code.UNAVAILABLE, "worker draining"));
+  #onReregister(): void {
+    const state = this.#state;
+    if (state.phase !== "serving" && state.phase !== "registering") return;
+    this.#log.info({ previousReplicaId: this.replicaId }, "gateway asked to re-register");
+    if (state.phase === "serving") this.#transition({ phase: "registering", conn: state.conn });
+    // A registration still in flight was sent for the identity the gateway just forgot.
+    this.#registerInFlight = false;
+    this.#register();
+  }
+
+  #onDrainRequest(reason: string): void {
+    // Before registration, a DrainWorker is the gateway's way of refusing us.
+    const refused = this.#state.phase === "registering";
+    this.#exit ??= { kind: refused ? "refused" : "drained", reason };
+    if (refused) this.#log.error({ reason }, "gateway refused the registration");
+    else this.#log.info({ reason }, "gateway asked to drain");
+    void this.drain(reason);
+  }
+
+  #onBatch(conn: GatewayConnection, request: BatchRequest, payloads: Buffer[]): void {
+    this.#pendingItems += payloads.length;
+    if (this.#state.phase === "draining" || this.#state.phase === "stopped") {
+      this.#s.metrics?.rejected(payloads.length);
+      this.#reply(conn, request, payloads.length, failAll(payloads.length, Code.UNAVAILABLE, "worker draining"));
       return;
     }
-    if (!this.slots.offer({ request, payloads, conn })) {
-      const message = `worker overloaded: ${this.slots.running} batches running and ${this.slots.queued} waiting`;
-      this.s.metrics?.rejected(payloads.length);
-      this.reply(conn, request, payloads.length, failAll(payloads.length, Code.RESOURCE_EXHAUSTED, message));
+    if (!this.#slots.offer({ request, payloads, conn })) {
+      const message = `worker overloaded: ${this.#slots.running} batches running and ${this.#slots.queued} waiting`;
+      this.#s.metrics?.rejected(payloads.length);
+      this.#reply(conn, request, payloads.length, failAll(payloads.length, Code.RESOURCE_EXHAUSTED, message));
     }
   }
 
-  private async execute(job: Job): Promise<void> {
+  async #execute(job: Job): Promise<void> {
     const { request, payloads } = job;
-    const answer = await inPredictSpan(request, payloads.length, this.s.model, this.s.version, async () => {
-      const a = await runBatch({ inputType: this.s.inputType, predict: this.s.predict, maxBatchSize: this.s.maxBatchSize }, request, payloads);
+    const s = this.#s;
+    const answer = await inPredictSpan(request, payloads.length, s.model, s.version, async () => {
+      const a = await runBatch({ inputType: s.inputType, predict: s.predict, maxBatchSize: s.maxBatchSize }, request, payloads);
       // Inside the span, so the line carries the batch's trace id.
-      if (a.modelError !== null) this.logModelError(request.batchId, a.modelError);
+      if (a.modelError !== null) this.#logModelError(request.batchId, a.modelError);
       return a;
     });
-    this.s.metrics?.batchRan(answer);
-    this.reply(job.conn, request, payloads.length, answer);
+    s.metrics?.batchRan(answer);
+    this.#reply(job.conn, request, payloads.length, answer);
   }
 
-  private reply(conn: GatewayConnection, request: BatchRequest, itemCount: number, answer: BatchAnswer): void {
-    this.pendingItems -= itemCount;
+  #reply(conn: GatewayConnection, request: BatchRequest, itemCount: number, answer: BatchAnswer): void {
+    this.#pendingItems -= itemCount;
     // After a reconnect the old session's gateway identity is gone: nobody to answer.
-    if (conn !== this.conn) {
-      this.log.debug({ batchId: request.batchId }, "dropped the answer to a batch from a closed session");
+    if (conn !== this.#session()) {
+      this.#log.debug({ batchId: request.batchId }, "dropped the answer to a batch from a closed session");
       return;
     }
     void conn.send(
@@ -320,44 +360,43 @@ class WorkerRuntime {
   }
 
   /** Forgets batches not yet started (their session is gone, so nobody awaits their answers). */
-  private dropWaiting(): void {
-    for (const job of this.slots.clearWaiting()) this.pendingItems -= job.payloads.length;
+  #dropWaiting(): void {
+    for (const job of this.#slots.clearWaiting()) this.#pendingItems -= job.payloads.length;
   }
 
-  private logModelError(batchId: number, error: string): void {
+  #logModelError(batchId: number, error: string): void {
     const now = performance.now();
-    if (now - this.lastModelErrorLogMs < MODEL_ERROR_LOG_INTERVAL_MS) return;
-    this.lastModelErrorLogMs = now;
-    this.log.warn({ batchId, error }, "model call failed; the batch was answered with errors");
+    if (now - this.#lastModelErrorLogMs < MODEL_ERROR_LOG_INTERVAL_MS) return;
+    this.#lastModelErrorLogMs = now;
+    this.#log.warn({ batchId, error }, "model call failed; the batch was answered with errors");
   }
 
   // --- shutdown -------------------------------------------------------------
 
-  private async runDrain(reason: string): Promise<void> {
-    if (this.phase === "closed") return;
-    this.phase = "draining";
-    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = null;
-    this.log.info({ reason, running: this.slots.running, waiting: this.slots.queued }, "worker draining");
-    void this.conn?.send({ kind: { $case: "drain", value: { reason } } });
-    await this.slots.idle();
-    await this.conn?.flush(DRAIN_FLUSH_TIMEOUT_MS);
-    this.shutdown(true);
+  async #runDrain(reason: string): Promise<void> {
+    const state = this.#state;
+    if (state.phase === "stopped") return;
+    const conn = state.phase === "reconnecting" ? null : state.conn;
+    this.#transition({ phase: "draining", conn, replicaId: this.replicaId });
+    this.#log.info({ reason, running: this.#slots.running, waiting: this.#slots.queued }, "worker draining");
+    void conn?.send({ kind: { $case: "drain", value: { reason } } });
+    await this.#slots.idle();
+    // close() may have ended the drain meanwhile, and with it the session.
+    await this.#session()?.flush(DRAIN_FLUSH_TIMEOUT_MS);
+    this.#shutdown(true);
   }
 
-  private shutdown(graceful: boolean): void {
-    if (this.phase === "closed") return;
-    this.phase = "closed";
-    for (const timer of [this.controlTimer, this.watchdogTimer]) if (timer !== null) clearInterval(timer);
-    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
-    this.controlTimer = this.watchdogTimer = this.reconnectTimer = null;
-    this.slots.clearWaiting();
-    this.conn?.close(graceful);
-    this.conn = null;
-    this.replica = null;
-    this.log.info({ graceful }, "worker closed");
+  #shutdown(graceful: boolean): void {
+    const conn = this.#session();
+    if (this.#state.phase === "stopped") return;
+    this.#transition({ phase: "stopped" });
+    for (const timer of [this.#controlTimer, this.#watchdogTimer]) if (timer !== null) clearInterval(timer);
+    this.#controlTimer = this.#watchdogTimer = null;
+    this.#slots.clearWaiting();
+    conn?.close(graceful);
+    this.#log.info({ graceful }, "worker closed");
     // A drain waiting for running batches ends here too (close() during drain).
-    this.slots.release();
-    this.resolveClosed(this.exit ?? { kind: "stopped", reason: "closed" });
+    this.#slots.release();
+    this.#resolveClosed(this.#exit ?? { kind: "stopped", reason: "closed" });
   }
 }

@@ -16,18 +16,20 @@ export interface Sender {
  * concurrency), so the queue itself has no limit.
  */
 export class SendQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-  private queued = 0;
-  private closed = false;
+  readonly #socket: Sender;
+  readonly #onError: (err: unknown) => void;
+  #tail: Promise<unknown> = Promise.resolve();
+  #queued = 0;
+  #closed = false;
 
-  constructor(
-    private readonly socket: Sender,
-    private readonly onError: (err: unknown) => void,
-  ) {}
+  constructor(socket: Sender, onError: (err: unknown) => void) {
+    this.#socket = socket;
+    this.#onError = onError;
+  }
 
   /** Messages waiting or being sent. */
   get depth(): number {
-    return this.queued;
+    return this.#queued;
   }
 
   /**
@@ -35,32 +37,32 @@ export class SendQueue {
    * the send failed or the queue was closed first. Never rejects.
    */
   send(frames: Buffer[]): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
-    this.queued++;
-    const done = this.tail.then(async () => {
+    if (this.#closed) return Promise.resolve(false);
+    this.#queued++;
+    const done = this.#tail.then(async () => {
       try {
-        if (this.closed) return false;
-        await this.socket.send(frames);
+        if (this.#closed) return false;
+        await this.#socket.send(frames);
         return true;
       } catch (err) {
         // A send cut short by close() is expected; anything else is worth a log line.
-        if (!this.closed) this.onError(err);
+        if (!this.#closed) this.#onError(err);
         return false;
       } finally {
-        this.queued--;
+        this.#queued--;
       }
     });
-    this.tail = done;
+    this.#tail = done;
     return done;
   }
 
   /** Resolves once everything queued so far has been sent (or dropped). */
   async flushed(): Promise<void> {
-    await this.tail;
+    await this.#tail;
   }
 
   /** Drops what is still queued; call before closing the socket. */
   close(): void {
-    this.closed = true;
+    this.#closed = true;
   }
 }

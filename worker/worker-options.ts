@@ -9,14 +9,14 @@ import type { PredictFn } from "./batch-executor.js";
 import type { WorkerMetrics } from "./metrics.js";
 
 /** Heartbeat interval until the gateway names one, in ms (and the CLI default). */
-export const DEFAULT_HEARTBEAT_MS = 1_000;
+const DEFAULT_HEARTBEAT_MS = 1_000;
 
 /**
  * Silence from the gateway that triggers a reconnect until the gateway names
  * its eviction timeout, in ms: three default heartbeats, so one lost
  * message is not enough.
  */
-export const DEFAULT_EVICTION_TIMEOUT_MS = 3_000;
+const DEFAULT_EVICTION_TIMEOUT_MS = 3_000;
 
 /** Options of startWorker (worker/runtime.ts). */
 export interface WorkerOptions {

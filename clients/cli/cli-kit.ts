@@ -41,7 +41,7 @@ export interface OptionDef {
 }
 
 /** Global options every command takes; each has an env variable. */
-export const GLOBAL_OPTIONS = {
+const GLOBAL_OPTIONS = {
   management: { type: "string", value: "HOST:PORT", help: `management's gRPC address (env CLIPPER_MANAGEMENT_ADDR, default ${DEFAULT_MANAGEMENT_ADDRESS})` },
   gateway: { type: "string", value: "HOST:PORT", help: `the gateway's gRPC address (env CLIPPER_GATEWAY_ADDR, default ${DEFAULT_GATEWAY_ADDRESS})` },
   "gateway-http": { type: "string", value: "HOST:PORT", help: "the gateway's HTTP address, for /metrics (env CLIPPER_GATEWAY_HTTP_ADDR, default 127.0.0.1:1337)" },
@@ -51,7 +51,7 @@ export const GLOBAL_OPTIONS = {
 } as const satisfies Record<string, OptionDef>;
 
 /** Env variables of the global options. */
-export const GLOBAL_ENV = {
+const GLOBAL_ENV = {
   management: "CLIPPER_MANAGEMENT_ADDR",
   gateway: "CLIPPER_GATEWAY_ADDR",
   gatewayHttp: "CLIPPER_GATEWAY_HTTP_ADDR",
@@ -165,7 +165,7 @@ function resolveGlobals(values: Record<string, unknown>, env: NodeJS.ProcessEnv)
 }
 
 /** --help of one command. */
-export function commandHelp(c: Command): string {
+function commandHelp(c: Command): string {
   const lines = [`Usage: clipper ${c.name}${c.args === "" ? "" : ` ${c.args}`} [options]`, "", c.summary];
   if (c.details !== undefined) lines.push("", c.details);
   lines.push("", "Options:", ...optionLines(c.options), "", "Global options:", ...optionLines(GLOBAL_OPTIONS));
@@ -252,7 +252,7 @@ const TARGET = Symbol("clipper target");
  * Wraps a client so that its failures name the server they came from
  * ("management at 127.0.0.1:50052"), for the one-line error.
  */
-export function tagged<T extends object>(api: T, target: string): T {
+function tagged<T extends object>(api: T, target: string): T {
   return new Proxy(api, {
     get(obj, prop, receiver) {
       const v = Reflect.get(obj, prop, receiver) as unknown;

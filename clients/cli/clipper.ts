@@ -14,7 +14,7 @@ import { EXIT, Output, reportError, runCommand, type Command } from "./cli-kit.j
 import { upCommand } from "./up.js";
 
 /** Every command, in the order --help lists them. */
-export const COMMANDS: readonly Command[] = [
+const COMMANDS: readonly Command[] = [
   upCommand,
   statusCommand,
   ...appsCommands,
@@ -40,7 +40,7 @@ function overview(): string {
 }
 
 /** Runs the CLI on `argv` (without node and the script) and resolves with the exit code. */
-export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const out = new Output(process.stdout, process.stderr);
   out.json = argv.includes("--json");
   if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {

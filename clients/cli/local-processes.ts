@@ -100,7 +100,7 @@ function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
  * Pids of live processes whose environment holds `SESSION_ENV=session`
  * (Linux /proc; elsewhere none are found). The caller's own pid is left out.
  */
-export function sessionProcesses(session: string): number[] {
+function sessionProcesses(session: string): number[] {
   const marker = Buffer.from(`\0${SESSION_ENV}=${session}\0`);
   const found: number[] = [];
   let entries: string[];

@@ -148,7 +148,8 @@ export interface WireTraceContext {
  * §3.2 traceparent, §3.3 tracestate), whatever `OTEL_PROPAGATORS` says for
  * HTTP and gRPC: the wire field is defined as `traceparent`. It is written
  * here rather than with @opentelemetry/core's propagator, whose import alone
- * costs every process ~100 ms of start-up even with tracing off.
+ * would slow every process's start-up even with tracing off (bench/README.md
+ * has the measurement).
  */
 
 /** version-traceid-parentid-flags; versions above 00 may append fields (§3.2.4), "ff" is invalid. */

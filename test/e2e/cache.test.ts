@@ -23,7 +23,9 @@ test.serial("a repeated query is answered from the cache; a different input is n
   const first = await predict([1, 2]);
   const again = await predict([1, 2]);
   const other = await predict([2, 1]);
-  t.true(first.ok && again.ok && other.ok);
+  t.true(first.ok, "first call");
+  t.true(again.ok, "repeated call");
+  t.true(other.ok, "call with another input");
   if (first.ok && again.ok && other.ok) {
     t.is(again.value.output, first.value.output);
     t.not(other.value.output, first.value.output);

@@ -1,4 +1,4 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { HealthClient } from "../helpers/health-client.js";
 import { eventually, startGatewayProcess, type Proc } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
@@ -6,27 +6,28 @@ import { TestRedis } from "../helpers/redis-server.js";
 
 const PREDICT = "clipper.v1.Predict";
 
-let redis: TestRedis;
-let gateway: { proc: Proc; grpc: number; http: number; rpc: number };
-let health: HealthClient;
+/** A gateway process started before its (private) Redis is reachable, and a health client for it. */
+interface Outage {
+  readonly redis: TestRedis;
+  readonly gateway: { proc: Proc; grpc: number; http: number; rpc: number };
+  readonly health: HealthClient;
+  get(path: string): Promise<Response>;
+}
 
-test.before(async () => {
-  redis = await TestRedis.start();
-  // The gateway starts before its Redis is reachable.
+/** Starts an {@link Outage}; everything is stopped when the test ends. */
+async function gatewayBeforeRedis(t: ExecutionContext): Promise<Outage> {
+  const redis = await TestRedis.start();
+  t.teardown(() => redis.destroy());
   await redis.stop();
-  gateway = await startGatewayProcess(redis.url, ["--log-level", "info"]);
-  health = new HealthClient(`127.0.0.1:${gateway.grpc}`);
-});
+  const gateway = await startGatewayProcess(redis.url, ["--log-level", "info"]);
+  t.teardown(() => gateway.proc.stop());
+  const health = new HealthClient(`127.0.0.1:${gateway.grpc}`);
+  t.teardown(() => health.close());
+  return { redis, gateway, health, get: (path) => fetch(`http://127.0.0.1:${gateway.http}${path}`) };
+}
 
-test.after.always(async () => {
-  health?.close();
-  await gateway?.proc.stop();
-  await redis?.destroy();
-});
-
-const get = (path: string) => fetch(`http://127.0.0.1:${gateway.http}${path}`);
-
-test.serial("Predict health follows Redis: NOT_SERVING until it is reachable, again while it is lost, SERVING once back", async (t) => {
+test("Predict health follows Redis: NOT_SERVING until it is reachable, again while it is lost, SERVING once back", async (t) => {
+  const { redis, gateway, health, get } = await gatewayBeforeRedis(t);
   const watched: string[] = [];
   const watch = health.watch(PREDICT, (s) => watched.push(s));
   t.teardown(() => watch.cancel());
@@ -68,14 +69,28 @@ test.serial("Predict health follows Redis: NOT_SERVING until it is reachable, ag
   t.is(s.value("clipper_redis_reconnects_total", { connection: "events" }), 1);
 });
 
-test.serial("the gateway logs its lifecycle as JSON lines: ports, Redis connect, loss and reconnect, readiness", (t) => {
-  const lines = gateway.proc.output
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as { msg: string; level: number; service: string; connection?: string; grpcPort?: number });
+test("the gateway logs its lifecycle as JSON lines: ports, Redis connect, loss and reconnect, readiness", async (t) => {
+  const { redis, gateway, health } = await gatewayBeforeRedis(t);
+  // The same outage as above, without the checks between the steps.
+  await redis.restart();
+  t.is(await health.until(PREDICT, "SERVING"), "SERVING");
+  await redis.stop();
+  t.is(await health.until(PREDICT, "NOT_SERVING"), "NOT_SERVING");
+  await redis.restart();
+  t.is(await health.until(PREDICT, "SERVING"), "SERVING");
+  const logLines = () =>
+    gateway.proc.output
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { msg: string; level: number; service: string; connection?: string; grpcPort?: number });
+  // Readiness follows the command connection; the event connection may log its return a moment later.
+  t.true(await eventually(() => logLines().filter((l) => l.msg === "redis reconnected").length >= 2), "both connections logged their return");
+  const lines = logLines();
   const msgs = lines.map((l) => l.msg);
   t.true(lines.every((l) => l.service === "clipper-gateway"));
-  t.true(lines.some((l) => l.msg === "gateway listening" && l.grpcPort === gateway.grpc));
+  const listening = lines.filter((l) => l.msg === "gateway listening");
+  t.is(listening.length, 1);
+  t.is(listening[0]?.grpcPort, gateway.grpc);
   for (const m of ["redis connected", "redis connection lost", "redis reconnected", "gateway ready: serving clipper.v1.Predict", "gateway not ready: clipper.v1.Predict NOT_SERVING"]) {
     t.true(msgs.includes(m), m);
   }

@@ -39,15 +39,15 @@ test.serial("after N model calls and M calls without a live model, /metrics coun
   for (let i = 0; i < N; i++) {
     // Distinct inputs, so no call is a cache hit; an odd length for the model's own histogram label.
     const r = await predict("m-app", [i, 1, 2]);
-    t.true(r.ok && !r.value.default);
+    t.like(r, { ok: true, value: { default: false } });
   }
   for (let i = 0; i < M; i++) {
     const r = await predict("idle-app", [i]);
-    t.true(r.ok && r.value.default);
+    t.like(r, { ok: true, value: { default: true } });
   }
   for (let i = 0; i < BARE; i++) {
     const r = await predict("bare-app", [i]);
-    t.true(r.ok && r.value.default);
+    t.like(r, { ok: true, value: { default: true } });
   }
   // Nothing per request at the default level.
   t.is(stack.gateway.proc.output, logBefore);
@@ -74,7 +74,8 @@ test.serial("after N model calls and M calls without a live model, /metrics coun
   const replica = { model: "summer", version: "1", replica: "0" };
   const batches = s.value("clipper_batch_size_count", replica)!;
   t.is(s.value("clipper_batch_size_sum", replica), N);
-  t.true(batches >= 1 && batches <= N);
+  t.true(batches >= 1, `batches ${batches}`);
+  t.true(batches <= N, `batches ${batches}`);
   t.is(s.value("clipper_batch_size_bucket", { ...replica, le: "+Inf" }), batches);
   t.is(s.value("clipper_batch_duration_seconds_count", replica), batches);
   t.is(s.value("clipper_queue_depth", { model: "summer", version: "1" }), 0);

@@ -155,7 +155,7 @@ test.serial("version pinning, a new version taking over, and rollback", async (t
   await stack.worker("vm", "1", "strings", "test/fixtures/models/describe.js");
   const out = async (version?: string) => (await grpcPredict({ app: "v-app", input: { text: "q" }, version: version ?? "" }));
   let r = await out();
-  t.true(r.ok && r.value.modelVersion === "1");
+  t.like(r, { ok: true, value: { modelVersion: "1" } });
   await stack.admin("add_model", { model_name: "vm", model_version: "2", labels: [], input_type: "strings", container_name: "", model_data_path: "", batch_size: -1 });
   await stack.worker("vm", "2", "strings", "test/fixtures/models/describe.js");
   t.true(await eventually(async () => {
@@ -163,7 +163,7 @@ test.serial("version pinning, a new version taking over, and rollback", async (t
     return x.ok && x.value.modelVersion === "2" && !x.value.default;
   }));
   r = await out("1");
-  t.true(r.ok && r.value.modelVersion === "1" && !r.value.default);
+  t.like(r, { ok: true, value: { modelVersion: "1", default: false } });
   await stack.admin("set_model_version", { model_name: "vm", model_version: "1" });
   t.true(await eventually(async () => {
     const x = await out();

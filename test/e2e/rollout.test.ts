@@ -52,17 +52,25 @@ function traffic() {
   };
 }
 
+/** Waits (bounded) until `output` has been answered `more` more times than it had been when called. */
+async function answeredAgain(load: ReturnType<typeof traffic>, output: string, more = LANES): Promise<boolean> {
+  const before = load.outputs.get(output) ?? 0;
+  return eventually(() => (load.outputs.get(output) ?? 0) >= before + more, 30_000, 10);
+}
+
 const runningOf = async (version: string): Promise<number> =>
   (await stack.admin.listDeployments({ modelName: "calc-model" })).deployments.find((d) => d.modelVersion === version)?.runningProcesses ?? 0;
 
 test.serial("rolling out a new version under steady traffic fails no call", async (t) => {
   const load = traffic();
-  await new Promise((r) => setTimeout(r, 500));
+  // Steady traffic on version 1 before the rollout starts.
+  t.true(await answeredAgain(load, "6"), "version 1 answers before the rollout");
   const res = await stack.admin.deployModel({ name: "calc-model", version: "2", inputType: "doubles", numReplicas: 2, worker: { module: V2 } });
   t.is(res.previousVersion, "1");
   // Keep the traffic on until the old version's workers are gone.
   t.true(await eventually(async () => (await runningOf("1")) === 0, 60_000), "version 1 drained");
-  await new Promise((r) => setTimeout(r, 500));
+  // And a while beyond: calls keep succeeding once only version 2 is left.
+  t.true(await answeredAgain(load, "v2:6"), "version 2 answers after version 1 is gone");
   await load.stop();
   t.deepEqual(load.failures, []);
   t.true((load.outputs.get("6") ?? 0) > 0, "version 1 answered before the switch");
@@ -73,11 +81,11 @@ test.serial("rolling out a new version under steady traffic fails no call", asyn
 
 test.serial("rolling back with set-version brings the old version up first and fails no call", async (t) => {
   const load = traffic();
-  await new Promise((r) => setTimeout(r, 300));
+  t.true(await answeredAgain(load, "v2:6"), "version 2 answers before the rollback");
   const res = await stack.admin.setModelVersion({ name: "calc-model", version: "1" });
   t.true(res.model!.isCurrentVersion);
   t.true(await eventually(async () => (await runningOf("2")) === 0, 60_000), "version 2 drained");
-  await new Promise((r) => setTimeout(r, 300));
+  t.true(await answeredAgain(load, "6"), "version 1 answers after version 2 is gone");
   await load.stop();
   t.deepEqual(load.failures, []);
   t.true((load.outputs.get("6") ?? 0) > 0);

@@ -43,11 +43,17 @@ function runWorker(t: ExecutionContext, args: string[], env: Record<string, stri
 
 const flags = (gateway: string): string[] => ["--model", "cli-model", "--input-type", "strings", "--gateway", gateway, "--module", "test/fixtures/describe-inputs.ts", "--heartbeat-ms", "100"];
 
-test("the CLI registers, answers a batch, and drains and exits 0 on SIGTERM", async (t) => {
+/** A fake gateway and the CLI worker connected to it, once the worker's first RegisterWorker has arrived. */
+async function registering(t: ExecutionContext, args: (gateway: string) => string[], env: Record<string, string> = {}) {
   const gw = await FakeGateway.start();
   t.teardown(() => gw.close());
-  const run = runWorker(t, flags(gw.endpoint), { CLIPPER_MODEL_VERSION: "3" });
+  const run = runWorker(t, args(gw.endpoint), env);
   const reg = await gw.next("register", undefined, PROCESS_WAIT_MS);
+  return { gw, run, reg };
+}
+
+test("the CLI registers, answers a batch, and drains and exits 0 on SIGTERM", async (t) => {
+  const { gw, run, reg } = await registering(t, flags, { CLIPPER_MODEL_VERSION: "3" });
   t.like(reg.value, { modelName: "cli-model", modelVersion: "3", inputType: "strings", concurrency: 1, maxBatchSize: 0 });
   t.regex(reg.value.description, /module=.*describe-inputs\.ts/);
   await gw.send(reg.identity, { kind: { $case: "registered", value: { replicaId: 5, heartbeatIntervalMs: 100, evictionTimeoutMs: 5_000 } } });
@@ -65,20 +71,14 @@ test("the CLI registers, answers a batch, and drains and exits 0 on SIGTERM", as
 });
 
 test("the CLI exits 0 when the gateway drains it", async (t) => {
-  const gw = await FakeGateway.start();
-  t.teardown(() => gw.close());
-  const run = runWorker(t, [...flags(gw.endpoint), "--version", "1"]);
-  const reg = await gw.next("register", undefined, PROCESS_WAIT_MS);
+  const { gw, run, reg } = await registering(t, (gateway) => [...flags(gateway), "--version", "1"]);
   await gw.send(reg.identity, { kind: { $case: "registered", value: { replicaId: 1, heartbeatIntervalMs: 100, evictionTimeoutMs: 5_000 } } });
   await gw.send(reg.identity, { kind: { $case: "drain", value: { reason: "version deleted" } } });
   t.is(await run.exited(), 0);
 });
 
 test("the CLI exits 1 when the gateway refuses its registration", async (t) => {
-  const gw = await FakeGateway.start();
-  t.teardown(() => gw.close());
-  const run = runWorker(t, [...flags(gw.endpoint), "--version", "1"]);
-  const reg = await gw.next("register", undefined, PROCESS_WAIT_MS);
+  const { gw, run, reg } = await registering(t, (gateway) => [...flags(gateway), "--version", "1"]);
   await gw.send(reg.identity, { kind: { $case: "drain", value: { reason: "registration refused: test" } } });
   t.is(await run.exited(), 1);
   t.regex(run.stdout(), /gateway refused the registration/);

@@ -36,17 +36,18 @@ export const WAIT_MS = 30_000;
 export class FakeGateway {
   /** Malformed frames seen (a test can assert there were none). */
   readonly errors: string[] = [];
-  private readonly inbox: Entry[] = [];
-  private waiters: Waiter[] = [];
-  private sending: Promise<unknown> = Promise.resolve();
-  private closed = false;
+  /** Where workers connect, e.g. tcp://127.0.0.1:40123. */
+  readonly endpoint: string;
+  readonly #router: Router;
+  readonly #inbox: Entry[] = [];
+  #waiters: Waiter[] = [];
+  #sending: Promise<unknown> = Promise.resolve();
+  #closed = false;
 
-  private constructor(
-    private readonly router: Router,
-    /** Where workers connect, e.g. tcp://127.0.0.1:40123. */
-    readonly endpoint: string,
-  ) {
-    void this.receiveLoop();
+  private constructor(router: Router, endpoint: string) {
+    this.#router = router;
+    this.endpoint = endpoint;
+    void this.#receiveLoop();
   }
 
   /**
@@ -72,54 +73,21 @@ export class FakeGateway {
    * The next unconsumed message of `kind` (optionally also matching
    * `where`), waiting up to `timeoutMs`. Other messages stay queued.
    */
-  next<C extends KindName>(kind: C, where: (r: Received<C>) => boolean = () => true, timeoutMs = WAIT_MS): Promise<Received<C>> {
-    const match = (e: Entry): boolean => e.kind.$case === kind && where(toReceived<C>(e));
-    const i = this.inbox.findIndex(match);
-    if (i >= 0) return Promise.resolve(toReceived<C>(this.inbox.splice(i, 1)[0]!));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`no '${kind}' message from the worker within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiter: Waiter = {
-        match,
-        resolve: (e) => {
-          clearTimeout(timer);
-          resolve(toReceived<C>(e));
-        },
-      };
-      this.waiters.push(waiter);
-    });
+  async next<C extends KindName>(kind: C, where: (r: Received<C>) => boolean = () => true, timeoutMs = WAIT_MS): Promise<Received<C>> {
+    const e = await this.#take((e) => e.kind.$case === kind && where(toReceived<C>(e)), `'${kind}'`, timeoutMs);
+    return toReceived<C>(e);
   }
 
   /** The next unconsumed message of any of `kinds`, waiting up to `timeoutMs`. */
-  nextOf(kinds: readonly KindName[], timeoutMs = WAIT_MS): Promise<{ identity: Buffer; kind: KindName }> {
-    const match = (e: Entry): boolean => kinds.includes(e.kind.$case);
-    const i = this.inbox.findIndex(match);
-    if (i >= 0) {
-      const e = this.inbox.splice(i, 1)[0]!;
-      return Promise.resolve({ identity: e.identity, kind: e.kind.$case });
-    }
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`no ${kinds.join("/")} message from the worker within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiter: Waiter = {
-        match,
-        resolve: (e) => {
-          clearTimeout(timer);
-          resolve({ identity: e.identity, kind: e.kind.$case });
-        },
-      };
-      this.waiters.push(waiter);
-    });
+  async nextOf(kinds: readonly KindName[], timeoutMs = WAIT_MS): Promise<{ identity: Buffer; kind: KindName }> {
+    const e = await this.#take((e) => kinds.includes(e.kind.$case), kinds.join("/"), timeoutMs);
+    return { identity: e.identity, kind: e.kind.$case };
   }
 
   /** Sends a gateway message (plus payload frames) to one worker; sends are serialized (EBUSY). */
   send(identity: Buffer, message: GatewayMessage, payloads: readonly Buffer[] = []): Promise<void> {
-    const p = this.sending.then(() => this.router.send([identity, ...encodeGatewayMessage(message, payloads)]));
-    this.sending = p.catch(() => {});
+    const p = this.#sending.then(() => this.#router.send([identity, ...encodeGatewayMessage(message, payloads)]));
+    this.#sending = p.catch(() => {});
     return p;
   }
 
@@ -130,29 +98,49 @@ export class FakeGateway {
     return reg;
   }
 
-  close(): void {
-    this.closed = true;
-    this.router.close();
+  /** Removes and returns the first message matching `match`, from the inbox or as it arrives, within `timeoutMs`. */
+  #take(match: (e: Entry) => boolean, what: string, timeoutMs: number): Promise<Entry> {
+    const i = this.#inbox.findIndex(match);
+    if (i >= 0) return Promise.resolve(this.#inbox.splice(i, 1)[0]!);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        reject(new Error(`no ${what} message from the worker within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter: Waiter = {
+        match,
+        resolve: (e) => {
+          clearTimeout(timer);
+          resolve(e);
+        },
+      };
+      this.#waiters.push(waiter);
+    });
   }
 
-  private async receiveLoop(): Promise<void> {
+  close(): void {
+    this.#closed = true;
+    this.#router.close();
+  }
+
+  async #receiveLoop(): Promise<void> {
     try {
-      for await (const [identity, ...rest] of this.router) {
+      for await (const [identity, ...rest] of this.#router) {
         const decoded = decodeWorkerMessage(rest);
         if (!decoded.ok || decoded.value.message.kind === undefined) {
           this.errors.push(decoded.ok ? "no kind" : decoded.error);
           continue;
         }
         const entry: Entry = { identity: identity!, kind: decoded.value.message.kind, payloads: decoded.value.payloads };
-        const waiter = this.waiters.find((w) => w.match(entry));
-        if (waiter === undefined) this.inbox.push(entry);
+        const waiter = this.#waiters.find((w) => w.match(entry));
+        if (waiter === undefined) this.#inbox.push(entry);
         else {
-          this.waiters = this.waiters.filter((w) => w !== waiter);
+          this.#waiters = this.#waiters.filter((w) => w !== waiter);
           waiter.resolve(entry);
         }
       }
     } catch (err) {
-      if (!this.closed) throw err;
+      if (!this.#closed) throw err;
     }
   }
 }

@@ -1,5 +1,4 @@
 import test from "ava";
-import { backoffDelayMs, RECONNECT_BASE_DELAY_MS, RECONNECT_MAX_DELAY_MS } from "../../core/backoff.js";
 import { loadModel } from "../../worker/model-loader.js";
 
 test("a default export and a named predict export both load", async (t) => {
@@ -20,12 +19,4 @@ test("a missing file or a module without a model function is a clear error", asy
   if (!none.ok) t.regex(none.error, /no model function.*answer/);
   const dir = await loadModel("test/fixtures");
   t.false(dir.ok);
-});
-
-test("reconnect backoff grows exponentially, is jittered, and is capped", (t) => {
-  t.is(backoffDelayMs(0, () => 0), RECONNECT_BASE_DELAY_MS / 2);
-  t.is(backoffDelayMs(0, () => 1), RECONNECT_BASE_DELAY_MS);
-  t.is(backoffDelayMs(3, () => 1), RECONNECT_BASE_DELAY_MS * 8);
-  t.is(backoffDelayMs(100, () => 1), RECONNECT_MAX_DELAY_MS);
-  t.is(backoffDelayMs(100, () => 0), RECONNECT_MAX_DELAY_MS / 2);
 });

@@ -3,7 +3,8 @@ import type { BatchRequest } from "../../gen/clipper/v1/heartbeat.js";
 import { createLogger } from "../../core/telemetry/logger.js";
 import type { PredictFn } from "../../worker/batch-executor.js";
 import { loadModel } from "../../worker/model-loader.js";
-import { startWorker, type WorkerHandle, type WorkerOptions } from "../../worker/runtime.js";
+import { startWorker, type WorkerHandle } from "../../worker/runtime.js";
+import type { WorkerOptions } from "../../worker/worker-options.js";
 import { eventually, FakeGateway, frames } from "./fake-gateway.js";
 
 // WORKER_TEST_LOG=info shows the runtime's lifecycle lines while debugging a test.
@@ -169,8 +170,8 @@ test("after the gateway restarts, the worker registers again", async (t) => {
   await gw.acceptRegistration(1, 50, 200);
   await eventually(() => worker.replicaId() === 1, "replica id 1");
   gw.close();
-  // Down for longer than the eviction timeout, so the worker's watchdog acts.
-  await new Promise((r) => setTimeout(r, 500));
+  // Down until the worker's watchdog has given up the session (longer than the eviction timeout).
+  await eventually(() => worker.replicaId() === null, "the worker to drop the silent session");
   const gw2 = await FakeGateway.start(gw.endpoint);
   t.teardown(() => gw2.close());
   // Either a fresh registration, or beats from an identity the new gateway

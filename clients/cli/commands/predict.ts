@@ -18,7 +18,7 @@ const INPUT_HINT = 'an Input such as {"doubles":[1,2,3]}, {"floats":[0.5]}, {"in
 type Outcome = { ok: true; response: PredictResponse; ms: number } | { ok: false; code: string; message: string; ms: number };
 
 /** Parses one input: an Input in protobuf JSON, or {"input": Input}. */
-export function parseInput(text: string): { ok: true; input: Input } | { ok: false; error: string } {
+function parseInput(text: string): { ok: true; input: Input } | { ok: false; error: string } {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -123,7 +123,7 @@ function printOutcome(o: Outcome, out: Output): void {
 }
 
 /** The latency summary line (JSON with --json). */
-export function summarize(outcomes: readonly Outcome[], elapsedMs: number, json: boolean): string {
+function summarize(outcomes: readonly Outcome[], elapsedMs: number, json: boolean): string {
   const ms = outcomes.map((o) => o.ms).sort((a, b) => a - b);
   const q = (p: number): number => ms[Math.min(ms.length - 1, Math.max(0, Math.ceil(p * ms.length) - 1))] ?? 0;
   const ok = outcomes.filter((o) => o.ok && !o.response.default).length;
