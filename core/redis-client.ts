@@ -43,23 +43,6 @@ export function connectRedis(url: string, options: { name: string; db?: number }
   });
 }
 
-/** Resolves once the connection is ready (or rejects when `signal` aborts). */
-export function whenReady(redis: Redis, signal?: AbortSignal): Promise<void> {
-  if (redis.status === "ready") return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onReady = (): void => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    };
-    const onAbort = (): void => {
-      redis.off("ready", onReady);
-      reject(signal?.reason);
-    };
-    redis.once("ready", onReady);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 /**
  * Turns a Redis failure into UNAVAILABLE with a message naming the server,
  * so callers know the store, not their request, is the problem.

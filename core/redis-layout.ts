@@ -20,15 +20,15 @@ export const DB = {
 export type DbNumber = (typeof DB)[keyof typeof DB];
 
 /** Joins list items and the parts of a container key (`ITEM_DELIMITER`). */
-export const ITEM_DELIMITER = ",";
+const ITEM_DELIMITER = ",";
 /** Joins model name and version (`ITEM_PART_CONCATENATOR`). */
-export const ITEM_PART_CONCATENATOR = ":";
+const ITEM_PART_CONCATENATOR = ":";
 
 /** Characters Clipper forbids in model names, versions and labels; core/names.ts holds the check. */
 export const PROHIBITED_CHARS: readonly string[] = [ITEM_DELIMITER, ITEM_PART_CONCATENATOR];
 
 /** The only selection policy Clipper's management writes. */
-export const DEFAULT_POLICY = "DefaultOutputSelectionPolicy";
+const DEFAULT_POLICY = "DefaultOutputSelectionPolicy";
 /** `batch_size` meaning "adaptive" (`DEFAULT_BATCH_SIZE`). */
 export const ADAPTIVE_BATCH_SIZE = -1;
 /** `container_name` of a model registered without a container image. */

@@ -16,16 +16,16 @@
 import type { LatencyModel } from "./latency-model.js";
 
 /** Below this largest-seen size, exploration grows by one item at a time (Clipper's ADDITIVE_EXPANSION_THRESHOLD). */
-export const ADDITIVE_EXPLORATION_BELOW = 10;
+const ADDITIVE_EXPLORATION_BELOW = 10;
 /**
  * Above it, the largest size considered is this multiple of the largest seen:
  * fast enough to reach a large batch in a handful of batches, while the
  * prediction (whose margin grows with extrapolation) still has to fit.
  */
-export const EXPLORATION_GROWTH_FACTOR = 2;
+const EXPLORATION_GROWTH_FACTOR = 2;
 
 /** Share of the time left before a deadline a batch may use (Clipper's budget_decay_): the rest absorbs transport and jitter. */
-export const BUDGET_FACTOR = 0.92;
+const BUDGET_FACTOR = 0.92;
 
 /** The time a batch may take for a query due at `deadline`, in ms (negative once it is lost). */
 export function budgetMs(deadline: number, now: number): number {

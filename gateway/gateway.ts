@@ -27,7 +27,7 @@ import { PREDICT_SERVICE_NAME, predictBinding, predictStreaming } from "./servic
  * bottleneck; where they share a small host it can lower throughput
  * (bench/README.md has the measurements).
  */
-export const DEFAULT_MAX_BATCH_WAIT_MS = 0;
+const DEFAULT_MAX_BATCH_WAIT_MS = 0;
 
 export interface GatewayConfig {
   readonly redisUrl: string;

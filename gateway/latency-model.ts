@@ -34,17 +34,17 @@
  */
 
 /** Hard cap on batch size when none is given. Far above useful GPU batches; bounds scans and per-size state. */
-export const DEFAULT_MAX_BATCH_SIZE = 1024;
+const DEFAULT_MAX_BATCH_SIZE = 1024;
 /**
  * Observations after which an old one weighs half. ~32 batches is a few
  * hundred ms to a few s of a busy replica: quick enough to follow a model
  * that slows down (co-tenant, thermal throttling), slow enough to average noise.
  */
-export const DEFAULT_HALF_LIFE_SAMPLES = 32;
+const DEFAULT_HALF_LIFE_SAMPLES = 32;
 /** Margin in standard deviations: mean + 3σ ≈ p99.9 for normal noise (Clipper's LATENCY_Z_SCORE). */
-export const LATENCY_Z_SCORE = 3;
+const LATENCY_Z_SCORE = 3;
 /** Effective samples a batch size needs before its own statistics are used (Clipper's MINIMUM_BATCH_SAMPLE_SIZE). */
-export const MIN_SIZE_SAMPLES = 5;
+const MIN_SIZE_SAMPLES = 5;
 /**
  * A batch slower than SURPRISE_RATIO × its upper estimate (a 3σ miss plus
  * 10%), or faster than its lower estimate ÷ SURPRISE_RATIO, is a surprise.
@@ -64,7 +64,7 @@ export const MIN_SIZE_SAMPLES = 5;
  * next spike (bench/README.md). So a lone surprise is clipped to the bound
  * it broke.
  */
-export const SURPRISE_RATIO = 1.1;
+const SURPRISE_RATIO = 1.1;
 /** Effective samples needed before surprises count: early fits are too rough to be "wrong". */
 const SURPRISE_MIN_WEIGHT = 10;
 /** Below this weighted variance of sizes the slope is treated as unknown (only one size really seen). */

@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { Logger } from "../core/telemetry/logger.js";
+import { signalGroup } from "../core/process-group.js";
 
 /** How often an adopted process (not our child, so no exit event) is checked, in ms. */
 const ADOPTED_POLL_MS = 500;
@@ -138,18 +139,6 @@ export class WorkerProcess {
   }
 }
 
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  if (pid <= 0) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
 
 function isAlive(pid: number): boolean {
   try {
@@ -161,7 +150,7 @@ function isAlive(pid: number): boolean {
 }
 
 /** Field 22 (starttime) of /proc/<pid>/stat, or null (no such process, or not Linux). */
-export function readStartTime(pid: number): string | null {
+function readStartTime(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name (field 2) is in parentheses and may hold spaces.

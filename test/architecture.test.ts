@@ -29,9 +29,10 @@ const ALLOWED: Record<Folder, readonly Folder[]> = {
  * servers and whoever starts them, like gen/ is for RPCs, and imports
  * nothing at all (checked below), so clients/ gains no dependency through
  * it. core/ports-line.ts: the bins print their ports line through it and
- * `clipper up` reads it back, so the text has one home.
+ * `clipper up` reads it back, so the text has one home. core/process-group.ts:
+ * management's supervisor and `clipper up` stop a child and its children alike.
  */
-const CLIENT_CORE_MODULES: ReadonlySet<string> = new Set(["core/ports-line.ts"]);
+const CLIENT_CORE_MODULES: ReadonlySet<string> = new Set(["core/ports-line.ts", "core/process-group.ts"]);
 /** npm packages clients/ may import (besides Node built-ins). */
 const CLIENT_PACKAGES = new Set(["@grpc/grpc-js"]);
 const BUILTINS = new Set(builtinModules);

@@ -9,10 +9,10 @@ import { modelNameProblem } from "../core/names.js";
 import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
 
 /** Shortest heartbeat interval accepted, in ms: below it the beats themselves become load. */
-export const MIN_HEARTBEAT_MS = 10;
+const MIN_HEARTBEAT_MS = 10;
 
 /** The flags of clipper-worker. */
-export const WORKER_OPTIONS = {
+const WORKER_OPTIONS = {
   model: { kind: "string", env: "CLIPPER_MODEL_NAME", default: "", help: "model name (required)" },
   version: { kind: "string", env: "CLIPPER_MODEL_VERSION", default: "", help: "model version (required)" },
   "input-type": { kind: "string", env: "CLIPPER_INPUT_TYPE", default: "doubles", help: "bytes, integers, floats, doubles or strings (Clipper aliases accepted)" },

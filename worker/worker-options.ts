@@ -4,6 +4,7 @@
  */
 import { hostname } from "node:os";
 import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
+import { modelNameProblem } from "../core/names.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import type { PredictFn } from "./batch-executor.js";
 import type { WorkerMetrics } from "./metrics.js";
@@ -73,10 +74,8 @@ export function checkOptions(o: WorkerOptions): Settings {
     if (!Number.isSafeInteger(value) || value < min) throw new TypeError(`${name} must be a whole number >= ${min}, got ${value}`);
     return value;
   };
-  for (const [name, value] of [["model", o.model], ["version", o.version]] as const) {
-    // Clipper's Redis keys use ',' and ':' as separators (worker-config.ts says more).
-    if (value === "" || /[,:]/.test(value)) throw new TypeError(`${name} must be non-empty without ',' or ':', got '${value}'`);
-  }
+  const nameProblem = modelNameProblem("model", o.model) ?? modelNameProblem("version", o.version);
+  if (nameProblem !== null) throw new TypeError(nameProblem);
   if (typeof o.predict !== "function") throw new TypeError("predict must be a function");
   return {
     model: o.model,

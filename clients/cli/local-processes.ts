@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
+import { signalGroup } from "../../core/process-group.js";
 
 /** Env variable holding the session marker of one `clipper up`. */
 export const SESSION_ENV = "CLIPPER_UP_SESSION";
@@ -83,18 +84,6 @@ export class LocalProcess {
   }
 }
 
-function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
 
 /**
  * Pids of live processes whose environment holds `SESSION_ENV=session`

@@ -10,9 +10,9 @@ import { DATA_TYPE_CODE, inputTypeFromCode, type InputType } from "../input-type
 export const RPC_VERSION = 3;
 
 /** Message types (u32). */
-export const MessageType = { NEW_CONTAINER: 0, CONTAINER_CONTENT: 1, HEARTBEAT: 2 } as const;
+const MessageType = { NEW_CONTAINER: 0, CONTAINER_CONTENT: 1, HEARTBEAT: 2 } as const;
 /** Heartbeat reply types (u32, frontend → container only). */
-export const HeartbeatType = { KEEP_ALIVE: 0, REQUEST_CONTAINER_METADATA: 1 } as const;
+const HeartbeatType = { KEEP_ALIVE: 0, REQUEST_CONTAINER_METADATA: 1 } as const;
 /** Request type of a ContainerContent sent to a container: always predict. */
 const REQUEST_TYPE_PREDICT = 0;
 

@@ -9,7 +9,7 @@ import { GatewayMessage, WorkerMessage } from "../../gen/clipper/v1/heartbeat.js
 import type { Decoded } from "../decoded.js";
 
 /** Marks a native message; 8 bytes so it can never be mistaken for a v3 u32 type. */
-export const NATIVE_MARKER = Buffer.from("CLPRTS01", "latin1");
+const NATIVE_MARKER = Buffer.from("CLPRTS01", "latin1");
 
 /** Largest protobuf message frame accepted, in bytes (the payloads travel beside it). */
 const MAX_MESSAGE_BYTES = 1 << 20;

@@ -18,7 +18,7 @@ const CLIPPER_V3_HEARTBEAT_MS = 5_000;
  * Clipper's containers heartbeat only every ~5 s while idle, so they get at
  * least this long before eviction whatever the native timeout is, in ms.
  */
-export const MIN_CLIPPER_V3_EVICTION_MS = 12_000;
+const MIN_CLIPPER_V3_EVICTION_MS = 12_000;
 
 /** A container sends nothing while it runs a batch: only its idle silence counts as missed beats. */
 function clipperV3Liveness(evictionMs: number): LivenessPolicy {
