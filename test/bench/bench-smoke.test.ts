@@ -37,17 +37,22 @@ test("npm run bench -- --smoke completes and writes well-formed JSON, markdown a
   for (const p of r.points) {
     t.is(p.rounds.length, r.settings.rounds, `${p.path} c=${p.concurrency}`);
     t.truthy(p.median);
-    t.true(p.median!.gatewayRps > 0 && p.median!.ceilingRps > 0, `${p.path} c=${p.concurrency}`);
-    t.true(Number.isFinite(p.median!.throughputRatio) && p.median!.throughputRatio > 0);
+    t.true(p.median!.gatewayRps > 0, `gateway ${p.path} c=${p.concurrency}`);
+    t.true(p.median!.ceilingRps > 0, `ceiling ${p.path} c=${p.concurrency}`);
+    t.true(Number.isFinite(p.median!.throughputRatio), `ratio ${p.median!.throughputRatio}`);
+    t.true(p.median!.throughputRatio > 0, `ratio ${p.median!.throughputRatio}`);
     for (const round of p.rounds) {
-      t.true(round.gateway.check.ok && round.ceiling.check.ok, round.gateway.check.detail);
+      t.true(round.gateway.check.ok, round.gateway.check.detail);
+      t.true(round.ceiling.check.ok, round.ceiling.check.detail);
       t.true(round.gateway.counted.items > 0, "the no-op model saw the calls");
     }
   }
   t.is(r.batching.length, r.settings.callers.length);
   for (const b of r.batching) {
     t.truthy(b.median);
-    t.true(b.median!.capacityRps > 0 && b.median!.p99Ms > 0 && b.rounds.length === r.settings.rounds);
+    t.true(b.median!.capacityRps > 0, `capacity ${b.median!.capacityRps}`);
+    t.true(b.median!.p99Ms > 0, `p99 ${b.median!.p99Ms}`);
+    t.is(b.rounds.length, r.settings.rounds);
   }
   t.true((r.memory.gateway?.peakMiB ?? 0) > 0, "gateway RSS was read");
   t.true((r.memory["worker (no-op)"]?.peakMiB ?? 0) > 0, "worker RSS was read");

@@ -1,6 +1,7 @@
 import test from "ava";
 import { PredictRequest } from "../../gen/clipper/v1/predict.js";
 import { call } from "../helpers/grpc.js";
+import { eventually } from "../helpers/processes.js";
 import { Stack } from "../helpers/stack.js";
 
 let stack: Stack;
@@ -21,7 +22,12 @@ test.serial("an input whose caller gave up in the queue is served normally the n
   await stack.worker("slow", "1", "doubles", "test/fixtures/models/slow.js");
   const req = (x: number) => PredictRequest.fromPartial({ app: "slow-app", input: { doubles: [x] } });
   const a = call<unknown, any>(stack.predict, "predict", req(1), { deadlineMs: 10_000 });
-  await new Promise((r) => setTimeout(r, 100));
+  // B must queue behind A: wait until A's batch is on the worker.
+  const busy = await eventually(async () => {
+    const w = await call<unknown, any>(stack.heartbeat, "listWorkers", { modelName: "slow" });
+    return w.ok && w.value.workers.some((x: { inFlight: number }) => x.inFlight > 0);
+  }, 10_000, 10);
+  t.true(busy, "A's batch reached the worker");
   const b = await call<unknown, any>(stack.predict, "predict", req(2), { deadlineMs: 300 });
   t.false(b.ok, "B's own deadline passes while A occupies the worker");
   t.true((await a).ok);

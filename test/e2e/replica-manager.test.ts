@@ -99,6 +99,8 @@ test.serial("a management killed outright leaves its workers serving, and its su
   // Adopted workers are still managed: scaling down stops one of them.
   await stack.admin.setNumReplicas({ modelName: "adder-model", numReplicas: 1 });
   t.true(await eventually(async () => (await workerPids()).length === 1 && (await stack.liveWorkers("adder-model")) === 1, 20_000));
+  t.is((await workerPids()).length, 1, "one worker process");
+  t.is(await stack.liveWorkers("adder-model"), 1, "one live replica");
   await stack.admin.setNumReplicas({ modelName: "adder-model", numReplicas: 2 });
   t.true(await eventually(async () => (await stack.liveWorkers("adder-model")) === 2, 30_000));
 });

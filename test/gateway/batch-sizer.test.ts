@@ -45,7 +45,8 @@ test("a model costing 5 ms + 0.1 ms/item settles at a large batch under a 100 ms
   const model = new LatencyModel();
   const { sizes, late, last } = run(model, linear(5, 0.1), 100, 60);
   // The best size is 950 (5 + 0.1·950 = 100).
-  t.true(last >= 900 && last <= 950, `settled at ${last}`);
+  t.true(last >= 900, `settled at ${last}`);
+  t.true(last <= 950, `settled at ${last}`);
   t.is(late, 0);
   t.true(sizes.indexOf(last) < 25, `took ${sizes.indexOf(last)} batches to get there: ${sizes.join(",")}`);
   // Growth is gradual: never more than +1 below 10, never more than ×2 beyond.
@@ -58,7 +59,8 @@ test("a model costing 5 ms + 0.1 ms/item settles at a large batch under a 100 ms
 test("the same model settles at a small batch under a 6 ms budget", (t) => {
   const { sizes, late, last } = run(new LatencyModel(), linear(5, 0.1), 6, 60);
   // The best size is 10 (5 + 0.1·10 = 6); batch 1 alone already costs 5.1 ms.
-  t.true(last >= 8 && last <= 10, `settled at ${last}: ${sizes.join(",")}`);
+  t.true(last >= 8, `settled at ${last}: ${sizes.join(",")}`);
+  t.true(last <= 10, `settled at ${last}: ${sizes.join(",")}`);
   t.is(late, 0);
 });
 
@@ -69,7 +71,8 @@ test("with noisy latencies it still settles near the best size and rarely runs l
   const tail = sizes.slice(-100);
   const avg = tail.reduce((a, b) => a + b, 0) / tail.length;
   // Best is ~930 (worst-case noise 2 ms); the 3σ margin costs a little.
-  t.true(avg > 800 && avg <= 930, `average ${avg}`);
+  t.true(avg > 800, `average ${avg}`);
+  t.true(avg <= 930, `average ${avg}`);
   t.true(late <= 3, `${late} late batches`);
 });
 
@@ -84,7 +87,8 @@ test("never exceeds what predict() says fits, once a slope is known", (t) => {
   for (const budgetMs of [3, 5, 8, 10, 15, 20, 30, 50, 80]) {
     for (const queued of [1, 2, 7, 30, 100, 5000]) {
       const n = chooseBatchSize({ model, queued, budgetMs, cap: Infinity });
-      t.true(n >= 1 && n <= queued);
+      t.true(n >= 1, `size ${n}`);
+      t.true(n <= queued, `size ${n} of ${queued} queued`);
       if (n > 1) t.true(model.predict(n) <= budgetMs, `budget ${budgetMs}: size ${n} predicted ${model.predict(n)}`);
       // ...and it is the largest such size up to the exploration ceiling.
       const ceiling = Math.min(queued, model.largestObserved * 2);
@@ -122,7 +126,8 @@ test("adapts down when the model gets slower, and back up when it recovers", (t)
   t.true(fast.last >= 900);
   // 4× slower per item: best size is now (100 − 5) / 0.4 = 237.
   const slow = run(model, linear(5, 0.4), 100, 60);
-  t.true(slow.last >= 200 && slow.last <= 237, `slow settled at ${slow.last}`);
+  t.true(slow.last >= 200, `slow settled at ${slow.last}`);
+  t.true(slow.last <= 237, `slow settled at ${slow.last}`);
   // The batch that revealed it and the one that confirmed it (a lone slow batch is treated as an outlier).
   t.true(slow.late <= 2, `${slow.late} late batches after the slowdown`);
   t.true(slow.sizes.slice(5).every((n) => n <= 237), slow.sizes.join(","));
@@ -144,7 +149,8 @@ test("decay alone also adapts to a gradual slowdown", (t) => {
     if (ms > 100) late++;
     model.observe(n, ms);
   }
-  t.true(n >= 200 && n <= 237, `settled at ${n}`);
+  t.true(n >= 200, `settled at ${n}`);
+  t.true(n <= 237, `settled at ${n}`);
   t.true(late <= 20, `${late} late batches`);
 });
 
