@@ -100,38 +100,38 @@ class Entry {
 export class PredictionCache {
   /** Counters for metrics (hit ratio = hits / (hits + misses)). */
   readonly stats: { hits: number; misses: number; evictions: number } = { hits: 0, misses: 0, evictions: 0 };
-  private readonly limit: number;
-  private readonly entries = new Map<CacheKey, Entry>();
+  readonly #limit: number;
+  readonly #entries = new Map<CacheKey, Entry>();
   /** Next entry the clock hand inspects; new entries go just behind it (visited last). */
-  private hand: Entry | null = null;
-  private used = 0;
+  #hand: Entry | null = null;
+  #used = 0;
 
   /** @param maxBytes byte bound; 0 disables storing (get always misses; InFlight coalescing is separate and unaffected). */
   constructor(maxBytes: number) {
     if (!(maxBytes >= 0 && maxBytes !== Infinity)) {
       throw new RangeError(`PredictionCache maxBytes must be a finite non-negative number, got ${maxBytes}`);
     }
-    this.limit = maxBytes;
+    this.#limit = maxBytes;
   }
 
   /** Bytes currently charged (never above maxBytes). */
   get bytes(): number {
-    return this.used;
+    return this.#used;
   }
 
   /** Entries held. */
   get size(): number {
-    return this.entries.size;
+    return this.#entries.size;
   }
 
   /** The byte bound. */
   get maxBytes(): number {
-    return this.limit;
+    return this.#limit;
   }
 
   /** The completed output for `key`, marking it used (second chance), or undefined. */
   get(key: CacheKey): string | undefined {
-    const e = this.entries.get(key);
+    const e = this.#entries.get(key);
     if (e === undefined) {
       this.stats.misses++;
       return undefined;
@@ -148,38 +148,38 @@ export class PredictionCache {
    * is dropped, so a stale output is never served.
    */
   put(key: CacheKey, value: string): void {
-    const old = this.entries.get(key);
-    if (old !== undefined) this.remove(old);
+    const old = this.#entries.get(key);
+    if (old !== undefined) this.#remove(old);
     const bytes = Buffer.byteLength(key, "utf8") + Buffer.byteLength(value, "utf8") + ENTRY_OVERHEAD_BYTES;
-    if (bytes > this.limit) return;
-    while (this.used + bytes > this.limit) this.evictOne();
+    if (bytes > this.#limit) return;
+    while (this.#used + bytes > this.#limit) this.#evictOne();
     const e = new Entry(key, value, bytes);
-    const h = this.hand;
+    const h = this.#hand;
     if (h === null) {
-      this.hand = e;
+      this.#hand = e;
     } else {
       e.prev = h.prev;
       e.next = h;
       h.prev.next = e;
       h.prev = e;
     }
-    this.entries.set(key, e);
-    this.used += bytes;
+    this.#entries.set(key, e);
+    this.#used += bytes;
   }
 
   /** Removes `key`; true if it was present. */
   delete(key: CacheKey): boolean {
-    const e = this.entries.get(key);
+    const e = this.#entries.get(key);
     if (e === undefined) return false;
-    this.remove(e);
+    this.#remove(e);
     return true;
   }
 
   /** Removes every entry (stats are kept). */
   clear(): void {
-    this.entries.clear();
-    this.hand = null;
-    this.used = 0;
+    this.#entries.clear();
+    this.#hand = null;
+    this.#used = 0;
   }
 
   /**
@@ -187,30 +187,30 @@ export class PredictionCache {
    * cleared and are skipped; the first unused one is evicted. Terminates
    * within one revolution plus one step, since the sweep clears every bit.
    */
-  private evictOne(): void {
+  #evictOne(): void {
     for (;;) {
-      const e = this.hand;
+      const e = this.#hand;
       if (e === null) return; // unreachable while used > 0
       if (e.used) {
         e.used = false;
-        this.hand = e.next;
+        this.#hand = e.next;
         continue;
       }
-      this.remove(e);
+      this.#remove(e);
       this.stats.evictions++;
       return;
     }
   }
 
-  private remove(e: Entry): void {
-    this.entries.delete(e.key);
-    this.used -= e.bytes;
+  #remove(e: Entry): void {
+    this.#entries.delete(e.key);
+    this.#used -= e.bytes;
     if (e.next === e) {
-      this.hand = null;
+      this.#hand = null;
     } else {
       e.prev.next = e.next;
       e.next.prev = e.prev;
-      if (this.hand === e) this.hand = e.next;
+      if (this.#hand === e) this.#hand = e.next;
     }
   }
 }
@@ -257,7 +257,7 @@ class Lead<V> {
  * outcome instead of sending the model a duplicate input.
  */
 export class InFlight<V> {
-  private readonly pending = new Map<CacheKey, Pending<V>>();
+  readonly #pending = new Map<CacheKey, Pending<V>>();
 
   /**
    * Joins the query for `key`. The leader must call `settle` exactly once
@@ -270,7 +270,7 @@ export class InFlight<V> {
   ):
     | { readonly kind: "leader"; settle(outcome: InFlightOutcome<V>): void }
     | { kind: "follower"; promise: Promise<V> } {
-    const existing = this.pending.get(key);
+    const existing = this.#pending.get(key);
     if (existing !== undefined) {
       if (existing.promise === null) {
         existing.promise = new Promise<V>((resolve, reject) => {
@@ -284,12 +284,12 @@ export class InFlight<V> {
       return { kind: "follower", promise: existing.promise };
     }
     const p: Pending<V> = { promise: null, resolve: noop, reject: noop };
-    this.pending.set(key, p);
-    return new Lead(this.pending, key, p);
+    this.#pending.set(key, p);
+    return new Lead(this.#pending, key, p);
   }
 
   /** Keys with a query in flight. */
   get size(): number {
-    return this.pending.size;
+    return this.#pending.size;
   }
 }

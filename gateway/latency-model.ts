@@ -80,22 +80,22 @@ interface SizeStats {
 
 /** One per replica: learns latency (ms) as a function of batch size. */
 export class LatencyModel {
-  private readonly maxSize: number;
-  private readonly decay: number;
-  private count = 0;
-  private largest = 0;
+  readonly #maxSize: number;
+  readonly #decay: number;
+  #count = 0;
+  #largest = 0;
   // Weighted, decayed co-moments (West's incremental algorithm: numerically
   // stable, unlike raw Σx², Σxy sums).
-  private w = 0;
-  private meanX = 0;
-  private meanY = 0;
-  private cxx = 0;
-  private cxy = 0;
-  private cyy = 0;
-  private readonly bySize = new Map<number, SizeStats>();
-  private restartCount = 0;
+  #w = 0;
+  #meanX = 0;
+  #meanY = 0;
+  #cxx = 0;
+  #cxy = 0;
+  #cyy = 0;
+  readonly #bySize = new Map<number, SizeStats>();
+  #restartCount = 0;
   /** The last observation, when it was a surprise: a second one on the same side restarts the fit. */
-  private surprise: { size: number; ms: number; slower: boolean } | null = null;
+  #surprise: { size: number; ms: number; slower: boolean } | null = null;
 
   /**
    * @param options.maxBatchSize hard cap on batch size (items), default 1024.
@@ -106,33 +106,33 @@ export class LatencyModel {
     const half = options?.halfLifeSamples ?? DEFAULT_HALF_LIFE_SAMPLES;
     if (!(Number.isInteger(max) && max >= 1)) throw new RangeError(`maxBatchSize must be a positive integer, got ${max}`);
     if (!(half > 0 && half < Infinity)) throw new RangeError(`halfLifeSamples must be positive and finite, got ${half}`);
-    this.maxSize = max;
-    this.decay = Math.pow(0.5, 1 / half);
+    this.#maxSize = max;
+    this.#decay = Math.pow(0.5, 1 / half);
   }
 
   /** Hard cap on batch size (items). */
   get maxBatchSize(): number {
-    return this.maxSize;
+    return this.#maxSize;
   }
 
   /** Largest batch size ever observed (items); 0 before any observation. */
   get largestObserved(): number {
-    return this.largest;
+    return this.#largest;
   }
 
   /** Number of observations recorded (not decayed). */
   get samples(): number {
-    return this.count;
+    return this.#count;
   }
 
   /** Times the fit restarted after batches far slower or faster than predicted (see SURPRISE_RATIO); counted by clipper_latency_model_restarts_total. */
   get restarts(): number {
-    return this.restartCount;
+    return this.#restartCount;
   }
 
   /** True once two distinct batch sizes have been seen (since the last restart), so latency per item can be estimated. */
   get hasSlope(): boolean {
-    return this.w > 0 && this.cxx > MIN_SIZE_SPREAD * this.w;
+    return this.#w > 0 && this.#cxx > MIN_SIZE_SPREAD * this.#w;
   }
 
   /**
@@ -143,70 +143,70 @@ export class LatencyModel {
   observe(size: number, ms: number): void {
     if (!Number.isInteger(size) || size < 1 || !Number.isFinite(ms) || ms < 0) return;
     let recorded = ms;
-    if (this.w >= SURPRISE_MIN_WEIGHT) {
+    if (this.#w >= SURPRISE_MIN_WEIGHT) {
       const upper = SURPRISE_RATIO * this.predict(size);
-      const lower = this.linearBound(size, -1) / SURPRISE_RATIO;
-      const previous = this.surprise;
-      this.surprise = null;
+      const lower = this.#linearBound(size, -1) / SURPRISE_RATIO;
+      const previous = this.#surprise;
+      this.#surprise = null;
       if (ms > upper || ms < lower) {
         const slower = ms > upper;
         if (previous !== null && previous.slower === slower) {
-          this.forget();
-          this.add(previous.size, previous.ms);
+          this.#forget();
+          this.#add(previous.size, previous.ms);
         } else {
-          this.surprise = { size, ms, slower };
+          this.#surprise = { size, ms, slower };
           recorded = slower ? upper : lower;
         }
       }
     }
-    this.count++;
-    if (size > this.largest) this.largest = size;
-    this.add(size, recorded);
+    this.#count++;
+    if (size > this.#largest) this.#largest = size;
+    this.#add(size, recorded);
   }
 
   /** Adds one observation at tick `count` to the decayed statistics. */
-  private add(size: number, ms: number): void {
-    const d = this.decay;
+  #add(size: number, ms: number): void {
+    const d = this.#decay;
 
     // Decay everything, then add the new point with weight 1.
-    this.w = this.w * d + 1;
-    this.cxx *= d;
-    this.cxy *= d;
-    this.cyy *= d;
-    const dx = size - this.meanX;
-    const dy = ms - this.meanY;
-    this.meanX += dx / this.w;
-    this.meanY += dy / this.w;
-    this.cxx += dx * (size - this.meanX);
-    this.cxy += dx * (ms - this.meanY);
-    this.cyy += dy * (ms - this.meanY);
+    this.#w = this.#w * d + 1;
+    this.#cxx *= d;
+    this.#cxy *= d;
+    this.#cyy *= d;
+    const dx = size - this.#meanX;
+    const dy = ms - this.#meanY;
+    this.#meanX += dx / this.#w;
+    this.#meanY += dy / this.#w;
+    this.#cxx += dx * (size - this.#meanX);
+    this.#cxy += dx * (ms - this.#meanY);
+    this.#cyy += dy * (ms - this.#meanY);
 
-    if (size > this.maxSize) return; // keeps per-size state bounded
-    let s = this.bySize.get(size);
+    if (size > this.#maxSize) return; // keeps per-size state bounded
+    let s = this.#bySize.get(size);
     if (s === undefined) {
-      s = { weight: 0, mean: 0, m2: 0, tick: this.count };
-      this.bySize.set(size, s);
+      s = { weight: 0, mean: 0, m2: 0, tick: this.#count };
+      this.#bySize.set(size, s);
     }
-    const f = Math.pow(d, this.count - s.tick);
+    const f = Math.pow(d, this.#count - s.tick);
     s.weight = s.weight * f + 1;
     s.m2 *= f;
     const ds = ms - s.mean;
     s.mean += ds / s.weight;
     s.m2 += ds * (ms - s.mean);
-    s.tick = this.count;
+    s.tick = this.#count;
   }
 
   /** Drops every statistic except `samples` and `largestObserved`. */
-  private forget(): void {
-    this.restartCount++;
-    this.surprise = null;
-    this.w = 0;
-    this.meanX = 0;
-    this.meanY = 0;
-    this.cxx = 0;
-    this.cxy = 0;
-    this.cyy = 0;
-    this.bySize.clear();
+  #forget(): void {
+    this.#restartCount++;
+    this.#surprise = null;
+    this.#w = 0;
+    this.#meanX = 0;
+    this.#meanY = 0;
+    this.#cxx = 0;
+    this.#cxy = 0;
+    this.#cyy = 0;
+    this.#bySize.clear();
   }
 
   /**
@@ -216,11 +216,11 @@ export class LatencyModel {
    */
   predict(size: number): number {
     if (!(size > 0)) return Number.isNaN(size) ? Infinity : 0;
-    if (this.count === 0) return Infinity;
-    const linear = this.linearBound(size, 1);
-    const s = this.bySize.get(size);
+    if (this.#count === 0) return Infinity;
+    const linear = this.#linearBound(size, 1);
+    const s = this.#bySize.get(size);
     if (s === undefined) return linear;
-    const f = Math.pow(this.decay, this.count - s.tick);
+    const f = Math.pow(this.#decay, this.#count - s.tick);
     const weight = s.weight * f;
     if (weight < MIN_SIZE_SAMPLES) return linear;
     const perSize = s.mean + LATENCY_Z_SCORE * Math.sqrt(Math.max(0, s.m2 * f) / (weight - 1));
@@ -231,8 +231,8 @@ export class LatencyModel {
    * Upper (sign 1) or lower (sign −1) bound of the linear fit at `size` > 0
    * (ms); requires at least one observation since the last restart.
    */
-  private linearBound(size: number, sign: 1 | -1): number {
-    const w = this.w;
+  #linearBound(size: number, sign: 1 | -1): number {
+    const w = this.#w;
     const margin = sign * LATENCY_Z_SCORE;
     // With latency = a + b·size, a, b ≥ 0, and the mean point (x̄, ȳ) on the
     // line, the latency of `size` is at most ȳ·max(1, size/x̄) and at least
@@ -242,23 +242,23 @@ export class LatencyModel {
     // Sxx shrinks towards 0 and the fit's interval away from x̄ grows without
     // bound (at a steady 16 items the one-item estimate passed 90 ms after
     // ~500 batches, so every query looked doomed).
-    const sigmaY = w > 1 ? Math.sqrt(Math.max(0, this.cyy) / (w - 1)) : 0;
-    const r = size / this.meanX;
+    const sigmaY = w > 1 ? Math.sqrt(Math.max(0, this.#cyy) / (w - 1)) : 0;
+    const r = size / this.#meanX;
     const ratio = sign > 0 ? Math.max(1, r) : Math.min(1, r);
-    const envelope = ratio * Math.max(0, this.meanY + margin * sigmaY * Math.sqrt(1 + 1 / w));
+    const envelope = ratio * Math.max(0, this.#meanY + margin * sigmaY * Math.sqrt(1 + 1 / w));
     if (!this.hasSlope) return envelope;
 
-    let b = this.cxy / this.cxx;
-    let ssr = this.cyy - (this.cxy * this.cxy) / this.cxx;
+    let b = this.#cxy / this.#cxx;
+    let ssr = this.#cyy - (this.#cxy * this.#cxy) / this.#cxx;
     if (b < 0) {
       // Bigger batches are never faster; a negative slope is noise.
       b = 0;
-      ssr = this.cyy;
+      ssr = this.#cyy;
     }
-    const a = this.meanY - b * this.meanX;
+    const a = this.#meanY - b * this.#meanX;
     const sigma = w > 2 ? Math.sqrt(Math.max(0, ssr) / (w - 2)) : 0;
-    const dx = size - this.meanX;
-    const spread = Math.sqrt(1 + 1 / w + (dx * dx) / this.cxx);
+    const dx = size - this.#meanX;
+    const spread = Math.sqrt(1 + 1 / w + (dx * dx) / this.#cxx);
     const fit = Math.max(0, a + b * size + margin * sigma * spread);
     return sign > 0 ? Math.min(fit, envelope) : Math.max(fit, envelope);
   }

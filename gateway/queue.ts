@@ -40,16 +40,16 @@ function before<T extends QueuedTask>(a: Slot<T>, b: Slot<T>): boolean {
  * without limit.
  */
 export class DeadlineQueue<T extends QueuedTask> {
-  private heap: Slot<T>[] = [];
-  private nextSeq = 0;
-  private readonly cap: number;
+  #heap: Slot<T>[] = [];
+  #nextSeq = 0;
+  readonly #cap: number;
 
   /** @param capacity most tasks held at once: a non-negative integer, or `Infinity`. */
   constructor(capacity: number) {
     if (!(capacity === Infinity || (Number.isInteger(capacity) && capacity >= 0))) {
       throw new RangeError(`DeadlineQueue capacity must be a non-negative integer or Infinity, got ${capacity}`);
     }
-    this.cap = capacity;
+    this.#cap = capacity;
   }
 
   /**
@@ -58,12 +58,12 @@ export class DeadlineQueue<T extends QueuedTask> {
    * are never counted.
    */
   get size(): number {
-    return this.heap.length;
+    return this.#heap.length;
   }
 
   /** The bound given to the constructor. */
   get capacity(): number {
-    return this.cap;
+    return this.#cap;
   }
 
   /**
@@ -75,19 +75,19 @@ export class DeadlineQueue<T extends QueuedTask> {
    */
   push(task: T): boolean {
     if (Number.isNaN(task.deadline)) throw new RangeError("DeadlineQueue.push: task deadline is NaN");
-    if (this.heap.length >= this.cap) {
+    if (this.#heap.length >= this.#cap) {
       this.purgeSettled();
-      if (this.heap.length >= this.cap) return false;
+      if (this.#heap.length >= this.#cap) return false;
     }
-    this.heap.push({ task, seq: this.nextSeq++ });
-    this.siftUp(this.heap.length - 1);
+    this.#heap.push({ task, seq: this.#nextSeq++ });
+    this.#siftUp(this.#heap.length - 1);
     return true;
   }
 
   /** Earliest deadline (absolute ms) among live tasks, or `Infinity` when there are none. */
   earliestDeadline(): number {
-    this.dropSettledHead();
-    return this.heap[0]?.task.deadline ?? Infinity;
+    this.#dropSettledHead();
+    return this.#heap[0]?.task.deadline ?? Infinity;
   }
 
   /**
@@ -101,12 +101,12 @@ export class DeadlineQueue<T extends QueuedTask> {
     const limit = max > 0 ? max : 0; // NaN or negative: take nothing, still expire
     const out: T[] = [];
     for (;;) {
-      const head = this.heap[0];
+      const head = this.#heap[0];
       if (head === undefined) break;
       const task = head.task;
       if (!task.settled && task.deadline > now && out.length >= limit) break;
       // Pop before calling back, so a re-entrant push/take sees a valid heap.
-      this.pop();
+      this.#pop();
       if (task.settled) continue;
       if (task.deadline <= now) onExpired(task);
       else out.push(task);
@@ -119,8 +119,8 @@ export class DeadlineQueue<T extends QueuedTask> {
    * live ones, earliest deadline first, so the caller can answer each.
    */
   drain(): T[] {
-    const slots = this.heap;
-    this.heap = [];
+    const slots = this.#heap;
+    this.#heap = [];
     return slots
       .filter((s) => !s.task.settled)
       .sort((a, b) => (before(a, b) ? -1 : 1))
@@ -132,29 +132,29 @@ export class DeadlineQueue<T extends QueuedTask> {
    * removed. `push` calls this when full; owners may call it too.
    */
   purgeSettled(): number {
-    const live = this.heap.filter((s) => !s.task.settled);
-    const removed = this.heap.length - live.length;
+    const live = this.#heap.filter((s) => !s.task.settled);
+    const removed = this.#heap.length - live.length;
     if (removed > 0) {
-      this.heap = live;
+      this.#heap = live;
       // Floyd's bottom-up heapify: O(n).
-      for (let i = (live.length >>> 1) - 1; i >= 0; i--) this.siftDown(i);
+      for (let i = (live.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
     }
     return removed;
   }
 
-  private dropSettledHead(): void {
-    while (this.heap[0]?.task.settled === true) this.pop();
+  #dropSettledHead(): void {
+    while (this.#heap[0]?.task.settled === true) this.#pop();
   }
 
-  private pop(): void {
-    const last = this.heap.pop();
-    if (last === undefined || this.heap.length === 0) return;
-    this.heap[0] = last;
-    this.siftDown(0);
+  #pop(): void {
+    const last = this.#heap.pop();
+    if (last === undefined || this.#heap.length === 0) return;
+    this.#heap[0] = last;
+    this.#siftDown(0);
   }
 
-  private siftUp(i: number): void {
-    const h = this.heap;
+  #siftUp(i: number): void {
+    const h = this.#heap;
     const slot = h[i]!;
     while (i > 0) {
       const parent = (i - 1) >>> 1;
@@ -166,8 +166,8 @@ export class DeadlineQueue<T extends QueuedTask> {
     h[i] = slot;
   }
 
-  private siftDown(i: number): void {
-    const h = this.heap;
+  #siftDown(i: number): void {
+    const h = this.#heap;
     const n = h.length;
     const slot = h[i]!;
     for (;;) {
