@@ -77,7 +77,12 @@ test("with OTEL_EXPORTER_OTLP_ENDPOINT set, one prediction with a traceparent ar
   t.is(r.status, 200);
   t.is(r.json.output, "3");
   const inTrace = () => received.filter((s) => s.traceId === traceId);
-  t.true(await eventually(() => inTrace().some((s) => s.service === "clipper-worker")), `received: ${JSON.stringify(received)} via ${paths.join("; ")}`);
+  // Each process exports on its own schedule: wait until the three spans that must link up have all arrived.
+  const arrived = (): boolean => {
+    const names = new Set(inTrace().map((s) => `${s.service} ${s.name}`));
+    return ["clipper-gateway clipper.v1.Predict/Predict", "clipper-gateway batch sum:1", "clipper-worker predict sum:1"].every((n) => names.has(n));
+  };
+  t.true(await eventually(arrived), `received: ${JSON.stringify(received)} via ${paths.join("; ")}`);
   t.true(paths.every((p) => p.startsWith("POST /v1/traces application/json")), paths.join("; "));
 
   const spans = inTrace();
