@@ -80,6 +80,8 @@ export interface ClientOptions {
   /** Deadline of each unary call unless the call gives its own, in ms. */
   readonly deadlineMs?: number;
   readonly channelOptions?: ChannelOptions;
+  /** Sent as `authorization: Bearer <token>` on every call (servers run with --auth-tokens need it). */
+  readonly token?: string;
 }
 
 /** Options of one call. */
@@ -157,9 +159,10 @@ const ROLLOUT_METHODS = new Set(["deployModel", "setModelVersion"]);
 /** A client for clipper.v1.Predict at `address` (host:port). */
 export function createPredictClient(address: string = DEFAULT_GATEWAY_ADDRESS, options: ClientOptions = {}): PredictApi {
   const client = new PredictClient(address, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions);
-  return Object.assign(unaryApi(client, PredictService, PREDICT_REQUESTS, options.deadlineMs ?? DEFAULT_PREDICT_DEADLINE_MS), {
+  const auth = authMetadata(options);
+  return Object.assign(unaryApi(client, PredictService, PREDICT_REQUESTS, auth, options.deadlineMs ?? DEFAULT_PREDICT_DEADLINE_MS), {
     stream: (o: CallOptions = {}) => {
-      const call = client.predictStream(toMetadata(o.metadata), o.deadlineMs === undefined ? {} : { deadline: deadlineOf(o.deadlineMs) });
+      const call = client.predictStream(toMetadata(auth, o.metadata), o.deadlineMs === undefined ? {} : { deadline: deadlineOf(o.deadlineMs) });
       o.signal?.addEventListener("abort", () => call.cancel(), { once: true });
       return call;
     },
@@ -171,18 +174,19 @@ export function createPredictClient(address: string = DEFAULT_GATEWAY_ADDRESS, o
 export function createAdminClient(address: string = DEFAULT_MANAGEMENT_ADDRESS, options: ClientOptions = {}): AdminApi {
   const client = new AdminClient(address, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions);
   const deadlineMs = options.deadlineMs ?? DEFAULT_ADMIN_DEADLINE_MS;
-  const api = unaryApi(client, AdminService, ADMIN_REQUESTS, deadlineMs, (m) => (ROLLOUT_METHODS.has(m) ? Math.max(deadlineMs, DEFAULT_ROLLOUT_DEADLINE_MS) : deadlineMs));
+  const api = unaryApi(client, AdminService, ADMIN_REQUESTS, authMetadata(options), deadlineMs, (m) => (ROLLOUT_METHODS.has(m) ? Math.max(deadlineMs, DEFAULT_ROLLOUT_DEADLINE_MS) : deadlineMs));
   return Object.assign(api, { close: () => client.close() }) as AdminApi;
 }
 
 /** A client for clipper.v1.Heartbeat at `address` (host:port), the gateway's. */
 export function createHeartbeatClient(address: string = DEFAULT_GATEWAY_ADDRESS, options: ClientOptions = {}): HeartbeatApi {
   const client = new HeartbeatClient(address, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions);
-  return Object.assign(unaryApi(client, HeartbeatService, HEARTBEAT_REQUESTS, options.deadlineMs ?? DEFAULT_ADMIN_DEADLINE_MS), {
+  const auth = authMetadata(options);
+  return Object.assign(unaryApi(client, HeartbeatService, HEARTBEAT_REQUESTS, auth, options.deadlineMs ?? DEFAULT_ADMIN_DEADLINE_MS), {
     watch: (request: DeepPartial<WatchWorkersRequest> = {}, o: CallOptions = {}) => {
       const call = client.watchWorkers(
         WatchWorkersRequest.fromPartial(request),
-        toMetadata(o.metadata),
+        toMetadata(auth, o.metadata),
         o.deadlineMs === undefined ? {} : { deadline: deadlineOf(o.deadlineMs) },
       );
       o.signal?.addEventListener("abort", () => call.cancel(), { once: true });
@@ -206,6 +210,7 @@ function unaryApi<S extends object>(
   client: Client,
   service: S,
   requests: Readonly<Record<string, PartialFns<unknown>>>,
+  auth: Readonly<Record<string, string>>,
   defaultDeadlineMs: number,
   deadlineFor: (method: string) => number = () => defaultDeadlineMs,
 ): UnaryApi<S> {
@@ -219,7 +224,7 @@ function unaryApi<S extends object>(
           def.requestSerialize as (value: unknown) => Buffer,
           def.responseDeserialize,
           fns.fromPartial(request as DeepPartial<unknown>),
-          toMetadata(o.metadata),
+          toMetadata(auth, o.metadata),
           { deadline: deadlineOf(o.deadlineMs ?? deadlineFor(method)) },
           (err: ServiceError | null, res?: unknown) => (err !== null ? reject(err) : resolve(res)),
         );
@@ -233,8 +238,14 @@ function deadlineOf(ms: number): Date {
   return new Date(Date.now() + ms);
 }
 
-function toMetadata(entries: Readonly<Record<string, string>> | undefined): Metadata {
+/** The metadata every call of a client carries: its token, when it has one. */
+function authMetadata(options: ClientOptions): Readonly<Record<string, string>> {
+  return options.token === undefined || options.token === "" ? {} : { authorization: `Bearer ${options.token}` };
+}
+
+function toMetadata(base: Readonly<Record<string, string>>, entries: Readonly<Record<string, string>> | undefined): Metadata {
   const md = new Metadata();
+  for (const [k, v] of Object.entries(base)) md.set(k, v);
   for (const [k, v] of Object.entries(entries ?? {})) md.set(k, v);
   return md;
 }

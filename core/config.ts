@@ -27,6 +27,13 @@ export const COMMON_OPTIONS = {
   "redis-url": { kind: "redis-url", env: "CLIPPER_REDIS_URL", default: "redis://127.0.0.1:6379", help: "Redis holding Clipper's metadata" },
   host: { kind: "host", env: "CLIPPER_HOST", default: "127.0.0.1", help: "address to listen on (0.0.0.0 for every interface)" },
   "log-level": { kind: "level", env: "CLIPPER_LOG_LEVEL", default: "info", help: "fatal, error, warn, info, debug or trace" },
+  "auth-tokens": {
+    kind: "string",
+    env: "CLIPPER_AUTH_TOKENS",
+    default: "",
+    help: "tokens file, one '<scopes> <token>' per line (scopes: predict, read, admin, deploy; a token may be written sha256:<hex>); every API then needs 'authorization: Bearer <token>' (health stays open); re-read on SIGHUP",
+  },
+  "auth-anonymous": { kind: "string", env: "CLIPPER_AUTH_ANONYMOUS", default: "", help: "scopes granted to calls without a token, e.g. predict,read (needs --auth-tokens)" },
 } as const satisfies Record<string, OptionSpec>;
 
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);

@@ -29,6 +29,8 @@ export type ErrorReason =
   | "NOT_MANAGED"
   | "REPLICAS_NOT_READY"
   | "MODEL_ERROR"
+  | "UNAUTHENTICATED"
+  | "PERMISSION_DENIED"
   | "INTERNAL";
 
 /**

@@ -3,6 +3,8 @@ import type { Logger } from "./telemetry/logger.js";
 /** Something started that must be closed on shutdown. */
 export interface Closable {
   close(graceMs?: number): Promise<void>;
+  /** Re-reads what may change while serving (tokens, certificates), on SIGHUP. */
+  reload?(): Promise<void>;
 }
 
 /** Longest a graceful shutdown may take before the process exits anyway, in ms. */
@@ -11,7 +13,10 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
 /**
  * Starts a component and closes it gracefully on SIGINT/SIGTERM. A second
  * signal, or a shutdown that overruns its deadline, exits at once. Exit code
- * is 0 after a clean close, 1 when start or close failed.
+ * is 0 after a clean close, 1 when start or close failed. SIGHUP reloads a
+ * component that can (a server run on its own has no terminal to hang up;
+ * `clipper up` starts its children in their own process groups and stops
+ * them itself); one that cannot is closed, as before.
  */
 export async function runUntilSignal(log: Logger, start: () => Promise<Closable>): Promise<void> {
   let component: Closable;
@@ -43,4 +48,13 @@ export async function runUntilSignal(log: Logger, start: () => Promise<Closable>
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+  const reload = component.reload?.bind(component);
+  process.on("SIGHUP", () => {
+    if (reload === undefined) {
+      stop("SIGHUP");
+      return;
+    }
+    log.info({ signal: "SIGHUP" }, "reloading");
+    reload().catch((err: unknown) => log.error({ err }, "reload failed"));
+  });
 }

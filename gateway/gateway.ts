@@ -1,3 +1,4 @@
+import type { Authorizer } from "../core/auth/authorizer.js";
 import { connectRedis } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
 import { startGrpcServer } from "../core/servers/grpc-server.js";
@@ -43,6 +44,8 @@ export interface GatewayConfig {
   readonly evictionMs: number;
   /** Longest a free replica waits for returning callers to fill its next batch, in ms; 0 never waits. */
   readonly maxBatchWaitMs?: number;
+  /** Admits calls by token and scope on the gRPC and HTTP ports; every call is admitted when absent. */
+  readonly auth?: Authorizer;
 }
 
 export interface Gateway {
@@ -103,6 +106,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     host: config.host,
     port: config.grpcPort,
     bindings,
+    ...(config.auth === undefined ? {} : { auth: config.auth }),
     streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry) },
   });
   // Predict (and the server as a whole, "") follow readiness; Heartbeat needs no Redis.
@@ -123,7 +127,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   });
   const http = await startHttpServer(
     [opsRoutes(metrics.registry, () => readiness.state), clipperPredictRoutes(predictor, calls), createTranscoder(bindings)],
-    { host: config.host, port: config.httpPort, onError: (err) => log.error({ err }, "internal error in HTTP request") },
+    {
+      host: config.host,
+      port: config.httpPort,
+      onError: (err) => log.error({ err }, "internal error in HTTP request"),
+      ...(config.auth === undefined ? {} : { auth: config.auth }),
+    },
   );
   await catalog.start();
   readiness.start();

@@ -1,3 +1,4 @@
+import { loadServerAuth } from "../core/auth/server-auth.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { GATEWAY_PORTS_LINE } from "../core/ports-line.js";
@@ -21,6 +22,11 @@ if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100) {
   process.stderr.write("--queue-capacity must be at least 1 and --eviction-ms at least 100\n");
   process.exit(2);
 }
+const auth = await loadServerAuth(c);
+if (!auth.ok) {
+  process.stderr.write(`clipper-gateway: ${auth.error}\n`);
+  process.exit(2);
+}
 const log = createLogger("clipper-gateway", c["log-level"]);
 // Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
 const tracing = await startTracing("clipper-gateway");
@@ -36,10 +42,11 @@ await runUntilSignal(log, async () => {
       queueCapacity: c["queue-capacity"],
       evictionMs: c["eviction-ms"],
       maxBatchWaitMs: c["max-batch-wait-ms"],
+      auth: auth.value.authorizer ?? undefined,
     },
     log,
   );
   const at = (port: number) => ({ host: c.host, port });
   process.stdout.write(`${GATEWAY_PORTS_LINE.format({ grpc: at(g.grpcPort), http: at(g.httpPort), rpc: at(g.rpcPort) })}\n`);
-  return { close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()) };
+  return { close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()), reload: () => auth.value.reload(log) };
 });

@@ -1,3 +1,4 @@
+import { loadServerAuth } from "../core/auth/server-auth.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
@@ -24,15 +25,20 @@ if (gatewayRpc !== null && !gatewayRpc.ok) {
   process.stderr.write(`clipper-management: --gateway-rpc: ${gatewayRpc.error}\n`);
   process.exit(2);
 }
+const auth = await loadServerAuth(c);
+if (!auth.ok) {
+  process.stderr.write(`clipper-management: ${auth.error}\n`);
+  process.exit(2);
+}
 const log = createLogger("clipper-management", c["log-level"]);
 // Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
 const tracing = await startTracing("clipper-management");
 await runUntilSignal(log, async () => {
   const m = await startManagement(
-    { redisUrl: c["redis-url"], host: c.host, grpcPort: c["grpc-port"], httpPort: c["http-port"], gatewayRpc: c["gateway-rpc"], logLevel: c["log-level"] },
+    { redisUrl: c["redis-url"], host: c.host, grpcPort: c["grpc-port"], httpPort: c["http-port"], gatewayRpc: c["gateway-rpc"], logLevel: c["log-level"], auth: auth.value.authorizer ?? undefined },
     log,
   );
   // One plain line for people and scripts; the JSON log has the same facts.
   process.stdout.write(`${MANAGEMENT_PORTS_LINE.format({ grpc: { host: c.host, port: m.grpcPort }, http: { host: c.host, port: m.httpPort } })}\n`);
-  return { close: (graceMs) => m.close(graceMs).finally(() => tracing.shutdown()) };
+  return { close: (graceMs) => m.close(graceMs).finally(() => tracing.shutdown()), reload: () => auth.value.reload(log) };
 });

@@ -1,3 +1,4 @@
+import type { Authorizer } from "../core/auth/authorizer.js";
 import { connectRedis } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
 import { DEFAULT_CLOSE_GRACE_MS, startGrpcServer } from "../core/servers/grpc-server.js";
@@ -26,6 +27,8 @@ export interface ManagementConfig {
   readonly gatewayRpc?: string;
   /** Log level of the workers the replica manager starts; default "info". */
   readonly logLevel?: string;
+  /** Admits calls by token and scope on the gRPC and HTTP ports; every call is admitted when absent. */
+  readonly auth?: Authorizer;
 }
 
 /** A running management server. */
@@ -65,6 +68,7 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
     host: config.host,
     port: config.grpcPort,
     bindings: [binding],
+    ...(config.auth === undefined ? {} : { auth: config.auth }),
   });
   const setServing = (serving: boolean): void => {
     grpc.health.setServing("", serving);
@@ -82,6 +86,7 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
       host: config.host,
       port: config.httpPort,
       onError: (err) => log.error({ err }, "internal error in HTTP request"),
+      ...(config.auth === undefined ? {} : { auth: config.auth }),
     });
   } catch (err) {
     await grpc.close(0);

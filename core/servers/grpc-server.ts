@@ -5,6 +5,8 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
+import type { Authorizer } from "../auth/authorizer.js";
+import { authInterceptor } from "../auth/grpc-auth.js";
 import type { UnaryHandler } from "../call-context.js";
 import { descriptorSet } from "../descriptor-set.js";
 import { ServingError } from "../errors.js";
@@ -39,6 +41,8 @@ export interface GrpcServerOptions {
    * (the caller only sees "internal error"). `method` is the gRPC path.
    */
   readonly onError?: (err: unknown, method: string) => void;
+  /** Admits each call by its token and its method's scope; every call is admitted when absent. */
+  readonly auth?: Authorizer;
 }
 
 /** A started server. */
@@ -65,7 +69,8 @@ export interface GrpcServerHandle {
  * unbound service.
  */
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
-  const server = new grpc.Server();
+  // No interceptor at all without auth: the hot path pays nothing for it.
+  const server = new grpc.Server(options.auth === undefined ? {} : { interceptors: [authInterceptor(options.auth)] });
   const served: string[] = [];
   const streaming = options.streaming ?? {};
   for (const name of Object.keys(streaming)) {

@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Authorizer } from "../auth/authorizer.js";
+import type { Access } from "../auth/scopes.js";
 import { ServingError } from "../errors.js";
 import { status as Status } from "@grpc/grpc-js";
 import { httpErrorOf } from "../status.js";
@@ -7,9 +9,12 @@ import { httpErrorOf } from "../status.js";
 /** Largest request body any route reads, in bytes (grpc-js's default max message size). */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-/** The outcome of asking one route table about a request. */
+/**
+ * The outcome of asking one route table about a request. A handler match
+ * names the access it needs (core/auth/scopes.ts), checked before it runs.
+ */
 export type HttpMatch =
-  | { readonly kind: "handler"; readonly handle: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> }
+  | { readonly kind: "handler"; readonly access: Access; readonly handle: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> }
   | { readonly kind: "method-not-allowed"; readonly allow: readonly string[] };
 
 /**
@@ -109,10 +114,11 @@ export interface RunningHttpServer {
  */
 export async function startHttpServer(
   tables: readonly HttpRouteTable[],
-  options: { host: string; port: number; onError?: (err: unknown) => void },
+  options: { host: string; port: number; onError?: (err: unknown) => void; auth?: Authorizer },
 ): Promise<RunningHttpServer> {
+  const auth = options.auth ?? null;
   const server = createServer((req, res) => {
-    void dispatch(tables, req, res).catch((err: unknown) => {
+    void dispatch(tables, auth, req, res).catch((err: unknown) => {
       options.onError?.(err);
       sendError(res, err);
     });
@@ -138,7 +144,7 @@ export async function startHttpServer(
   };
 }
 
-async function dispatch(tables: readonly HttpRouteTable[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function dispatch(tables: readonly HttpRouteTable[], auth: Authorizer | null, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? "/", "http://localhost");
   const method = req.method ?? "GET";
   let allow: string[] | null = null;
@@ -146,6 +152,12 @@ async function dispatch(tables: readonly HttpRouteTable[], req: IncomingMessage,
     const m = table.match(method, url);
     if (m === null) continue;
     if (m.kind === "handler") {
+      const refused = auth?.check(req.headers.authorization, m.access) ?? null;
+      if (refused !== null) {
+        req.resume();
+        sendError(res, refused);
+        return;
+      }
       await m.handle(req, res, url);
       return;
     }

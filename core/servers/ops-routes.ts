@@ -14,6 +14,8 @@ export function opsRoutes(registry: Registry, readiness: () => { ready: boolean;
       if (method !== "GET" && method !== "HEAD") return { kind: "method-not-allowed", allow: ["GET", "HEAD"] };
       return {
         kind: "handler",
+        // Probes stay open; what /metrics tells about the deployment is for readers.
+        access: path === "/metrics" ? "read" : "open",
         handle: async (_req, res) => {
           if (path === "/metrics") {
             const body = await registry.metrics();

@@ -30,7 +30,7 @@ export function clipperPredictRoutes(predictor: Predictor, calls: CallInstrument
       if (m === null) return null;
       if (method !== "POST") return { kind: "method-not-allowed", allow: ["POST"] };
       const app = decodeURIComponent(m[1]!);
-      return { kind: "handler", handle: (req, res) => handle(predictor, app, req, res, calls, instrumented) };
+      return { kind: "handler", access: "predict", handle: (req, res) => handle(predictor, app, req, res, calls, instrumented) };
     },
   };
 }

@@ -184,14 +184,15 @@ export function clipperAdminRoutes(store: AdminStore, options: { maxBodyBytes?: 
       if (!url.pathname.startsWith(PREFIX)) return null;
       const name = url.pathname.slice(PREFIX.length).replace(/\/$/, "");
       if (name === "ping") {
-        return method === "GET" ? { kind: "handler", handle: async (_req, res) => send(res, 200, text("PONG")) } : { kind: "method-not-allowed", allow: ["GET"] };
+        // Clipper's liveness probe: open, like /healthz.
+        return method === "GET" ? { kind: "handler", access: "open", handle: async (_req, res) => send(res, 200, text("PONG")) } : { kind: "method-not-allowed", allow: ["GET"] };
       }
       const endpoint = ENDPOINTS[name];
       if (endpoint === undefined) return null;
       if (method !== "POST") return { kind: "method-not-allowed", allow: ["POST"] };
       const instrumented = methods.get(name) ?? null;
       const call: AdminCall = { endpoint, store, limit: options.maxBodyBytes, calls: instrumented === null ? null : calls, method: instrumented };
-      return { kind: "handler", handle: (req, res) => handle(call, req, res) };
+      return { kind: "handler", access: name.startsWith("get_") ? "read" : "admin", handle: (req, res) => handle(call, req, res) };
     },
   };
 }
