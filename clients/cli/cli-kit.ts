@@ -15,9 +15,11 @@ import {
   isServiceError,
   statusName,
   type AdminApi,
+  type ClientOptions,
   type HeartbeatApi,
   type PredictApi,
 } from "../client.js";
+import { resolveToken } from "./local-token.js";
 
 /** Exit codes of every command. */
 export const EXIT = {
@@ -47,6 +49,8 @@ const GLOBAL_OPTIONS = {
   "gateway-http": { type: "string", value: "HOST:PORT", help: "the gateway's HTTP address, for /metrics (env CLIPPER_GATEWAY_HTTP_ADDR, default 127.0.0.1:1337)" },
   json: { type: "boolean", help: "print JSON (the response message in protobuf JSON) instead of tables" },
   timeout: { type: "string", value: "MS", help: "deadline of each call in ms (env CLIPPER_TIMEOUT_MS; default 10000, 90000 for deploy and set-version)" },
+  token: { type: "string", value: "TOKEN", help: "sent as 'authorization: Bearer TOKEN' (env CLIPPER_TOKEN; default: the token clipper up saved in <data-dir>/token)" },
+  "data-dir": { type: "string", value: "DIR", help: "where clipper up keeps Redis data, logs and its token (env CLIPPER_DATA_DIR, default .clipper)" },
   help: { type: "boolean", short: "h", help: "print this help" },
 } as const satisfies Record<string, OptionDef>;
 
@@ -66,6 +70,8 @@ export interface Globals {
   readonly json: boolean;
   /** Per-call deadline in ms, or undefined for each client's default. */
   readonly timeoutMs: number | undefined;
+  /** The token every call carries, or undefined for none. */
+  readonly token: string | undefined;
 }
 
 /** A failure with its exit code and a one-line message. */
@@ -161,6 +167,10 @@ function resolveGlobals(values: Record<string, unknown>, env: NodeJS.ProcessEnv)
     gatewayHttp: addr("gateway-http", GLOBAL_ENV.gatewayHttp, "127.0.0.1:1337"),
     json: values.json === true,
     timeoutMs: timeout === "" ? undefined : Number(timeout),
+    token: resolveToken(
+      { token: typeof values.token === "string" ? values.token : undefined, dataDir: typeof values["data-dir"] === "string" ? values["data-dir"] : undefined },
+      env,
+    ),
   };
 }
 
@@ -311,17 +321,21 @@ export function strOption(values: CommandContext["values"], name: string, fallba
 
 /** An Admin client for the command's --management address; close it when done. */
 export function adminClient(g: Globals): AdminApi {
-  return tagged(createAdminClient(g.management, g.timeoutMs === undefined ? {} : { deadlineMs: g.timeoutMs }), `management at ${g.management}`);
+  return tagged(createAdminClient(g.management, clientOptions(g)), `management at ${g.management}`);
 }
 
 /** A Predict client for the command's --gateway address. */
 export function predictClient(g: Globals): PredictApi {
-  return tagged(createPredictClient(g.gateway, g.timeoutMs === undefined ? {} : { deadlineMs: g.timeoutMs }), `the gateway at ${g.gateway}`);
+  return tagged(createPredictClient(g.gateway, clientOptions(g)), `the gateway at ${g.gateway}`);
 }
 
 /** A Heartbeat client for the command's --gateway address. */
 export function heartbeatClient(g: Globals): HeartbeatApi {
-  return tagged(createHeartbeatClient(g.gateway, g.timeoutMs === undefined ? {} : { deadlineMs: g.timeoutMs }), `the gateway at ${g.gateway}`);
+  return tagged(createHeartbeatClient(g.gateway, clientOptions(g)), `the gateway at ${g.gateway}`);
+}
+
+function clientOptions(g: Globals): ClientOptions {
+  return { ...(g.timeoutMs === undefined ? {} : { deadlineMs: g.timeoutMs }), ...(g.token === undefined ? {} : { token: g.token }) };
 }
 
 /** Runs `fn` with a client and closes it afterwards. */

@@ -29,10 +29,11 @@ const BATCH = ["clipper_batch_size", /^clipper_.*batch_size$/];
 /** Longest wait for /metrics, in ms: the status line must not stall. */
 const SCRAPE_TIMEOUT_MS = 2_000;
 
-/** Fetches and parses http://<address>/metrics; null when unreachable. */
-export async function scrape(httpAddress: string): Promise<Scrape | null> {
+/** Fetches and parses http://<address>/metrics (with the token, when there is one; it needs the read scope); null when unreachable. */
+export async function scrape(httpAddress: string, token?: string): Promise<Scrape | null> {
   try {
-    const res = await fetch(`http://${httpAddress}/metrics`, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
+    const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
+    const res = await fetch(`http://${httpAddress}/metrics`, { headers, signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
     if (!res.ok) return null;
     return { at: Date.now(), samples: parsePrometheusText(await res.text()) };
   } catch {

@@ -17,6 +17,7 @@ import { CliError, EXIT, intOption, strOption, type Command, type CommandContext
 import { scrape, summarize, type Scrape } from "./gateway-metrics.js";
 import { freePort, killSession, LocalProcess, portProblem, SESSION_ENV } from "./local-processes.js";
 import { findRedisServer, installRedisServer, ping, REDIS_HINT, startRedis } from "./local-redis.js";
+import { ensureStackToken } from "./local-token.js";
 
 /**
  * The checkout (or installed package): the servers run there, as they would
@@ -61,7 +62,6 @@ export const upCommand: Command = {
     ...Object.fromEntries(
       Object.entries(PORTS).map(([flag, [env, def, what]]) => [flag, { type: "string", value: "N", help: `${what} port (env ${env}, default ${def})` }]),
     ),
-    "data-dir": { type: "string", value: "DIR", help: "Redis data and logs (env CLIPPER_DATA_DIR, default .clipper)" },
     fresh: { type: "boolean", help: "delete the private Redis's data first" },
     "no-demo": { type: "boolean", help: "do not deploy the demo app and model" },
     "no-status": { type: "boolean", help: "no live status line, even on a terminal" },
@@ -148,6 +148,10 @@ async function up({ values, out }: CommandContext): Promise<number> {
     await checkPorts(s);
     const logs = join(s.dataDir, "logs");
     mkdirSync(logs, { recursive: true });
+    // Every API needs this token; predict and read stay open to calls without
+    // one, so the curl and buf curl lines below work as they are.
+    const { token, tokensFile } = ensureStackToken(s.dataDir);
+    const auth = ["--auth-tokens", tokensFile, "--auth-anonymous", "predict,read"];
     const env: NodeJS.ProcessEnv = { ...process.env, CLIPPER_LOG_LEVEL: s.logLevel, [SESSION_ENV]: session };
     const node = (bin: string, args: string[]): [string, ...string[]] => [process.execPath, join(ROOT, "bin", `${bin}.js`), ...args];
 
@@ -169,6 +173,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
       node("clipper-gateway", [
         "--redis-url", redisUrl, "--host", s.host,
         "--grpc-port", String(s.ports["gateway-grpc-port"]), "--http-port", String(s.ports["gateway-http-port"]), "--rpc-port", String(s.ports["rpc-port"]),
+        ...auth,
       ]),
       { env, cwd: ROOT, logPath: join(logs, "gateway.log") },
     );
@@ -182,6 +187,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
         "--redis-url", redisUrl, "--host", s.host,
         "--grpc-port", String(s.ports["management-grpc-port"]), "--http-port", String(s.ports["management-http-port"]),
         "--gateway-rpc", `tcp://${s.connectHost}:${rpc}`,
+        ...auth,
       ]),
       { env, cwd: ROOT, logPath: join(logs, "management.log") },
     );
@@ -194,7 +200,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
       gatewayHttp: `${s.connectHost}:${gatewayHttp}`,
       management: `${s.connectHost}:${mgmtGrpc}`,
     };
-    if (values["no-demo"] !== true) await deployDemo(where, say);
+    if (values["no-demo"] !== true) await deployDemo(where, token, say);
 
     for (const p of started) {
       void p.exited.then((exit) => {
@@ -226,9 +232,9 @@ async function checkPorts(s: Settings): Promise<void> {
 }
 
 /** Creates app `demo`, deploys model `sum` (unless the replica manager already runs it) and links them; waits for a live worker. */
-async function deployDemo(where: { gateway: string; management: string }, say: (l: string) => void): Promise<void> {
-  const admin = createAdminClient(where.management);
-  const heartbeat = createHeartbeatClient(where.gateway);
+async function deployDemo(where: { gateway: string; management: string }, token: string, say: (l: string) => void): Promise<void> {
+  const admin = createAdminClient(where.management, { token });
+  const heartbeat = createHeartbeatClient(where.gateway, { token });
   const tolerate = (code: Status) => (err: unknown) => {
     if (!(isServiceError(err) && err.code === code)) throw err;
   };
@@ -281,6 +287,7 @@ function printBanner(
     `  management  gRPC ${where.management}   HTTP http://${s.connectHost}:${x.mgmtHttp}`,
     `  redis       ${x.redisUrl}${x.privateRedis ? ` (data in ${rel}/redis)` : ""}`,
     `  logs        ${rel}/logs/`,
+    `  token       ${rel}/token: every API needs it, but predict and read (the clipper CLI reads it from there)`,
   ];
   if (x.demo) {
     lines.push(

@@ -1,10 +1,10 @@
 import test from "ava";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createPredictClient } from "../../clients/client.js";
+import { createAdminClient, createPredictClient } from "../../clients/client.js";
 import { portProblem } from "../../clients/cli/local-processes.js";
 import { freePort } from "../helpers/ports.js";
 import { spawnBin, type Proc } from "../helpers/processes.js";
@@ -55,6 +55,32 @@ test.serial("clipper up serves the demo over HTTP, Clipper REST and gRPC, and Ct
   const grpc = createPredictClient(`127.0.0.1:${p["gateway-grpc-port"]}`);
   t.like(await grpc.predict({ app: "demo", input: { doubles: [1, 2, 3] } }), { output: "6", default: false });
   grpc.close();
+
+  // Secure by default: every API but predict and read needs the token clipper up saved (0600).
+  const dir = dirs[dirs.length - 1]!;
+  t.is(statSync(join(dir, "token")).mode & 0o777, 0o600);
+  const token = readFileSync(join(dir, "token"), "utf8").trim();
+  t.false(readFileSync(join(dir, "tokens"), "utf8").includes(token), "the servers' tokens file holds only the hash");
+  const probe = { inputType: "doubles", numReplicas: 1, worker: { command: ["/bin/sh", "-c", "id > /tmp/pwned"] } };
+  const mgmt = `http://127.0.0.1:${p["management-http-port"]}`;
+  for (const type of ["application/json", "text/plain"]) {
+    const r = await fetch(`${mgmt}/v1/models/p/versions/1:deploy`, { method: "POST", headers: { "content-type": type }, body: JSON.stringify(probe) });
+    t.is(r.status, 401, `a deploy without the token (${type})`);
+  }
+  const admin = createAdminClient(`127.0.0.1:${p["management-grpc-port"]}`);
+  await t.throwsAsync(admin.createApp({ name: "x", inputType: "doubles", defaultOutput: "0", latencySloMicros: 100_000 }), { message: /UNAUTHENTICATED/ });
+  t.true((await admin.listApps({})).apps.length > 0, "read stays open");
+  admin.close();
+  const withToken = createAdminClient(`127.0.0.1:${p["management-grpc-port"]}`, { token });
+  await withToken.createApp({ name: "x", inputType: "doubles", defaultOutput: "0", latencySloMicros: 100_000 });
+  withToken.close();
+  // The CLI finds the token in --data-dir (or CLIPPER_DATA_DIR) by itself.
+  const mgmtFlag = ["--management", `127.0.0.1:${p["management-grpc-port"]}`];
+  const refused = spawnBin("clipper", ["apps", "create", "y", "--input-type", "doubles", "--data-dir", join(dir, "elsewhere"), ...mgmtFlag]);
+  t.not(await refused.waitExit(30_000), 0);
+  t.regex(refused.output, /UNAUTHENTICATED/);
+  const created = spawnBin("clipper", ["apps", "create", "y", "--input-type", "doubles", ...mgmtFlag], { CLIPPER_DATA_DIR: dir });
+  t.is(await created.waitExit(30_000), 0, created.output);
 
   // clipper up, the gateway, management and the demo worker carry the marker
   // (redis-server rewrites its process title over its environment, so its port is checked instead).
