@@ -34,6 +34,9 @@ export const COMMON_OPTIONS = {
     help: "tokens file, one '<scopes> <token>' per line (scopes: predict, read, admin, deploy; a token may be written sha256:<hex>); every API then needs 'authorization: Bearer <token>' (health stays open); re-read on SIGHUP",
   },
   "auth-anonymous": { kind: "string", env: "CLIPPER_AUTH_ANONYMOUS", default: "", help: "scopes granted to calls without a token, e.g. predict,read (needs --auth-tokens)" },
+  "tls-cert": { kind: "string", env: "CLIPPER_TLS_CERT", default: "", help: "PEM certificate chain: serve TLS on the gRPC and HTTP ports (with --tls-key); re-read on SIGHUP" },
+  "tls-key": { kind: "string", env: "CLIPPER_TLS_KEY", default: "", help: "PEM private key of --tls-cert" },
+  "tls-client-ca": { kind: "string", env: "CLIPPER_TLS_CLIENT_CA", default: "", help: "PEM CA bundle: require client certificates it signed (mutual TLS)" },
 } as const satisfies Record<string, OptionSpec>;
 
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);

@@ -1,4 +1,5 @@
 import type { Authorizer } from "../core/auth/authorizer.js";
+import type { ServerTls } from "../core/tls/server-tls.js";
 import { connectRedis } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
 import { startGrpcServer } from "../core/servers/grpc-server.js";
@@ -46,6 +47,8 @@ export interface GatewayConfig {
   readonly maxBatchWaitMs?: number;
   /** Admits calls by token and scope on the gRPC and HTTP ports; every call is admitted when absent. */
   readonly auth?: Authorizer;
+  /** TLS (mutual with a client CA) on the gRPC and HTTP ports; plaintext when absent. */
+  readonly tls?: ServerTls;
 }
 
 export interface Gateway {
@@ -107,6 +110,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     port: config.grpcPort,
     bindings,
     ...(config.auth === undefined ? {} : { auth: config.auth }),
+    ...(config.tls === undefined ? {} : { tls: config.tls }),
     streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry) },
   });
   // Predict (and the server as a whole, "") follow readiness; Heartbeat needs no Redis.
@@ -132,6 +136,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       port: config.httpPort,
       onError: (err) => log.error({ err }, "internal error in HTTP request"),
       ...(config.auth === undefined ? {} : { auth: config.auth }),
+    ...(config.tls === undefined ? {} : { tls: config.tls }),
     },
   );
   await catalog.start();

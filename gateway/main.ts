@@ -1,9 +1,11 @@
 import { loadServerAuth } from "../core/auth/server-auth.js";
+import { reloadAll } from "../core/reload.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { GATEWAY_PORTS_LINE } from "../core/ports-line.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
+import { ServerTls } from "../core/tls/server-tls.js";
 import { startGateway } from "./gateway.js";
 
 const OPTIONS = {
@@ -27,6 +29,11 @@ if (!auth.ok) {
   process.stderr.write(`clipper-gateway: ${auth.error}\n`);
   process.exit(2);
 }
+const tls = await ServerTls.fromFlags(c);
+if (!tls.ok) {
+  process.stderr.write(`clipper-gateway: ${tls.error}\n`);
+  process.exit(2);
+}
 const log = createLogger("clipper-gateway", c["log-level"]);
 // Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
 const tracing = await startTracing("clipper-gateway");
@@ -42,11 +49,11 @@ await runUntilSignal(log, async () => {
       queueCapacity: c["queue-capacity"],
       evictionMs: c["eviction-ms"],
       maxBatchWaitMs: c["max-batch-wait-ms"],
-      auth: auth.value.authorizer ?? undefined,
+      auth: auth.value.authorizer ?? undefined, tls: tls.value ?? undefined,
     },
     log,
   );
   const at = (port: number) => ({ host: c.host, port });
   process.stdout.write(`${GATEWAY_PORTS_LINE.format({ grpc: at(g.grpcPort), http: at(g.httpPort), rpc: at(g.rpcPort) })}\n`);
-  return { close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()), reload: () => auth.value.reload(log) };
+  return { close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()), reload: () => reloadAll(log, auth.value, tls.value) };
 });

@@ -1,10 +1,12 @@
 import { loadServerAuth } from "../core/auth/server-auth.js";
+import { reloadAll } from "../core/reload.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
 import { MANAGEMENT_PORTS_LINE } from "../core/ports-line.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
+import { ServerTls } from "../core/tls/server-tls.js";
 import { startManagement } from "./management.js";
 
 const OPTIONS = {
@@ -30,15 +32,20 @@ if (!auth.ok) {
   process.stderr.write(`clipper-management: ${auth.error}\n`);
   process.exit(2);
 }
+const tls = await ServerTls.fromFlags(c);
+if (!tls.ok) {
+  process.stderr.write(`clipper-management: ${tls.error}\n`);
+  process.exit(2);
+}
 const log = createLogger("clipper-management", c["log-level"]);
 // Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
 const tracing = await startTracing("clipper-management");
 await runUntilSignal(log, async () => {
   const m = await startManagement(
-    { redisUrl: c["redis-url"], host: c.host, grpcPort: c["grpc-port"], httpPort: c["http-port"], gatewayRpc: c["gateway-rpc"], logLevel: c["log-level"], auth: auth.value.authorizer ?? undefined },
+    { redisUrl: c["redis-url"], host: c.host, grpcPort: c["grpc-port"], httpPort: c["http-port"], gatewayRpc: c["gateway-rpc"], logLevel: c["log-level"], auth: auth.value.authorizer ?? undefined, tls: tls.value ?? undefined },
     log,
   );
   // One plain line for people and scripts; the JSON log has the same facts.
   process.stdout.write(`${MANAGEMENT_PORTS_LINE.format({ grpc: { host: c.host, port: m.grpcPort }, http: { host: c.host, port: m.httpPort } })}\n`);
-  return { close: (graceMs) => m.close(graceMs).finally(() => tracing.shutdown()), reload: () => auth.value.reload(log) };
+  return { close: (graceMs) => m.close(graceMs).finally(() => tracing.shutdown()), reload: () => reloadAll(log, auth.value, tls.value) };
 });

@@ -1,4 +1,5 @@
 import type { Authorizer } from "../core/auth/authorizer.js";
+import type { ServerTls } from "../core/tls/server-tls.js";
 import { connectRedis } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
 import { DEFAULT_CLOSE_GRACE_MS, startGrpcServer } from "../core/servers/grpc-server.js";
@@ -29,6 +30,8 @@ export interface ManagementConfig {
   readonly logLevel?: string;
   /** Admits calls by token and scope on the gRPC and HTTP ports; every call is admitted when absent. */
   readonly auth?: Authorizer;
+  /** TLS (mutual with a client CA) on the gRPC and HTTP ports; plaintext when absent. */
+  readonly tls?: ServerTls;
 }
 
 /** A running management server. */
@@ -69,6 +72,7 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
     port: config.grpcPort,
     bindings: [binding],
     ...(config.auth === undefined ? {} : { auth: config.auth }),
+    ...(config.tls === undefined ? {} : { tls: config.tls }),
   });
   const setServing = (serving: boolean): void => {
     grpc.health.setServing("", serving);
@@ -87,6 +91,7 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
       port: config.httpPort,
       onError: (err) => log.error({ err }, "internal error in HTTP request"),
       ...(config.auth === undefined ? {} : { auth: config.auth }),
+    ...(config.tls === undefined ? {} : { tls: config.tls }),
     });
   } catch (err) {
     await grpc.close(0);

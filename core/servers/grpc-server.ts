@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Authorizer } from "../auth/authorizer.js";
 import { authInterceptor } from "../auth/grpc-auth.js";
+import type { ServerTls } from "../tls/server-tls.js";
 import type { UnaryHandler } from "../call-context.js";
 import { descriptorSet } from "../descriptor-set.js";
 import { ServingError } from "../errors.js";
@@ -43,6 +44,8 @@ export interface GrpcServerOptions {
   readonly onError?: (err: unknown, method: string) => void;
   /** Admits each call by its token and its method's scope; every call is admitted when absent. */
   readonly auth?: Authorizer;
+  /** Serves TLS (mutual when it has a client CA); plaintext when absent. */
+  readonly tls?: ServerTls;
 }
 
 /** A started server. */
@@ -62,7 +65,7 @@ export interface GrpcServerHandle {
 }
 
 /**
- * Builds and binds a grpc-js server (insecure credentials) with the given
+ * Builds and binds a grpc-js server (TLS when given, else plaintext) with the given
  * bindings, health (every bound service and "" start SERVING) and reflection
  * listing exactly the services added. Throws at start, not per call, when a
  * binding names a method its definition lacks or a streaming entry names an
@@ -91,7 +94,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
 
   let port: number;
   try {
-    port = await bind(server, options.host, options.port);
+    port = await bind(server, options.host, options.port, options.tls?.grpcCredentials() ?? grpc.ServerCredentials.createInsecure());
   } catch (err) {
     server.forceShutdown();
     throw err;
@@ -161,11 +164,11 @@ function adaptUnary(
   };
 }
 
-function bind(server: grpc.Server, host: string, port: number): Promise<number> {
+function bind(server: grpc.Server, host: string, port: number, credentials: grpc.ServerCredentials): Promise<number> {
   // IPv6 literals need brackets in a grpc-js address ("[::]:50051").
   const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+    server.bindAsync(address, credentials, (err, bound) => {
       if (err !== null) reject(new Error(`cannot bind gRPC server to ${address}: ${err.message}`, { cause: err }));
       else resolve(bound);
     });

@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Authorizer } from "../auth/authorizer.js";
 import type { Access } from "../auth/scopes.js";
+import type { ServerTls } from "../tls/server-tls.js";
 import { ServingError } from "../errors.js";
 import { status as Status } from "@grpc/grpc-js";
 import { httpErrorOf } from "../status.js";
@@ -114,15 +116,19 @@ export interface RunningHttpServer {
  */
 export async function startHttpServer(
   tables: readonly HttpRouteTable[],
-  options: { host: string; port: number; onError?: (err: unknown) => void; auth?: Authorizer },
+  options: { host: string; port: number; onError?: (err: unknown) => void; auth?: Authorizer; tls?: ServerTls },
 ): Promise<RunningHttpServer> {
   const auth = options.auth ?? null;
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     void dispatch(tables, auth, req, res).catch((err: unknown) => {
       options.onError?.(err);
       sendError(res, err);
     });
-  });
+  };
+  const tls = options.tls;
+  const server: Server = tls === undefined ? createServer(onRequest) : createHttpsServer(tls.httpsOptions(), onRequest);
+  // New handshakes use the reloaded certificate; open connections keep theirs.
+  if (tls !== undefined) tls.onReload((context) => (server as ReturnType<typeof createHttpsServer>).setSecureContext(context));
   // Keep-alive connections must not hold close() for long; idle ones are closed below.
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
