@@ -4,8 +4,9 @@
  * node:util parseArgs, --help text, output (human tables or JSON), and the
  * mapping of failures to one-line messages and exit codes.
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { status as Status } from "@grpc/grpc-js";
+import { credentials as grpcCredentials, status as Status, type ChannelCredentials } from "@grpc/grpc-js";
 import {
   createAdminClient,
   createHeartbeatClient,
@@ -50,6 +51,9 @@ const GLOBAL_OPTIONS = {
   json: { type: "boolean", help: "print JSON (the response message in protobuf JSON) instead of tables" },
   timeout: { type: "string", value: "MS", help: "deadline of each call in ms (env CLIPPER_TIMEOUT_MS; default 10000, 90000 for deploy and set-version)" },
   token: { type: "string", value: "TOKEN", help: "sent as 'authorization: Bearer TOKEN' (env CLIPPER_TOKEN; default: the token clipper up saved in <data-dir>/token)" },
+  "tls-ca": { type: "string", value: "FILE", help: "call over TLS, trusting this PEM CA (env CLIPPER_CLIENT_TLS_CA)" },
+  "tls-cert": { type: "string", value: "FILE", help: "client certificate (PEM) for mutual TLS, with --tls-key (env CLIPPER_CLIENT_TLS_CERT)" },
+  "tls-key": { type: "string", value: "FILE", help: "private key (PEM) of --tls-cert (env CLIPPER_CLIENT_TLS_KEY)" },
   "data-dir": { type: "string", value: "DIR", help: "where clipper up keeps Redis data, logs and its token (env CLIPPER_DATA_DIR, default .clipper)" },
   help: { type: "boolean", short: "h", help: "print this help" },
 } as const satisfies Record<string, OptionDef>;
@@ -72,6 +76,8 @@ export interface Globals {
   readonly timeoutMs: number | undefined;
   /** The token every call carries, or undefined for none. */
   readonly token: string | undefined;
+  /** TLS channel credentials, or undefined for plaintext. */
+  readonly credentials: ChannelCredentials | undefined;
 }
 
 /** A failure with its exit code and a one-line message. */
@@ -167,6 +173,7 @@ function resolveGlobals(values: Record<string, unknown>, env: NodeJS.ProcessEnv)
     gatewayHttp: addr("gateway-http", GLOBAL_ENV.gatewayHttp, "127.0.0.1:1337"),
     json: values.json === true,
     timeoutMs: timeout === "" ? undefined : Number(timeout),
+    credentials: tlsCredentials(pick("tls-ca", "CLIPPER_CLIENT_TLS_CA", ""), pick("tls-cert", "CLIPPER_CLIENT_TLS_CERT", ""), pick("tls-key", "CLIPPER_CLIENT_TLS_KEY", "")),
     token: resolveToken(
       { token: typeof values.token === "string" ? values.token : undefined, dataDir: typeof values["data-dir"] === "string" ? values["data-dir"] : undefined },
       env,
@@ -335,7 +342,26 @@ export function heartbeatClient(g: Globals): HeartbeatApi {
 }
 
 function clientOptions(g: Globals): ClientOptions {
-  return { ...(g.timeoutMs === undefined ? {} : { deadlineMs: g.timeoutMs }), ...(g.token === undefined ? {} : { token: g.token }) };
+  return {
+    ...(g.timeoutMs === undefined ? {} : { deadlineMs: g.timeoutMs }),
+    ...(g.token === undefined ? {} : { token: g.token }),
+    ...(g.credentials === undefined ? {} : { credentials: g.credentials }),
+  };
+}
+
+/** grpc-js TLS credentials from the --tls-* files; undefined when none is given. */
+function tlsCredentials(ca: string, cert: string, key: string): ChannelCredentials | undefined {
+  if (ca === "" && cert === "" && key === "") return undefined;
+  if ((cert === "") !== (key === "")) throw usageError("--tls-cert and --tls-key go together");
+  const read = (flag: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw usageError(`--${flag}: cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+  // Without --tls-ca the system's trusted CAs verify the server.
+  return grpcCredentials.createSsl(ca === "" ? null : read("tls-ca", ca), key === "" ? null : read("tls-key", key), cert === "" ? null : read("tls-cert", cert));
 }
 
 /** Runs `fn` with a client and closes it afterwards. */

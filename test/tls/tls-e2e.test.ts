@@ -136,6 +136,18 @@ test.serial("management with --tls-client-ca refuses clients without a certifica
   t.is(await admin(credentials.createSsl(ca, readFileSync(client.key), readFileSync(client.cert))), "ok");
   t.true((await httpsGet(ports.http.port, "/healthz", { ca: certs.ca })) instanceof Error, "HTTPS without a client certificate");
   t.like(await httpsGet(ports.http.port, "/healthz", { ca: certs.ca, client }), { status: 200 });
+
+  // The CLI: --tls-ca, --tls-cert and --tls-key (or CLIPPER_CLIENT_TLS_*).
+  const mgmt = ["--management", `127.0.0.1:${ports.grpc.port}`];
+  const withCert = spawnBin("clipper", ["apps", "list", ...mgmt, "--tls-ca", certs.ca, "--tls-cert", client.cert, "--tls-key", client.key]);
+  t.is(await withCert.waitExit(30_000), 0, withCert.output);
+  const fromEnv = spawnBin("clipper", ["apps", "list", ...mgmt], { CLIPPER_CLIENT_TLS_CA: certs.ca, CLIPPER_CLIENT_TLS_CERT: client.cert, CLIPPER_CLIENT_TLS_KEY: client.key });
+  t.is(await fromEnv.waitExit(30_000), 0, fromEnv.output);
+  const noCert = spawnBin("clipper", ["apps", "list", ...mgmt, "--tls-ca", certs.ca]);
+  t.is(await noCert.waitExit(30_000), 3, "refused without a client certificate");
+  const halfPair = spawnBin("clipper", ["apps", "list", ...mgmt, "--tls-cert", client.cert]);
+  t.is(await halfPair.waitExit(30_000), 2);
+  t.regex(halfPair.output, /--tls-cert and --tls-key go together/);
 });
 
 /** A health check over a channel with these credentials: "ok" or the status code. */
