@@ -76,11 +76,20 @@ export function parseH2loadOutput(text: string): H2loadOutput | null {
   };
 }
 
-function h2loadArgs(port: number, frame: string, extra: readonly string[]): string[] {
+/** How calls reach the server: plaintext or TLS, and extra headers (a token). */
+export interface GrpcTarget {
+  readonly tls: boolean;
+  readonly headers: readonly string[];
+}
+
+const PLAINTEXT: GrpcTarget = { tls: false, headers: [] };
+
+function h2loadArgs(port: number, frame: string, extra: readonly string[], target: GrpcTarget): string[] {
   return [
     "-t", "1", "-c", "1", "-m", "1", ...extra, "-d", frame,
     "-H", "content-type: application/grpc", "-H", "te: trailers",
-    `http://127.0.0.1:${port}${PREDICT_PATH}`,
+    ...target.headers.flatMap((h) => ["-H", h]),
+    `${target.tls ? "https" : "http"}://127.0.0.1:${port}${PREDICT_PATH}`,
   ];
 }
 
@@ -108,8 +117,8 @@ function runAll(argsList: readonly string[][], timeoutMs: number): Promise<{ tex
  * Drives `frames.length` callers for about `seconds` (timing mode) and
  * returns the total rate: a warm-up that also sizes the counted run.
  */
-export async function warmUpGrpc(port: number, frames: readonly string[], seconds: number): Promise<number> {
-  const outs = await runAll(frames.map((f) => h2loadArgs(port, f, ["-D", String(seconds)])), seconds * 1000 + RUN_GRACE_MS);
+export async function warmUpGrpc(port: number, frames: readonly string[], seconds: number, target: GrpcTarget = PLAINTEXT): Promise<number> {
+  const outs = await runAll(frames.map((f) => h2loadArgs(port, f, ["-D", String(seconds)], target)), seconds * 1000 + RUN_GRACE_MS);
   let rate = 0;
   for (const o of outs) {
     const p = parseH2loadOutput(o.text);
@@ -125,11 +134,18 @@ export async function warmUpGrpc(port: number, frames: readonly string[], second
  * Latency and throughput come from h2load's per-request log, over the
  * window in which every caller was active.
  */
-export async function runGrpcLoad(port: number, frames: readonly string[], perCaller: number, expectedSeconds: number, logDir: string): Promise<LoadResult> {
+export async function runGrpcLoad(
+  port: number,
+  frames: readonly string[],
+  perCaller: number,
+  expectedSeconds: number,
+  logDir: string,
+  target: GrpcTarget = PLAINTEXT,
+): Promise<LoadResult> {
   const logs = frames.map((_, i) => join(logDir, `h2load-${i}.log`));
   for (const path of logs) rmSync(path, { force: true });
   const outs = await runAll(
-    frames.map((f, i) => h2loadArgs(port, f, ["-n", String(perCaller), "--log-file", logs[i]!])),
+    frames.map((f, i) => h2loadArgs(port, f, ["-n", String(perCaller), "--log-file", logs[i]!], target)),
     expectedSeconds * 1000 + RUN_GRACE_MS,
   );
   let succeeded = 0;

@@ -34,6 +34,8 @@ export interface StackOptions {
   readonly profileDir: string | null;
   /** Sampling interval of the CPU profiler, in µs. */
   readonly profileIntervalUs: number;
+  /** Extra gateway flags (auth, TLS). */
+  readonly gatewayArgs?: readonly string[];
 }
 
 /**
@@ -112,7 +114,7 @@ export class BenchStack {
       const proc = spawnBinWith(
         "clipper-gateway",
         [...gatewayNodeFlags(process.env, nodeArgs), ...nodeArgs],
-        ["--redis-url", redis.url, "--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--cache-bytes", "0"],
+        ["--redis-url", redis.url, "--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--cache-bytes", "0", ...(options.gatewayArgs ?? [])],
         profileEnv(options),
       );
       const m = await proc.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS).catch(async (err: unknown) => {
