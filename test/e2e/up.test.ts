@@ -34,7 +34,8 @@ function up(p: Record<string, number>, marker: string, extra: string[] = []): Pr
   const dir = mkdtempSync(join(tmpdir(), "clipper-up-"));
   dirs.push(dir);
   const args = ["up", "--data-dir", dir, ...Object.entries(p).flatMap(([k, v]) => [`--${k}`, String(v)]), ...extra];
-  const proc = spawnBin("clipper", args, { CLIPPER_TEST_MARKER: marker, CLIPPER_LOG_LEVEL: "warn" });
+  // Management passes the marker on to the demo worker only when asked to (it gives workers an allow-listed environment).
+  const proc = spawnBin("clipper", args, { CLIPPER_TEST_MARKER: marker, CLIPPER_LOG_LEVEL: "warn", CLIPPER_WORKER_INHERIT_ENV: "CLIPPER_TEST_MARKER" });
   procs.push(proc);
   return proc;
 }
