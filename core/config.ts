@@ -2,18 +2,19 @@ import { parseArgs } from "node:util";
 import { parseRedisUrl } from "./redis-client.js";
 
 /** How one option's text is checked and converted. */
-export type OptionKind = "port" | "count" | "bytes" | "string" | "redis-url" | "host" | "level";
+export type OptionKind = "port" | "count" | "bytes" | "string" | "redis-url" | "host" | "level" | "flag";
 
 /** One command-line option: `--flag`, its env variable, default and help. */
 export interface OptionSpec {
   readonly kind: OptionKind;
   /** Env variable consulted when the flag is absent (e.g. CLIPPER_REDIS_URL). */
   readonly env: string;
+  /** As text, checked like a value from env; a `flag`'s default is "false" or "true". */
   readonly default: string;
   readonly help: string;
 }
 
-type ValueOf<K extends OptionKind> = K extends "port" | "count" | "bytes" ? number : string;
+type ValueOf<K extends OptionKind> = K extends "port" | "count" | "bytes" ? number : K extends "flag" ? boolean : string;
 /** The parsed config: one typed value per option, keyed by flag name. */
 export type ConfigOf<S extends Record<string, OptionSpec>> = { readonly [K in keyof S]: ValueOf<S[K]["kind"]> };
 
@@ -39,6 +40,14 @@ export const COMMON_OPTIONS = {
   "tls-client-ca": { kind: "string", env: "CLIPPER_TLS_CLIENT_CA", default: "", help: "PEM CA bundle: require client certificates it signed (mutual TLS)" },
 } as const satisfies Record<string, OptionSpec>;
 
+/** What a flag's env variable may say, in any case. */
+const FLAG_VALUES: ReadonlyMap<string, boolean> = new Map([
+  ["1", true],
+  ["true", true],
+  ["0", false],
+  ["false", false],
+]);
+
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
 /**
@@ -55,14 +64,19 @@ export function parseConfig<S extends Record<string, OptionSpec>>(
   let values: Record<string, string | boolean | undefined>;
   try {
     const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
-    for (const name of Object.keys(specs)) options[name] = { type: "string" };
+    // A flag takes no value on the command line; its env variable says 1/true/0/false.
+    for (const [name, spec] of Object.entries(specs)) options[name] = { type: spec.kind === "flag" ? "boolean" : "string" };
     values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
   } catch (err) {
     return { kind: "error", error: `${(err as Error).message}\n\n${usage(command, specs)}` };
   }
   if (values.help === true) return { kind: "help", text: usage(command, specs) };
-  const config: Record<string, string | number> = {};
+  const config: Record<string, string | number | boolean> = {};
   for (const [name, spec] of Object.entries(specs)) {
+    if (spec.kind === "flag" && values[name] === true) {
+      config[name] = true;
+      continue;
+    }
     const fromFlag = values[name];
     const raw = typeof fromFlag === "string" ? fromFlag : (env[spec.env] ?? spec.default);
     const source = typeof fromFlag === "string" ? `--${name}` : env[spec.env] !== undefined ? spec.env : `default of --${name}`;
@@ -73,8 +87,12 @@ export function parseConfig<S extends Record<string, OptionSpec>>(
   return { kind: "ok", config: Object.freeze(config) as ConfigOf<S> };
 }
 
-function convert(kind: OptionKind, raw: string): { ok: true; value: string | number } | { ok: false; error: string } {
+function convert(kind: OptionKind, raw: string): { ok: true; value: string | number | boolean } | { ok: false; error: string } {
   switch (kind) {
+    case "flag": {
+      const b = FLAG_VALUES.get(raw.toLowerCase());
+      return b === undefined ? { ok: false, error: `'${raw}' is not a boolean (1, true, 0 or false)` } : { ok: true, value: b };
+    }
     case "port": {
       const n = Number(raw);
       return /^\d+$/.test(raw) && n <= 65535 ? { ok: true, value: n } : { ok: false, error: `'${raw}' is not a port (0-65535; 0 picks a free one)` };
@@ -99,8 +117,10 @@ function convert(kind: OptionKind, raw: string): { ok: true; value: string | num
 
 /** The --help text, generated from the specs. */
 function usage(command: string, specs: Record<string, OptionSpec>): string {
-  const lines = Object.entries(specs).map(
-    ([name, s]) => `  --${name.padEnd(22)} ${s.help}\n  ${"".padEnd(24)} env ${s.env}, default ${s.default === "" ? '""' : s.default}`,
+  const lines = Object.entries(specs).map(([name, s]) =>
+    s.kind === "flag"
+      ? `  --${name.padEnd(22)} ${s.help}\n  ${"".padEnd(24)} env ${s.env}=1|true|0|false, default ${s.default}`
+      : `  --${name.padEnd(22)} ${s.help}\n  ${"".padEnd(24)} env ${s.env}, default ${s.default === "" ? '""' : s.default}`,
   );
   return `Usage: ${command} [options]\n\nOptions:\n${lines.join("\n")}\n  --help                   print this text`;
 }

@@ -21,6 +21,8 @@ export type ErrorReason =
   | "ROUTE_NOT_FOUND"
   | "METHOD_NOT_ALLOWED"
   | "BODY_TOO_LARGE"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "HOST_NOT_ALLOWED"
   | "QUEUE_FULL"
   | "DEADLINE_EXCEEDED"
   | "CANCELLED"
@@ -28,6 +30,8 @@ export type ErrorReason =
   | "NO_REPLICA_MANAGER"
   | "NOT_MANAGED"
   | "REPLICAS_NOT_READY"
+  | "WORKER_COMMANDS_DISABLED"
+  | "WORKER_MODULE_OUTSIDE_ROOT"
   | "MODEL_ERROR"
   | "UNAUTHENTICATED"
   | "PERMISSION_DENIED"
@@ -90,3 +94,5 @@ export const failedPrecondition = (reason: ErrorReason, message: string): Servin
   new ServingError(Status.FAILED_PRECONDITION, reason, message);
 export const unavailable = (reason: ErrorReason, message: string, cause?: unknown): ServingError =>
   new ServingError(Status.UNAVAILABLE, reason, message, { cause });
+export const permissionDenied = (reason: ErrorReason, message: string): ServingError =>
+  new ServingError(Status.PERMISSION_DENIED, reason, message);

@@ -41,7 +41,8 @@ export interface RpcStatusJson {
 /**
  * The HTTP rendering of an error: status, `google.rpc.Status` JSON body and
  * any extra headers. Routing errors keep their own HTTP status (404, 405,
- * 413) while the body carries the matching gRPC code.
+ * 413), as do the request guards' refusals (415, 421), while the body
+ * carries the matching gRPC code.
  */
 export function httpErrorOf(err: unknown): { status: number; body: RpcStatusJson; headers: Record<string, string> } {
   const e = ServingError.from(err);
@@ -49,6 +50,8 @@ export function httpErrorOf(err: unknown): { status: number; body: RpcStatusJson
     e.reason === "ROUTE_NOT_FOUND" ? 404
     : e.reason === "METHOD_NOT_ALLOWED" ? 405
     : e.reason === "BODY_TOO_LARGE" ? 413
+    : e.reason === "UNSUPPORTED_MEDIA_TYPE" ? 415
+    : e.reason === "HOST_NOT_ALLOWED" ? 421
     : httpStatusFromGrpc(e.code);
   return { status, body: { code: e.code, message: e.message, details: [] }, headers: { ...e.headers } };
 }

@@ -19,6 +19,30 @@ const OPTIONS = {
     default: "",
     help: "turns on the replica manager: the gateway's worker RPC endpoint (tcp://HOST:PORT) its workers connect to; it then starts processes on this host for whoever can call Admin",
   },
+  "allow-worker-commands": {
+    kind: "flag",
+    env: "CLIPPER_ALLOW_WORKER_COMMANDS",
+    default: "false",
+    help: "lets DeployModel run worker.command programs (clipper models deploy … -- COMMAND) as this user; off, such deploys get PERMISSION_DENIED",
+  },
+  "worker-module-root": {
+    kind: "string",
+    env: "CLIPPER_WORKER_MODULE_ROOT",
+    default: "",
+    help: "if set, module deploys must name a file under this directory (symlinks resolved)",
+  },
+  "worker-inherit-env": {
+    kind: "string",
+    env: "CLIPPER_WORKER_INHERIT_ENV",
+    default: "",
+    help: "comma-separated names of more variables of this environment its workers get (beyond PATH, HOME, locale, OTEL_*); never secrets",
+  },
+  "allowed-hosts": {
+    kind: "string",
+    env: "CLIPPER_ALLOWED_HOSTS",
+    default: "",
+    help: "on a loopback --host, comma-separated Host names HTTP requests may carry besides loopback ones (port ignored); others get 421",
+  },
 } as const;
 
 const c = configOrExit("clipper-management", OPTIONS);
@@ -38,14 +62,34 @@ if (!tls.ok) {
   process.exit(2);
 }
 const log = createLogger("clipper-management", c["log-level"]);
+if (c["allow-worker-commands"] && c["gateway-rpc"] !== "") {
+  log.warn("--allow-worker-commands: whoever can call DeployModel can run programs on this host as this user");
+}
 // Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
 const tracing = await startTracing("clipper-management");
 await runUntilSignal(log, async () => {
   const m = await startManagement(
-    { redisUrl: c["redis-url"], host: c.host, grpcPort: c["grpc-port"], httpPort: c["http-port"], gatewayRpc: c["gateway-rpc"], logLevel: c["log-level"], auth: auth.value.authorizer ?? undefined, tls: tls.value ?? undefined },
+    {
+      redisUrl: c["redis-url"],
+      host: c.host,
+      grpcPort: c["grpc-port"],
+      httpPort: c["http-port"],
+      gatewayRpc: c["gateway-rpc"],
+      logLevel: c["log-level"],
+      workerPolicy: { allowCommands: c["allow-worker-commands"], moduleRoot: c["worker-module-root"] },
+      workerInheritEnv: commaList(c["worker-inherit-env"]),
+      allowedHosts: commaList(c["allowed-hosts"]),
+      auth: auth.value.authorizer ?? undefined,
+      tls: tls.value ?? undefined,
+    },
     log,
   );
   // One plain line for people and scripts; the JSON log has the same facts.
   process.stdout.write(`${MANAGEMENT_PORTS_LINE.format({ grpc: { host: c.host, port: m.grpcPort }, http: { host: c.host, port: m.httpPort } })}\n`);
   return { close: (graceMs) => m.close(graceMs).finally(() => tracing.shutdown()), reload: () => reloadAll(log, auth.value, tls.value) };
 });
+
+/** "a, b,,c" → ["a", "b", "c"]. */
+function commaList(text: string): string[] {
+  return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}

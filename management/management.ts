@@ -5,6 +5,8 @@ import { watchRedis } from "../core/redis-watch.js";
 import { DEFAULT_CLOSE_GRACE_MS, startGrpcServer } from "../core/servers/grpc-server.js";
 import { startHttpServer } from "../core/servers/http-server.js";
 import { opsRoutes } from "../core/servers/ops-routes.js";
+import { allowHosts, guardRoutes, requireJsonBody, type RequestGuard } from "../core/servers/request-guards.js";
+import { isLoopbackHost } from "../core/loopback.js";
 import { createTranscoder } from "../core/transcoding/index.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { CallInstrument } from "../core/telemetry/call-instrument.js";
@@ -14,6 +16,13 @@ import { clipperAdminRoutes } from "./http/clipper-admin.js";
 import { DeploymentStore } from "./deployment-store.js";
 import { ReplicaManager } from "./replica-manager.js";
 import { ADMIN_SERVICE_NAME, adminBinding } from "./services/admin.js";
+import type { WorkerPolicy } from "./worker-policy.js";
+
+/**
+ * Answered whatever the Host: a probe reads "ok" or "ready" and changes
+ * nothing, and a kubelet or load balancer sends its own Host.
+ */
+const PROBE_PATHS: ReadonlySet<string> = new Set(["/healthz", "/readyz"]);
 
 export interface ManagementConfig {
   readonly redisUrl: string;
@@ -32,6 +41,12 @@ export interface ManagementConfig {
   readonly auth?: Authorizer;
   /** TLS (mutual with a client CA) on the gRPC and HTTP ports; plaintext when absent. */
   readonly tls?: ServerTls;
+  /** What the replica manager may run; default: modules anywhere, no commands (worker-policy.ts). */
+  readonly workerPolicy?: WorkerPolicy;
+  /** More variables of this process's environment its workers get (worker-env.ts). */
+  readonly workerInheritEnv?: readonly string[];
+  /** On a loopback host, the Host header names HTTP requests may carry besides loopback ones. */
+  readonly allowedHosts?: readonly string[];
 }
 
 /** A running management server. */
@@ -62,6 +77,8 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
       : new ReplicaManager(store, new DeploymentStore(redis, redisWhere, ReplicaManager.host()), log.child({ component: "replica-manager" }), {
           gatewayRpc: config.gatewayRpc,
           workerLogLevel: config.logLevel ?? "info",
+          workerPolicy: config.workerPolicy,
+          workerInheritEnv: config.workerInheritEnv,
         });
   // Spans, clipper_rpc_* metrics and internal-error logs for every Admin call (gRPC, HTTP, Clipper REST).
   const calls = new CallInstrument(createRpcMetrics(registry), log);
@@ -86,7 +103,14 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
     redis.status === "ready" ? { ready: true, reason: "" } : { ready: false, reason: `Redis at ${redisWhere} is unreachable (${redis.status})` };
   let http;
   try {
-    http = await startHttpServer([opsRoutes(registry, readiness), clipperAdminRoutes(store, { calls }), createTranscoder([binding])], {
+    // See docs/security.md: DNS rebinding and cross-site "simple requests".
+    const hostGuard: RequestGuard[] = isLoopbackHost(config.host) ? [allowHosts(config.allowedHosts ?? [])] : [];
+    const apiGuards = [...hostGuard, requireJsonBody];
+    http = await startHttpServer([
+      guardRoutes(opsRoutes(registry, readiness), hostGuard, { except: PROBE_PATHS }),
+      guardRoutes(clipperAdminRoutes(store, { calls }), apiGuards),
+      guardRoutes(createTranscoder([binding]), apiGuards),
+    ], {
       host: config.host,
       port: config.httpPort,
       onError: (err) => log.error({ err }, "internal error in HTTP request"),

@@ -18,6 +18,8 @@ import type { DeploymentStore } from "./deployment-store.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { Rollout } from "./rollout.js";
 import { loadSavedState } from "./saved-state.js";
+import { workerEnvironment } from "./worker-env.js";
+import { checkWorkerPolicy, DEFAULT_WORKER_POLICY, workerPolicyRefusal, type WorkerPolicy } from "./worker-policy.js";
 import { checkReplicas, checkWorker } from "./worker-spec.js";
 import { WorkerSupervisor } from "./worker-supervisor.js";
 
@@ -43,6 +45,10 @@ export interface ReplicaManagerOptions {
   readonly gatewayRpc: string;
   /** Log level given to clipper-worker processes (CLIPPER_LOG_LEVEL). */
   readonly workerLogLevel: string;
+  /** What deployments may run; default: modules anywhere, no commands. */
+  readonly workerPolicy?: WorkerPolicy;
+  /** Names of more variables of management's environment its workers get (--worker-inherit-env). */
+  readonly workerInheritEnv?: readonly string[];
   readonly stopGraceMs?: number;
   readonly readyTimeoutMs?: number;
   readonly settleMs?: number;
@@ -85,6 +91,7 @@ export class ReplicaManager {
   readonly #supervisor: WorkerSupervisor;
   readonly #rollout: Rollout;
   readonly #lock = new KeyedLock();
+  readonly #policy: WorkerPolicy;
   #lifecycle: Lifecycle = { kind: "loading", attempts: 0, timer: null };
 
   constructor(store: AdminStore, state: DeploymentStore, log: Logger, options: ReplicaManagerOptions) {
@@ -93,11 +100,14 @@ export class ReplicaManager {
     this.#store = store;
     this.#state = state;
     this.#log = log;
+    this.#policy = options.workerPolicy ?? DEFAULT_WORKER_POLICY;
     this.#supervisor = new WorkerSupervisor(state, log, {
       gatewayRpc: options.gatewayRpc,
       gateway: gateway.value,
       workerLogLevel: options.workerLogLevel,
       stopGraceMs: options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
+      // Read once: management's environment does not change while it runs.
+      baseEnv: workerEnvironment(process.env, options.workerInheritEnv),
     });
     this.#rollout = new Rollout(store, this.#supervisor, log, {
       readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
@@ -120,6 +130,7 @@ export class ReplicaManager {
     this.#requireLoaded();
     const model = validateModelInput({ ...input, containerName: "", modelDataPath: "" });
     checkReplicas(input.replicas, 1);
+    await checkWorkerPolicy(input.worker, this.#policy);
     await checkWorker(input.worker);
     return this.#lock.run(input.name, async () => {
       const out = await this.#rollout.deploy({ model, replicas: input.replicas, worker: input.worker }, ctx);
@@ -186,7 +197,7 @@ export class ReplicaManager {
     if (this.#lifecycle.kind !== "loading") return;
     const attempts = this.#lifecycle.attempts;
     try {
-      const saved = await loadSavedState(this.#state, this.#log, (p) => this.#supervisor.stop(p));
+      const saved = await loadSavedState(this.#state, this.#log, (p) => this.#supervisor.stop(p), (d) => workerPolicyRefusal(d.worker, this.#policy));
       // close() may have come while Redis answered.
       if (this.#lifecycle.kind !== "loading") return;
       this.#lifecycle = { kind: "loaded" };

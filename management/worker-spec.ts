@@ -21,12 +21,13 @@ const MAX_REPLICAS = 64;
  * The process of a deployment: clipper-worker with its module, or the
  * command as given; both get who they are and where the gateway is in the
  * environment (clipper-worker's CLIPPER_GATEWAY, and Clipper containers'
- * CLIPPER_IP / CLIPPER_PORT).
+ * CLIPPER_IP / CLIPPER_PORT), on top of `baseEnv` (worker-env.ts: never
+ * management's whole environment) and the spec's own variables.
  */
-export function workerCommand(d: DeploymentRecord, gatewayRpc: string, gateway: TcpEndpoint, logLevel: string): ProcessCommand {
+export function workerCommand(d: DeploymentRecord, gatewayRpc: string, gateway: TcpEndpoint, logLevel: string, baseEnv: NodeJS.ProcessEnv): ProcessCommand {
   const w = d.worker;
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...baseEnv,
     CLIPPER_LOG_LEVEL: logLevel,
     ...(w.concurrency > 0 ? { CLIPPER_WORKER_CONCURRENCY: String(w.concurrency) } : {}),
     ...(w.maxBatchSize > 0 ? { CLIPPER_MAX_BATCH_SIZE: String(w.maxBatchSize) } : {}),

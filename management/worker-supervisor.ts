@@ -28,6 +28,8 @@ export interface WorkerSupervisorOptions {
   readonly workerLogLevel: string;
   /** How long a stopping worker may drain before its group is killed, in ms. */
   readonly stopGraceMs: number;
+  /** The environment every worker starts from (worker-env.ts), before its spec's variables. */
+  readonly baseEnv: NodeJS.ProcessEnv;
 }
 
 /** A supervised deployment as callers see it. */
@@ -194,7 +196,7 @@ export class WorkerSupervisor {
 
   #spawn(s: Supervised): void {
     const { name, version } = s.record;
-    const p = WorkerProcess.spawn(name, version, workerCommand(s.record, this.#o.gatewayRpc, this.#o.gateway, this.#o.workerLogLevel), this.#log);
+    const p = WorkerProcess.spawn(name, version, workerCommand(s.record, this.#o.gatewayRpc, this.#o.gateway, this.#o.workerLogLevel, this.#o.baseEnv), this.#log);
     s.processes.add(p);
     this.#log.info({ model: name, version, pid: p.pid }, "worker started");
     if (p.pid > 0) {

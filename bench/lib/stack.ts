@@ -133,7 +133,7 @@ export class BenchStack {
   /** Adds an app linked to a new model version, as clipper_admin would. */
   async deploy(app: string, model: string, options: { sloMicros: number }): Promise<void> {
     const admin = async (endpoint: string, body: unknown): Promise<void> => {
-      const res = await fetch(`http://127.0.0.1:${this.management.httpPort}/admin/${endpoint}`, { method: "POST", body: JSON.stringify(body) });
+      const res = await fetch(`http://127.0.0.1:${this.management.httpPort}/admin/${endpoint}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
       if (res.status !== 200) throw new Error(`admin ${endpoint}: ${res.status} ${await res.text()}`);
     };
     await admin("add_app", { name: app, input_type: "doubles", default_output: "-1.0", latency_slo_micros: options.sloMicros });

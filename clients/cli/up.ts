@@ -187,9 +187,12 @@ async function up({ values, out }: CommandContext): Promise<number> {
         "--redis-url", redisUrl, "--host", s.host,
         "--grpc-port", String(s.ports["management-grpc-port"]), "--http-port", String(s.ports["management-http-port"]),
         "--gateway-rpc", `tcp://${s.connectHost}:${rpc}`,
+        // `clipper models deploy … -- COMMAND` runs Clipper containers on this machine.
+        "--allow-worker-commands",
         ...auth,
       ]),
-      { env, cwd: ROOT, logPath: join(logs, "management.log") },
+      // Workers carry the session marker too, so a stop finds whatever this session started.
+      { env: { ...env, CLIPPER_WORKER_INHERIT_ENV: [env.CLIPPER_WORKER_INHERIT_ENV ?? "", SESSION_ENV].filter((n) => n !== "").join(",") }, cwd: ROOT, logPath: join(logs, "management.log") },
     );
     started.push(management);
     const m = MANAGEMENT_PORTS_LINE.read(await management.waitFor(MANAGEMENT_PORTS_LINE.pattern, START_TIMEOUT_MS));

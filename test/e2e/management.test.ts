@@ -44,8 +44,9 @@ test.beforeEach(async () => {
   await db0.flushall();
 });
 
+/** As Clipper's Python client posts: a JSON body sent as application/json. */
 async function post(path: string, body: unknown): Promise<{ status: number; text: string; type: string | null }> {
-  const res = await fetch(`${base}${path}`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body) });
+  const res = await fetch(`${base}${path}`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers: { "content-type": "application/json" } });
   return { status: res.status, text: await res.text(), type: res.headers.get("content-type") };
 }
 

@@ -48,7 +48,7 @@ test.before(async () => {
     ["add_model", { model_name: "sum", model_version: "1", labels: [], input_type: "doubles", container_name: "", model_data_path: "", batch_size: -1 }],
     ["add_model_links", { app_name: "t-app", model_names: ["sum"] }],
   ] as const) {
-    const res = await fetch(`http://127.0.0.1:${management.httpPort}/admin/${endpoint}`, { method: "POST", body: JSON.stringify(body) });
+    const res = await fetch(`http://127.0.0.1:${management.httpPort}/admin/${endpoint}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
     if (res.status !== 200) throw new Error(`${endpoint}: ${res.status} ${await res.text()}`);
   }
   worker = startWorker({

@@ -34,7 +34,8 @@ function up(p: Record<string, number>, marker: string, extra: string[] = []): Pr
   const dir = mkdtempSync(join(tmpdir(), "clipper-up-"));
   dirs.push(dir);
   const args = ["up", "--data-dir", dir, ...Object.entries(p).flatMap(([k, v]) => [`--${k}`, String(v)]), ...extra];
-  const proc = spawnBin("clipper", args, { CLIPPER_TEST_MARKER: marker, CLIPPER_LOG_LEVEL: "warn" });
+  // Management passes the marker on to the demo worker only when asked to (it gives workers an allow-listed environment).
+  const proc = spawnBin("clipper", args, { CLIPPER_TEST_MARKER: marker, CLIPPER_LOG_LEVEL: "warn", CLIPPER_WORKER_INHERIT_ENV: "CLIPPER_TEST_MARKER" });
   procs.push(proc);
   return proc;
 }
@@ -71,6 +72,12 @@ test.serial("clipper up serves the demo over HTTP, Clipper REST and gRPC, and Ct
   await t.throwsAsync(admin.createApp({ name: "x", inputType: "doubles", defaultOutput: "0", latencySloMicros: 100_000 }), { message: /UNAUTHENTICATED/ });
   t.true((await admin.listApps({})).apps.length > 0, "read stays open");
   admin.close();
+  const plainText = await fetch(`${mgmt}/v1/models/p/versions/1:deploy`, {
+    method: "POST",
+    headers: { "content-type": "text/plain", authorization: `Bearer ${token}` },
+    body: JSON.stringify(probe),
+  });
+  t.is(plainText.status, 415, "even with the token, a body a web page could send cross-site is refused");
   const withToken = createAdminClient(`127.0.0.1:${p["management-grpc-port"]}`, { token });
   await withToken.createApp({ name: "x", inputType: "doubles", defaultOutput: "0", latencySloMicros: 100_000 });
   withToken.close();

@@ -21,10 +21,21 @@ export class ManagedStack {
   admin!: AdminApi;
   predict!: PredictApi;
   heartbeat!: HeartbeatApi;
+  /** Whether startManagement passes --allow-worker-commands (a test may turn it off before a restart). */
+  allowWorkerCommands = true;
+  /** More flags startManagement passes. */
+  managementArgs: string[] = [];
+  /** More variables in the management process's environment. */
+  managementEnv: Record<string, string> = {};
 
   /** `evictionMs` short so a killed worker leaves the gateway quickly. */
-  static async start(options: { evictionMs?: number } = {}): Promise<ManagedStack> {
+  static async start(
+    options: { evictionMs?: number; allowWorkerCommands?: boolean; managementArgs?: string[]; managementEnv?: Record<string, string> } = {},
+  ): Promise<ManagedStack> {
     const s = new ManagedStack();
+    s.managementEnv = options.managementEnv ?? {};
+    s.allowWorkerCommands = options.allowWorkerCommands ?? true;
+    s.managementArgs = options.managementArgs ?? [];
     s.redis = await TestRedis.start();
     s.gateway = await startGatewayProcess(s.redis.url, ["--eviction-ms", String(options.evictionMs ?? 600)]);
     await s.startManagement();
@@ -37,8 +48,12 @@ export class ManagedStack {
   async startManagement(): Promise<void> {
     const proc = spawnBin(
       "clipper-management",
-      ["--redis-url", this.redis.url, "--grpc-port", "0", "--http-port", "0", "--gateway-rpc", `tcp://127.0.0.1:${this.gateway.rpc}`],
-      { [MARKER_ENV]: this.marker, CLIPPER_LOG_LEVEL: "info" },
+      [
+        "--redis-url", this.redis.url, "--grpc-port", "0", "--http-port", "0", "--gateway-rpc", `tcp://127.0.0.1:${this.gateway.rpc}`,
+        // Tests deploy commands; workers keep the marker so markedProcesses() finds them.
+        ...(this.allowWorkerCommands ? ["--allow-worker-commands"] : []), "--worker-inherit-env", MARKER_ENV, ...this.managementArgs,
+      ],
+      { ...this.managementEnv, [MARKER_ENV]: this.marker, CLIPPER_LOG_LEVEL: "info" },
     );
     const ports = MANAGEMENT_PORTS_LINE.read(await proc.waitFor(MANAGEMENT_PORTS_LINE.pattern));
     this.management = { proc, grpc: ports.grpc.port, http: ports.http.port };

@@ -36,7 +36,7 @@ export class Stack {
 
   /** POSTs to management's Clipper /admin/* API; throws unless 200. */
   async admin(endpoint: string, body: unknown): Promise<string> {
-    const res = await fetch(`http://127.0.0.1:${this.management.httpPort}/admin/${endpoint}`, { method: "POST", body: JSON.stringify(body) });
+    const res = await fetch(`http://127.0.0.1:${this.management.httpPort}/admin/${endpoint}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
     const text = await res.text();
     if (res.status !== 200) throw new Error(`admin ${endpoint}: ${res.status} ${text}`);
     return text;
