@@ -35,6 +35,12 @@ export const COMMON_OPTIONS = {
     help: "tokens file, one '<scopes> <token>' per line (scopes: predict, read, admin, deploy; a token may be written sha256:<hex>); every API then needs 'authorization: Bearer <token>' (health stays open); re-read on SIGHUP",
   },
   "auth-anonymous": { kind: "string", env: "CLIPPER_AUTH_ANONYMOUS", default: "", help: "scopes granted to calls without a token, e.g. predict,read (needs --auth-tokens)" },
+  insecure: {
+    kind: "flag",
+    env: "CLIPPER_INSECURE",
+    default: "false",
+    help: "start on a non-loopback --host even without TLS, tokens (and, for the gateway, worker authentication); the server then says so in its log and /readyz",
+  },
   "tls-cert": { kind: "string", env: "CLIPPER_TLS_CERT", default: "", help: "PEM certificate chain: serve TLS on the gRPC and HTTP ports (with --tls-key); re-read on SIGHUP" },
   "tls-key": { kind: "string", env: "CLIPPER_TLS_KEY", default: "", help: "PEM private key of --tls-cert" },
   "tls-client-ca": { kind: "string", env: "CLIPPER_TLS_CLIENT_CA", default: "", help: "PEM CA bundle: require client certificates it signed (mutual TLS)" },

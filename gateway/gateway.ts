@@ -49,6 +49,8 @@ export interface GatewayConfig {
   readonly auth?: Authorizer;
   /** TLS (mutual with a client CA) on the gRPC and HTTP ports; plaintext when absent. */
   readonly tls?: ServerTls;
+  /** Shown in /readyz's body while the server runs exposed without protection (--insecure). */
+  readonly warning?: string;
 }
 
 export interface Gateway {
@@ -130,7 +132,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ready: () => readiness.state.ready,
   });
   const http = await startHttpServer(
-    [opsRoutes(metrics.registry, () => readiness.state), clipperPredictRoutes(predictor, calls), createTranscoder(bindings)],
+    [opsRoutes(metrics.registry, () => readiness.state, config.warning ?? null), clipperPredictRoutes(predictor, calls), createTranscoder(bindings)],
     {
       host: config.host,
       port: config.httpPort,

@@ -1,4 +1,5 @@
 import { loadServerAuth } from "../core/auth/server-auth.js";
+import { exposureError, insecureWarning } from "../core/exposure.js";
 import { reloadAll } from "../core/reload.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
@@ -34,7 +35,15 @@ if (!tls.ok) {
   process.stderr.write(`clipper-gateway: ${tls.error}\n`);
   process.exit(2);
 }
+const protection = { tls: tls.value !== null, tokens: auth.value.authorizer !== null, workerPort: false } as const;
+const exposed = exposureError("clipper-gateway", c.host, protection, c.insecure);
+if (exposed !== null) {
+  process.stderr.write(`${exposed}\n`);
+  process.exit(2);
+}
+const warning = insecureWarning(c.host, protection, c.insecure);
 const log = createLogger("clipper-gateway", c["log-level"]);
+if (warning !== null) log.warn(warning);
 // Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
 const tracing = await startTracing("clipper-gateway");
 await runUntilSignal(log, async () => {
@@ -49,7 +58,9 @@ await runUntilSignal(log, async () => {
       queueCapacity: c["queue-capacity"],
       evictionMs: c["eviction-ms"],
       maxBatchWaitMs: c["max-batch-wait-ms"],
-      auth: auth.value.authorizer ?? undefined, tls: tls.value ?? undefined,
+      auth: auth.value.authorizer ?? undefined,
+      tls: tls.value ?? undefined,
+      ...(warning === null ? {} : { warning }),
     },
     log,
   );

@@ -1,4 +1,5 @@
 import { loadServerAuth } from "../core/auth/server-auth.js";
+import { exposureError, insecureWarning } from "../core/exposure.js";
 import { reloadAll } from "../core/reload.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
@@ -61,7 +62,15 @@ if (!tls.ok) {
   process.stderr.write(`clipper-management: ${tls.error}\n`);
   process.exit(2);
 }
+const protection = { tls: tls.value !== null, tokens: auth.value.authorizer !== null, workerPort: "none" } as const;
+const exposed = exposureError("clipper-management", c.host, protection, c.insecure);
+if (exposed !== null) {
+  process.stderr.write(`${exposed}\n`);
+  process.exit(2);
+}
+const warning = insecureWarning(c.host, protection, c.insecure);
 const log = createLogger("clipper-management", c["log-level"]);
+if (warning !== null) log.warn(warning);
 if (c["allow-worker-commands"] && c["gateway-rpc"] !== "") {
   log.warn("--allow-worker-commands: whoever can call DeployModel can run programs on this host as this user");
 }
@@ -81,6 +90,7 @@ await runUntilSignal(log, async () => {
       allowedHosts: commaList(c["allowed-hosts"]),
       auth: auth.value.authorizer ?? undefined,
       tls: tls.value ?? undefined,
+      ...(warning === null ? {} : { warning }),
     },
     log,
   );

@@ -41,6 +41,8 @@ export interface ManagementConfig {
   readonly auth?: Authorizer;
   /** TLS (mutual with a client CA) on the gRPC and HTTP ports; plaintext when absent. */
   readonly tls?: ServerTls;
+  /** Shown in /readyz's body while the server runs exposed without protection (--insecure). */
+  readonly warning?: string;
   /** What the replica manager may run; default: modules anywhere, no commands (worker-policy.ts). */
   readonly workerPolicy?: WorkerPolicy;
   /** More variables of this process's environment its workers get (worker-env.ts). */
@@ -107,7 +109,7 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
     const hostGuard: RequestGuard[] = isLoopbackHost(config.host) ? [allowHosts(config.allowedHosts ?? [])] : [];
     const apiGuards = [...hostGuard, requireJsonBody];
     http = await startHttpServer([
-      guardRoutes(opsRoutes(registry, readiness), hostGuard, { except: PROBE_PATHS }),
+      guardRoutes(opsRoutes(registry, readiness, config.warning ?? null), hostGuard, { except: PROBE_PATHS }),
       guardRoutes(clipperAdminRoutes(store, { calls }), apiGuards),
       guardRoutes(createTranscoder([binding]), apiGuards),
     ], {

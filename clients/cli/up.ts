@@ -57,6 +57,7 @@ export const upCommand: Command = {
   ].join("\n"),
   options: {
     host: { type: "string", value: "HOST", help: "address the servers listen on (env CLIPPER_HOST, default 127.0.0.1)" },
+    insecure: { type: "boolean", help: "let the servers start on a non-loopback --host without TLS and worker authentication (they say so in their logs and /readyz)" },
     "redis-url": { type: "string", value: "URL", help: "use this Redis instead of starting one (env CLIPPER_REDIS_URL)" },
     "redis-port": { type: "string", value: "N", help: "port of the private redis-server (env CLIPPER_REDIS_PORT, default 0 = a free one)" },
     ...Object.fromEntries(
@@ -151,7 +152,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
     // Every API needs this token; predict and read stay open to calls without
     // one, so the curl and buf curl lines below work as they are.
     const { token, tokensFile } = ensureStackToken(s.dataDir);
-    const auth = ["--auth-tokens", tokensFile, "--auth-anonymous", "predict,read"];
+    const auth = ["--auth-tokens", tokensFile, "--auth-anonymous", "predict,read", ...(values.insecure === true ? ["--insecure"] : [])];
     const env: NodeJS.ProcessEnv = { ...process.env, CLIPPER_LOG_LEVEL: s.logLevel, [SESSION_ENV]: session };
     const node = (bin: string, args: string[]): [string, ...string[]] => [process.execPath, join(ROOT, "bin", `${bin}.js`), ...args];
 

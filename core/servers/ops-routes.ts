@@ -6,7 +6,7 @@ import { sendJson, type HttpRouteTable } from "./http-server.js";
  * text), `GET /healthz` (the process is alive) and `GET /readyz` (it can
  * serve: 503 with the reason while a dependency such as Redis is down).
  */
-export function opsRoutes(registry: Registry, readiness: () => { ready: boolean; reason: string }): HttpRouteTable {
+export function opsRoutes(registry: Registry, readiness: () => { ready: boolean; reason: string }, warning: string | null = null): HttpRouteTable {
   return {
     match(method, url) {
       const path = url.pathname;
@@ -28,7 +28,8 @@ export function opsRoutes(registry: Registry, readiness: () => { ready: boolean;
             return;
           }
           const r = readiness();
-          sendJson(res, r.ready ? 200 : 503, r.ready ? { status: "ready" } : { status: "not ready", reason: r.reason });
+          const body = r.ready ? { status: "ready" } : { status: "not ready", reason: r.reason };
+          sendJson(res, r.ready ? 200 : 503, warning === null ? body : { ...body, warning });
         },
       };
     },

@@ -1,0 +1,42 @@
+/**
+ * The rule that keeps a server from being exposed by accident: bound to an
+ * address other than loopback, a server must have TLS and tokens (and the
+ * gateway an authenticated worker port, which is not built yet), or be
+ * started with --insecure, which it then says loudly.
+ */
+import { isLoopbackHost } from "./loopback.js";
+
+/** What protects a server. */
+export interface Protection {
+  readonly tls: boolean;
+  readonly tokens: boolean;
+  /** The gateway's worker port authenticates its peers (ZeroMQ CURVE); false for servers without one. */
+  readonly workerPort: boolean | "none";
+}
+
+/** What is missing, in words an operator can act on; empty when nothing is. */
+export function missingProtection(p: Protection): string[] {
+  const missing: string[] = [];
+  if (!p.tls) missing.push("TLS (--tls-cert, --tls-key)");
+  if (!p.tokens) missing.push("tokens (--auth-tokens)");
+  if (p.workerPort === false) missing.push("worker authentication (ZeroMQ CURVE is not built yet: anyone who reaches --rpc-port can register as a model, see its inputs and answer its callers)");
+  return missing;
+}
+
+/**
+ * Null when the server may start as configured; else the error to print
+ * (exit 2). Loopback binds are always allowed.
+ */
+export function exposureError(command: string, host: string, p: Protection, insecure: boolean): string | null {
+  if (isLoopbackHost(host) || insecure) return null;
+  const missing = missingProtection(p);
+  if (missing.length === 0) return null;
+  return `${command}: --host ${host} is reachable from other machines, and this server would run without ${missing.join("; ")}. Add what is missing, bind to 127.0.0.1, or pass --insecure (env CLIPPER_INSECURE=1) to start anyway.`;
+}
+
+/** The warning an --insecure server logs at start and shows in /readyz; null when it is not exposed unprotected. */
+export function insecureWarning(host: string, p: Protection, insecure: boolean): string | null {
+  if (!insecure || isLoopbackHost(host)) return null;
+  const missing = missingProtection(p);
+  return missing.length === 0 ? null : `INSECURE: listening on ${host} without ${missing.join("; ")}`;
+}
