@@ -27,11 +27,11 @@ export function missingProtection(p: Protection): string[] {
  * Null when the server may start as configured; else the error to print
  * (exit 2). Loopback binds are always allowed.
  */
-export function exposureError(command: string, host: string, p: Protection, insecure: boolean): string | null {
+export function exposureError(host: string, p: Protection, insecure: boolean): string | null {
   if (isLoopbackHost(host) || insecure) return null;
   const missing = missingProtection(p);
   if (missing.length === 0) return null;
-  return `${command}: --host ${host} is reachable from other machines, and this server would run without ${missing.join("; ")}. Add what is missing, bind to 127.0.0.1, or pass --insecure (env CLIPPER_INSECURE=1) to start anyway.`;
+  return `--host ${host} is reachable from other machines, and this server would run without ${missing.join("; ")}. Add what is missing, bind to 127.0.0.1, or pass --insecure (env CLIPPER_INSECURE=1) to start anyway.`;
 }
 
 /** The warning an --insecure server logs at start and shows in /readyz; null when it is not exposed unprotected. */

@@ -1,12 +1,10 @@
-import { loadServerAuth } from "../core/auth/server-auth.js";
-import { exposureError, insecureWarning } from "../core/exposure.js";
 import { reloadAll } from "../core/reload.js";
+import { loadServerSecurity } from "../core/server-security.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { GATEWAY_PORTS_LINE } from "../core/ports-line.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
-import { ServerTls } from "../core/tls/server-tls.js";
 import { startGateway } from "./gateway.js";
 
 const OPTIONS = {
@@ -25,23 +23,12 @@ if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100) {
   process.stderr.write("--queue-capacity must be at least 1 and --eviction-ms at least 100\n");
   process.exit(2);
 }
-const auth = await loadServerAuth(c);
-if (!auth.ok) {
-  process.stderr.write(`clipper-gateway: ${auth.error}\n`);
+const security = await loadServerSecurity(c, false);
+if (!security.ok) {
+  process.stderr.write(`clipper-gateway: ${security.error}\n`);
   process.exit(2);
 }
-const tls = await ServerTls.fromFlags(c);
-if (!tls.ok) {
-  process.stderr.write(`clipper-gateway: ${tls.error}\n`);
-  process.exit(2);
-}
-const protection = { tls: tls.value !== null, tokens: auth.value.authorizer !== null, workerPort: false } as const;
-const exposed = exposureError("clipper-gateway", c.host, protection, c.insecure);
-if (exposed !== null) {
-  process.stderr.write(`${exposed}\n`);
-  process.exit(2);
-}
-const warning = insecureWarning(c.host, protection, c.insecure);
+const { auth, tls, warning } = security.value;
 const log = createLogger("clipper-gateway", c["log-level"]);
 if (warning !== null) log.warn(warning);
 // Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
@@ -58,13 +45,13 @@ await runUntilSignal(log, async () => {
       queueCapacity: c["queue-capacity"],
       evictionMs: c["eviction-ms"],
       maxBatchWaitMs: c["max-batch-wait-ms"],
-      auth: auth.value.authorizer ?? undefined,
-      tls: tls.value ?? undefined,
+      auth: auth.authorizer ?? undefined,
+      tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),
     },
     log,
   );
   const at = (port: number) => ({ host: c.host, port });
   process.stdout.write(`${GATEWAY_PORTS_LINE.format({ grpc: at(g.grpcPort), http: at(g.httpPort), rpc: at(g.rpcPort) })}\n`);
-  return { close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()), reload: () => reloadAll(log, auth.value, tls.value) };
+  return { close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()), reload: () => reloadAll(log, auth, tls) };
 });

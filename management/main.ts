@@ -1,13 +1,11 @@
-import { loadServerAuth } from "../core/auth/server-auth.js";
-import { exposureError, insecureWarning } from "../core/exposure.js";
 import { reloadAll } from "../core/reload.js";
+import { loadServerSecurity } from "../core/server-security.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
 import { MANAGEMENT_PORTS_LINE } from "../core/ports-line.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
-import { ServerTls } from "../core/tls/server-tls.js";
 import { startManagement } from "./management.js";
 
 const OPTIONS = {
@@ -52,23 +50,12 @@ if (gatewayRpc !== null && !gatewayRpc.ok) {
   process.stderr.write(`clipper-management: --gateway-rpc: ${gatewayRpc.error}\n`);
   process.exit(2);
 }
-const auth = await loadServerAuth(c);
-if (!auth.ok) {
-  process.stderr.write(`clipper-management: ${auth.error}\n`);
+const security = await loadServerSecurity(c, "none");
+if (!security.ok) {
+  process.stderr.write(`clipper-management: ${security.error}\n`);
   process.exit(2);
 }
-const tls = await ServerTls.fromFlags(c);
-if (!tls.ok) {
-  process.stderr.write(`clipper-management: ${tls.error}\n`);
-  process.exit(2);
-}
-const protection = { tls: tls.value !== null, tokens: auth.value.authorizer !== null, workerPort: "none" } as const;
-const exposed = exposureError("clipper-management", c.host, protection, c.insecure);
-if (exposed !== null) {
-  process.stderr.write(`${exposed}\n`);
-  process.exit(2);
-}
-const warning = insecureWarning(c.host, protection, c.insecure);
+const { auth, tls, warning } = security.value;
 const log = createLogger("clipper-management", c["log-level"]);
 if (warning !== null) log.warn(warning);
 if (c["allow-worker-commands"] && c["gateway-rpc"] !== "") {
@@ -88,15 +75,15 @@ await runUntilSignal(log, async () => {
       workerPolicy: { allowCommands: c["allow-worker-commands"], moduleRoot: c["worker-module-root"] },
       workerInheritEnv: commaList(c["worker-inherit-env"]),
       allowedHosts: commaList(c["allowed-hosts"]),
-      auth: auth.value.authorizer ?? undefined,
-      tls: tls.value ?? undefined,
+      auth: auth.authorizer ?? undefined,
+      tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),
     },
     log,
   );
   // One plain line for people and scripts; the JSON log has the same facts.
   process.stdout.write(`${MANAGEMENT_PORTS_LINE.format({ grpc: { host: c.host, port: m.grpcPort }, http: { host: c.host, port: m.httpPort } })}\n`);
-  return { close: (graceMs) => m.close(graceMs).finally(() => tracing.shutdown()), reload: () => reloadAll(log, auth.value, tls.value) };
+  return { close: (graceMs) => m.close(graceMs).finally(() => tracing.shutdown()), reload: () => reloadAll(log, auth, tls) };
 });
 
 /** "a, b,,c" → ["a", "b", "c"]. */
