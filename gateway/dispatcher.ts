@@ -166,6 +166,23 @@ export class Dispatcher implements BatchAnswers {
     return true;
   }
 
+  /**
+   * Drops the state of a model version with no replica and nothing queued
+   * (its queue and metric series); false when it still has either. Called
+   * for versions the catalog does not know, so a peer registering made-up
+   * versions cannot grow the gateway's state for good.
+   */
+  forgetPool(name: string, version: string): boolean {
+    const key = poolKey(name, version);
+    const pool = this.#pools.get(key);
+    if (pool === undefined || pool.replicas.size > 0 || pool.queue.size > 0) return false;
+    if (pool.hold !== null) clearTimeout(pool.hold);
+    this.#pools.delete(key);
+    this.#pending.delete(pool);
+    this.#options.metrics.forgetVersion(name, version);
+    return true;
+  }
+
   /** A model version was deleted: its replicas leave and its queue empties (callers get defaults). */
   modelVersionRemoved(name: string, version: string): Replica[] {
     const pool = this.#pools.get(poolKey(name, version));

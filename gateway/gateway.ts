@@ -31,6 +31,9 @@ import { PREDICT_SERVICE_NAME, predictBinding, predictStreaming } from "./servic
  */
 const DEFAULT_MAX_BATCH_WAIT_MS = 0;
 
+/** Default largest frame a worker may send: a batch's outputs are one frame each, so this bounds one output. */
+export const DEFAULT_MAX_WORKER_MESSAGE_BYTES = 64 * 1024 * 1024;
+
 export interface GatewayConfig {
   readonly redisUrl: string;
   readonly host: string;
@@ -45,6 +48,8 @@ export interface GatewayConfig {
   readonly evictionMs: number;
   /** Longest a free replica waits for returning callers to fill its next batch, in ms; 0 never waits. */
   readonly maxBatchWaitMs?: number;
+  /** Largest frame a worker may send, in bytes (default {@link DEFAULT_MAX_WORKER_MESSAGE_BYTES}). */
+  readonly maxWorkerMessageBytes?: number;
   /** Admits calls by token and scope on the gRPC and HTTP ports; every call is admitted when absent. */
   readonly auth?: Authorizer;
   /** TLS (mutual with a client CA) on the gRPC and HTTP ports; plaintext when absent. */
@@ -96,10 +101,21 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     metrics,
     maxBatchWaitMs: config.maxBatchWaitMs ?? DEFAULT_MAX_BATCH_WAIT_MS,
   });
+  // State for a version nobody registered in Redis goes with its last replica.
+  registry.on("removed", (r) => {
+    if (catalog.model(r.modelName, r.modelVersion) !== undefined || registry.hasVersion(r.modelName, r.modelVersion)) return;
+    dispatcher.forgetPool(r.modelName, r.modelVersion);
+    registry.forgetVersion(r.modelName, r.modelVersion);
+  });
   catalog.on("modelVersionRemoved", (name, version) => {
     for (const r of dispatcher.modelVersionRemoved(name, version)) registry.dismiss(r, "model-removed", "model version deleted");
   });
-  const rpc = new WorkerRpc(registry, dispatcher, log, { host: config.host, port: config.rpcPort, evictionMs: config.evictionMs });
+  const rpc = new WorkerRpc(registry, dispatcher, log, {
+    host: config.host,
+    port: config.rpcPort,
+    evictionMs: config.evictionMs,
+    maxMessageBytes: config.maxWorkerMessageBytes ?? DEFAULT_MAX_WORKER_MESSAGE_BYTES,
+  });
   const cache = new PredictionCache(config.cacheBytes);
   const predictor = new Predictor(catalog, dispatcher, cache, metrics);
   const calls = new CallInstrument(metrics.rpc, log);

@@ -15,12 +15,18 @@ const OPTIONS = {
   "cache-bytes": { kind: "bytes", env: "CLIPPER_CACHE_BYTES", default: "33554432", help: "prediction cache size in bytes; 0 turns it off" },
   "queue-capacity": { kind: "count", env: "CLIPPER_QUEUE_CAPACITY", default: "4096", help: "queries one model version may queue before callers get RESOURCE_EXHAUSTED / 429" },
   "max-batch-wait-ms": { kind: "count", env: "CLIPPER_MAX_BATCH_WAIT_MS", default: "0", help: "longest a free replica waits for callers just answered to fill its next batch, ms (e.g. 2 for a model-bound closed-loop load); 0 never waits" },
+  "max-worker-message-bytes": {
+    kind: "bytes",
+    env: "CLIPPER_MAX_WORKER_MESSAGE_BYTES",
+    default: "67108864",
+    help: "largest message frame a worker may send (one output, or a batch's metadata); a worker that sends more is disconnected",
+  },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
 
 const c = configOrExit("clipper-gateway", OPTIONS);
-if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100) {
-  process.stderr.write("--queue-capacity must be at least 1 and --eviction-ms at least 100\n");
+if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-bytes"] < 1024) {
+  process.stderr.write("--queue-capacity must be at least 1, --eviction-ms at least 100 and --max-worker-message-bytes at least 1024\n");
   process.exit(2);
 }
 const security = await loadServerSecurity(c, false);
@@ -45,6 +51,7 @@ await runUntilSignal(log, async () => {
       queueCapacity: c["queue-capacity"],
       evictionMs: c["eviction-ms"],
       maxBatchWaitMs: c["max-batch-wait-ms"],
+      maxWorkerMessageBytes: c["max-worker-message-bytes"],
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),

@@ -283,6 +283,13 @@ export class GatewayMetrics {
     return p;
   }
 
+  /** Drops every series of a model version that is gone for good (no replica, no catalog entry). */
+  forgetVersion(model: string, version: string): void {
+    this.#pools.delete(`${model}\u0000${version}`);
+    for (const m of [this.#queueWait, this.#evictions, this.#missedBeats, this.#latencyRestarts]) m.remove({ model, version });
+    for (const reason of ["full", "expired", "doomed", "removed"] as const) this.#dropped.remove({ model, version, reason });
+  }
+
   /** Children for one replica's batches; dropped by {@link replicaRemoved}. */
   replica(r: ReplicaLabels): ReplicaInstruments {
     let i = this.#replicas.get(r);

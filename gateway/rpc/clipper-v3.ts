@@ -1,3 +1,4 @@
+import { modelNameProblem } from "../../core/names.js";
 import {
   decodeContainerMessage,
   encodeHeartbeatReply,
@@ -56,6 +57,12 @@ export class ClipperV3Dialect implements WorkerDialect {
         if (replica !== undefined) return;
         if (msg.rpcVersion !== RPC_VERSION) {
           log.warn({ address, model: msg.modelName, rpcVersion: msg.rpcVersion }, "container did not specify RPC version 3; not registered");
+          return;
+        }
+        // Clipper RPC has no refusal message: a bad name is logged and the container ignored.
+        const problem = modelNameProblem("model name", msg.modelName) ?? modelNameProblem("model version", msg.modelVersion);
+        if (problem !== null) {
+          log.warn({ address, problem }, "container registration refused");
           return;
         }
         registry.add({

@@ -21,11 +21,23 @@ function nativeLiveness(evictionMs: number): LivenessPolicy {
   return { heartbeatMs: nativeHeartbeatMs(evictionMs), evictAfterMs: evictionMs, silentWhileBusy: false };
 }
 
-/** One item's answer as the worker reported it. */
+/** Most batches one native worker may run at once, whatever it declares: a gateway must not be talked into unbounded slots. */
+export const MAX_WORKER_CONCURRENCY = 64;
+
+/** The gRPC status codes a worker may report for an item (1–16); anything else is a worker bug. */
+function isStatusCode(code: number): boolean {
+  return Number.isInteger(code) && code >= 1 && code <= 16;
+}
+
+/** One item's answer as the worker reported it; malformed reports are errors, never outputs (nor cached). */
 function outcomeOf(status: ItemStatus, payload: Buffer | undefined): TaskOutcome {
-  if (status.code === Status.OK) return { kind: "value", output: (payload ?? Buffer.alloc(0)).toString("utf8") };
+  if (status.code === Status.OK) {
+    if (payload === undefined) return { kind: "failed", code: Status.INTERNAL, message: "the worker marked the item OK but sent no output" };
+    return { kind: "value", output: payload.toString("utf8") };
+  }
   // The worker skips items whose deadline passed before the model ran.
   if (status.code === Status.DEADLINE_EXCEEDED) return { kind: "expired", message: status.message };
+  if (!isStatusCode(status.code)) return { kind: "failed", code: Status.INTERNAL, message: `the worker reported unknown status code ${status.code}: ${status.message}` };
   return { kind: "failed", code: status.code, message: status.message };
 }
 
@@ -94,7 +106,7 @@ export class NativeDialect implements WorkerDialect {
       modelName: reg.modelName,
       modelVersion: reg.modelVersion,
       inputType,
-      slots: Math.max(1, reg.concurrency),
+      slots: Math.min(MAX_WORKER_CONCURRENCY, Math.max(1, reg.concurrency)),
       maxBatchSize: reg.maxBatchSize > 0 ? reg.maxBatchSize : Infinity,
       link: this,
       liveness: nativeLiveness(this.#ctx.evictionMs),

@@ -14,6 +14,8 @@ export interface WorkerRpcOptions {
   readonly port: number;
   /** Silence after which a native replica is evicted, in ms. */
   readonly evictionMs: number;
+  /** Largest message frame a peer may send, in bytes; a peer that sends a larger one is disconnected (ZMQ_MAXMSGSIZE). */
+  readonly maxMessageBytes: number;
 }
 
 /**
@@ -36,7 +38,7 @@ export class WorkerRpc {
   #port = 0;
 
   constructor(registry: ReplicaRegistry, answers: BatchAnswers, log: Logger, options: WorkerRpcOptions) {
-    this.#router = new Router({ mandatory: true, sendTimeout: SEND_TIMEOUT_MS, linger: 0 });
+    this.#router = new Router({ mandatory: true, sendTimeout: SEND_TIMEOUT_MS, linger: 0, maxMessageSize: options.maxMessageBytes });
     this.#options = options;
     this.#log = log;
     const ctx: DialectContext = {
