@@ -5,7 +5,8 @@
  * replicas survive a restart of `clipper up`).
  */
 import { spawnSync } from "node:child_process";
-import { accessSync, constants } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { accessSync, chmodSync, constants, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { Socket } from "node:net";
 import { delimiter, join } from "node:path";
 import { LocalProcess } from "./local-processes.js";
@@ -56,14 +57,19 @@ export async function startRedis(
   dir: string,
   logPath: string,
   env: NodeJS.ProcessEnv,
+  password: string,
 ): Promise<LocalProcess> {
+  // The password goes in a config file only its owner reads, never on the command line (ps shows those).
+  const config = join(dir, "redis.conf");
+  writeFileSync(config, `requirepass ${password}\n`, { mode: 0o600 });
+  chmodSync(config, 0o600);
   const proc = new LocalProcess(
     "redis-server",
-    [binary, "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--save", "", "--daemonize", "no", "--logfile", ""],
+    [binary, config, "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--save", "", "--daemonize", "no", "--logfile", ""],
     { env, cwd: dir, logPath },
   );
   const end = Date.now() + READY_TIMEOUT_MS;
-  while (!(await ping(port))) {
+  while (!(await ping(port, "127.0.0.1", password))) {
     if (proc.exit !== null) throw new Error(`redis-server ${proc.exit}; its log (${logPath}) ends with:\n${proc.tail()}`);
     if (Date.now() > end) {
       proc.kill();
@@ -74,8 +80,22 @@ export async function startRedis(
   return proc;
 }
 
-/** True when a Redis on 127.0.0.1:`port` answers PING with PONG (and is not still loading its data). */
-export function ping(port: number, host = "127.0.0.1"): Promise<boolean> {
+/** The private Redis's password, kept in `<dataDir>/redis-password` (mode 0600) across restarts. */
+export function privateRedisPassword(dataDir: string): string {
+  const path = join(dataDir, "redis-password");
+  const saved = existsSync(path) ? readFileSync(path, "utf8").trim() : "";
+  if (saved.length >= 16) return saved;
+  const password = randomBytes(24).toString("base64url");
+  writeFileSync(path, `${password}\n`, { mode: 0o600 });
+  return password;
+}
+
+/**
+ * True when a Redis on 127.0.0.1:`port` answers and is not still loading
+ * its data: PING gets PONG (after AUTH with `password`), or, asked without
+ * a password, a Redis that wants one says so (NOAUTH: somebody is there).
+ */
+export function ping(port: number, host = "127.0.0.1", password?: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = new Socket();
     let reply = "";
@@ -87,8 +107,12 @@ export function ping(port: number, host = "127.0.0.1"): Promise<boolean> {
     s.once("error", () => done(false));
     s.on("data", (d: Buffer) => {
       reply += d.toString();
-      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"));
+      const lines = reply.split("\r\n");
+      if (password === undefined && lines.length > 1) done(lines[0]!.startsWith("+PONG") || lines[0]!.startsWith("-NOAUTH"));
+      if (password !== undefined && lines.length > 2) done(lines[0]!.startsWith("+OK") && lines[1]!.startsWith("+PONG"));
     });
-    s.connect(port, host, () => s.write("PING\r\n"));
+    // AUTH as a RESP array, so a password with spaces or quotes stays one argument.
+    const auth = password === undefined ? "" : `*2\r\n$4\r\nAUTH\r\n$${Buffer.byteLength(password)}\r\n${password}\r\n`;
+    s.connect(port, host, () => s.write(`${auth}PING\r\n`));
   });
 }

@@ -16,7 +16,7 @@ import { createAdminClient, createHeartbeatClient, isServiceError, type AdminApi
 import { CliError, EXIT, intOption, strOption, type Command, type CommandContext, type Output } from "./cli-kit.js";
 import { scrape, summarize, type Scrape } from "./gateway-metrics.js";
 import { freePort, killSession, LocalProcess, portProblem, SESSION_ENV } from "./local-processes.js";
-import { findRedisServer, installRedisServer, ping, REDIS_HINT, startRedis } from "./local-redis.js";
+import { findRedisServer, installRedisServer, ping, privateRedisPassword, REDIS_HINT, startRedis } from "./local-redis.js";
 import { ensureStackToken } from "./local-token.js";
 
 /**
@@ -157,6 +157,8 @@ async function up({ values, out }: CommandContext): Promise<number> {
     const node = (bin: string, args: string[]): [string, ...string[]] => [process.execPath, join(ROOT, "bin", `${bin}.js`), ...args];
 
     let redisUrl = s.redisUrl;
+    /** Where Redis is, for people: no password in it. */
+    let redisShown = redactRedisUrl(redisUrl);
     if (redisUrl === "") {
       const binary = findRedisServer() ?? installRedisServer(say).path;
       if (binary === null) throw new CliError(EXIT.FAILED, `redis-server is not installed: ${REDIS_HINT}`);
@@ -165,18 +167,22 @@ async function up({ values, out }: CommandContext): Promise<number> {
       mkdirSync(dir, { recursive: true });
       const port = s.redisPort === 0 ? await freePort("127.0.0.1") : s.redisPort;
       if (s.redisPort !== 0 && (await ping(port))) throw new CliError(EXIT.FAILED, `a Redis already answers on port ${port}; pick another --redis-port, or use it with --redis-url redis://127.0.0.1:${port}`);
-      started.push(await startRedis(binary, port, dir, join(logs, "redis.log"), env));
-      redisUrl = `redis://127.0.0.1:${port}`;
+      const password = privateRedisPassword(s.dataDir);
+      started.push(await startRedis(binary, port, dir, join(logs, "redis.log"), env, password));
+      redisUrl = `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+      redisShown = `redis://127.0.0.1:${port}`;
     }
+    // The servers read the URL from their environment: a password on a command line is visible to every user (ps).
+    const serverEnv: NodeJS.ProcessEnv = { ...env, CLIPPER_REDIS_URL: redisUrl };
 
     const gateway = new LocalProcess(
       "gateway",
       node("clipper-gateway", [
-        "--redis-url", redisUrl, "--host", s.host,
+        "--host", s.host,
         "--grpc-port", String(s.ports["gateway-grpc-port"]), "--http-port", String(s.ports["gateway-http-port"]), "--rpc-port", String(s.ports["rpc-port"]),
         ...auth,
       ]),
-      { env, cwd: ROOT, logPath: join(logs, "gateway.log") },
+      { env: serverEnv, cwd: ROOT, logPath: join(logs, "gateway.log") },
     );
     started.push(gateway);
     const g = GATEWAY_PORTS_LINE.read(await gateway.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS));
@@ -185,7 +191,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
     const management = new LocalProcess(
       "management",
       node("clipper-management", [
-        "--redis-url", redisUrl, "--host", s.host,
+        "--host", s.host,
         "--grpc-port", String(s.ports["management-grpc-port"]), "--http-port", String(s.ports["management-http-port"]),
         "--gateway-rpc", `tcp://${s.connectHost}:${rpc}`,
         // `clipper models deploy … -- COMMAND` runs Clipper containers on this machine.
@@ -193,7 +199,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
         ...auth,
       ]),
       // Workers carry the session marker too, so a stop finds whatever this session started.
-      { env: { ...env, CLIPPER_WORKER_INHERIT_ENV: [env.CLIPPER_WORKER_INHERIT_ENV ?? "", SESSION_ENV].filter((n) => n !== "").join(",") }, cwd: ROOT, logPath: join(logs, "management.log") },
+      { env: { ...serverEnv, CLIPPER_WORKER_INHERIT_ENV: [env.CLIPPER_WORKER_INHERIT_ENV ?? "", SESSION_ENV].filter((n) => n !== "").join(",") }, cwd: ROOT, logPath: join(logs, "management.log") },
     );
     started.push(management);
     const m = MANAGEMENT_PORTS_LINE.read(await management.waitFor(MANAGEMENT_PORTS_LINE.pattern, START_TIMEOUT_MS));
@@ -213,7 +219,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
         void stopAll(`${p.name} failed`).then(() => process.exit(EXIT.FAILED));
       });
     }
-    printBanner(say, s, where, { rpc, mgmtHttp, redisUrl, demo: values["no-demo"] !== true, privateRedis: s.redisUrl === "" });
+    printBanner(say, s, where, { rpc, mgmtHttp, redisUrl: redisShown, demo: values["no-demo"] !== true, privateRedis: s.redisUrl === "" });
     if (out.stdout.isTTY === true && values["no-status"] !== true) statusTimer = startStatusLine(out, where);
     // Runs until a signal: stopAll() ends the process.
     return await new Promise<number>(() => {});
@@ -289,7 +295,7 @@ function printBanner(
     "",
     `  gateway     gRPC ${where.gateway}   HTTP http://${where.gatewayHttp}   worker RPC tcp://${s.connectHost}:${x.rpc}`,
     `  management  gRPC ${where.management}   HTTP http://${s.connectHost}:${x.mgmtHttp}`,
-    `  redis       ${x.redisUrl}${x.privateRedis ? ` (data in ${rel}/redis)` : ""}`,
+    `  redis       ${x.redisUrl}${x.privateRedis ? ` (data in ${rel}/redis, password in ${rel}/redis-password)` : ""}`,
     `  logs        ${rel}/logs/`,
     `  token       ${rel}/token: every API needs it, but predict and read (the clipper CLI reads it from there)`,
   ];
@@ -337,5 +343,17 @@ function packageRoot(start: string): string {
   for (let dir = start; ; dir = dirname(dir)) {
     if (existsSync(join(dir, "package.json"))) return dir;
     if (dirname(dir) === dir) return start;
+  }
+}
+
+/** A Redis URL as it may be shown: without its password. */
+function redactRedisUrl(url: string): string {
+  if (url === "") return url;
+  try {
+    const u = new URL(url);
+    if (u.password !== "") u.password = "***";
+    return u.toString().replace(/\/$/, "");
+  } catch {
+    return url;
   }
 }

@@ -1,7 +1,7 @@
 import test from "ava";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAdminClient, createPredictClient } from "../../clients/client.js";
@@ -81,6 +81,12 @@ test.serial("clipper up serves the demo over HTTP, Clipper REST and gRPC, and Ct
   const withToken = createAdminClient(`127.0.0.1:${p["management-grpc-port"]}`, { token });
   await withToken.createApp({ name: "x", inputType: "doubles", defaultOutput: "0", latencySloMicros: 100_000 });
   withToken.close();
+  // Its private Redis requires a password kept beside the token, shown nowhere.
+  t.is(statSync(join(dir, "redis-password")).mode & 0o777, 0o600);
+  const redisPassword = readFileSync(join(dir, "redis-password"), "utf8").trim();
+  t.false(proc.output.includes(redisPassword), "the banner does not show the Redis password");
+  const bannerPort = Number(/redis +redis:\/\/127\.0\.0\.1:(\d+)/.exec(proc.output)?.[1]);
+  t.regex(await redisReply(bannerPort, "PING\r\n"), /^-NOAUTH/);
   // The CLI finds the token in --data-dir (or CLIPPER_DATA_DIR) by itself.
   const mgmtFlag = ["--management", `127.0.0.1:${p["management-grpc-port"]}`];
   const refused = spawnBin("clipper", ["apps", "create", "y", "--input-type", "doubles", "--data-dir", join(dir, "elsewhere"), ...mgmtFlag]);
@@ -115,3 +121,16 @@ test.serial("a busy port is a clear error and starts nothing", async (t) => {
     blocker.close();
   }
 });
+
+/** The first reply line of a raw Redis command. */
+function redisReply(port: number, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(command));
+    socket.setTimeout(5_000, () => socket.destroy(new Error("no reply")));
+    socket.once("data", (d) => {
+      socket.destroy();
+      resolve(d.toString());
+    });
+    socket.once("error", reject);
+  });
+}

@@ -19,23 +19,26 @@ const READY_TIMEOUT_MS = 10_000;
 export class TestRedis {
   readonly port: number;
   readonly dir: string;
+  /** The password it requires (requirepass), or "" for none. */
+  readonly password: string;
   #child: ChildProcess | null = null;
 
-  private constructor(port: number, dir: string) {
+  private constructor(port: number, dir: string, password: string) {
     this.port = port;
     this.dir = dir;
+    this.password = password;
   }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return this.password === "" ? `redis://127.0.0.1:${this.port}` : `redis://:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}`;
   }
 
-  /** Starts a fresh server on a free port (retrying if the port was taken meanwhile). */
-  static async start(): Promise<TestRedis> {
+  /** Starts a fresh server on a free port (retrying if the port was taken meanwhile); with `password`, it requires it. */
+  static async start(options: { password?: string } = {}): Promise<TestRedis> {
     const dir = mkdtempSync(join(tmpdir(), "clipper-redis-"));
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const r = new TestRedis(await freePort(), dir);
+      const r = new TestRedis(await freePort(), dir, options.password ?? "");
       try {
         await r.restart();
         return r;
@@ -52,7 +55,7 @@ export class TestRedis {
     await this.stop();
     const child = spawn(
       "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir, "--logfile", ""],
+      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir, "--logfile", "", ...(this.password === "" ? [] : ["--requirepass", this.password])],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.#child = child;
