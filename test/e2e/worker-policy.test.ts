@@ -5,7 +5,7 @@
  * environment in every worker process.
  */
 import test from "ava";
-import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { status } from "@grpc/grpc-js";
@@ -21,6 +21,8 @@ const SUM_COMMAND = [process.execPath, WORKER_BIN, "--module", SUM];
 
 const root = mkdtempSync(join(tmpdir(), "clipper-module-root-"));
 copyFileSync(resolve(ROOT, "test/fixtures/models/env-reporter.js"), join(root, "env-reporter.js"));
+// The module is ESM, as it is in the checkout; say so, as a project folder would.
+writeFileSync(join(root, "package.json"), '{ "type": "module" }\n');
 // A link inside the root to a module outside it.
 symlinkSync(SUM, join(root, "linked-sum.js"));
 
