@@ -5,6 +5,7 @@ import { runUntilSignal } from "../core/lifecycle.js";
 import { WORKER_PORTS_LINE } from "../core/ports-line.js";
 import { startHttpServer } from "../core/servers/http-server.js";
 import { opsRoutes } from "../core/servers/ops-routes.js";
+import { ServerTls } from "../core/tls/server-tls.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
 import { WorkerMetrics } from "./metrics.js";
@@ -21,6 +22,15 @@ if (!model.ok) {
   process.stderr.write(`clipper-worker: ${model.error}\n`);
   process.exit(2);
 }
+const tls = await ServerTls.fromFlags(c.tls);
+if (!tls.ok) {
+  process.stderr.write(`clipper-worker: ${tls.error}\n`);
+  process.exit(2);
+}
+if (tls.value !== null && c.metricsPort === null) {
+  process.stderr.write("clipper-worker: --tls-cert serves the metrics port: give --metrics-port too\n");
+  process.exit(2);
+}
 const metrics = new WorkerMetrics(c.model, c.version);
 try {
   // Before registering: no query may reach a model that is not set up.
@@ -34,7 +44,12 @@ await runUntilSignal(log, async () => {
   let worker: WorkerHandle | null = null;
   const server = c.metricsPort === null ? null : await startHttpServer(
     [opsRoutes(metrics.registry, () => (worker?.replicaId() ?? null) !== null ? { ready: true, reason: "" } : { ready: false, reason: "not registered with the gateway" })],
-    { host: c.metricsHost, port: c.metricsPort, onError: (err) => log.error({ err }, "internal error in HTTP request") },
+    {
+      host: c.metricsHost,
+      port: c.metricsPort,
+      onError: (err) => log.error({ err }, "internal error in HTTP request"),
+      ...(tls.value === null ? {} : { tls: tls.value }),
+    },
   );
   worker = startWorker({
     model: c.model,
@@ -61,5 +76,14 @@ await runUntilSignal(log, async () => {
   }
   // A signal drains: finish the batches in flight, then exit 0.
   const w = worker;
-  return { close: () => w.drain("signal").then(stop) };
+  return {
+    close: () => w.drain("signal").then(stop),
+    // SIGHUP: a new certificate for the metrics port (a worker without one has nothing to reload).
+    reload: async () => {
+      if (tls.value === null) return;
+      const r = await tls.value.reload();
+      if (r.ok) log.info("TLS certificate reloaded");
+      else log.error({ error: r.error }, "TLS certificate not reloaded; the one in force stays");
+    },
+  };
 });

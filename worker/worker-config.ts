@@ -23,6 +23,9 @@ const WORKER_OPTIONS = {
   "heartbeat-ms": { kind: "count", env: "CLIPPER_HEARTBEAT_MS", default: "1000", help: `heartbeat and registration retry interval in ms until the gateway names one (>= ${MIN_HEARTBEAT_MS})` },
   "metrics-port": { kind: "string", env: "CLIPPER_WORKER_METRICS_PORT", default: "", help: "serve GET /metrics (worker and model metrics), /healthz and /readyz on this port; 0 picks a free one; empty for none" },
   "metrics-host": { kind: "host", env: "CLIPPER_WORKER_METRICS_HOST", default: "127.0.0.1", help: "address the metrics port listens on (0.0.0.0 for every interface)" },
+  "tls-cert": { kind: "string", env: "CLIPPER_TLS_CERT", default: "", help: "PEM certificate chain: serve the metrics port over HTTPS (with --tls-key); re-read on SIGHUP" },
+  "tls-key": { kind: "string", env: "CLIPPER_TLS_KEY", default: "", help: "PEM private key of --tls-cert" },
+  "tls-client-ca": { kind: "string", env: "CLIPPER_TLS_CLIENT_CA", default: "", help: "PEM CA bundle: require client certificates it signed on the metrics port (mutual TLS)" },
   "log-level": COMMON_OPTIONS["log-level"],
 } as const satisfies Record<string, OptionSpec>;
 
@@ -40,6 +43,8 @@ export interface WorkerConfig {
   /** Port of the metrics HTTP server (0: a free one), or null for none. */
   readonly metricsPort: number | null;
   readonly metricsHost: string;
+  /** The metrics port's TLS files, as given ("" for none); ServerTls.fromFlags checks them. */
+  readonly tls: { readonly "tls-cert": string; readonly "tls-key": string; readonly "tls-client-ca": string };
   readonly logLevel: string;
 }
 
@@ -80,6 +85,7 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
       heartbeatMs: c["heartbeat-ms"],
       metricsPort: c["metrics-port"] === "" ? null : Number(c["metrics-port"]),
       metricsHost: c["metrics-host"],
+      tls: { "tls-cert": c["tls-cert"], "tls-key": c["tls-key"], "tls-client-ca": c["tls-client-ca"] },
       logLevel: c["log-level"],
     }),
   };

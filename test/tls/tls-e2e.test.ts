@@ -4,15 +4,15 @@
  * plaintext refused fast, and a new certificate picked up on SIGHUP.
  */
 import test from "ava";
-import { execFile } from "node:child_process";
-import { copyFileSync, readFileSync } from "node:fs";
+import { execFile, spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { TLSSocket } from "node:tls";
 import { Client, credentials, status, type ChannelCredentials } from "@grpc/grpc-js";
 import { createHeartbeatClient, isServiceError } from "../../clients/client.js";
 import { makeTestCerts, type TestCerts } from "../helpers/certs.js";
-import { MANAGEMENT_PORTS_LINE } from "../../core/ports-line.js";
+import { MANAGEMENT_PORTS_LINE, WORKER_PORTS_LINE } from "../../core/ports-line.js";
 import { eventually, ROOT, spawnBin, startGatewayProcess, type Proc } from "../helpers/processes.js";
 import { TestRedis } from "../helpers/redis-server.js";
 
@@ -161,6 +161,42 @@ function healthCheck(port: number, creds: ChannelCredentials): Promise<"ok" | nu
     });
   });
 }
+
+test.serial("a worker serves its metrics port over HTTPS with --tls-cert", async (t) => {
+  const server = certs.issue("worker-metrics");
+  const proc = spawnBin("clipper-worker", [
+    "--model", "m", "--version", "1", "--gateway", "tcp://127.0.0.1:1", "--module", `${ROOT}/test/fixtures/models/sum.js`,
+    "--metrics-port", "0", "--tls-cert", server.cert, "--tls-key", server.key,
+  ]);
+  procs.push(proc);
+  const port = WORKER_PORTS_LINE.read(await proc.waitFor(WORKER_PORTS_LINE.pattern)).metrics.port;
+  t.like(await httpsGet(port, "/healthz", { ca: certs.ca }), { status: 200, cn: "worker-metrics" });
+  const noPort = spawnBin("clipper-worker", ["--model", "m", "--version", "1", "--module", `${ROOT}/test/fixtures/models/sum.js`, "--tls-cert", server.cert, "--tls-key", server.key]);
+  t.is(await noPort.waitExit(30_000), 2);
+  t.regex(noPort.output, /give --metrics-port too/);
+});
+
+/** Debian's Python with grpcio and the generated stubs (scripts/test.sh installs both). */
+const python = "/usr/bin/python3";
+const pythonReady = spawnSync(python, ["-c", "import grpc"]).status === 0 && existsSync(`${ROOT}/gen/python/clipper/v1/predict_pb2.py`);
+
+(pythonReady ? test.serial : test.serial.skip)("the Python example calls over TLS with a token", async (t) => {
+  const server = certs.issue("python-gateway");
+  const tokens = `${certs.dir}/python-tokens`;
+  writeFileSync(tokens, "predict python-token-0123456789\n");
+  const g = await startGatewayProcess(redis.url, ["--tls-cert", server.cert, "--tls-key", server.key, "--auth-tokens", tokens]);
+  procs.push(g.proc);
+  const run = (env: Record<string, string>) =>
+    new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(python, ["clients/python/predict_example.py", "no-such-app", "1"], { cwd: ROOT, env: { ...process.env, CLIPPER_GATEWAY_ADDR: `localhost:${g.grpc}`, CLIPPER_CLIENT_TLS_CA: certs.ca, ...env }, timeout: 30_000 }, (err, _out, stderr) =>
+        resolve({ code: err === null ? 0 : Number((err as { code?: number }).code ?? -1), stderr }),
+      ),
+    );
+  const withToken = await run({ CLIPPER_TOKEN: "python-token-0123456789" });
+  t.regex(withToken.stderr, /NOT_FOUND/, "admitted over TLS: the gateway answered for the unknown app");
+  const without = await run({});
+  t.regex(without.stderr, /UNAUTHENTICATED/);
+});
 
 test("bad TLS flags stop a server at start with exit 2", async (t) => {
   const server = certs.issue("bad-flags");
