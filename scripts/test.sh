@@ -11,6 +11,8 @@ step() { printf '\n== %s\n' "$*"; }
 step "system packages"
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Test certificates (a private CA per run) and `clipper up --tls`.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Python stubs (gen/python) and the Python client test: generators and Debian's grpcio runtime.
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 command -v grpc_python_plugin >/dev/null 2>&1 || missing+=(protobuf-compiler-grpc)

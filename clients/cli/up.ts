@@ -7,16 +7,17 @@
  * it started, in order, leaving no process behind.
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { status as Status } from "@grpc/grpc-js";
+import { credentials as grpcCredentials, status as Status, type ChannelCredentials } from "@grpc/grpc-js";
 import { GATEWAY_PORTS_LINE, MANAGEMENT_PORTS_LINE } from "../../core/ports-line.js";
-import { createAdminClient, createHeartbeatClient, isServiceError, type AdminApi } from "../client.js";
+import { createAdminClient, createHeartbeatClient, isServiceError, type AdminApi, type ClientOptions } from "../client.js";
 import { CliError, EXIT, intOption, strOption, type Command, type CommandContext, type Output } from "./cli-kit.js";
 import { scrape, summarize, type Scrape } from "./gateway-metrics.js";
 import { freePort, killSession, LocalProcess, portProblem, SESSION_ENV } from "./local-processes.js";
 import { findRedisServer, installRedisServer, ping, privateRedisPassword, REDIS_HINT, startRedis } from "./local-redis.js";
+import { ensureLocalTls } from "./local-tls.js";
 import { ensureStackToken } from "./local-token.js";
 
 /**
@@ -64,6 +65,7 @@ export const upCommand: Command = {
       Object.entries(PORTS).map(([flag, [env, def, what]]) => [flag, { type: "string", value: "N", help: `${what} port (env ${env}, default ${def})` }]),
     ),
     fresh: { type: "boolean", help: "delete the private Redis's data first" },
+    tls: { type: "boolean", help: "serve TLS on every gRPC and HTTP port, with a private CA and certificate made in <data-dir>/tls/ (openssl)" },
     "no-demo": { type: "boolean", help: "do not deploy the demo app and model" },
     "no-status": { type: "boolean", help: "no live status line, even on a terminal" },
     "log-level": { type: "string", value: "LEVEL", help: "log level of every process (env CLIPPER_LOG_LEVEL, default info)" },
@@ -152,7 +154,13 @@ async function up({ values, out }: CommandContext): Promise<number> {
     // Every API needs this token; predict and read stay open to calls without
     // one, so the curl and buf curl lines below work as they are.
     const { token, tokensFile } = ensureStackToken(s.dataDir);
-    const auth = ["--auth-tokens", tokensFile, "--auth-anonymous", "predict,read", ...(values.insecure === true ? ["--insecure"] : [])];
+    const tls = values.tls === true ? ensureLocalTls(s.dataDir) : null;
+    const auth = [
+      "--auth-tokens", tokensFile, "--auth-anonymous", "predict,read",
+      ...(values.insecure === true ? ["--insecure"] : []),
+      ...(tls === null ? [] : ["--tls-cert", tls.cert, "--tls-key", tls.key]),
+    ];
+    const credentials = tls === null ? undefined : grpcCredentials.createSsl(readFileSync(tls.ca));
     const env: NodeJS.ProcessEnv = { ...process.env, CLIPPER_LOG_LEVEL: s.logLevel, [SESSION_ENV]: session };
     const node = (bin: string, args: string[]): [string, ...string[]] => [process.execPath, join(ROOT, "bin", `${bin}.js`), ...args];
 
@@ -210,7 +218,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
       gatewayHttp: `${s.connectHost}:${gatewayHttp}`,
       management: `${s.connectHost}:${mgmtGrpc}`,
     };
-    if (values["no-demo"] !== true) await deployDemo(where, token, say);
+    if (values["no-demo"] !== true) await deployDemo(where, { token, ...(credentials === undefined ? {} : { credentials }) }, say);
 
     for (const p of started) {
       void p.exited.then((exit) => {
@@ -219,8 +227,8 @@ async function up({ values, out }: CommandContext): Promise<number> {
         void stopAll(`${p.name} failed`).then(() => process.exit(EXIT.FAILED));
       });
     }
-    printBanner(say, s, where, { rpc, mgmtHttp, redisUrl: redisShown, demo: values["no-demo"] !== true, privateRedis: s.redisUrl === "" });
-    if (out.stdout.isTTY === true && values["no-status"] !== true) statusTimer = startStatusLine(out, where);
+    printBanner(say, s, where, { rpc, mgmtHttp, redisUrl: redisShown, demo: values["no-demo"] !== true, privateRedis: s.redisUrl === "", ca: tls?.ca ?? null });
+    if (out.stdout.isTTY === true && values["no-status"] !== true) statusTimer = startStatusLine(out, where, credentials);
     // Runs until a signal: stopAll() ends the process.
     return await new Promise<number>(() => {});
   } catch (err) {
@@ -242,9 +250,9 @@ async function checkPorts(s: Settings): Promise<void> {
 }
 
 /** Creates app `demo`, deploys model `sum` (unless the replica manager already runs it) and links them; waits for a live worker. */
-async function deployDemo(where: { gateway: string; management: string }, token: string, say: (l: string) => void): Promise<void> {
-  const admin = createAdminClient(where.management, { token });
-  const heartbeat = createHeartbeatClient(where.gateway, { token });
+async function deployDemo(where: { gateway: string; management: string }, options: ClientOptions, say: (l: string) => void): Promise<void> {
+  const admin = createAdminClient(where.management, options);
+  const heartbeat = createHeartbeatClient(where.gateway, options);
   const tolerate = (code: Status) => (err: unknown) => {
     if (!(isServiceError(err) && err.code === code)) throw err;
   };
@@ -284,28 +292,34 @@ function printBanner(
   say: (l: string) => void,
   s: Settings,
   where: { gateway: string; gatewayHttp: string; management: string },
-  x: { rpc: number; mgmtHttp: number; redisUrl: string; demo: boolean; privateRedis: boolean },
+  x: { rpc: number; mgmtHttp: number; redisUrl: string; demo: boolean; privateRedis: boolean; ca: string | null },
 ): void {
   const rel = relative(process.cwd(), s.dataDir) || ".";
   const defaults = where.gateway === "127.0.0.1:50051" && where.management === "127.0.0.1:50052" && where.gatewayHttp === "127.0.0.1:1337";
-  const flags = defaults ? "" : ` --gateway ${where.gateway} --management ${where.management} --gateway-http ${where.gatewayHttp}`;
+  const ca = x.ca === null ? null : relative(process.cwd(), x.ca) || x.ca;
+  const flags = `${defaults ? "" : ` --gateway ${where.gateway} --management ${where.management} --gateway-http ${where.gatewayHttp}`}${ca === null ? "" : ` --tls-ca ${ca}`}`;
+  // With --tls every port speaks TLS, checked against the stack's own CA.
+  const http = ca === null ? "http" : "https";
+  const curl = ca === null ? "curl -s" : `curl -s --cacert ${ca}`;
+  const buf = ca === null ? "npx buf curl --protocol grpc --http2-prior-knowledge" : `npx buf curl --protocol grpc --cacert ${ca}`;
   const lines = [
     "",
     "clipper up: the stack is running; Ctrl-C stops it.",
     "",
-    `  gateway     gRPC ${where.gateway}   HTTP http://${where.gatewayHttp}   worker RPC tcp://${s.connectHost}:${x.rpc}`,
-    `  management  gRPC ${where.management}   HTTP http://${s.connectHost}:${x.mgmtHttp}`,
+    `  gateway     gRPC ${where.gateway}   HTTP ${http}://${where.gatewayHttp}   worker RPC tcp://${s.connectHost}:${x.rpc}`,
+    `  management  gRPC ${where.management}   HTTP ${http}://${s.connectHost}:${x.mgmtHttp}`,
     `  redis       ${x.redisUrl}${x.privateRedis ? ` (data in ${rel}/redis, password in ${rel}/redis-password)` : ""}`,
     `  logs        ${rel}/logs/`,
     `  token       ${rel}/token: every API needs it, but predict and read (the clipper CLI reads it from there)`,
+    ...(ca === null ? [] : [`  TLS         trust ${ca} (the stack's own CA; the CLI takes --tls-ca or CLIPPER_CLIENT_TLS_CA)`]),
   ];
   if (x.demo) {
     lines.push(
       "",
       "The demo app `demo` (doubles) answers with the sum of its input. From another terminal:",
-      `  curl -s -X POST http://${where.gatewayHttp}/v1/apps/demo:predict -d '{"input":{"doubles":[1,2,3]}}'`,
-      `  npx buf curl --protocol grpc --http2-prior-knowledge -d '{"app":"demo","input":{"doubles":[1,2,3]}}' http://${where.gateway}/clipper.v1.Predict/Predict`,
-      `  curl -s -X POST http://${where.gatewayHttp}/demo/predict -d '{"input":[1,2,3]}'     # Clipper's REST API`,
+      `  ${curl} -X POST ${http}://${where.gatewayHttp}/v1/apps/demo:predict -d '{"input":{"doubles":[1,2,3]}}'`,
+      `  ${buf} -d '{"app":"demo","input":{"doubles":[1,2,3]}}' ${http}://${where.gateway}/clipper.v1.Predict/Predict`,
+      `  ${curl} -X POST ${http}://${where.gatewayHttp}/demo/predict -d '{"input":[1,2,3]}'     # Clipper's REST API`,
       `  npx clipper predict demo --input '{"doubles":[1,2,3]}'${flags}`,
       `  npx clipper replicas set sum 3${flags}`,
       `  npx clipper status${flags}`,
@@ -316,8 +330,8 @@ function printBanner(
 }
 
 /** Redraws one status line every second: replicas, calls/s, p99, mean batch size. */
-function startStatusLine(out: Output, where: { gateway: string; gatewayHttp: string }): NodeJS.Timeout {
-  const heartbeat = createHeartbeatClient(where.gateway, { deadlineMs: 2_000 });
+function startStatusLine(out: Output, where: { gateway: string; gatewayHttp: string }, credentials: ChannelCredentials | undefined): NodeJS.Timeout {
+  const heartbeat = createHeartbeatClient(where.gateway, { deadlineMs: 2_000, ...(credentials === undefined ? {} : { credentials }) });
   const since = Date.now();
   let prev: Scrape | null = null;
   let busy = false;

@@ -1,9 +1,11 @@
 import test from "ava";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { credentials } from "@grpc/grpc-js";
 import { createAdminClient, createPredictClient } from "../../clients/client.js";
 import { portProblem } from "../../clients/cli/local-processes.js";
 import { freePort } from "../helpers/ports.js";
@@ -105,6 +107,36 @@ test.serial("clipper up serves the demo over HTTP, Clipper REST and gRPC, and Ct
   t.regex(proc.output, /everything stopped/);
   t.deepEqual(processesWithEnv(`CLIPPER_TEST_MARKER=${marker}`), [], "no process left");
   for (const [flag, port] of Object.entries({ ...p, redis: redisPort })) t.is(await portProblem("127.0.0.1", port), null, `${flag} ${port} is free again`);
+});
+
+test.serial("clipper up --tls serves every port over TLS with its own CA and says how to call", async (t) => {
+  const p = await ports();
+  const proc = up(p, randomUUID(), ["--tls", "--no-status"]);
+  await proc.waitFor(/the stack is running/, UP_TIMEOUT_MS);
+  const dir = dirs[dirs.length - 1]!;
+  const ca = readFileSync(join(dir, "tls", "ca.pem"));
+  t.regex(proc.output, /curl -s --cacert \S+ca\.pem -X POST https:\/\/127\.0\.0\.1:/);
+  const secure = createPredictClient(`localhost:${p["gateway-grpc-port"]}`, { credentials: credentials.createSsl(ca) });
+  t.like(await secure.predict({ app: "demo", input: { doubles: [1, 2, 3] } }), { output: "6", default: false });
+  secure.close();
+  const plain = createPredictClient(`127.0.0.1:${p["gateway-grpc-port"]}`, { deadlineMs: 5_000 });
+  await t.throwsAsync(plain.predict({ app: "demo", input: { doubles: [1, 2, 3] } }), { message: /UNAVAILABLE/ });
+  plain.close();
+  const https = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpsRequest(
+      { host: "127.0.0.1", servername: "localhost", port: p["gateway-http-port"], path: "/v1/apps/demo:predict", method: "POST", ca, agent: false },
+      (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("error", reject);
+    req.end(JSON.stringify({ input: { doubles: [1, 2, 3] } }));
+  });
+  t.is(https.status, 200);
+  t.like(JSON.parse(https.body), { output: "6" });
+  t.is(await proc.stop("SIGINT", 40_000), 0);
 });
 
 test.serial("a busy port is a clear error and starts nothing", async (t) => {
