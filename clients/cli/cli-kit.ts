@@ -78,6 +78,8 @@ export interface Globals {
   readonly token: string | undefined;
   /** TLS channel credentials, or undefined for plaintext. */
   readonly credentials: ChannelCredentials | undefined;
+  /** The --tls-ca PEM, for HTTPS calls (/metrics); undefined without one. */
+  readonly tlsCa: Buffer | undefined;
 }
 
 /** A failure with its exit code and a one-line message. */
@@ -173,7 +175,7 @@ function resolveGlobals(values: Record<string, unknown>, env: NodeJS.ProcessEnv)
     gatewayHttp: addr("gateway-http", GLOBAL_ENV.gatewayHttp, "127.0.0.1:1337"),
     json: values.json === true,
     timeoutMs: timeout === "" ? undefined : Number(timeout),
-    credentials: tlsCredentials(pick("tls-ca", "CLIPPER_CLIENT_TLS_CA", ""), pick("tls-cert", "CLIPPER_CLIENT_TLS_CERT", ""), pick("tls-key", "CLIPPER_CLIENT_TLS_KEY", "")),
+    ...tlsOptions(pick("tls-ca", "CLIPPER_CLIENT_TLS_CA", ""), pick("tls-cert", "CLIPPER_CLIENT_TLS_CERT", ""), pick("tls-key", "CLIPPER_CLIENT_TLS_KEY", "")),
     token: resolveToken(
       { token: typeof values.token === "string" ? values.token : undefined, dataDir: typeof values["data-dir"] === "string" ? values["data-dir"] : undefined },
       env,
@@ -349,9 +351,9 @@ function clientOptions(g: Globals): ClientOptions {
   };
 }
 
-/** grpc-js TLS credentials from the --tls-* files; undefined when none is given. */
-function tlsCredentials(ca: string, cert: string, key: string): ChannelCredentials | undefined {
-  if (ca === "" && cert === "" && key === "") return undefined;
+/** grpc-js TLS credentials (and the CA, for HTTPS) from the --tls-* files; undefined when none is given. */
+function tlsOptions(ca: string, cert: string, key: string): { credentials: ChannelCredentials | undefined; tlsCa: Buffer | undefined } {
+  if (ca === "" && cert === "" && key === "") return { credentials: undefined, tlsCa: undefined };
   if ((cert === "") !== (key === "")) throw usageError("--tls-cert and --tls-key go together");
   const read = (flag: string, path: string): Buffer => {
     try {
@@ -361,7 +363,11 @@ function tlsCredentials(ca: string, cert: string, key: string): ChannelCredentia
     }
   };
   // Without --tls-ca the system's trusted CAs verify the server.
-  return grpcCredentials.createSsl(ca === "" ? null : read("tls-ca", ca), key === "" ? null : read("tls-key", key), cert === "" ? null : read("tls-cert", cert));
+  const caPem = ca === "" ? undefined : read("tls-ca", ca);
+  return {
+    credentials: grpcCredentials.createSsl(caPem ?? null, key === "" ? null : read("tls-key", key), cert === "" ? null : read("tls-cert", cert)),
+    tlsCa: caPem,
+  };
 }
 
 /** Runs `fn` with a client and closes it afterwards. */

@@ -5,6 +5,9 @@
  * null, so an older gateway (or one with other metric names) degrades to
  * what it has instead of failing.
  */
+import { get as httpGet, type IncomingMessage } from "node:http";
+import { get as httpsGet } from "node:https";
+import { isIP } from "node:net";
 
 /** Samples of one scrape: series text (name plus labels) → value. */
 export interface Scrape {
@@ -29,16 +32,28 @@ const BATCH = ["clipper_batch_size", /^clipper_.*batch_size$/];
 /** Longest wait for /metrics, in ms: the status line must not stall. */
 const SCRAPE_TIMEOUT_MS = 2_000;
 
-/** Fetches and parses http://<address>/metrics (with the token, when there is one; it needs the read scope); null when unreachable. */
-export async function scrape(httpAddress: string, token?: string): Promise<Scrape | null> {
-  try {
-    const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
-    const res = await fetch(`http://${httpAddress}/metrics`, { headers, signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
-    if (!res.ok) return null;
-    return { at: Date.now(), samples: parsePrometheusText(await res.text()) };
-  } catch {
-    return null;
-  }
+/**
+ * Fetches and parses `<address>/metrics`: over HTTPS trusting `ca` (PEM)
+ * when given, else plain HTTP; with the token when there is one (it needs
+ * the read scope). Null when unreachable or refused.
+ */
+export function scrape(httpAddress: string, token?: string, ca?: Buffer): Promise<Scrape | null> {
+  const url = new URL(`${ca === undefined ? "http" : "https"}://${httpAddress}/metrics`);
+  const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
+  return new Promise((resolve) => {
+    const options = { headers, timeout: SCRAPE_TIMEOUT_MS, agent: false as const };
+    const onResponse = (res: IncomingMessage): void => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => resolve(res.statusCode === 200 ? { at: Date.now(), samples: parsePrometheusText(body) } : null));
+      res.on("error", () => resolve(null));
+    };
+    // SNI takes names only; a certificate for 127.0.0.1 is checked against the IP either way.
+    const req = ca === undefined ? httpGet(url, options, onResponse) : httpsGet(url, { ...options, ca, ...(isIP(url.hostname) === 0 ? { servername: url.hostname } : {}) }, onResponse);
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(null));
+  });
 }
 
 /** Parses the Prometheus text format into series → value (comments skipped). */

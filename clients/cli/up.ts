@@ -228,7 +228,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
       });
     }
     printBanner(say, s, where, { rpc, mgmtHttp, redisUrl: redisShown, demo: values["no-demo"] !== true, privateRedis: s.redisUrl === "", ca: tls?.ca ?? null });
-    if (out.stdout.isTTY === true && values["no-status"] !== true) statusTimer = startStatusLine(out, where, credentials);
+    if (out.stdout.isTTY === true && values["no-status"] !== true) statusTimer = startStatusLine(out, where, credentials, tls === null ? undefined : readFileSync(tls.ca));
     // Runs until a signal: stopAll() ends the process.
     return await new Promise<number>(() => {});
   } catch (err) {
@@ -330,7 +330,7 @@ function printBanner(
 }
 
 /** Redraws one status line every second: replicas, calls/s, p99, mean batch size. */
-function startStatusLine(out: Output, where: { gateway: string; gatewayHttp: string }, credentials: ChannelCredentials | undefined): NodeJS.Timeout {
+function startStatusLine(out: Output, where: { gateway: string; gatewayHttp: string }, credentials: ChannelCredentials | undefined, ca: Buffer | undefined): NodeJS.Timeout {
   const heartbeat = createHeartbeatClient(where.gateway, { deadlineMs: 2_000, ...(credentials === undefined ? {} : { credentials }) });
   const since = Date.now();
   let prev: Scrape | null = null;
@@ -339,7 +339,7 @@ function startStatusLine(out: Output, where: { gateway: string; gatewayHttp: str
     if (busy) return;
     busy = true;
     void (async () => {
-      const [workers, cur] = await Promise.all([heartbeat.listWorkers({}).then((r) => r.workers, () => null), scrape(where.gatewayHttp)]);
+      const [workers, cur] = await Promise.all([heartbeat.listWorkers({}).then((r) => r.workers, () => null), scrape(where.gatewayHttp, undefined, ca)]);
       const m = summarize(cur, prev);
       prev = cur ?? prev;
       const live = workers === null ? "gateway not answering" : `${workers.filter((w) => !w.draining).length} replica${workers.length === 1 ? "" : "s"} live`;

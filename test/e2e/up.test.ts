@@ -136,6 +136,15 @@ test.serial("clipper up --tls serves every port over TLS with its own CA and say
   });
   t.is(https.status, 200);
   t.like(JSON.parse(https.body), { output: "6" });
+  // clipper status reads /metrics over HTTPS too, trusting the CA given.
+  const status = spawnBin("clipper", [
+    "status", "--json", "--tls-ca", join(dir, "tls", "ca.pem"),
+    "--gateway", `localhost:${p["gateway-grpc-port"]}`, "--management", `localhost:${p["management-grpc-port"]}`, "--gateway-http", `localhost:${p["gateway-http-port"]}`,
+  ]);
+  t.is(await status.waitExit(30_000), 0, status.output);
+  const report = JSON.parse(status.output.slice(status.output.indexOf("{"))) as { callsPerSec: number | null; workers: number | null };
+  t.not(report.callsPerSec, null, "the HTTPS scrape of /metrics worked");
+  t.true((report.workers ?? 0) >= 1);
   t.is(await proc.stop("SIGINT", 40_000), 0);
 });
 

@@ -20,7 +20,7 @@ export const statusCommand: Command = {
     const heartbeat = heartbeatClient(globals);
     const problem = (err: unknown): string => (isServiceError(err) ? `${statusName(err.code)}: ${err.details}` : String(err));
     try {
-      const first = scrape(globals.gatewayHttp, globals.token);
+      const first = scrape(globals.gatewayHttp, globals.token, globals.tlsCa);
       const [apps, models, workers] = await Promise.all([
         admin.listApps({}).then((r) => ({ ok: true as const, value: r.apps }), (e: unknown) => ({ ok: false as const, error: problem(e), unreachable: unreachable(e) })),
         admin.listModels({}).then((r) => r.models, () => []),
@@ -28,7 +28,7 @@ export const statusCommand: Command = {
       ]);
       const before = await first;
       await new Promise((r) => setTimeout(r, before === null ? 0 : RATE_WINDOW_MS));
-      const m = summarize(before === null ? null : await scrape(globals.gatewayHttp, globals.token), before);
+      const m = summarize(before === null ? null : await scrape(globals.gatewayHttp, globals.token, globals.tlsCa), before);
       const report = {
         management: { address: globals.management, ok: apps.ok, error: apps.ok ? "" : apps.error },
         gateway: { address: globals.gateway, ok: workers.ok, error: workers.ok ? "" : workers.error },
@@ -51,7 +51,7 @@ export const statusCommand: Command = {
         return [
           line("management", report.management),
           line("gateway", report.gateway),
-          `traffic     ${fmt(m.callsPerSec, " calls/s")}  p99 ${fmt(m.p99Ms, " ms")}  mean batch ${fmt(m.meanBatchSize, "", 2)}  (from http://${globals.gatewayHttp}/metrics)`,
+          `traffic     ${fmt(m.callsPerSec, " calls/s")}  p99 ${fmt(m.p99Ms, " ms")}  mean batch ${fmt(m.meanBatchSize, "", 2)}  (from ${globals.tlsCa === undefined ? "http" : "https"}://${globals.gatewayHttp}/metrics)`,
           "",
           table(["APP", "INPUT TYPE", "MODEL", "VERSION", "LIVE REPLICAS"], report.apps.map((a) => [a.name, a.inputType, a.model || "-", a.version || "-", a.liveReplicas === null ? "?" : String(a.liveReplicas)])),
         ].join("\n");
