@@ -1,5 +1,4 @@
 import type { Authorizer } from "../core/auth/authorizer.js";
-import type { ServerTls } from "../core/tls/server-tls.js";
 import { connectRedis } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
 import { startGrpcServer } from "../core/servers/grpc-server.js";
@@ -8,6 +7,7 @@ import { opsRoutes } from "../core/servers/ops-routes.js";
 import { CallInstrument } from "../core/telemetry/call-instrument.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { createMetricsRegistry } from "../core/telemetry/metrics.js";
+import type { ServerTls } from "../core/tls/server-tls.js";
 import { createTranscoder } from "../core/transcoding/index.js";
 import { PredictionCache } from "./cache.js";
 import { Catalog } from "./catalog.js";
@@ -103,9 +103,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   });
   // State for a version nobody registered in Redis goes with its last replica.
   registry.on("removed", (r) => {
-    if (catalog.model(r.modelName, r.modelVersion) !== undefined || registry.hasVersion(r.modelName, r.modelVersion)) return;
-    dispatcher.forgetPool(r.modelName, r.modelVersion);
-    registry.forgetVersion(r.modelName, r.modelVersion);
+    if (catalog.model(r.modelName, r.modelVersion) !== undefined) return;
+    if (registry.forgetVersion(r.modelName, r.modelVersion)) dispatcher.forgetPool(r.modelName, r.modelVersion);
   });
   catalog.on("modelVersionRemoved", (name, version) => {
     for (const r of dispatcher.modelVersionRemoved(name, version)) registry.dismiss(r, "model-removed", "model version deleted");
@@ -154,7 +153,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       port: config.httpPort,
       onError: (err) => log.error({ err }, "internal error in HTTP request"),
       ...(config.auth === undefined ? {} : { auth: config.auth }),
-    ...(config.tls === undefined ? {} : { tls: config.tls }),
+      ...(config.tls === undefined ? {} : { tls: config.tls }),
     },
   );
   await catalog.start();

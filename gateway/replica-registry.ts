@@ -96,20 +96,15 @@ export class ReplicaRegistry extends EventEmitter<ReplicaEvents> {
     return true;
   }
 
-  /** True while a replica of this model version is registered. */
-  hasVersion(name: string, version: string): boolean {
-    const key = poolKey(name, version);
-    for (const r of this.#byAddress.values()) if (r.pool === key) return true;
-    return false;
-  }
-
   /**
    * Forgets a model version's replica id counter once none of its replicas
-   * is left; for versions the catalog does not know (their ids appear in no
-   * record that outlives them).
+   * is left, and says whether it did; for versions the catalog does not
+   * know (their ids appear in no record that outlives them).
    */
-  forgetVersion(name: string, version: string): void {
-    if (!this.hasVersion(name, version)) this.#nextReplicaId.delete(poolKey(name, version));
+  forgetVersion(name: string, version: string): boolean {
+    const key = poolKey(name, version);
+    for (const r of this.#byAddress.values()) if (r.pool === key) return false;
+    return this.#nextReplicaId.delete(key);
   }
 
   /** Removes every replica (the gateway is stopping). */

@@ -3,11 +3,12 @@ import { hostname } from "node:os";
 import { exitUnlessOk } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { WORKER_PORTS_LINE } from "../core/ports-line.js";
+import { reloadAll } from "../core/reload.js";
 import { startHttpServer } from "../core/servers/http-server.js";
 import { opsRoutes } from "../core/servers/ops-routes.js";
-import { ServerTls } from "../core/tls/server-tls.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
+import { ServerTls } from "../core/tls/server-tls.js";
 import { WorkerMetrics } from "./metrics.js";
 import { loadModel } from "./model-loader.js";
 import { startWorker, type WorkerHandle } from "./runtime.js";
@@ -78,12 +79,7 @@ await runUntilSignal(log, async () => {
   const w = worker;
   return {
     close: () => w.drain("signal").then(stop),
-    // SIGHUP: a new certificate for the metrics port (a worker without one has nothing to reload).
-    reload: async () => {
-      if (tls.value === null) return;
-      const r = await tls.value.reload();
-      if (r.ok) log.info("TLS certificate reloaded");
-      else log.error({ error: r.error }, "TLS certificate not reloaded; the one in force stays");
-    },
+    // SIGHUP: a new certificate for the metrics port; a worker has no tokens.
+    reload: () => reloadAll(log, null, tls.value),
   };
 });

@@ -7,12 +7,12 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Authorizer } from "../auth/authorizer.js";
 import { authInterceptor } from "../auth/grpc-auth.js";
-import type { ServerTls } from "../tls/server-tls.js";
 import type { UnaryHandler } from "../call-context.js";
 import { descriptorSet } from "../descriptor-set.js";
 import { ServingError } from "../errors.js";
 import { grpcCallContext } from "../grpc-call-context.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
+import type { ServerTls } from "../tls/server-tls.js";
 import { addReflection, REFLECTION_SERVICE_NAMES } from "./reflection.js";
 
 /** Grace period close() gives in-flight calls before cancelling them, in ms. */

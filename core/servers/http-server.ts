@@ -125,10 +125,7 @@ export async function startHttpServer(
       sendError(res, err);
     });
   };
-  const tls = options.tls;
-  const server: Server = tls === undefined ? createServer(onRequest) : createHttpsServer(tls.httpsOptions(), onRequest);
-  // New handshakes use the reloaded certificate; open connections keep theirs.
-  if (tls !== undefined) tls.onReload((context) => (server as ReturnType<typeof createHttpsServer>).setSecureContext(context));
+  const server: Server = options.tls === undefined ? createServer(onRequest) : httpsServer(options.tls, onRequest);
   // Keep-alive connections must not hold close() for long; idle ones are closed below.
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
@@ -148,6 +145,13 @@ export async function startHttpServer(
         server.closeIdleConnections();
       }),
   };
+}
+
+/** An HTTPS server that takes each reloaded certificate for new handshakes; open connections keep theirs. */
+function httpsServer(tls: ServerTls, onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  const server = createHttpsServer(tls.httpsOptions(), onRequest);
+  tls.onReload((context) => server.setSecureContext(context));
+  return server;
 }
 
 async function dispatch(tables: readonly HttpRouteTable[], auth: Authorizer | null, req: IncomingMessage, res: ServerResponse): Promise<void> {

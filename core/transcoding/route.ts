@@ -1,5 +1,6 @@
 import type { DescField, DescMessage, DescMethod, FileRegistry } from "@bufbuild/protobuf";
 import type { MethodDefinition } from "@grpc/grpc-js";
+import { accessOfGrpcMethod, type Access } from "../auth/scopes.js";
 import type { UnaryHandler } from "../call-context.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
 import type { BindingPlan, BodyBinding } from "./binder.js";
@@ -16,6 +17,8 @@ export interface Route {
   readonly description: string;
   /** gRPC method path, e.g. "/clipper.v1.Predict/Predict". */
   readonly grpcPath: string;
+  /** The scope a call of it needs (core/auth/scopes.ts), fixed when the route is built. */
+  readonly access: Access;
   readonly plan: BindingPlan;
   /** The binding's ts-proto codecs for this method (binary ↔ handler objects). */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each method has its own request/response types
@@ -90,6 +93,7 @@ function compileRoute(
     template,
     description,
     grpcPath,
+    access: accessOfGrpcMethod(grpcPath),
     plan: {
       input: method.input,
       output: method.output,

@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { status as Status } from "@grpc/grpc-js";
-import { accessOfGrpcMethod } from "../auth/scopes.js";
 import type { CallContext } from "../call-context.js";
 import { descriptorSet } from "../descriptor-set.js";
 import { ServingError, invalidArgument } from "../errors.js";
@@ -74,7 +73,7 @@ class Transcoder implements HttpRouteTable {
       const onError = this.#onError;
       return {
         kind: "handler",
-        access: accessOfGrpcMethod(route.grpcPath),
+        access: route.access,
         handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
           return serve(route, captures, req, res, url, maxBodyBytes, onError);
         },
