@@ -42,6 +42,9 @@ export const GATEWAY_PORTS_LINE = portsLine("clipper-gateway", [
   { key: "rpc", before: "rpc=tcp://", after: "" },
 ]);
 
+/** `clipper-gateway: clipper-v3=tcp://HOST:PORT`, printed after the first when --clipper-v3-port is open. */
+export const GATEWAY_CLIPPER_V3_LINE = portsLine("clipper-gateway", [{ key: "rpc", before: "clipper-v3=tcp://", after: "" }]);
+
 /** `clipper-management: grpc=HOST:PORT http=HOST:PORT` */
 export const MANAGEMENT_PORTS_LINE = portsLine("clipper-management", [
   { key: "grpc", before: "grpc=", after: "" },

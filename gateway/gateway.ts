@@ -19,6 +19,7 @@ import { GatewayReadiness } from "./readiness.js";
 import type { Replica } from "./replica.js";
 import { ReplicaRecords } from "./replica-records.js";
 import { ReplicaRegistry } from "./replica-registry.js";
+import type { AuthFailure, WorkerAuth } from "./rpc/worker-auth.js";
 import { WorkerRpc } from "./rpc/worker-rpc.js";
 import { HEARTBEAT_SERVICE_NAME, heartbeatBinding, heartbeatStreaming } from "./services/heartbeat.js";
 import { PREDICT_SERVICE_NAME, predictBinding, predictStreaming } from "./services/predict.js";
@@ -56,12 +57,29 @@ export interface GatewayConfig {
   readonly tls?: ServerTls;
   /** Shown in /readyz's body while the server runs exposed without protection (--insecure). */
   readonly warning?: string;
+  /** CURVE on the worker port (native dialect only); plaintext, both dialects, when absent. */
+  readonly workerAuth?: WorkerAuth | null;
+  /** With CURVE, a separate plaintext port for Clipper containers; none when absent. */
+  readonly clipperV3?: ClipperV3Port | null;
+  /** Models Clipper containers may register for (on the port that speaks to them); any when absent. */
+  readonly clipperV3Models?: ReadonlySet<string> | null;
+}
+
+/** The plaintext port Clipper's containers connect to while the worker port runs CURVE. */
+export interface ClipperV3Port {
+  readonly host: string;
+  /** 0 picks a free one. */
+  readonly port: number;
+  /** Models they may register for; null for any. */
+  readonly models: ReadonlySet<string> | null;
 }
 
 export interface Gateway {
   readonly grpcPort: number;
   readonly httpPort: number;
   readonly rpcPort: number;
+  /** The Clipper v3 port, when one is open. */
+  readonly clipperV3Port: number | null;
   /** The Redis-synced catalog (its `loaded` says whether a full load has succeeded). */
   readonly catalog: Catalog;
   close(graceMs?: number): Promise<void>;
@@ -109,18 +127,29 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   catalog.on("modelVersionRemoved", (name, version) => {
     for (const r of dispatcher.modelVersionRemoved(name, version)) registry.dismiss(r, "model-removed", "model version deleted");
   });
+  const workerAuth = config.workerAuth ?? null;
+  const authFailures = (reason: AuthFailure): void => metrics.workerAuthFailed(reason);
+  const portBase = { evictionMs: config.evictionMs, maxMessageBytes: config.maxWorkerMessageBytes ?? DEFAULT_MAX_WORKER_MESSAGE_BYTES, onAuthFailure: authFailures };
   const rpc = new WorkerRpc(registry, dispatcher, log, {
+    ...portBase,
     host: config.host,
     port: config.rpcPort,
-    evictionMs: config.evictionMs,
-    maxMessageBytes: config.maxWorkerMessageBytes ?? DEFAULT_MAX_WORKER_MESSAGE_BYTES,
+    dialects: workerAuth === null ? "both" : "native",
+    auth: workerAuth,
+    clipperV3Models: config.clipperV3Models ?? null,
   });
+  const v3 = config.clipperV3 ?? null;
+  const v3rpc =
+    v3 === null
+      ? null
+      : new WorkerRpc(registry, dispatcher, log, { ...portBase, host: v3.host, port: v3.port, dialects: "clipper-v3", clipperV3Models: v3.models });
   const cache = new PredictionCache(config.cacheBytes);
   const predictor = new Predictor(catalog, dispatcher, cache, metrics);
   const calls = new CallInstrument(metrics.rpc, log);
   const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry))];
 
   await rpc.start();
+  await v3rpc?.start();
   registry.startSweeping(sweepEveryMs(config.evictionMs));
   const grpc = await startGrpcServer({
     host: config.host,
@@ -164,6 +193,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     grpcPort: grpc.port,
     httpPort: http.port,
     rpcPort: rpc.port,
+    clipperV3Port: v3rpc?.port ?? null,
     catalog,
     async close(graceMs) {
       // 1. Load balancers and health checkers stop sending calls here.
@@ -173,7 +203,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       await Promise.all([grpc.close(graceMs), http.close()]);
       // 3. Then the workers go: no more answers, no more evictions.
       registry.stopSweeping();
-      await rpc.close();
+      await Promise.all([rpc.close(), v3rpc?.close()]);
       // 4. Their DB 3 entries are deleted, and those writes finish before
       //    Redis is let go, so no stale replica outlives the gateway.
       registry.clear("disconnected");

@@ -2,10 +2,11 @@ import { reloadAll } from "../core/reload.js";
 import { loadServerSecurity } from "../core/server-security.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
-import { GATEWAY_PORTS_LINE } from "../core/ports-line.js";
+import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE } from "../core/ports-line.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
 import { startGateway } from "./gateway.js";
+import { loadWorkerPortSecurity } from "./worker-port-security.js";
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
@@ -21,6 +22,26 @@ const OPTIONS = {
     default: "67108864",
     help: "largest message frame a worker may send (one output, or a batch's metadata); a worker that sends more is disconnected",
   },
+  "curve-secret-key": {
+    kind: "string",
+    env: "CLIPPER_GATEWAY_CURVE_SECRET_KEY",
+    default: "",
+    help: "file with the gateway's CURVE secret key (clipper keys generate gateway): the worker port runs CURVE and speaks only the native dialect; needs --worker-keys",
+  },
+  "worker-keys": {
+    kind: "string",
+    env: "CLIPPER_WORKER_KEYS",
+    default: "",
+    help: "allow-list of worker keys, one per line: '<Z85 public key> [model,...]' (no models: any); re-read on SIGHUP, revoked workers are drained",
+  },
+  "clipper-v3-port": {
+    kind: "string",
+    env: "CLIPPER_V3_PORT",
+    default: "",
+    help: "with CURVE on, a separate plaintext port for Clipper's own containers (RPC v3, which cannot do CURVE); empty for none",
+  },
+  "clipper-v3-host": { kind: "host", env: "CLIPPER_V3_HOST", default: "127.0.0.1", help: "address --clipper-v3-port listens on (a non-loopback address needs --insecure)" },
+  "clipper-v3-models": { kind: "string", env: "CLIPPER_V3_MODELS", default: "", help: "comma-separated models Clipper containers may register for; empty for any" },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
 
@@ -29,7 +50,12 @@ if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-b
   process.stderr.write("--queue-capacity must be at least 1, --eviction-ms at least 100 and --max-worker-message-bytes at least 1024\n");
   process.exit(2);
 }
-const security = await loadServerSecurity(c, false);
+const workers = await loadWorkerPortSecurity(c);
+if (!workers.ok) {
+  process.stderr.write(`clipper-gateway: ${workers.error}\n`);
+  process.exit(2);
+}
+const security = await loadServerSecurity(c, workers.value.auth !== null);
 if (!security.ok) {
   process.stderr.write(`clipper-gateway: ${security.error}\n`);
   process.exit(2);
@@ -52,6 +78,9 @@ await runUntilSignal(log, async () => {
       evictionMs: c["eviction-ms"],
       maxBatchWaitMs: c["max-batch-wait-ms"],
       maxWorkerMessageBytes: c["max-worker-message-bytes"],
+      workerAuth: workers.value.auth,
+      clipperV3: workers.value.clipperV3,
+      clipperV3Models: workers.value.clipperV3Models,
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),
@@ -60,5 +89,11 @@ await runUntilSignal(log, async () => {
   );
   const at = (port: number) => ({ host: c.host, port });
   process.stdout.write(`${GATEWAY_PORTS_LINE.format({ grpc: at(g.grpcPort), http: at(g.httpPort), rpc: at(g.rpcPort) })}\n`);
-  return { close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()), reload: () => reloadAll(log, auth, tls) };
+  if (g.clipperV3Port !== null) process.stdout.write(`${GATEWAY_CLIPPER_V3_LINE.format({ rpc: { host: c["clipper-v3-host"], port: g.clipperV3Port } })}\n`);
+  const workerAuth = workers.value.auth;
+  if (workerAuth !== null) log.info({ publicKey: workerAuth.publicKey, workerKeys: workerAuth.size }, "worker port runs CURVE");
+  return {
+    close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()),
+    reload: () => Promise.all([reloadAll(log, auth, tls), workerAuth?.reload(log)]).then(() => {}),
+  };
 });

@@ -135,6 +135,7 @@ export class GatewayMetrics {
   readonly #evictions: Counter<"model" | "version">;
   readonly #latencyRestarts: Counter<"model" | "version">;
   readonly #missedBeats: Counter<"model" | "version">;
+  readonly #workerAuthFailures: Counter<"reason">;
   readonly #apps = new Map<string, AppInstruments>();
   readonly #pools = new Map<string, PoolInstruments>();
   readonly #replicas = new Map<ReplicaLabels, ReplicaInstruments>();
@@ -217,6 +218,12 @@ export class GatewayMetrics {
       labelNames: ["model", "version"] as const,
       registers,
     });
+    this.#workerAuthFailures = new Counter({
+      name: "clipper_worker_auth_failures_total",
+      help: "Workers turned away by a CURVE worker port, by reason (handshake: no CURVE or wrong gateway key; unknown_key: not in --worker-keys; bad_proof: registration without a valid proof of its key; model_not_allowed).",
+      labelNames: ["reason"] as const,
+      registers,
+    });
     const sources = (): GaugeSources | null => this.#sources;
     new Gauge({
       name: "clipper_queue_depth",
@@ -254,6 +261,11 @@ export class GatewayMetrics {
         this.set(sources()?.ready() === true ? 1 : 0);
       },
     });
+  }
+
+  /** A worker turned away by a CURVE worker port. */
+  workerAuthFailed(reason: string): void {
+    this.#workerAuthFailures.inc({ reason });
   }
 
   /** Connects the gauges to what they read; called once the components exist. */

@@ -8,7 +8,8 @@ import type { Task } from "./task.js";
 export type Dialect = "clipper-v3" | "native";
 
 /** Why a replica left. */
-export type RemovalReason = "evicted" | "drained" | "disconnected" | "model-removed";
+/** Why a replica left; "key-revoked": its CURVE key left the allow-list or no longer allows its model. */
+export type RemovalReason = "evicted" | "drained" | "disconnected" | "model-removed" | "key-revoked";
 
 /** A batch sent to a replica and not yet answered. */
 export interface SentBatch {
@@ -68,6 +69,8 @@ export interface ReplicaFields {
   readonly link: ReplicaLink;
   readonly liveness: LivenessPolicy;
   readonly now: number;
+  /** The Z85 CURVE key it proved it holds; absent when its port runs no CURVE. */
+  readonly principal?: string;
 }
 
 /** One connected model replica (a worker process or a Clipper container). */
@@ -86,6 +89,8 @@ export class Replica {
   readonly slots: number;
   readonly maxBatchSize: number;
   readonly link: ReplicaLink;
+  /** The Z85 CURVE key it proved it holds; null when its port runs no CURVE. */
+  readonly principal: string | null;
   readonly latency = new LatencyModel();
   readonly liveness: Liveness;
   readonly inFlight = new Map<number, SentBatch>();
@@ -109,6 +114,7 @@ export class Replica {
     this.slots = fields.slots;
     this.maxBatchSize = fields.maxBatchSize;
     this.link = fields.link;
+    this.principal = fields.principal ?? null;
     this.liveness = new Liveness(fields.liveness, fields.now);
   }
 

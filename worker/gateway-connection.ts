@@ -10,6 +10,7 @@ import type { GatewayMessage, WorkerMessage } from "../gen/clipper/v1/heartbeat.
 import { decodeGatewayMessage, encodeWorkerMessage } from "../core/wire/native.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { SendQueue } from "./send-queue.js";
+import type { WorkerCredentials } from "./worker-credentials.js";
 
 /**
  * How long a closing socket keeps trying to deliver queued messages, in ms,
@@ -33,10 +34,14 @@ export interface ConnectionOptions {
   /** Drop the link after this long without any traffic from the gateway, in ms. */
   readonly pingTimeoutMs: number;
   readonly log: Logger;
+  /** CURVE keys when the gateway's worker port runs CURVE. */
+  readonly credentials?: WorkerCredentials | null;
 }
 
 /** A session with the gateway over one Dealer socket. */
 export class GatewayConnection {
+  /** The routing id this connection chose (CURVE only: its registration proof is bound to it); null when zeromq picks one. */
+  readonly routingId: Buffer | null;
   readonly #socket: Dealer;
   readonly #queue: SendQueue;
   readonly #log: Logger;
@@ -55,7 +60,11 @@ export class GatewayConnection {
     this.#log = options.log;
     this.#lastHeardMs = performance.now();
     this.#downSinceMs = this.#lastHeardMs;
+    const curve = options.credentials?.socketOptions() ?? null;
+    // As the gateway's ROUTER sees it: the id's bytes.
+    this.routingId = curve === null ? null : Buffer.from(curve.routingId, "utf8");
     this.#socket = new Dealer({
+      ...curve,
       // Queue only on a completed connection: otherwise registrations resent
       // while the gateway is down pile up in the pipe and all arrive at once.
       immediate: true,
@@ -72,6 +81,22 @@ export class GatewayConnection {
     this.#socket.events.on("handshake", () => {
       this.#transportUp = true;
     });
+    // A failed handshake leaves the link silent; say why once per session.
+    let told = false;
+    const handshakeFailed = (why: string) => () => {
+      if (told) return;
+      told = true;
+      this.#log.warn({ gateway: options.gateway }, why);
+    };
+    this.#socket.events.on(
+      "handshake:error:protocol",
+      handshakeFailed(
+        curve === null
+          ? "handshake with the gateway failed: its worker port may run CURVE (give --gateway-public-key and --curve-secret-key)"
+          : "CURVE handshake with the gateway failed: is --gateway-public-key the gateway's key, and does its worker port run CURVE?",
+      ),
+    );
+    this.#socket.events.on("handshake:error:auth", handshakeFailed("the gateway refused this worker's CURVE key: add its public key to the gateway's --worker-keys"));
     this.#socket.events.on("disconnect", () => {
       this.#transportUp = false;
       this.#downSinceMs = performance.now();

@@ -13,6 +13,7 @@ import { WorkerMetrics } from "./metrics.js";
 import { loadModel } from "./model-loader.js";
 import { startWorker, type WorkerHandle } from "./runtime.js";
 import { parseWorkerConfig } from "./worker-config.js";
+import { WorkerCredentials } from "./worker-credentials.js";
 
 const c = exitUnlessOk("clipper-worker", parseWorkerConfig(process.argv.slice(2), process.env));
 const log = createLogger("clipper-worker", c.logLevel);
@@ -30,6 +31,11 @@ if (!tls.ok) {
 }
 if (tls.value !== null && c.metricsPort === null) {
   process.stderr.write("clipper-worker: --tls-cert serves the metrics port: give --metrics-port too\n");
+  process.exit(2);
+}
+const credentials = c.curve === null ? null : await WorkerCredentials.load(c.curve.secretKeyFile, c.curve.gatewayPublicKey);
+if (credentials !== null && !credentials.ok) {
+  process.stderr.write(`clipper-worker: ${credentials.error}\n`);
   process.exit(2);
 }
 const metrics = new WorkerMetrics(c.model, c.version);
@@ -63,6 +69,7 @@ await runUntilSignal(log, async () => {
     heartbeatMs: c.heartbeatMs,
     description: `host=${hostname()} pid=${process.pid} module=${model.path}`,
     metrics,
+    ...(credentials === null ? {} : { credentials: credentials.value }),
     log,
   });
   let stopping: Promise<void> | null = null;

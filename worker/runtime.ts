@@ -169,7 +169,7 @@ class WorkerRuntime {
   /** Opens a new session; its identity is unknown to the gateway, so nothing is in flight on it. */
   #newSession(): GatewayConnection {
     const conn: GatewayConnection = new GatewayConnection(
-      { gateway: this.#s.gateway, pingIntervalMs: this.#s.heartbeatMs, pingTimeoutMs: this.#evictionTimeoutMs, log: this.#log },
+      { gateway: this.#s.gateway, pingIntervalMs: this.#s.heartbeatMs, pingTimeoutMs: this.#evictionTimeoutMs, log: this.#log, credentials: this.#s.credentials },
       { onMessage: (message, payloads) => this.#onMessage(conn, message, payloads) },
     );
     this.#registerInFlight = false;
@@ -239,6 +239,7 @@ class WorkerRuntime {
             maxBatchSize: s.maxBatchSize,
             concurrency: s.concurrency,
             description: s.description,
+            ...credentialsFor(s, conn),
           },
         },
       })
@@ -399,4 +400,10 @@ class WorkerRuntime {
     this.#slots.release();
     this.#resolveClosed(this.#exit ?? { kind: "stopped", reason: "closed" });
   }
+}
+
+/** The registration's CURVE fields for one session: empty without CURVE. */
+function credentialsFor(s: Settings, conn: GatewayConnection): { curvePublicKey: Buffer; registrationProof: Buffer } {
+  if (s.credentials === null || conn.routingId === null) return { curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0) };
+  return s.credentials.registration(conn.routingId, s.model, s.version);
 }

@@ -26,6 +26,18 @@ const WORKER_OPTIONS = {
   "tls-cert": { kind: "string", env: "CLIPPER_TLS_CERT", default: "", help: "PEM certificate chain: serve the metrics port over HTTPS (with --tls-key); re-read on SIGHUP" },
   "tls-key": { kind: "string", env: "CLIPPER_TLS_KEY", default: "", help: "PEM private key of --tls-cert" },
   "tls-client-ca": { kind: "string", env: "CLIPPER_TLS_CLIENT_CA", default: "", help: "PEM CA bundle: require client certificates it signed on the metrics port (mutual TLS)" },
+  "gateway-public-key": {
+    kind: "string",
+    env: "CLIPPER_GATEWAY_PUBLIC_KEY",
+    default: "",
+    help: "the gateway's CURVE public key (40 Z85 characters, or a file holding it), for a worker port that runs CURVE; with --curve-secret-key",
+  },
+  "curve-secret-key": {
+    kind: "string",
+    env: "CLIPPER_WORKER_CURVE_SECRET_KEY",
+    default: "",
+    help: "file with this worker's CURVE secret key (clipper keys generate NAME); its public key must be in the gateway's --worker-keys",
+  },
   "log-level": COMMON_OPTIONS["log-level"],
 } as const satisfies Record<string, OptionSpec>;
 
@@ -45,6 +57,8 @@ export interface WorkerConfig {
   readonly metricsHost: string;
   /** The metrics port's TLS files, as given ("" for none); ServerTls.fromFlags checks them. */
   readonly tls: { readonly "tls-cert": string; readonly "tls-key": string; readonly "tls-client-ca": string };
+  /** The CURVE flags as given (both or neither; WorkerCredentials.load reads them); null without CURVE. */
+  readonly curve: { readonly secretKeyFile: string; readonly gatewayPublicKey: string } | null;
   readonly logLevel: string;
 }
 
@@ -70,7 +84,8 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     (c.module.trim() === "" ? "--module is required (or set CLIPPER_MODULE): the path of the model module" : null) ??
     (c.concurrency < 1 ? "--concurrency must be at least 1" : null) ??
     (c["heartbeat-ms"] < MIN_HEARTBEAT_MS ? `--heartbeat-ms must be at least ${MIN_HEARTBEAT_MS}` : null) ??
-    checkMetricsPort(c["metrics-port"]);
+    checkMetricsPort(c["metrics-port"]) ??
+    ((c["gateway-public-key"] === "") !== (c["curve-secret-key"] === "") ? "--gateway-public-key and --curve-secret-key go together: give both (CURVE) or neither" : null);
   if (error !== null) return { kind: "error", error: `${error}\n(${HINT})` };
   return {
     kind: "ok",
@@ -86,6 +101,7 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
       metricsPort: c["metrics-port"] === "" ? null : Number(c["metrics-port"]),
       metricsHost: c["metrics-host"],
       tls: { "tls-cert": c["tls-cert"], "tls-key": c["tls-key"], "tls-client-ca": c["tls-client-ca"] },
+      curve: c["curve-secret-key"] === "" ? null : { secretKeyFile: c["curve-secret-key"], gatewayPublicKey: c["gateway-public-key"] },
       logLevel: c["log-level"],
     }),
   };

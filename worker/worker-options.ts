@@ -8,6 +8,7 @@ import { modelNameProblem } from "../core/names.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import type { PredictFn } from "./batch-executor.js";
 import type { WorkerMetrics } from "./metrics.js";
+import type { WorkerCredentials } from "./worker-credentials.js";
 
 /** Heartbeat interval until the gateway names one, in ms (and the CLI default). */
 const DEFAULT_HEARTBEAT_MS = 1_000;
@@ -43,6 +44,8 @@ export interface WorkerOptions {
   readonly description?: string;
   /** Where batches, items and model time are counted; none by default. */
   readonly metrics?: WorkerMetrics;
+  /** CURVE keys, for a gateway whose worker port runs CURVE; none by default. */
+  readonly credentials?: WorkerCredentials;
   readonly log: Logger;
 }
 
@@ -60,6 +63,7 @@ export interface Settings {
   readonly evictionTimeoutMs: number;
   readonly description: string;
   readonly metrics: WorkerMetrics | null;
+  readonly credentials: WorkerCredentials | null;
 }
 
 /**
@@ -90,5 +94,6 @@ export function checkOptions(o: WorkerOptions): Settings {
     evictionTimeoutMs: whole("evictionTimeoutMs", o.evictionTimeoutMs ?? DEFAULT_EVICTION_TIMEOUT_MS, 1),
     description: o.description ?? `host=${hostname()} pid=${process.pid}`,
     metrics: o.metrics ?? null,
+    credentials: o.credentials ?? null,
   };
 }

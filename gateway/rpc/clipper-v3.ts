@@ -60,7 +60,11 @@ export class ClipperV3Dialect implements WorkerDialect {
           return;
         }
         // Clipper RPC has no refusal message: a bad name is logged and the container ignored.
-        const problem = modelNameProblem("model name", msg.modelName) ?? modelNameProblem("model version", msg.modelVersion);
+        const allowed = this.#ctx.clipperV3Models;
+        const problem =
+          modelNameProblem("model name", msg.modelName) ??
+          modelNameProblem("model version", msg.modelVersion) ??
+          (allowed === null || allowed.has(msg.modelName) ? null : `model '${msg.modelName}' is not in --clipper-v3-models`);
         if (problem !== null) {
           log.warn({ address, problem }, "container registration refused");
           return;

@@ -3,6 +3,7 @@ import type { ReplicaLink } from "../replica.js";
 import type { Replica } from "../replica.js";
 import type { ReplicaRegistry } from "../replica-registry.js";
 import type { TaskOutcome } from "../task.js";
+import type { AuthFailure, WorkerAuth } from "./worker-auth.js";
 
 /** Where a dialect delivers a replica's answers (the dispatcher). */
 export interface BatchAnswers {
@@ -20,6 +21,12 @@ export interface DialectContext {
   /** Sends frames to one peer, after every send queued before it; false when it failed. */
   send(identity: Buffer, frames: Buffer[]): Promise<boolean>;
   now(): number;
+  /** Set when the port runs CURVE: every native registration must prove its key. */
+  readonly auth: WorkerAuth | null;
+  /** Counts (and rate-limits the log of) a worker turned away. */
+  authFailed(reason: AuthFailure, address: string, message: string): void;
+  /** Models Clipper v3 containers may register for on this port; null for any. */
+  readonly clipperV3Models: ReadonlySet<string> | null;
 }
 
 /**

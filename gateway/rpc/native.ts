@@ -100,6 +100,23 @@ export class NativeDialect implements WorkerDialect {
       this.#sendDrain(identity, `registration refused: ${problem}`);
       return;
     }
+    let principal: string | undefined;
+    const auth = this.#ctx.auth;
+    if (auth !== null) {
+      const checked = auth.check({
+        routingId: identity,
+        modelName: reg.modelName,
+        modelVersion: reg.modelVersion,
+        publicKey: reg.curvePublicKey,
+        proof: reg.registrationProof,
+      });
+      if (!checked.ok) {
+        this.#ctx.authFailed(checked.reason, identity.toString("hex"), checked.message);
+        this.#sendDrain(identity, `registration refused: ${checked.message}`);
+        return;
+      }
+      principal = checked.principal;
+    }
     const replica = this.#ctx.registry.add({
       identity: Buffer.from(identity),
       dialect: "native",
@@ -111,6 +128,7 @@ export class NativeDialect implements WorkerDialect {
       link: this,
       liveness: nativeLiveness(this.#ctx.evictionMs),
       now: this.#ctx.now(),
+      ...(principal === undefined ? {} : { principal }),
     });
     void this.#ctx.send(
       identity,

@@ -1,13 +1,28 @@
-import { Router } from "zeromq";
+import { Context, Router } from "zeromq";
 import type { Logger } from "../../core/telemetry/logger.js";
+import { OncePer } from "../../core/telemetry/once-per.js";
 import { isNative } from "../../core/wire/native.js";
 import type { ReplicaRegistry } from "../replica-registry.js";
 import { ClipperV3Dialect } from "./clipper-v3.js";
 import type { BatchAnswers, DialectContext } from "./dialect.js";
 import { NativeDialect } from "./native.js";
+import type { AuthFailure, WorkerAuth } from "./worker-auth.js";
+import { ZapHandler } from "./zap-handler.js";
 
 /** How long one send may wait on a peer at its high-water mark before the peer counts as lost, in ms. */
 const SEND_TIMEOUT_MS = 1_000;
+/** A peer's refusals and stray messages are logged at most once per address per minute: it could send them endlessly. */
+const PEER_LOG_EVERY_MS = 60_000;
+/** The ZAP domain of CURVE worker ports (libzmq requires one to enforce ZAP). */
+const ZAP_DOMAIN = "clipper-workers";
+
+/**
+ * Which dialects a port speaks. One port speaks both while it runs no
+ * CURVE. A CURVE port speaks only the native dialect, whose registrations
+ * prove their key (a Clipper v3 message carries none); Clipper's containers,
+ * which cannot do CURVE, then get a port of their own (--clipper-v3-port).
+ */
+export type PortDialects = "both" | "native" | "clipper-v3";
 
 export interface WorkerRpcOptions {
   readonly host: string;
@@ -16,6 +31,14 @@ export interface WorkerRpcOptions {
   readonly evictionMs: number;
   /** Largest message frame a peer may send, in bytes; a peer that sends a larger one is disconnected (ZMQ_MAXMSGSIZE). */
   readonly maxMessageBytes: number;
+  /** Dialects spoken on this port (default both). */
+  readonly dialects?: PortDialects;
+  /** CURVE with this key and allow-list (native only); plaintext when absent. */
+  readonly auth?: WorkerAuth | null;
+  /** Models Clipper v3 containers may register for; null or absent for any. */
+  readonly clipperV3Models?: ReadonlySet<string> | null;
+  /** Counts a worker turned away (clipper_worker_auth_failures_total). */
+  readonly onAuthFailure?: (reason: AuthFailure) => void;
 }
 
 /**
@@ -33,14 +56,35 @@ export class WorkerRpc {
   readonly #log: Logger;
   readonly #v3: ClipperV3Dialect;
   readonly #native: NativeDialect;
+  readonly #dialects: PortDialects;
+  readonly #zap: ZapHandler | null;
+  readonly #logOnce = new OncePer(PEER_LOG_EVERY_MS);
+  readonly #registry: ReplicaRegistry;
   #sendChain: Promise<unknown> = Promise.resolve();
   #receiving: Promise<void> | null = null;
   #port = 0;
 
   constructor(registry: ReplicaRegistry, answers: BatchAnswers, log: Logger, options: WorkerRpcOptions) {
-    this.#router = new Router({ mandatory: true, sendTimeout: SEND_TIMEOUT_MS, linger: 0, maxMessageSize: options.maxMessageBytes });
+    const auth = options.auth ?? null;
+    this.#dialects = options.dialects ?? "both";
+    if (auth !== null && this.#dialects !== "native") throw new Error("a CURVE worker port speaks only the native dialect");
+    const base = { mandatory: true, sendTimeout: SEND_TIMEOUT_MS, linger: 0, maxMessageSize: options.maxMessageBytes } as const;
+    if (auth === null) {
+      this.#router = new Router(base);
+      this.#zap = null;
+    } else {
+      // A context of its own: libzmq allows one ZAP handler per context, and
+      // a process may run more than one gateway (tests, --processes).
+      const context = new Context();
+      this.#zap = new ZapHandler(context, auth, log);
+      this.#router = new Router({ ...base, context, curveServer: true, curveSecretKey: auth.secretKey, zapDomain: ZAP_DOMAIN, zapEnforceDomain: true });
+      this.#router.events.on("handshake:error:protocol", () => options.onAuthFailure?.("handshake"));
+      this.#router.events.on("handshake:error:auth", () => options.onAuthFailure?.("unknown_key"));
+      auth.on("changed", () => this.#dropRevoked(auth));
+    }
     this.#options = options;
     this.#log = log;
+    this.#registry = registry;
     const ctx: DialectContext = {
       registry,
       answers,
@@ -48,9 +92,23 @@ export class WorkerRpc {
       evictionMs: options.evictionMs,
       send: (identity, frames) => this.#send(identity, frames),
       now: Date.now,
+      auth,
+      authFailed: (reason, address, message) => {
+        options.onAuthFailure?.(reason);
+        if (this.#logOnce.allow(`refused ${address}`)) log.warn({ address, reason, problem: message }, "worker registration refused");
+      },
+      clipperV3Models: options.clipperV3Models ?? null,
     };
     this.#v3 = new ClipperV3Dialect(ctx);
     this.#native = new NativeDialect(ctx);
+  }
+
+  /** Dismisses this port's replicas whose key the allow-list no longer admits for their model. */
+  #dropRevoked(auth: WorkerAuth): void {
+    for (const r of [...this.#registry.all()]) {
+      if (r.link !== this.#native || r.principal === null || auth.allows(r.principal, r.modelName)) continue;
+      this.#registry.dismiss(r, "key-revoked", "worker key revoked (--worker-keys)");
+    }
   }
 
   get port(): number {
@@ -58,6 +116,7 @@ export class WorkerRpc {
   }
 
   async start(): Promise<void> {
+    await this.#zap?.start();
     await this.#router.bind(`tcp://${this.#options.host}:${this.#options.port}`);
     const endpoint = this.#router.lastEndpoint ?? "";
     this.#port = Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
@@ -68,6 +127,7 @@ export class WorkerRpc {
   async close(): Promise<void> {
     this.#router.close();
     await this.#receiving?.catch(() => {});
+    await this.#zap?.close();
   }
 
   async #receiveLoop(): Promise<void> {
@@ -75,7 +135,9 @@ export class WorkerRpc {
       for await (const [identity, ...frames] of this.#router) {
         if (identity === undefined) continue;
         try {
-          if (isNative(frames)) this.#native.handle(identity, frames);
+          const native = isNative(frames);
+          if (native ? this.#dialects === "clipper-v3" : this.#dialects === "native") this.#stray(identity, native);
+          else if (native) this.#native.handle(identity, frames);
           else this.#v3.handle(identity, frames);
         } catch (err) {
           // A peer must never be able to stop the loop.
@@ -85,6 +147,14 @@ export class WorkerRpc {
     } catch (err) {
       if (!this.#router.closed) this.#log.error({ err }, "worker RPC receive loop failed");
     }
+  }
+
+  /** A message in the dialect this port does not speak: dropped, and logged now and then. */
+  #stray(identity: Buffer, native: boolean): void {
+    const address = identity.toString("hex");
+    if (!this.#logOnce.allow(`stray ${address}`)) return;
+    if (native) this.#log.warn({ address }, "native worker message on the Clipper v3 port ignored: native workers connect to the CURVE worker port");
+    else this.#log.warn({ address }, "Clipper v3 message on the CURVE worker port ignored: Clipper containers connect to --clipper-v3-port");
   }
 
   /** Sends frames to one peer, after every send queued before it. */
