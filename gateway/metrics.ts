@@ -220,7 +220,7 @@ export class GatewayMetrics {
     });
     this.#workerAuthFailures = new Counter({
       name: "clipper_worker_auth_failures_total",
-      help: "Workers turned away by a CURVE worker port, by reason (handshake: no CURVE or wrong gateway key; unknown_key: not in --worker-keys; bad_proof: registration without a valid proof of its key; model_not_allowed).",
+      help: "Workers turned away by a CURVE worker port, by reason (handshake: the CURVE handshake failed, e.g. no CURVE, a wrong gateway key, or a peer that hung up in it; unknown_key: not in --worker-keys; bad_proof: registration without a valid proof of its key; model_not_allowed).",
       labelNames: ["reason"] as const,
       registers,
     });

@@ -2,10 +2,10 @@ import { reloadAll } from "../core/reload.js";
 import { loadServerSecurity } from "../core/server-security.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
-import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
 import { MANAGEMENT_PORTS_LINE } from "../core/ports-line.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
+import { loadGatewayAccess } from "./gateway-access.js";
 import { startManagement } from "./management.js";
 
 const OPTIONS = {
@@ -17,6 +17,24 @@ const OPTIONS = {
     env: "CLIPPER_MANAGEMENT_GATEWAY_RPC",
     default: "",
     help: "turns on the replica manager: the gateway's worker RPC endpoint (tcp://HOST:PORT) its workers connect to; it then starts processes on this host for whoever can call Admin",
+  },
+  "gateway-clipper-v3": {
+    kind: "string",
+    env: "CLIPPER_MANAGEMENT_GATEWAY_CLIPPER_V3",
+    default: "",
+    help: "the gateway's --clipper-v3-port endpoint (tcp://HOST:PORT) given to Clipper containers (CLIPPER_IP/CLIPPER_PORT); default: --gateway-rpc",
+  },
+  "worker-curve-secret-key": {
+    kind: "string",
+    env: "CLIPPER_MANAGEMENT_WORKER_CURVE_SECRET_KEY",
+    default: "",
+    help: "CURVE secret key file the workers it starts present (its public key must be in the gateway's --worker-keys); with --gateway-public-key",
+  },
+  "gateway-public-key": {
+    kind: "string",
+    env: "CLIPPER_MANAGEMENT_GATEWAY_PUBLIC_KEY",
+    default: "",
+    help: "the gateway's CURVE public key (Z85, or a file holding it), given to the workers it starts",
   },
   "allow-worker-commands": {
     kind: "flag",
@@ -45,9 +63,13 @@ const OPTIONS = {
 } as const;
 
 const c = configOrExit("clipper-management", OPTIONS);
-const gatewayRpc = c["gateway-rpc"] === "" ? null : parseTcpEndpoint(c["gateway-rpc"]);
-if (gatewayRpc !== null && !gatewayRpc.ok) {
-  process.stderr.write(`clipper-management: --gateway-rpc: ${gatewayRpc.error}\n`);
+if (c["gateway-rpc"] === "" && (c["gateway-clipper-v3"] !== "" || c["worker-curve-secret-key"] !== "" || c["gateway-public-key"] !== "")) {
+  process.stderr.write("clipper-management: --gateway-clipper-v3, --worker-curve-secret-key and --gateway-public-key are for the replica manager: give --gateway-rpc too\n");
+  process.exit(2);
+}
+const gatewayAccess = c["gateway-rpc"] === "" ? null : await loadGatewayAccess(c);
+if (gatewayAccess !== null && !gatewayAccess.ok) {
+  process.stderr.write(`clipper-management: ${gatewayAccess.error}\n`);
   process.exit(2);
 }
 const security = await loadServerSecurity(c, "none");
@@ -71,6 +93,7 @@ await runUntilSignal(log, async () => {
       grpcPort: c["grpc-port"],
       httpPort: c["http-port"],
       gatewayRpc: c["gateway-rpc"],
+      ...(gatewayAccess === null ? {} : { gatewayAccess: gatewayAccess.value }),
       logLevel: c["log-level"],
       workerPolicy: { allowCommands: c["allow-worker-commands"], moduleRoot: c["worker-module-root"] },
       workerInheritEnv: commaList(c["worker-inherit-env"]),

@@ -14,6 +14,7 @@ import { createMetricsRegistry, createRedisReconnects, createRpcMetrics } from "
 import { AdminStore } from "./admin-store.js";
 import { clipperAdminRoutes } from "./http/clipper-admin.js";
 import { DeploymentStore } from "./deployment-store.js";
+import { type GatewayAccess, plainGatewayAccess } from "./gateway-access.js";
 import { ReplicaManager } from "./replica-manager.js";
 import { ADMIN_SERVICE_NAME, adminBinding } from "./services/admin.js";
 import type { WorkerPolicy } from "./worker-policy.js";
@@ -35,6 +36,8 @@ export interface ManagementConfig {
    * when empty or absent, those calls fail with FAILED_PRECONDITION.
    */
   readonly gatewayRpc?: string;
+  /** How workers reach the gateway beyond gatewayRpc (CURVE keys, the Clipper v3 port); from gatewayRpc alone when absent. */
+  readonly gatewayAccess?: GatewayAccess;
   /** Log level of the workers the replica manager starts; default "info". */
   readonly logLevel?: string;
   /** Admits calls by token and scope on the gRPC and HTTP ports; every call is admitted when absent. */
@@ -77,7 +80,7 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
     config.gatewayRpc === undefined || config.gatewayRpc === ""
       ? null
       : new ReplicaManager(store, new DeploymentStore(redis, redisWhere, ReplicaManager.host()), log.child({ component: "replica-manager" }), {
-          gatewayRpc: config.gatewayRpc,
+          gateway: config.gatewayAccess ?? plainAccess(config.gatewayRpc),
           workerLogLevel: config.logLevel ?? "info",
           workerPolicy: config.workerPolicy,
           workerInheritEnv: config.workerInheritEnv,
@@ -137,4 +140,10 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
       log.info("management stopped");
     },
   };
+}
+
+function plainAccess(rpc: string): GatewayAccess {
+  const access = plainGatewayAccess(rpc);
+  if (!access.ok) throw new TypeError(`gateway RPC endpoint ${access.error}`);
+  return access.value;
 }

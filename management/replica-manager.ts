@@ -7,10 +7,10 @@
  * (saved-state.ts). Operations on one model run one at a time.
  */
 import { hostname } from "node:os";
+import type { GatewayAccess } from "./gateway-access.js";
 import type { CallContext } from "../core/call-context.js";
 import type { DeploymentRecord, WorkerSpecRecord } from "../core/deployment-layout.js";
 import { failedPrecondition, notFound, unavailable } from "../core/errors.js";
-import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { validateModelInput } from "./admin-input.js";
 import type { AdminStore, ModelView } from "./admin-store.js";
@@ -41,8 +41,8 @@ const LOAD_RETRY_FIRST_MS = 20;
 
 /** How the manager reaches the gateway and how long it waits. */
 export interface ReplicaManagerOptions {
-  /** The gateway's worker RPC endpoint, tcp://host:port, handed to every worker. */
-  readonly gatewayRpc: string;
+  /** How every worker reaches the gateway. */
+  readonly gateway: GatewayAccess;
   /** Log level given to clipper-worker processes (CLIPPER_LOG_LEVEL). */
   readonly workerLogLevel: string;
   /** What deployments may run; default: modules anywhere, no commands. */
@@ -95,15 +95,12 @@ export class ReplicaManager {
   #lifecycle: Lifecycle = { kind: "loading", attempts: 0, timer: null };
 
   constructor(store: AdminStore, state: DeploymentStore, log: Logger, options: ReplicaManagerOptions) {
-    const gateway = parseTcpEndpoint(options.gatewayRpc);
-    if (!gateway.ok) throw new TypeError(`gateway RPC endpoint ${gateway.error}`);
     this.#store = store;
     this.#state = state;
     this.#log = log;
     this.#policy = options.workerPolicy ?? DEFAULT_WORKER_POLICY;
     this.#supervisor = new WorkerSupervisor(state, log, {
-      gatewayRpc: options.gatewayRpc,
-      gateway: gateway.value,
+      gateway: options.gateway,
       workerLogLevel: options.workerLogLevel,
       stopGraceMs: options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
       // Read once: management's environment does not change while it runs.

@@ -8,7 +8,7 @@ import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
 import { invalidArgument } from "../core/errors.js";
 import type { DeploymentRecord, WorkerSpecRecord } from "../core/deployment-layout.js";
-import type { TcpEndpoint } from "../core/tcp-endpoint.js";
+import type { GatewayAccess } from "./gateway-access.js";
 import type { ProcessCommand } from "./worker-process.js";
 
 /** clipper-worker's entry point, run with this Node for `module` workers. */
@@ -20,11 +20,11 @@ const MAX_REPLICAS = 64;
 /**
  * The process of a deployment: clipper-worker with its module, or the
  * command as given; both get who they are and where the gateway is in the
- * environment (clipper-worker's CLIPPER_GATEWAY, and Clipper containers'
- * CLIPPER_IP / CLIPPER_PORT), on top of `baseEnv` (worker-env.ts: never
+ * environment (clipper-worker's CLIPPER_GATEWAY and CURVE keys, and Clipper
+ * containers' CLIPPER_IP / CLIPPER_PORT), on top of `baseEnv` (worker-env.ts: never
  * management's whole environment) and the spec's own variables.
  */
-export function workerCommand(d: DeploymentRecord, gatewayRpc: string, gateway: TcpEndpoint, logLevel: string, baseEnv: NodeJS.ProcessEnv): ProcessCommand {
+export function workerCommand(d: DeploymentRecord, gateway: GatewayAccess, logLevel: string, baseEnv: NodeJS.ProcessEnv): ProcessCommand {
   const w = d.worker;
   const env: NodeJS.ProcessEnv = {
     ...baseEnv,
@@ -36,9 +36,13 @@ export function workerCommand(d: DeploymentRecord, gatewayRpc: string, gateway: 
     CLIPPER_MODEL_NAME: d.name,
     CLIPPER_MODEL_VERSION: d.version,
     CLIPPER_INPUT_TYPE: d.inputType,
-    CLIPPER_GATEWAY: gatewayRpc,
-    CLIPPER_IP: gateway.host,
-    CLIPPER_PORT: String(gateway.port),
+    CLIPPER_GATEWAY: gateway.rpc,
+    CLIPPER_IP: gateway.clipperV3.host,
+    CLIPPER_PORT: String(gateway.clipperV3.port),
+    // The key's file, never the key: the environment of a process is readable by its user's other processes.
+    ...(gateway.curve === null
+      ? {}
+      : { CLIPPER_WORKER_CURVE_SECRET_KEY: gateway.curve.secretKeyFile, CLIPPER_GATEWAY_PUBLIC_KEY: gateway.curve.gatewayPublicKey }),
   };
   const argv: [string, ...string[]] = w.module !== "" ? [process.execPath, WORKER_BIN, "--module", w.module] : (w.command as [string, ...string[]]);
   return { argv, env, cwd: w.workingDir !== "" ? w.workingDir : process.cwd() };

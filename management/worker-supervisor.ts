@@ -8,7 +8,7 @@
 import { backoffDelayMs } from "../core/backoff.js";
 import type { DeploymentRecord } from "../core/deployment-layout.js";
 import { ModelVersionMap } from "../core/model-version-map.js";
-import type { TcpEndpoint } from "../core/tcp-endpoint.js";
+import type { GatewayAccess } from "./gateway-access.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import type { DeploymentStore } from "./deployment-store.js";
 import type { SavedState } from "./saved-state.js";
@@ -20,10 +20,8 @@ const HEALTHY_RUN_MS = 10_000;
 
 /** What the supervisor needs to start and stop workers. */
 export interface WorkerSupervisorOptions {
-  /** The gateway's worker RPC endpoint as given (tcp://host:port), handed to every worker. */
-  readonly gatewayRpc: string;
-  /** The same endpoint parsed, for Clipper containers' CLIPPER_IP / CLIPPER_PORT. */
-  readonly gateway: TcpEndpoint;
+  /** How every worker reaches the gateway. */
+  readonly gateway: GatewayAccess;
   /** Log level given to clipper-worker processes (CLIPPER_LOG_LEVEL). */
   readonly workerLogLevel: string;
   /** How long a stopping worker may drain before its group is killed, in ms. */
@@ -196,7 +194,7 @@ export class WorkerSupervisor {
 
   #spawn(s: Supervised): void {
     const { name, version } = s.record;
-    const p = WorkerProcess.spawn(name, version, workerCommand(s.record, this.#o.gatewayRpc, this.#o.gateway, this.#o.workerLogLevel, this.#o.baseEnv), this.#log);
+    const p = WorkerProcess.spawn(name, version, workerCommand(s.record, this.#o.gateway, this.#o.workerLogLevel, this.#o.baseEnv), this.#log);
     s.processes.add(p);
     this.#log.info({ model: name, version, pid: p.pid }, "worker started");
     if (p.pid > 0) {

@@ -4,6 +4,7 @@
  * and exits with its code (cli-kit.ts EXIT).
  */
 import { appsCommands } from "./commands/apps.js";
+import { keysCommands } from "./commands/keys.js";
 import { linkCommands } from "./commands/links.js";
 import { modelsCommands } from "./commands/models.js";
 import { predictCommand } from "./commands/predict.js";
@@ -23,6 +24,7 @@ const COMMANDS: readonly Command[] = [
   ...replicasCommands,
   ...workersCommands,
   predictCommand,
+  ...keysCommands,
 ];
 
 function overview(): string {

@@ -11,12 +11,13 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentials as grpcCredentials, status as Status, type ChannelCredentials } from "@grpc/grpc-js";
-import { GATEWAY_PORTS_LINE, MANAGEMENT_PORTS_LINE } from "../../core/ports-line.js";
+import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE, MANAGEMENT_PORTS_LINE } from "../../core/ports-line.js";
 import { createAdminClient, createHeartbeatClient, isServiceError, type AdminApi, type ClientOptions } from "../client.js";
 import { CliError, EXIT, intOption, strOption, type Command, type CommandContext, type Output } from "./cli-kit.js";
 import { scrape, summarize, type Scrape } from "./gateway-metrics.js";
 import { freePort, killSession, LocalProcess, portProblem, SESSION_ENV } from "./local-processes.js";
 import { findRedisServer, installRedisServer, ping, privateRedisPassword, REDIS_HINT, startRedis } from "./local-redis.js";
+import { ensureStackKeys } from "./local-curve.js";
 import { ensureLocalTls } from "./local-tls.js";
 import { ensureStackToken } from "./local-token.js";
 
@@ -42,7 +43,8 @@ const STATUS_EVERY_MS = 1_000;
 const PORTS = {
   "gateway-grpc-port": ["CLIPPER_GATEWAY_GRPC_PORT", 50051, "gateway gRPC"],
   "gateway-http-port": ["CLIPPER_GATEWAY_HTTP_PORT", 1337, "gateway HTTP"],
-  "rpc-port": ["CLIPPER_RPC_PORT", 7000, "gateway worker RPC"],
+  "rpc-port": ["CLIPPER_RPC_PORT", 7000, "gateway worker RPC (CURVE)"],
+  "clipper-v3-port": ["CLIPPER_V3_PORT", 7001, "gateway RPC for Clipper containers (loopback, no CURVE)"],
   "management-grpc-port": ["CLIPPER_MANAGEMENT_GRPC_PORT", 50052, "management gRPC"],
   "management-http-port": ["CLIPPER_MANAGEMENT_HTTP_PORT", 1338, "management HTTP"],
 } as const;
@@ -58,7 +60,7 @@ export const upCommand: Command = {
   ].join("\n"),
   options: {
     host: { type: "string", value: "HOST", help: "address the servers listen on (env CLIPPER_HOST, default 127.0.0.1)" },
-    insecure: { type: "boolean", help: "let the servers start on a non-loopback --host without TLS and worker authentication (they say so in their logs and /readyz)" },
+    insecure: { type: "boolean", help: "let the servers start on a non-loopback --host without TLS (they say so in their logs and /readyz)" },
     "redis-url": { type: "string", value: "URL", help: "use this Redis instead of starting one (env CLIPPER_REDIS_URL)" },
     "redis-port": { type: "string", value: "N", help: "port of the private redis-server (env CLIPPER_REDIS_PORT, default 0 = a free one)" },
     ...Object.fromEntries(
@@ -161,6 +163,8 @@ async function up({ values, out }: CommandContext): Promise<number> {
       ...(tls === null ? [] : ["--tls-cert", tls.cert, "--tls-key", tls.key]),
     ];
     const credentials = tls === null ? undefined : grpcCredentials.createSsl(readFileSync(tls.ca));
+    // Workers prove who they are; Clipper containers, which cannot, get a loopback port of their own.
+    const keys = await ensureStackKeys(s.dataDir);
     const env: NodeJS.ProcessEnv = { ...process.env, CLIPPER_LOG_LEVEL: s.logLevel, [SESSION_ENV]: session };
     const node = (bin: string, args: string[]): [string, ...string[]] => [process.execPath, join(ROOT, "bin", `${bin}.js`), ...args];
 
@@ -188,6 +192,8 @@ async function up({ values, out }: CommandContext): Promise<number> {
       node("clipper-gateway", [
         "--host", s.host,
         "--grpc-port", String(s.ports["gateway-grpc-port"]), "--http-port", String(s.ports["gateway-http-port"]), "--rpc-port", String(s.ports["rpc-port"]),
+        "--curve-secret-key", keys.gatewaySecretKey, "--worker-keys", keys.workerKeys,
+        "--clipper-v3-port", String(s.ports["clipper-v3-port"]), "--clipper-v3-host", "127.0.0.1",
         ...auth,
       ]),
       { env: serverEnv, cwd: ROOT, logPath: join(logs, "gateway.log") },
@@ -195,6 +201,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
     started.push(gateway);
     const g = GATEWAY_PORTS_LINE.read(await gateway.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS));
     const [gatewayGrpc, gatewayHttp, rpc] = [g.grpc.port, g.http.port, g.rpc.port];
+    const clipperV3 = GATEWAY_CLIPPER_V3_LINE.read(await gateway.waitFor(GATEWAY_CLIPPER_V3_LINE.pattern, START_TIMEOUT_MS)).rpc.port;
 
     const management = new LocalProcess(
       "management",
@@ -202,6 +209,8 @@ async function up({ values, out }: CommandContext): Promise<number> {
         "--host", s.host,
         "--grpc-port", String(s.ports["management-grpc-port"]), "--http-port", String(s.ports["management-http-port"]),
         "--gateway-rpc", `tcp://${s.connectHost}:${rpc}`,
+        "--gateway-clipper-v3", `tcp://127.0.0.1:${clipperV3}`,
+        "--worker-curve-secret-key", keys.workerSecretKey, "--gateway-public-key", keys.gatewayPublicKey,
         // `clipper models deploy … -- COMMAND` runs Clipper containers on this machine.
         "--allow-worker-commands",
         ...auth,
@@ -227,7 +236,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
         void stopAll(`${p.name} failed`).then(() => process.exit(EXIT.FAILED));
       });
     }
-    printBanner(say, s, where, { rpc, mgmtHttp, redisUrl: redisShown, demo: values["no-demo"] !== true, privateRedis: s.redisUrl === "", ca: tls?.ca ?? null });
+    printBanner(say, s, where, { rpc, clipperV3, mgmtHttp, redisUrl: redisShown, demo: values["no-demo"] !== true, privateRedis: s.redisUrl === "", ca: tls?.ca ?? null });
     if (out.stdout.isTTY === true && values["no-status"] !== true) statusTimer = startStatusLine(out, where, credentials, tls === null ? undefined : readFileSync(tls.ca));
     // Runs until a signal: stopAll() ends the process.
     return await new Promise<number>(() => {});
@@ -292,7 +301,7 @@ function printBanner(
   say: (l: string) => void,
   s: Settings,
   where: { gateway: string; gatewayHttp: string; management: string },
-  x: { rpc: number; mgmtHttp: number; redisUrl: string; demo: boolean; privateRedis: boolean; ca: string | null },
+  x: { rpc: number; clipperV3: number; mgmtHttp: number; redisUrl: string; demo: boolean; privateRedis: boolean; ca: string | null },
 ): void {
   const rel = relative(process.cwd(), s.dataDir) || ".";
   const defaults = where.gateway === "127.0.0.1:50051" && where.management === "127.0.0.1:50052" && where.gatewayHttp === "127.0.0.1:1337";
@@ -306,7 +315,8 @@ function printBanner(
     "",
     "clipper up: the stack is running; Ctrl-C stops it.",
     "",
-    `  gateway     gRPC ${where.gateway}   HTTP ${http}://${where.gatewayHttp}   worker RPC tcp://${s.connectHost}:${x.rpc}`,
+    `  gateway     gRPC ${where.gateway}   HTTP ${http}://${where.gatewayHttp}`,
+    `  workers     tcp://${s.connectHost}:${x.rpc} (CURVE: keys in ${rel}/curve/)   Clipper containers tcp://127.0.0.1:${x.clipperV3}`,
     `  management  gRPC ${where.management}   HTTP ${http}://${s.connectHost}:${x.mgmtHttp}`,
     `  redis       ${x.redisUrl}${x.privateRedis ? ` (data in ${rel}/redis, password in ${rel}/redis-password)` : ""}`,
     `  logs        ${rel}/logs/`,

@@ -1,21 +1,13 @@
 /**
- * CURVE key pairs as files and as the X25519 keys they are. A secret key
- * file holds the 40-character Z85 secret key (its public key is derived, so
- * the two can never disagree); a public key file holds the Z85 public key.
- * Lines starting with `#` are comments.
+ * CURVE keys read from their files (key-pair.ts writes them) and used as
+ * the X25519 keys they are. A secret key file holds the 40-character Z85
+ * secret key; its public key is derived, so the two can never disagree.
  */
 import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from "node:crypto";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { curveKeyPair } from "zeromq";
+import { readFile } from "node:fs/promises";
 import type { Decoded } from "../decoded.js";
+import { type CurveKeyPair, keyLines } from "./key-pair.js";
 import { z85Decode, z85Encode } from "./z85.js";
-
-/** A CURVE key pair, both halves in Z85 as zeromq takes them. */
-export interface CurveKeyPair {
-  readonly publicKey: string;
-  readonly secretKey: string;
-}
 
 /** Raw X25519 keys are 32 bytes; their Z85 text is 40 characters. */
 const KEY_BYTES = 32;
@@ -56,14 +48,6 @@ export function sharedSecret(secret: Buffer, theirPublic: Buffer): Buffer {
   return diffieHellman({ privateKey: privateKeyObject(secret), publicKey: publicKeyObject(theirPublic) });
 }
 
-/** The non-comment lines of a key file. */
-function keyLines(text: string): string[] {
-  return text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l !== "" && !l.startsWith("#"));
-}
-
 /** A secret key file's pair: the secret as written and the public key derived from it. */
 export async function readSecretKeyFile(path: string): Promise<Decoded<CurveKeyPair & { readonly rawSecret: Buffer; readonly rawPublic: Buffer }>> {
   let text: string;
@@ -93,24 +77,4 @@ export async function readPublicKey(keyOrFile: string): Promise<Decoded<{ readon
   const raw = lines.length === 1 ? rawKey(lines[0]!) : null;
   if (raw === null) return { ok: false, error: `${keyOrFile} is not a CURVE public key: expected one line of 40 Z85 characters` };
   return { ok: true, value: { publicKey: lines[0]!, raw } };
-}
-
-/** A fresh key pair. */
-export function generateKeyPair(): CurveKeyPair {
-  return curveKeyPair();
-}
-
-/**
- * Writes `NAME.key` (the secret, mode 0600, written with that mode so it is
- * never readable by others, even for a moment) and `NAME.pub` into `dir`.
- */
-export async function writeKeyPair(dir: string, name: string, pair: CurveKeyPair): Promise<{ secretFile: string; publicFile: string }> {
-  await mkdir(dir, { recursive: true });
-  const secretFile = join(dir, `${name}.key`);
-  const publicFile = join(dir, `${name}.pub`);
-  await writeFile(secretFile, `# CURVE secret key '${name}' (keep private)\n${pair.secretKey}\n`, { mode: 0o600 });
-  // writeFile keeps an existing file's mode; make sure an older file is private too.
-  await chmod(secretFile, 0o600);
-  await writeFile(publicFile, `# CURVE public key '${name}'\n${pair.publicKey}\n`, { mode: 0o644 });
-  return { secretFile, publicFile };
 }

@@ -1,8 +1,8 @@
 /**
  * The gateway's allow-list of worker keys (`--worker-keys`): one line per
- * worker key, `<Z85 public key> [model[,model…]]`; `#` starts a comment. A
- * key without models may register for any model; a key with models only
- * for those. This file is the fleet's contract too: every gateway of a
+ * worker key, `<Z85 public key> [model[,model…]]`. A key without models may register for any model; a key with models only
+ * for those. A comment is a line starting with `#`, or ` #` and what
+ * follows it. This file is the fleet's contract too: every gateway of a
  * fleet mounts the same one (docs/security.md).
  */
 import { readFile } from "node:fs/promises";
@@ -27,7 +27,9 @@ export function parseWorkerKeys(text: string, name: string): Decoded<WorkerKeyLi
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const where = `${name}:${i + 1}`;
-    const line = lines[i]!.replace(/#.*$/, "").trim();
+    // Z85 uses '#', so a comment is a line that starts with it or text after a blank and '#'
+    // (no key starts with '#': the first character of a Z85 group is at most '%').
+    const line = lines[i]!.trim().startsWith("#") ? "" : lines[i]!.replace(/\s#.*$/, "").trim();
     if (line === "") continue;
     const fields = line.split(/\s+/);
     if (fields.length > 2) return { ok: false, error: `${where}: expected '<Z85 public key> [model[,model...]]'` };

@@ -78,7 +78,9 @@ export class WorkerRpc {
       const context = new Context();
       this.#zap = new ZapHandler(context, auth, log);
       this.#router = new Router({ ...base, context, curveServer: true, curveSecretKey: auth.secretKey, zapDomain: ZAP_DOMAIN, zapEnforceDomain: true });
+      // A plaintext peer fails the handshake as a protocol error or, when it hangs up first, as another error.
       this.#router.events.on("handshake:error:protocol", () => options.onAuthFailure?.("handshake"));
+      this.#router.events.on("handshake:error:other", () => options.onAuthFailure?.("handshake"));
       this.#router.events.on("handshake:error:auth", () => options.onAuthFailure?.("unknown_key"));
       auth.on("changed", () => this.#dropRevoked(auth));
     }

@@ -14,7 +14,7 @@ function dialect(d: Dialect): string {
 }
 
 function workerRow(w: Worker): string[] {
-  return [w.modelName, w.modelVersion, String(w.replicaId), dialect(w.dialect), w.inputType, String(w.inFlight), w.draining ? "draining" : "serving", w.lastBeat?.toISOString() ?? "-"];
+  return [w.modelName, w.modelVersion, String(w.replicaId), dialect(w.dialect), w.inputType, String(w.inFlight), w.draining ? "draining" : "serving", w.lastBeat?.toISOString() ?? "-", w.curvePublicKey === "" ? "-" : w.curvePublicKey];
 }
 
 export const workersCommands: readonly Command[] = [
@@ -28,7 +28,7 @@ export const workersCommands: readonly Command[] = [
     async run({ positionals, globals, out }) {
       const res = await withClient(heartbeatClient(globals), (c) => c.listWorkers({ modelName: positionals[0] ?? "" }));
       out.result(fullJson(res, ListWorkersResponse.toJSON(res)), () =>
-        table(["MODEL", "VERSION", "REPLICA", "DIALECT", "INPUT TYPE", "IN FLIGHT", "STATE", "LAST BEAT"], res.workers.map(workerRow)),
+        table(["MODEL", "VERSION", "REPLICA", "DIALECT", "INPUT TYPE", "IN FLIGHT", "STATE", "LAST BEAT", "CURVE KEY"], res.workers.map(workerRow)),
       );
     },
   },
