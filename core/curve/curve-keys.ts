@@ -63,14 +63,18 @@ export async function readSecretKeyFile(path: string): Promise<Decoded<CurveKeyP
   return { ok: true, value: { secretKey: lines[0]!, publicKey: z85Encode(rawPublic), rawSecret: raw, rawPublic } };
 }
 
-/** A public key given as its Z85 text or as a file holding it. */
+/**
+ * A public key given as a file holding it or as its Z85 text. The file
+ * comes first: a 40-character path such as /tmp/clipper-up-3eCdoh/curve/gateway.pub
+ * is valid Z85 too.
+ */
 export async function readPublicKey(keyOrFile: string): Promise<Decoded<{ readonly publicKey: string; readonly raw: Buffer }>> {
-  const direct = rawKey(keyOrFile.trim());
-  if (direct !== null) return { ok: true, value: { publicKey: keyOrFile.trim(), raw: direct } };
   let text: string;
   try {
     text = await readFile(keyOrFile, "utf8");
   } catch (err) {
+    const direct = rawKey(keyOrFile.trim());
+    if (direct !== null) return { ok: true, value: { publicKey: keyOrFile.trim(), raw: direct } };
     return { ok: false, error: `'${keyOrFile}' is neither a 40-character Z85 public key nor a readable file: ${(err as Error).message}` };
   }
   const lines = keyLines(text);

@@ -1,8 +1,8 @@
 /**
  * The gateway's allow-list of worker keys (`--worker-keys`): one line per
- * worker key, `<Z85 public key> [model[,model…]]`. A key without models may register for any model; a key with models only
- * for those. A comment is a line starting with `#`, or ` #` and what
- * follows it. This file is the fleet's contract too: every gateway of a
+ * worker key, `<Z85 public key> [model[,model…]]`. A key without models
+ * may register for any model; a key with models only for those. A comment
+ * is a line starting with `#`, or ` #` and what follows it. This file is the fleet's contract too: every gateway of a
  * fleet mounts the same one (docs/security.md).
  */
 import { readFile } from "node:fs/promises";

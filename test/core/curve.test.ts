@@ -69,3 +69,22 @@ test("the worker keys file: keys with and without models, comments, and errors n
   t.regex((parseWorkerKeys(`${a}\n${a}\n`, "keys") as { error: string }).error, /^keys:2: key .* is listed twice$/);
   t.regex((parseWorkerKeys(`${a} m extra\n`, "keys") as { error: string }).error, /^keys:1: expected/);
 });
+
+test("a public key given as a path is read from the file, even when the path is 40 Z85 characters", async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync, mkdirSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { readPublicKey } = await import("../../core/curve/curve-keys.js");
+  const base = mkdtempSync("/tmp/k");
+  t.teardown(() => rmSync(base, { recursive: true, force: true }));
+  // Pad the directory so that the whole path is exactly 40 characters of the Z85 alphabet.
+  const name = "gateway.pub";
+  const dir = join(base, "x".repeat(40 - base.length - 2 - name.length));
+  mkdirSync(dir);
+  const path = join(dir, name);
+  t.is(path.length, 40);
+  const key = generateKeyPair().publicKey;
+  writeFileSync(path, `# comment\n${key}\n`);
+  t.deepEqual(await readPublicKey(path), { ok: true, value: { publicKey: key, raw: rawKey(key)! } });
+  t.deepEqual(await readPublicKey(key), { ok: true, value: { publicKey: key, raw: rawKey(key)! } });
+  t.false((await readPublicKey("/no/such/file")).ok);
+});

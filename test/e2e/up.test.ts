@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
 import { createAdminClient, createPredictClient } from "../../clients/client.js";
+import { HeartbeatClient, type ListWorkersResponse } from "../../gen/clipper/v1/heartbeat.js";
 import { portProblem } from "../../clients/cli/local-processes.js";
 import { freePort } from "../helpers/ports.js";
 import { spawnBin, type Proc } from "../helpers/processes.js";
@@ -19,6 +20,7 @@ const dirs: string[] = [];
 const procs: Proc[] = [];
 test.after.always(async () => {
   for (const p of procs) await p.stop("SIGKILL");
+  if (process.env.KEEPDIRS) return;
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -27,6 +29,7 @@ async function ports(): Promise<Record<string, number>> {
     "gateway-grpc-port": await freePort(),
     "gateway-http-port": await freePort(),
     "rpc-port": await freePort(),
+    "clipper-v3-port": await freePort(),
     "management-grpc-port": await freePort(),
     "management-http-port": await freePort(),
   };
@@ -63,6 +66,13 @@ test.serial("clipper up serves the demo over HTTP, Clipper REST and gRPC, and Ct
   const dir = dirs[dirs.length - 1]!;
   t.is(statSync(join(dir, "token")).mode & 0o777, 0o600);
   const token = readFileSync(join(dir, "token"), "utf8").trim();
+  // The worker port runs CURVE: the demo worker registered with the key clipper up made for its workers.
+  const workerKey = readFileSync(join(dir, "curve", "workers.pub"), "utf8").split("\n").find((l) => l !== "" && !l.startsWith("#"));
+  const heartbeat = new HeartbeatClient(`127.0.0.1:${p["gateway-grpc-port"]}`, credentials.createInsecure());
+  const workers = await new Promise<ListWorkersResponse>((resolve, reject) => heartbeat.listWorkers({ modelName: "sum" }, (err, res) => (err ? reject(err) : resolve(res))));
+  heartbeat.close();
+  t.deepEqual(workers.workers.map((w) => w.curvePublicKey), [workerKey]);
+  t.is(statSync(join(dir, "curve", "gateway.key")).mode & 0o777, 0o600);
   t.false(readFileSync(join(dir, "tokens"), "utf8").includes(token), "the servers' tokens file holds only the hash");
   const probe = { inputType: "doubles", numReplicas: 1, worker: { command: ["/bin/sh", "-c", "id > /tmp/pwned"] } };
   const mgmt = `http://127.0.0.1:${p["management-http-port"]}`;
