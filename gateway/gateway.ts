@@ -177,6 +177,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       // 4. Their DB 3 entries are deleted, and those writes finish before
       //    Redis is let go, so no stale replica outlives the gateway.
       registry.clear("disconnected");
+      dispatcher.close();
       await records.close();
       redis.disconnect();
       sub.disconnect();

@@ -354,7 +354,7 @@ class WorkerRuntime {
       return;
     }
     void conn.send(
-      { kind: { $case: "result", value: { batchId: request.batchId, items: answer.items, modelMicros: answer.modelMicros } } },
+      { kind: { $case: "result", value: { batchId: request.batchId, items: answer.items, modelMicros: answer.modelMicros, modelError: answer.modelError ?? "" } } },
       answer.outputs,
     );
   }

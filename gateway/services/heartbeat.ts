@@ -26,6 +26,7 @@ function toWorker(r: Replica): Worker {
     inFlight: r.inFlight.size,
     inputType: r.inputType,
     draining: r.draining,
+    quarantined: false,
   };
 }
 
