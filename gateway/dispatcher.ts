@@ -18,6 +18,23 @@ const MIN_HOLD_MS = 1;
 /** Weight of the newest turnaround sample in its moving average. */
 const TURNAROUND_SMOOTHING = 0.2;
 
+/** A batch times out after this many times its replica's latency estimate for its size… */
+export const BATCH_TIMEOUT_MULTIPLE = 10;
+/** …but never sooner than this, in ms (a cold replica's estimate is noise)… */
+export const BATCH_TIMEOUT_FLOOR_MS = 1_000;
+/** …and never later than the gateway's cap (`--batch-timeout-ms`), by default this, in ms. */
+export const DEFAULT_BATCH_TIMEOUT_MS = 30_000;
+
+/**
+ * How long a batch of `size` may run on a replica before it counts as hung:
+ * a multiple of the replica's own latency estimate, at least the floor, at
+ * most the cap (the cap alone while the replica has no estimate).
+ */
+export function batchTimeoutMs(estimateMs: number, capMs: number): number {
+  const derived = Math.max(BATCH_TIMEOUT_FLOOR_MS, BATCH_TIMEOUT_MULTIPLE * estimateMs);
+  return Number.isFinite(derived) ? Math.min(capMs, derived) : capMs;
+}
+
 export interface DispatcherOptions {
   /** Tasks one model version's queue holds before refusing (RESOURCE_EXHAUSTED). */
   readonly queueCapacity: number;
@@ -31,6 +48,8 @@ export interface DispatcherOptions {
    * waits. See {@link Dispatcher} on delayed batching.
    */
   readonly maxBatchWaitMs?: number;
+  /** Most a batch may run before its replica is quarantined and its items run elsewhere, in ms (see {@link batchTimeoutMs}). */
+  readonly batchTimeoutMs?: number;
   /** Shortest time between two log lines about one model version's errors, in ms (gateway/model-error-log.ts). */
   readonly modelErrorLogIntervalMs?: number;
   readonly now?: () => number;
@@ -112,10 +131,10 @@ export class Dispatcher implements BatchAnswers {
     registry.on("removed", (r, reason) => this.#replicaGone(r, reason));
   }
 
-  /** Live, non-draining replicas of a model version. */
+  /** Serving replicas of a model version (not draining, not quarantined). */
   replicaCount(name: string, version: string): number {
     let n = 0;
-    for (const r of this.#pools.get(poolKey(name, version))?.replicas ?? []) if (!r.draining) n++;
+    for (const r of this.#pools.get(poolKey(name, version))?.replicas ?? []) if (r.serving) n++;
     return n;
   }
 
@@ -153,6 +172,7 @@ export class Dispatcher implements BatchAnswers {
     if (batch === undefined) return false;
     replica.lastModelMs = modelMs;
     replica.inFlight.delete(batchId);
+    if (batch.timeout !== null) clearTimeout(batch.timeout);
     const restarts = replica.latency.restarts;
     replica.latency.observe(batch.tasks.length, this.#now() - batch.sentAt);
     if (replica.latency.restarts !== restarts) this.#options.metrics.latencyModelRestarted(replica);
@@ -261,6 +281,7 @@ export class Dispatcher implements BatchAnswers {
     const now = this.#now();
     let requeued = 0;
     for (const batch of replica.inFlight.values()) {
+      if (batch.timeout !== null) clearTimeout(batch.timeout);
       endSpan(batch.span, "replica left before answering");
       // A replica that died or fell silent may have been killed by an input
       // of its batch (Clipper's containers exit when the model raises).
@@ -287,7 +308,8 @@ export class Dispatcher implements BatchAnswers {
   }
 
   /**
-   * A batch's replica was lost while running it. Its tasks run again in
+   * A batch's replica was lost while running it, or the batch timed out.
+   * Its tasks run again in
    * halves, so an input that kills its replica takes fewer neighbours along
    * each time. A task lost twice in a row is sent only alone from then on,
    * and a task lost again while alone after that is failed for good: one
@@ -304,13 +326,32 @@ export class Dispatcher implements BatchAnswers {
       else if (batch.tasks.length > 1) twice.push(task);
       else if (!task.settled) {
         pool.metrics.poisonItems.inc();
-        const message = `its replica was lost ${losses} times in a row while running this input, the last time with no other input in the batch (the model may crash on it); it is not sent again`;
+        const message = `the replica running this input was lost or timed out ${losses} times in a row, the last time with no other input in the batch (the model may crash or hang on it); it is not sent again`;
         this.#modelErrors.report(pool.name, pool.version, message);
         task.complete({ kind: "failed", code: status.INTERNAL, message });
       }
     }
     if (batch.tasks.length > 1) pool.metrics.batchSplits.inc();
     return this.#runAgain(pool, once, "halves") + this.#runAgain(pool, twice, "singles");
+  }
+
+  /**
+   * A batch ran past its timeout: its model may hang. Its replica is
+   * quarantined (nothing new goes there, and its peer is asked to drain),
+   * and its tasks run again elsewhere as for a lost replica, while their
+   * deadlines allow. A late answer to it is ignored.
+   */
+  #batchTimedOut(replica: Replica, batch: SentBatch, ms: number): void {
+    if (replica.inFlight.get(batch.id) !== batch) return;
+    replica.inFlight.delete(batch.id);
+    batch.timeout = null;
+    endSpan(batch.span, "batch timed out");
+    this.#registry.quarantine(replica, `a batch of ${batch.tasks.length} ran past its timeout of ${ms} ms`);
+    const pool = this.#pools.get(replica.pool);
+    if (pool === undefined) return;
+    const again = this.#batchLost(pool, batch);
+    this.#log.info({ model: replica.modelName, version: replica.modelVersion, replicaId: replica.replicaId, requeued: again }, "re-dispatching timed-out batch");
+    this.#schedule(pool);
   }
 
   /**
@@ -422,9 +463,15 @@ export class Dispatcher implements BatchAnswers {
       endQueueSpan(t);
     }
     const { span, wire } = startBatchSpan(tasks, replica);
-    const batch: SentBatch = { id: this.#nextBatchId++, tasks, sentAt: now, startedAt, span, wire };
+    const batch: SentBatch = { id: this.#nextBatchId++, tasks, sentAt: now, startedAt, span, wire, timeout: null };
     this.#options.metrics.replica(replica).batchSize.observe(tasks.length);
     replica.inFlight.set(batch.id, batch);
+    const capMs = this.#options.batchTimeoutMs;
+    if (capMs !== undefined && capMs > 0) {
+      const ms = batchTimeoutMs(replica.latency.predict(tasks.length), capMs);
+      batch.timeout = setTimeout(() => this.#batchTimedOut(replica, batch, ms), ms);
+      batch.timeout.unref();
+    }
     const deadline = tasks.reduce((d, t) => Math.min(d, t.deadline), Infinity);
     void replica.link.sendBatch(replica, batch, deadline).then((sent) => {
       if (!sent && replica.inFlight.has(batch.id)) this.#registry.remove(replica, "disconnected");

@@ -21,12 +21,18 @@ const OPTIONS = {
     default: "67108864",
     help: "largest message frame a worker may send (one output, or a batch's metadata); a worker that sends more is disconnected",
   },
+  "batch-timeout-ms": {
+    kind: "count",
+    env: "CLIPPER_BATCH_TIMEOUT_MS",
+    default: "30000",
+    help: "most a batch may run before its replica is quarantined and its queries run elsewhere, ms (the timeout is 10x the replica's latency estimate, at least 1000, at most this)",
+  },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
 
 const c = configOrExit("clipper-gateway", OPTIONS);
-if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-bytes"] < 1024) {
-  process.stderr.write("--queue-capacity must be at least 1, --eviction-ms at least 100 and --max-worker-message-bytes at least 1024\n");
+if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-bytes"] < 1024 || c["batch-timeout-ms"] < 100) {
+  process.stderr.write("--queue-capacity must be at least 1, --eviction-ms and --batch-timeout-ms at least 100 and --max-worker-message-bytes at least 1024\n");
   process.exit(2);
 }
 const security = await loadServerSecurity(c, false);
@@ -51,6 +57,7 @@ await runUntilSignal(log, async () => {
       queueCapacity: c["queue-capacity"],
       evictionMs: c["eviction-ms"],
       maxBatchWaitMs: c["max-batch-wait-ms"],
+      batchTimeoutMs: c["batch-timeout-ms"],
       maxWorkerMessageBytes: c["max-worker-message-bytes"],
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,

@@ -146,6 +146,7 @@ export class GatewayMetrics {
   readonly #latencyRestarts: Counter<"model" | "version">;
   readonly #missedBeats: Counter<"model" | "version">;
   readonly #batchSplits: Counter<"model" | "version">;
+  readonly #quarantines: Counter<"model" | "version">;
   readonly #poisonItems: Counter<"model" | "version">;
   readonly #apps = new Map<string, AppInstruments>();
   readonly #pools = new Map<string, PoolInstruments>();
@@ -241,6 +242,12 @@ export class GatewayMetrics {
       labelNames: ["model", "version"] as const,
       registers,
     });
+    this.#quarantines = new Counter({
+      name: "clipper_replica_quarantines_total",
+      help: "Replicas taken out of service because a batch ran past its timeout (the model may hang), by model and version.",
+      labelNames: ["model", "version"] as const,
+      registers,
+    });
     const sources = (): GaugeSources | null => this.#sources;
     new Gauge({
       name: "clipper_queue_depth",
@@ -310,7 +317,7 @@ export class GatewayMetrics {
   /** Drops every series of a model version that is gone for good (no replica, no catalog entry). */
   forgetVersion(model: string, version: string): void {
     this.#pools.delete(`${model}\u0000${version}`);
-    for (const m of [this.#queueWait, this.#evictions, this.#missedBeats, this.#latencyRestarts, this.#batchSplits, this.#poisonItems]) m.remove({ model, version });
+    for (const m of [this.#queueWait, this.#evictions, this.#missedBeats, this.#latencyRestarts, this.#batchSplits, this.#poisonItems, this.#quarantines]) m.remove({ model, version });
     for (const reason of ["full", "expired", "doomed", "removed"] as const) this.#dropped.remove({ model, version, reason });
   }
 
@@ -334,6 +341,11 @@ export class GatewayMetrics {
     const labels = replicaLabels(r);
     this.#batchSize.remove(labels);
     this.#batchDuration.remove(labels);
+  }
+
+  /** Counts a replica quarantined for a batch past its timeout. */
+  replicaQuarantined(r: ReplicaLabels): void {
+    this.#quarantines.inc({ model: r.modelName, version: r.modelVersion });
   }
 
   /** Counts a restart of a replica's latency model (its cost changed abruptly). */

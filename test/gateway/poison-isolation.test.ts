@@ -119,7 +119,7 @@ test("a lost replica's batch runs again in halves; an input lost twice goes alon
   t.is(s.sent.length, 5, "the killer input is not sent again");
   for (const n of ["a", "b", "c"]) t.deepEqual(s.outcomes.get(n), { kind: "value", output: n });
   t.like(s.outcomes.get("killer"), { kind: "failed", code: status.INTERNAL });
-  t.regex((s.outcomes.get("killer") as { message: string }).message, /lost 3 times in a row/);
+  t.regex((s.outcomes.get("killer") as { message: string }).message, /lost or timed out 3 times in a row/);
   t.is(await s.counter("clipper_poison_items_total"), 1);
 });
 

@@ -23,7 +23,7 @@ function setup() {
 }
 
 const busy = (r: Replica): void => {
-  r.inFlight.set(1, { id: 1, tasks: [], sentAt: 0, startedAt: 0, span: null, wire: undefined } satisfies SentBatch);
+  r.inFlight.set(1, { id: 1, tasks: [], sentAt: 0, startedAt: 0, span: null, wire: undefined, timeout: null } satisfies SentBatch);
 };
 
 test("replica ids count per model version and connection ids across all, from 0", (t) => {
