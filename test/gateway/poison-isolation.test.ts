@@ -2,7 +2,7 @@ import { status } from "@grpc/grpc-js";
 import test from "ava";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { Dispatcher } from "../../gateway/dispatcher.js";
+import { BATCH_TIMEOUT_FLOOR_MS, batchTimeoutMs, Dispatcher } from "../../gateway/dispatcher.js";
 import { ModelErrorLog } from "../../gateway/model-error-log.js";
 import { wholeBatchError } from "../../gateway/rpc/native.js";
 import { GatewayMetrics } from "../../gateway/metrics.js";
@@ -12,12 +12,12 @@ import type { Task, TaskOutcome } from "../../gateway/task.js";
 import { eventually } from "../helpers/processes.js";
 
 /** A dispatcher whose replicas record the batches sent to them; the test answers them. */
-function setup() {
+function setup(batchTimeoutMs?: number) {
   const log = pino({ level: "silent" });
   const registry = new ReplicaRegistry(log);
   const metrics = new GatewayMetrics(new Registry());
   let clock = Date.now();
-  const dispatcher = new Dispatcher(registry, log, { queueCapacity: 1000, batchSizeOf: () => -1, metrics, now: () => clock });
+  const dispatcher = new Dispatcher(registry, log, { queueCapacity: 1000, batchSizeOf: () => -1, metrics, now: () => clock, ...(batchTimeoutMs === undefined ? {} : { batchTimeoutMs }) });
   const sent: { replica: Replica; batch: SentBatch }[] = [];
   const link = {
     async sendBatch(replica: Replica, batch: SentBatch) {
@@ -157,4 +157,36 @@ test("model errors are logged per model version at most once per interval, with 
   t.is(lines.length, 3);
   t.like(lines[2], { model: "m", errors: 49, lastError: "failure 49" });
   errors.close();
+});
+
+test("a batch times out after 10x its replica's estimate, at least the floor, at most the cap; the cap alone without an estimate", (t) => {
+  t.is(batchTimeoutMs(5, 30_000), BATCH_TIMEOUT_FLOOR_MS);
+  t.is(batchTimeoutMs(500, 30_000), 5_000);
+  t.is(batchTimeoutMs(5_000, 30_000), 30_000);
+  t.is(batchTimeoutMs(Infinity, 30_000), 30_000);
+  t.is(batchTimeoutMs(5, 300), 300, "a cap below the floor wins");
+});
+
+test("a batch past its timeout quarantines its replica; its items run on another, and the late answer is ignored", async (t) => {
+  const s = setup(50);
+  const hung = s.addReplica();
+  for (const n of ["a", "b"]) s.dispatcher.enqueue("m", "1", s.task(n));
+  await s.flush();
+  t.is(s.sent.length, 1);
+  t.true(await eventually(() => hung.quarantined, 5_000, 5), "quarantined");
+  t.is(s.dispatcher.replicaCount("m", "1"), 0, "a quarantined replica does not count as serving");
+  t.is(hung.inFlight.size, 0);
+  const other = s.addReplica();
+  await s.flush();
+  t.is(s.sent.length, 2);
+  t.is(s.sent[1]!.replica, other);
+  t.deepEqual(s.names(s.sent[1]!), ["a"], "run again in halves");
+  s.run(s.sent[0]!);
+  t.is(s.outcomes.size, 0, "the hung batch's late answer is ignored");
+  s.run(s.sent[1]!);
+  await s.flush();
+  s.run(s.sent[2]!);
+  t.deepEqual(s.outcomes.get("a"), { kind: "value", output: "a" });
+  t.deepEqual(s.outcomes.get("b"), { kind: "value", output: "b" });
+  t.is(hung.phase.name, "quarantined", "still listed until its peer goes");
 });
