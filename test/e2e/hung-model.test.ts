@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import test from "ava";
 import { PredictRequest } from "../../gen/clipper/v1/predict.js";
@@ -86,7 +87,7 @@ test.serial("under the replica manager, a quarantined worker whose model hangs i
     await stack.admin.createApp({ name: "ha", inputType: "doubles", defaultOutput: "-1", latencySloMicros: 900_000 });
     await stack.admin.deployModel({
       name: "hm", version: "1", inputType: "doubles", numReplicas: 2,
-      worker: { module: resolve(ROOT, HANGS), concurrency: 1, env: { CLIPPER_MODEL_TIMEOUT_MS: "1500" } },
+      worker: { module: resolve(ROOT, HANGS), concurrency: 1, env: { CLIPPER_MODEL_TIMEOUT_MS: "3000" } },
     });
     await stack.admin.linkModel({ app: "ha", model: "hm" });
     t.true(await eventually(async () => (await stack.liveWorkers("hm")) === 2, 20_000));
@@ -95,6 +96,11 @@ test.serial("under the replica manager, a quarantined worker whose model hangs i
     const stuck = await stack.predict.predict({ app: "ha", input: { doubles: [7] } });
     t.true(stuck.default, "the stuck caller gets the default at its SLO");
     t.true(await eventually(async () => (await stack.heartbeat.listWorkers({ modelName: "hm" })).workers.some((w) => w.quarantined), 10_000, 20), "shown as quarantined");
+    const listed = await new Promise<string>((done) => {
+      execFile(process.execPath, ["bin/clipper.js", "workers", "list", "hm", ...stack.cliFlags], { cwd: ROOT, timeout: 30_000 }, (_err, stdout) => done(stdout));
+    });
+    t.regex(listed, /quarantined/, "clipper workers list shows the state");
+    t.regex(listed, /serving/);
     const ok = await stack.predict.predict({ app: "ha", input: { doubles: [1, 2] } });
     t.false(ok.default, "the other replica answers meanwhile");
     t.is(ok.output, "3");
