@@ -309,12 +309,11 @@ export class Dispatcher implements BatchAnswers {
 
   /**
    * A batch's replica was lost while running it, or the batch timed out.
-   * Its tasks run again in
-   * halves, so an input that kills its replica takes fewer neighbours along
-   * each time. A task lost twice in a row is sent only alone from then on,
-   * and a task lost again while alone after that is failed for good: one
-   * input that kills every replica it reaches cannot take them all down in
-   * turn. Returns how many tasks will run again.
+   * Its tasks run again in halves, so an input that kills its replica takes
+   * fewer neighbours along each time. A task lost twice in a row is sent
+   * only alone from then on, and a task lost again while alone after that
+   * is failed for good: one input that kills every replica it reaches
+   * cannot take them all down in turn. Returns how many tasks will run again.
    */
   #batchLost(pool: Pool, batch: SentBatch): number {
     const twice: Task[] = [];

@@ -50,7 +50,9 @@ export interface ReplicaLink {
  * Only serving replicas get new batches; a draining one finishes what it
  * has. A quarantined one ran a batch past its timeout (its model may hang):
  * it gets nothing new and stays listed until its peer goes (a worker asked
- * to drain exits once its model returns or its own model timeout ends it).
+ * to drain exits once its model returns or its own model timeout ends it;
+ * a Clipper v3 container, which cannot be asked, is removed as drained when
+ * its late answer comes, and registers again).
  * Gone is final: a peer that comes back registers as a new replica.
  */
 export type ReplicaPhase =

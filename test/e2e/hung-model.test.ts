@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import test from "ava";
+import { Dealer } from "zeromq";
 import { PredictRequest } from "../../gen/clipper/v1/predict.js";
 import { call } from "../helpers/grpc.js";
 import { ManagedStack } from "../helpers/managed-stack.js";
@@ -118,6 +119,56 @@ test.serial("under the replica manager, a quarantined worker whose model hangs i
     const after = await stack.predict.predict({ app: "ha", input: { doubles: [2, 2] } });
     t.is(after.output, "4");
   } finally {
+    await stack.close();
+  }
+});
+
+const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
+const E = Buffer.alloc(0);
+
+/** Receives one message, or fails after a bounded wait. */
+async function receive(d: Dealer): Promise<string[]> {
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no message within 5 s")), 5_000).unref());
+  const frames = await Promise.race([d.receive(), timeout]);
+  return frames.map((f) => f.toString("hex"));
+}
+
+// A Clipper v3 container cannot be asked to drain. Once quarantined it takes
+// nothing new; when its late answer comes, it is forgotten, and on its next
+// heartbeat it registers again as a new replica.
+test.serial("a Clipper v3 container past the batch timeout is quarantined, and registers afresh once it answers", async (t) => {
+  const stack = await Stack.start(["--batch-timeout-ms", "300"]);
+  const d = new Dealer({ linger: 0 });
+  try {
+    await stack.deploy("va", "vm", "1", "doubles", { sloMicros: 200_000 });
+    d.connect(`tcp://127.0.0.1:${stack.gateway.rpc}`);
+    const register = async (): Promise<void> => {
+      await d.send([E, hex("02000000")]);
+      t.deepEqual(await receive(d), ["", "03000000", "02000000", "01000000"], "asked to register");
+      await d.send([E, hex("00000000"), Buffer.from("vm"), Buffer.from("1"), Buffer.from("3"), hex("03000000")]);
+    };
+    const workers = async (): Promise<ListedWorker[]> => {
+      const r = await call<unknown, any>(stack.heartbeat, "listWorkers", { modelName: "vm" });
+      return r.ok ? r.value.workers : [];
+    };
+    await register();
+    t.true(await eventually(async () => (await workers()).length === 1));
+
+    const answer = stack.http("/va/predict", { input: [1.0] });
+    const request = await receive(d);
+    t.true((await answer).json.default, "the SLO passes first");
+    t.true(await eventually(async () => (await workers()).some((w) => w.quarantined), 10_000, 20), "quarantined past the timeout");
+    t.true((await stack.http("/va/predict", { input: [2.0] })).json.default, "nothing goes to a quarantined container");
+
+    // The late answer, exactly as rpc.py sends it.
+    await d.send([E, hex("01000000"), hex(request[3]!), hex("1000000000000000"), hex("0100000000000000 0100000000000000"), Buffer.from("1")]);
+    t.true(await eventually(async () => (await workers()).length === 0), "forgotten");
+    await register();
+    t.true(await eventually(async () => (await workers()).some((w) => w.replicaId === 1 && !w.quarantined)), "a new replica");
+    const m = await Scrape.of(`http://127.0.0.1:${stack.gateway.http}/metrics`);
+    t.is(m.value("clipper_replica_quarantines_total", { model: "vm", version: "1" }), 1);
+  } finally {
+    d.close();
     await stack.close();
   }
 });
