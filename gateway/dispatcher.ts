@@ -4,8 +4,9 @@ import type { Logger } from "../core/telemetry/logger.js";
 import { endSpan } from "../core/telemetry/tracing.js";
 import { budgetMs as budgetOf, chooseBatchSize, choosePlan, isDoomed } from "./batch-sizer.js";
 import type { DropReason, GatewayMetrics, PoolInstruments } from "./metrics.js";
+import { ModelErrorLog } from "./model-error-log.js";
 import { DeadlineQueue } from "./queue.js";
-import { poolKey, type Replica, type SentBatch } from "./replica.js";
+import { poolKey, type RemovalReason, type Replica, type SentBatch } from "./replica.js";
 import type { ReplicaRegistry } from "./replica-registry.js";
 import type { BatchAnswers } from "./rpc/dialect.js";
 import { endQueueSpan, startBatchSpan, startQueueSpan } from "./spans.js";
@@ -16,6 +17,23 @@ const MIN_HOLD_MS = 1;
 
 /** Weight of the newest turnaround sample in its moving average. */
 const TURNAROUND_SMOOTHING = 0.2;
+
+/** A batch times out after this many times its replica's latency estimate for its size… */
+export const BATCH_TIMEOUT_MULTIPLE = 10;
+/** …but never sooner than this, in ms (a cold replica's estimate is noise)… */
+export const BATCH_TIMEOUT_FLOOR_MS = 1_000;
+/** …and never later than the gateway's cap (`--batch-timeout-ms`), by default this, in ms. */
+export const DEFAULT_BATCH_TIMEOUT_MS = 30_000;
+
+/**
+ * How long a batch of `size` may run on a replica before it counts as hung:
+ * a multiple of the replica's own latency estimate, at least the floor, at
+ * most the cap (the cap alone while the replica has no estimate).
+ */
+export function batchTimeoutMs(estimateMs: number, capMs: number): number {
+  const derived = Math.max(BATCH_TIMEOUT_FLOOR_MS, BATCH_TIMEOUT_MULTIPLE * estimateMs);
+  return Number.isFinite(derived) ? Math.min(capMs, derived) : capMs;
+}
 
 export interface DispatcherOptions {
   /** Tasks one model version's queue holds before refusing (RESOURCE_EXHAUSTED). */
@@ -30,6 +48,10 @@ export interface DispatcherOptions {
    * waits. See {@link Dispatcher} on delayed batching.
    */
   readonly maxBatchWaitMs?: number;
+  /** Most a batch may run before its replica is quarantined and its items run elsewhere, in ms (see {@link batchTimeoutMs}). */
+  readonly batchTimeoutMs?: number;
+  /** Shortest time between two log lines about one model version's errors, in ms (gateway/model-error-log.ts). */
+  readonly modelErrorLogIntervalMs?: number;
   readonly now?: () => number;
 }
 
@@ -43,6 +65,13 @@ interface Pool {
   readonly name: string;
   readonly version: string;
   readonly queue: DeadlineQueue<Task>;
+  /**
+   * Tasks to run again in batches of their own, oldest first, ahead of the
+   * queue: parts of a batch whose model call failed as a whole, or whose
+   * replica was lost. Each part is sent alone, never mixed with queued
+   * tasks, so an input at fault cannot fail new neighbours.
+   */
+  readonly parts: Task[][];
   readonly replicas: Set<Replica>;
   readonly metrics: PoolInstruments;
   /** Set while dispatch waits for returning callers (delayed batching). */
@@ -80,6 +109,9 @@ export class Dispatcher implements BatchAnswers {
   readonly #log: Logger;
   readonly #options: DispatcherOptions;
   readonly #now: () => number;
+  readonly #modelErrors: ModelErrorLog;
+  /** Times in a row a task's replica was lost while running it (see {@link Dispatcher#batchLost}). */
+  readonly #losses = new WeakMap<Task, number>();
   #nextBatchId = 0;
   /** Pools with work or free replicas, dispatched on the next microtask. */
   readonly #pending = new Set<Pool>();
@@ -90,24 +122,25 @@ export class Dispatcher implements BatchAnswers {
     this.#log = log;
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#modelErrors = new ModelErrorLog(log, options.modelErrorLogIntervalMs);
     registry.on("added", (r) => {
       const pool = this.#pool(r.modelName, r.modelVersion);
       pool.replicas.add(r);
       this.#schedule(pool);
     });
-    registry.on("removed", (r) => this.#replicaGone(r));
+    registry.on("removed", (r, reason) => this.#replicaGone(r, reason));
   }
 
-  /** Live, non-draining replicas of a model version. */
+  /** Serving replicas of a model version (not draining, not quarantined). */
   replicaCount(name: string, version: string): number {
     let n = 0;
-    for (const r of this.#pools.get(poolKey(name, version))?.replicas ?? []) if (!r.draining) n++;
+    for (const r of this.#pools.get(poolKey(name, version))?.replicas ?? []) if (r.serving) n++;
     return n;
   }
 
   /** Queries waiting, per model version (for the queue depth gauge). */
   *queueDepths(): Generator<{ model: string; version: string; depth: number }> {
-    for (const p of this.#pools.values()) yield { model: p.name, version: p.version, depth: p.queue.size };
+    for (const p of this.#pools.values()) yield { model: p.name, version: p.version, depth: p.queue.size + p.parts.reduce((n, part) => n + part.length, 0) };
   }
 
   /** Offers a task to a model version's queue. */
@@ -139,6 +172,7 @@ export class Dispatcher implements BatchAnswers {
     if (batch === undefined) return false;
     replica.lastModelMs = modelMs;
     replica.inFlight.delete(batchId);
+    if (batch.timeout !== null) clearTimeout(batch.timeout);
     const restarts = replica.latency.restarts;
     replica.latency.observe(batch.tasks.length, this.#now() - batch.sentAt);
     if (replica.latency.restarts !== restarts) this.#options.metrics.latencyModelRestarted(replica);
@@ -147,23 +181,47 @@ export class Dispatcher implements BatchAnswers {
       batch.span.setAttribute("clipper.failed_items", outcomes.reduce((n, o) => n + (o.kind === "value" ? 0 : 1), 0));
       batch.span.end();
     }
+    const pool = this.#pools.get(replica.pool);
+    const answered: [Task, TaskOutcome][] = [];
+    const retry: Task[] = [];
+    batch.tasks.forEach((task, i) => {
+      const outcome: TaskOutcome = outcomes[i] ?? { kind: "failed", code: status.INTERNAL, message: `replica answered ${outcomes.length} outputs for a batch of ${batch.tasks.length}` };
+      if (outcome.kind === "failed" && outcome.wholeBatch === true && pool !== undefined) {
+        // The model call failed for all its inputs together: with others in
+        // the batch, the input at fault may be any of them, so they run again
+        // in halves; alone, it is the one.
+        if (batch.tasks.length > 1) {
+          retry.push(task);
+          return;
+        }
+        pool.metrics.poisonItems.inc();
+      }
+      answered.push([task, outcome]);
+    });
+    if (pool !== undefined && retry.length > 0) {
+      pool.metrics.batchSplits.inc();
+      this.#runAgain(pool, retry, "halves");
+    }
     // The next batch goes out before this one's callers are answered, so
     // the model runs while the gateway writes those answers: under load the
     // queries of the next batch are already waiting, and answering dozens of
     // callers first left the model idle for milliseconds per batch.
-    const pool = this.#pools.get(replica.pool);
     if (pool !== undefined) {
       const items = batch.tasks.length;
       pool.returning = items;
       if (pool.probe === null && items > 1) pool.probe = { at: performance.now(), until: pool.arrivals + items, items };
       this.#dispatch(pool);
     }
-    batch.tasks.forEach((task, i) => {
-      task.complete(
-        outcomes[i] ?? { kind: "failed", code: status.INTERNAL, message: `replica answered ${outcomes.length} outputs for a batch of ${batch.tasks.length}` },
-      );
-    });
+    for (const [task, outcome] of answered) {
+      if (outcome.kind === "failed" && !task.settled) this.#modelErrors.report(replica.modelName, replica.modelVersion, outcome.message);
+      task.complete(outcome);
+    }
     return true;
+  }
+
+  /** Stops the timers of the model error log (the gateway is stopping); held-back lines are written. */
+  close(): void {
+    this.#modelErrors.close();
   }
 
   /**
@@ -175,7 +233,7 @@ export class Dispatcher implements BatchAnswers {
   forgetPool(name: string, version: string): boolean {
     const key = poolKey(name, version);
     const pool = this.#pools.get(key);
-    if (pool === undefined || pool.replicas.size > 0 || pool.queue.size > 0) return false;
+    if (pool === undefined || pool.replicas.size > 0 || pool.queue.size > 0 || pool.parts.length > 0) return false;
     if (pool.hold !== null) clearTimeout(pool.hold);
     this.#pools.delete(key);
     this.#pending.delete(pool);
@@ -189,6 +247,7 @@ export class Dispatcher implements BatchAnswers {
     if (pool === undefined) return [];
     const replicas = [...pool.replicas];
     for (const t of pool.queue.drain()) this.#drop(pool, t, "removed");
+    for (const part of pool.parts.splice(0)) for (const t of part) if (!t.settled) this.#drop(pool, t, "removed");
     return replicas;
   }
 
@@ -200,6 +259,7 @@ export class Dispatcher implements BatchAnswers {
         name,
         version,
         queue: new DeadlineQueue<Task>(this.#options.queueCapacity),
+        parts: [],
         replicas: new Set(),
         metrics: this.#options.metrics.pool(name, version),
         hold: null,
@@ -214,14 +274,21 @@ export class Dispatcher implements BatchAnswers {
     return pool;
   }
 
-  #replicaGone(replica: Replica): void {
+  #replicaGone(replica: Replica, reason: RemovalReason): void {
     const pool = this.#pools.get(replica.pool);
     if (pool === undefined) return;
     pool.replicas.delete(replica);
     const now = this.#now();
     let requeued = 0;
     for (const batch of replica.inFlight.values()) {
+      if (batch.timeout !== null) clearTimeout(batch.timeout);
       endSpan(batch.span, "replica left before answering");
+      // A replica that died or fell silent may have been killed by an input
+      // of its batch (Clipper's containers exit when the model raises).
+      if (reason === "evicted" || reason === "disconnected") {
+        requeued += this.#batchLost(pool, batch);
+        continue;
+      }
       for (const task of batch.tasks) {
         if (task.settled) continue;
         if (task.deadline <= now) {
@@ -240,6 +307,103 @@ export class Dispatcher implements BatchAnswers {
     this.#schedule(pool);
   }
 
+  /**
+   * A batch's replica was lost while running it, or the batch timed out.
+   * Its tasks run again in halves, so an input that kills its replica takes
+   * fewer neighbours along each time. A task lost twice in a row is sent
+   * only alone from then on, and a task lost again while alone after that
+   * is failed for good: one input that kills every replica it reaches
+   * cannot take them all down in turn. Returns how many tasks will run again.
+   */
+  #batchLost(pool: Pool, batch: SentBatch): number {
+    const twice: Task[] = [];
+    const once: Task[] = [];
+    for (const task of batch.tasks) {
+      const losses = (this.#losses.get(task) ?? 0) + 1;
+      this.#losses.set(task, losses);
+      if (losses < 2) once.push(task);
+      else if (batch.tasks.length > 1) twice.push(task);
+      else if (!task.settled) {
+        pool.metrics.poisonItems.inc();
+        const message = `the replica running this input was lost or timed out ${losses} times in a row, the last time with no other input in the batch (the model may crash or hang on it); it is not sent again`;
+        this.#modelErrors.report(pool.name, pool.version, message);
+        task.complete({ kind: "failed", code: status.INTERNAL, message });
+      }
+    }
+    if (batch.tasks.length > 1) pool.metrics.batchSplits.inc();
+    return this.#runAgain(pool, once, "halves") + this.#runAgain(pool, twice, "singles");
+  }
+
+  /**
+   * A batch ran past its timeout: its model may hang. Its replica is
+   * quarantined (nothing new goes there, and its peer is asked to drain),
+   * and its tasks run again elsewhere as for a lost replica, while their
+   * deadlines allow. A late answer to it is ignored.
+   */
+  #batchTimedOut(replica: Replica, batch: SentBatch, ms: number): void {
+    if (replica.inFlight.get(batch.id) !== batch) return;
+    replica.inFlight.delete(batch.id);
+    batch.timeout = null;
+    endSpan(batch.span, "batch timed out");
+    this.#registry.quarantine(replica, `a batch of ${batch.tasks.length} ran past its timeout of ${ms} ms`);
+    const pool = this.#pools.get(replica.pool);
+    if (pool === undefined) return;
+    const again = this.#batchLost(pool, batch);
+    this.#log.info({ model: replica.modelName, version: replica.modelVersion, replicaId: replica.replicaId, requeued: again }, "re-dispatching timed-out batch");
+    this.#schedule(pool);
+  }
+
+  /**
+   * Puts tasks to be run again as parts of their own (see {@link Pool.parts}):
+   * two halves, or one part per task. Tasks nobody waits for are left out,
+   * and those past their deadline are answered as expired (their callers
+   * have had their answer already). Returns how many tasks will run again.
+   */
+  #runAgain(pool: Pool, tasks: readonly Task[], how: "halves" | "singles"): number {
+    const now = this.#now();
+    const live: Task[] = [];
+    for (const t of tasks) {
+      if (t.settled) continue;
+      if (t.deadline <= now) this.#drop(pool, t, "expired");
+      else live.push(t);
+    }
+    if (live.length === 0) return 0;
+    if (how === "singles") {
+      for (const t of live) pool.parts.push([t]);
+    } else {
+      const half = Math.ceil(live.length / 2);
+      pool.parts.push(live.slice(0, half));
+      if (half < live.length) pool.parts.push(live.slice(half));
+    }
+    for (const t of live) {
+      t.enqueuedAt = performance.now();
+      startQueueSpan(t, pool.name, pool.version);
+    }
+    this.#schedule(pool);
+    return live.length;
+  }
+
+  /**
+   * The next part to run again, at most `cap` tasks (the rest stay at the
+   * head), without tasks nobody waits for or past their deadline; empty when
+   * no part is left.
+   */
+  #nextPart(pool: Pool, now: number, cap: number): Task[] {
+    for (;;) {
+      const part = pool.parts.shift();
+      if (part === undefined) return [];
+      const live: Task[] = [];
+      for (const t of part) {
+        if (t.settled) continue;
+        if (t.deadline <= now) this.#drop(pool, t, "expired");
+        else live.push(t);
+      }
+      if (live.length === 0) continue;
+      if (live.length > cap) pool.parts.unshift(live.slice(cap));
+      return live.slice(0, cap);
+    }
+  }
+
   #schedule(pool: Pool): void {
     this.#pending.add(pool);
     if (this.#scheduled) return;
@@ -255,12 +419,17 @@ export class Dispatcher implements BatchAnswers {
 
   #dispatch(pool: Pool): void {
     for (;;) {
-      if (pool.queue.size === 0 || pool.hold !== null) return;
+      if (pool.parts.length === 0 && (pool.queue.size === 0 || pool.hold !== null)) return;
       const replica = this.#freeReplica(pool);
       if (replica === undefined) return;
       const now = this.#now();
       const fixed = this.#options.batchSizeOf(replica.modelName, replica.modelVersion);
       const cap = Math.min(fixed > 0 ? fixed : Infinity, replica.maxBatchSize, replica.latency.maxBatchSize);
+      if (pool.parts.length > 0) {
+        const part = this.#nextPart(pool, now, Math.max(1, cap));
+        if (part.length > 0) this.#send(pool, replica, part, now);
+        continue;
+      }
       const doomed = this.#takeDoomed(pool, replica, now);
       let tasks: Task[];
       if (pool.queue.size === 0) {
@@ -280,21 +449,32 @@ export class Dispatcher implements BatchAnswers {
         tasks = size < pool.queue.size ? this.#planBatch(pool, replica, now, cap) : pool.queue.take(Math.max(1, size), now, (t) => this.#drop(pool, t, "expired"));
         if (tasks.length === 0) return;
       }
-      const startedAt = performance.now();
-      for (const t of tasks) {
-        t.attempts++;
-        pool.metrics.queueWait.observe((startedAt - t.enqueuedAt) / 1000);
-        endQueueSpan(t);
-      }
-      const { span, wire } = startBatchSpan(tasks, replica);
-      const batch: SentBatch = { id: this.#nextBatchId++, tasks, sentAt: now, startedAt, span, wire };
-      this.#options.metrics.replica(replica).batchSize.observe(tasks.length);
-      replica.inFlight.set(batch.id, batch);
-      const deadline = tasks.reduce((d, t) => Math.min(d, t.deadline), Infinity);
-      void replica.link.sendBatch(replica, batch, deadline).then((sent) => {
-        if (!sent && replica.inFlight.has(batch.id)) this.#registry.remove(replica, "disconnected");
-      });
+      this.#send(pool, replica, tasks, now);
     }
+  }
+
+  /** Sends `tasks` to `replica` as one batch. */
+  #send(pool: Pool, replica: Replica, tasks: Task[], now: number): void {
+    const startedAt = performance.now();
+    for (const t of tasks) {
+      t.attempts++;
+      pool.metrics.queueWait.observe((startedAt - t.enqueuedAt) / 1000);
+      endQueueSpan(t);
+    }
+    const { span, wire } = startBatchSpan(tasks, replica);
+    const batch: SentBatch = { id: this.#nextBatchId++, tasks, sentAt: now, startedAt, span, wire, timeout: null };
+    this.#options.metrics.replica(replica).batchSize.observe(tasks.length);
+    replica.inFlight.set(batch.id, batch);
+    const capMs = this.#options.batchTimeoutMs;
+    if (capMs !== undefined && capMs > 0) {
+      const ms = batchTimeoutMs(replica.latency.predict(tasks.length), capMs);
+      batch.timeout = setTimeout(() => this.#batchTimedOut(replica, batch, ms), ms);
+      batch.timeout.unref();
+    }
+    const deadline = tasks.reduce((d, t) => Math.min(d, t.deadline), Infinity);
+    void replica.link.sendBatch(replica, batch, deadline).then((sent) => {
+      if (!sent && replica.inFlight.has(batch.id)) this.#registry.remove(replica, "disconnected");
+    });
   }
 
   /**

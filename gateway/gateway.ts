@@ -11,7 +11,7 @@ import type { ServerTls } from "../core/tls/server-tls.js";
 import { createTranscoder } from "../core/transcoding/index.js";
 import { PredictionCache } from "./cache.js";
 import { Catalog } from "./catalog.js";
-import { Dispatcher } from "./dispatcher.js";
+import { DEFAULT_BATCH_TIMEOUT_MS, Dispatcher } from "./dispatcher.js";
 import { clipperPredictRoutes } from "./http/clipper-predict.js";
 import { GatewayMetrics } from "./metrics.js";
 import { Predictor } from "./predictor.js";
@@ -49,6 +49,8 @@ export interface GatewayConfig {
   readonly evictionMs: number;
   /** Longest a free replica waits for returning callers to fill its next batch, in ms; 0 never waits. */
   readonly maxBatchWaitMs?: number;
+  /** Cap of a batch's timeout, after which its replica is quarantined, in ms (dispatcher.ts batchTimeoutMs); default 30 000. */
+  readonly batchTimeoutMs?: number;
   /** Largest frame a worker may send, in bytes (default {@link DEFAULT_MAX_WORKER_MESSAGE_BYTES}). */
   readonly maxWorkerMessageBytes?: number;
   /** Admits calls by token and scope on the gRPC and HTTP ports; every call is admitted when absent. */
@@ -113,11 +115,13 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const records = new ReplicaRecords(registry, redis, where, log);
   registry.on("removed", (r, reason) => metrics.replicaRemoved(r, reason));
   registry.on("missedBeats", (r, n) => metrics.missedHeartbeats(r, n));
+  registry.on("quarantined", (r) => metrics.replicaQuarantined(r));
   const dispatcher = new Dispatcher(registry, log, {
     queueCapacity: config.queueCapacity,
     batchSizeOf: (name, version) => catalog.model(name, version)?.batchSize ?? -1,
     metrics,
     maxBatchWaitMs: config.maxBatchWaitMs ?? DEFAULT_MAX_BATCH_WAIT_MS,
+    batchTimeoutMs: config.batchTimeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS,
   });
   // State for a version nobody registered in Redis goes with its last replica.
   registry.on("removed", (r) => {
@@ -207,6 +211,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       // 4. Their DB 3 entries are deleted, and those writes finish before
       //    Redis is let go, so no stale replica outlives the gateway.
       registry.clear("disconnected");
+      dispatcher.close();
       await records.close();
       redis.disconnect();
       sub.disconnect();

@@ -42,12 +42,18 @@ const OPTIONS = {
   },
   "clipper-v3-host": { kind: "host", env: "CLIPPER_V3_HOST", default: "127.0.0.1", help: "address --clipper-v3-port listens on (a non-loopback address needs --insecure)" },
   "clipper-v3-models": { kind: "string", env: "CLIPPER_V3_MODELS", default: "", help: "comma-separated models Clipper containers may register for; empty for any" },
+  "batch-timeout-ms": {
+    kind: "count",
+    env: "CLIPPER_BATCH_TIMEOUT_MS",
+    default: "30000",
+    help: "most a batch may run before its replica is quarantined and its queries run elsewhere, ms (the timeout is 10x the replica's latency estimate, at least 1000, at most this)",
+  },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
 
 const c = configOrExit("clipper-gateway", OPTIONS);
-if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-bytes"] < 1024) {
-  process.stderr.write("--queue-capacity must be at least 1, --eviction-ms at least 100 and --max-worker-message-bytes at least 1024\n");
+if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-bytes"] < 1024 || c["batch-timeout-ms"] < 100) {
+  process.stderr.write("--queue-capacity must be at least 1, --eviction-ms and --batch-timeout-ms at least 100 and --max-worker-message-bytes at least 1024\n");
   process.exit(2);
 }
 const workers = await loadWorkerPortSecurity(c);
@@ -77,6 +83,7 @@ await runUntilSignal(log, async () => {
       queueCapacity: c["queue-capacity"],
       evictionMs: c["eviction-ms"],
       maxBatchWaitMs: c["max-batch-wait-ms"],
+      batchTimeoutMs: c["batch-timeout-ms"],
       maxWorkerMessageBytes: c["max-worker-message-bytes"],
       workerAuth: workers.value.auth,
       clipperV3: workers.value.clipperV3,

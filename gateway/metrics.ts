@@ -84,11 +84,21 @@ export class AppInstruments {
 /** The dispatcher's metric children for one model version's queue. */
 export class PoolInstruments {
   readonly queueWait: Histogram.Internal<"model" | "version">;
+  /** Batches split in two to find the input their model call failed on, or re-sent in parts after their replica was lost. */
+  readonly batchSplits: Counter.Internal;
+  /** Inputs failed alone: their model call failed as a whole with only them in it, or their replica was lost twice in a row running them. */
+  readonly poisonItems: Counter.Internal;
   readonly #dropped: Record<DropReason, Counter.Internal>;
 
   /** @internal built by {@link GatewayMetrics.pool} */
-  constructor(m: { queueWait: Histogram<"model" | "version">; dropped: Counter<string> }, model: string, version: string) {
+  constructor(
+    m: { queueWait: Histogram<"model" | "version">; dropped: Counter<string>; batchSplits: Counter<"model" | "version">; poisonItems: Counter<"model" | "version"> },
+    model: string,
+    version: string,
+  ) {
     this.queueWait = m.queueWait.labels({ model, version });
+    this.batchSplits = m.batchSplits.labels({ model, version });
+    this.poisonItems = m.poisonItems.labels({ model, version });
     const dropped = (reason: DropReason): Counter.Internal => m.dropped.labels({ model, version, reason });
     this.#dropped = { full: dropped("full"), expired: dropped("expired"), doomed: dropped("doomed"), removed: dropped("removed") };
   }
@@ -136,6 +146,9 @@ export class GatewayMetrics {
   readonly #latencyRestarts: Counter<"model" | "version">;
   readonly #missedBeats: Counter<"model" | "version">;
   readonly #workerAuthFailures: Counter<"reason">;
+  readonly #batchSplits: Counter<"model" | "version">;
+  readonly #quarantines: Counter<"model" | "version">;
+  readonly #poisonItems: Counter<"model" | "version">;
   readonly #apps = new Map<string, AppInstruments>();
   readonly #pools = new Map<string, PoolInstruments>();
   readonly #replicas = new Map<ReplicaLabels, ReplicaInstruments>();
@@ -224,6 +237,24 @@ export class GatewayMetrics {
       labelNames: ["reason"] as const,
       registers,
     });
+    this.#batchSplits = new Counter({
+      name: "clipper_batch_splits_total",
+      help: "Batches re-sent in parts, by model and version: their model call failed as a whole (split in halves to find the input at fault), or their replica was lost while running them.",
+      labelNames: ["model", "version"] as const,
+      registers,
+    });
+    this.#poisonItems = new Counter({
+      name: "clipper_poison_items_total",
+      help: "Inputs failed on their own, by model and version: the model call failed with only them in the batch, or their replica was lost twice in a row while running them.",
+      labelNames: ["model", "version"] as const,
+      registers,
+    });
+    this.#quarantines = new Counter({
+      name: "clipper_replica_quarantines_total",
+      help: "Replicas taken out of service because a batch ran past its timeout (the model may hang), by model and version.",
+      labelNames: ["model", "version"] as const,
+      registers,
+    });
     const sources = (): GaugeSources | null => this.#sources;
     new Gauge({
       name: "clipper_queue_depth",
@@ -289,7 +320,7 @@ export class GatewayMetrics {
     const key = `${model}\u0000${version}`;
     let p = this.#pools.get(key);
     if (p === undefined) {
-      p = new PoolInstruments({ queueWait: this.#queueWait, dropped: this.#dropped }, model, version);
+      p = new PoolInstruments({ queueWait: this.#queueWait, dropped: this.#dropped, batchSplits: this.#batchSplits, poisonItems: this.#poisonItems }, model, version);
       this.#pools.set(key, p);
     }
     return p;
@@ -298,7 +329,7 @@ export class GatewayMetrics {
   /** Drops every series of a model version that is gone for good (no replica, no catalog entry). */
   forgetVersion(model: string, version: string): void {
     this.#pools.delete(`${model}\u0000${version}`);
-    for (const m of [this.#queueWait, this.#evictions, this.#missedBeats, this.#latencyRestarts]) m.remove({ model, version });
+    for (const m of [this.#queueWait, this.#evictions, this.#missedBeats, this.#latencyRestarts, this.#batchSplits, this.#poisonItems, this.#quarantines]) m.remove({ model, version });
     for (const reason of ["full", "expired", "doomed", "removed"] as const) this.#dropped.remove({ model, version, reason });
   }
 
@@ -322,6 +353,11 @@ export class GatewayMetrics {
     const labels = replicaLabels(r);
     this.#batchSize.remove(labels);
     this.#batchDuration.remove(labels);
+  }
+
+  /** Counts a replica quarantined for a batch past its timeout. */
+  replicaQuarantined(r: ReplicaLabels): void {
+    this.#quarantines.inc({ model: r.modelName, version: r.modelVersion });
   }
 
   /** Counts a restart of a replica's latency model (its cost changed abruptly). */

@@ -5,6 +5,8 @@ import { poolKey, Replica, type RemovalReason, type ReplicaFields } from "./repl
 export interface ReplicaEvents {
   added: [Replica];
   draining: [Replica];
+  /** Taken out of service: a batch ran past its timeout (the reason says which). */
+  quarantined: [Replica, string];
   removed: [Replica, RemovalReason];
   /** Heartbeat intervals a replica let pass in silence since the last report. */
   missedBeats: [Replica, number];
@@ -70,6 +72,20 @@ export class ReplicaRegistry extends EventEmitter<ReplicaEvents> {
     this.#log.info({ model: replica.modelName, version: replica.modelVersion, replicaId: replica.replicaId }, "worker draining");
     this.emit("draining", replica);
     this.leaveIfDrained(replica);
+  }
+
+  /**
+   * Serving | draining → quarantined: it gets nothing new, and its peer is
+   * asked to drain (a native worker then exits, and under the replica
+   * manager is restarted); it stays listed until the peer goes. False when
+   * it was quarantined or gone already.
+   */
+  quarantine(replica: Replica, reason: string): boolean {
+    if (!replica.quarantine()) return false;
+    this.#log.warn({ model: replica.modelName, version: replica.modelVersion, replicaId: replica.replicaId, reason }, "worker quarantined");
+    this.emit("quarantined", replica, reason);
+    replica.link.dismiss(replica, `quarantined: ${reason}`);
+    return true;
   }
 
   /** Call after each answered batch: a draining replica that is now idle leaves. */

@@ -23,6 +23,8 @@ export interface SentBatch {
   readonly span: Span | null;
   /** Trace context its native message carries (see gateway/spans.ts). */
   readonly wire: WireTraceContext | undefined;
+  /** Fires when the batch has run past its timeout (the model may hang); cleared when it is answered or its replica leaves. */
+  timeout: NodeJS.Timeout | null;
 }
 
 /**
@@ -42,18 +44,27 @@ export interface ReplicaLink {
  *
  *     serving ──drain──▶ draining ──idle──▶ gone("drained")
  *        │                  │
- *        └──────leave───────┴──────────────▶ gone(evicted | disconnected | model-removed)
+ *        ├──batch timeout───┴──▶ quarantined
+ *        │                            │
+ *        └──────leave─────────────────┴──▶ gone(evicted | disconnected | model-removed)
  *
  * Only serving replicas get new batches; a draining one finishes what it
- * has. Gone is final: a peer that comes back registers as a new replica.
+ * has. A quarantined one ran a batch past its timeout (its model may hang):
+ * it gets nothing new and stays listed until its peer goes (a worker asked
+ * to drain exits once its model returns or its own model timeout ends it;
+ * a Clipper v3 container, which cannot be asked, is removed as drained when
+ * its late answer comes, and registers again).
+ * Gone is final: a peer that comes back registers as a new replica.
  */
 export type ReplicaPhase =
   | { readonly name: "serving" }
   | { readonly name: "draining" }
+  | { readonly name: "quarantined" }
   | { readonly name: "gone"; readonly reason: RemovalReason };
 
 const SERVING: ReplicaPhase = { name: "serving" };
 const DRAINING: ReplicaPhase = { name: "draining" };
+const QUARANTINED: ReplicaPhase = { name: "quarantined" };
 
 /** What registering a replica takes; ids are assigned by the registry. */
 export interface ReplicaFields {
@@ -126,6 +137,15 @@ export class Replica {
     return this.#phase.name === "draining";
   }
 
+  get quarantined(): boolean {
+    return this.#phase.name === "quarantined";
+  }
+
+  /** Serving: takes new batches. */
+  get serving(): boolean {
+    return this.#phase.name === "serving";
+  }
+
   get hasFreeSlot(): boolean {
     return this.#phase.name === "serving" && this.inFlight.size < this.slots;
   }
@@ -140,7 +160,14 @@ export class Replica {
     return true;
   }
 
-  /** Moves serving | draining → gone; false (and no change) once gone. Only the registry calls it. */
+  /** Moves serving | draining → quarantined; false (and no change) from any other phase. Only the registry calls it. */
+  quarantine(): boolean {
+    if (this.#phase.name !== "serving" && this.#phase.name !== "draining") return false;
+    this.#phase = QUARANTINED;
+    return true;
+  }
+
+  /** Moves serving | draining | quarantined → gone; false (and no change) once gone. Only the registry calls it. */
   leave(reason: RemovalReason): boolean {
     if (this.#phase.name === "gone") return false;
     this.#phase = { name: "gone", reason };

@@ -6,7 +6,9 @@ import type { QueuedTask } from "./queue.js";
  * turns each into the caller's answer in one place):
  * - value: the model's output text;
  * - failed: the model, the worker or the gateway could not produce an
- *   output for it (`code` is the gRPC status to report);
+ *   output for it (`code` is the gRPC status to report); `wholeBatch` when
+ *   the model call failed for every item of the batch together, so the
+ *   input at fault may be another one (the dispatcher splits the batch);
  * - expired: it was not run before its deadline (dropped from the queue, or
  *   skipped by the worker);
  * - shed: it was put back in a queue that had no room (its replica left);
@@ -15,7 +17,7 @@ import type { QueuedTask } from "./queue.js";
  */
 export type TaskOutcome =
   | { readonly kind: "value"; readonly output: string }
-  | { readonly kind: "failed"; readonly code: number; readonly message: string }
+  | { readonly kind: "failed"; readonly code: number; readonly message: string; readonly wholeBatch?: boolean }
   | { readonly kind: "expired"; readonly message: string }
   | { readonly kind: "shed" }
   | { readonly kind: "removed" }

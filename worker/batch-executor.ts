@@ -29,6 +29,12 @@ export interface BatchAnswer {
   readonly modelCalls: number;
   /** Why the model call failed as a whole (threw, or returned the wrong shape); null otherwise. */
   readonly modelError: string | null;
+  /**
+   * A model call that ran past the model timeout and has not returned: it
+   * settles when it does. Its items (and those of any later call of the
+   * batch, which are not run) were answered DEADLINE_EXCEEDED. Null otherwise.
+   */
+  readonly overdue: Promise<void> | null;
 }
 
 /** What runBatch needs besides the request. */
@@ -37,6 +43,8 @@ export interface BatchJob {
   readonly predict: PredictFn;
   /** Largest number of inputs per model call; 0 for no limit. */
   readonly maxBatchSize: number;
+  /** A model call may run this long before its items are answered DEADLINE_EXCEEDED, in ms; 0 (default) for no limit. */
+  readonly modelTimeoutMs?: number;
   /** Current time in µs since the Unix epoch (injectable for tests). */
   readonly nowMicros?: () => number;
 }
@@ -51,6 +59,7 @@ export function failAll(count: number, code: number, message: string): BatchAnsw
     modelMicros: 0,
     modelCalls: 0,
     modelError: null,
+    overdue: null,
   };
 }
 
@@ -91,12 +100,23 @@ export async function runBatch(job: BatchJob, request: BatchRequest, payloads: r
   let modelMicros = 0;
   let modelCalls = 0;
   let modelError: string | null = null;
+  let overdue: Promise<void> | null = null;
   for (let start = 0; start < liveInputs.length; start += chunk) {
     const index = liveIndex.slice(start, start + chunk);
+    if (overdue !== null) {
+      // The model hangs: the rest of the batch is not run.
+      for (const i of index) items[i] = { code: Status.DEADLINE_EXCEEDED, message: "not run: an earlier model call of this batch did not return in time" };
+      continue;
+    }
     const t0 = performance.now();
-    const result = await callModel(job.predict, liveInputs.slice(start, start + chunk));
+    const result = await callModel(job.predict, liveInputs.slice(start, start + chunk), job.modelTimeoutMs ?? 0);
     modelMicros += Math.round((performance.now() - t0) * 1000);
     modelCalls++;
+    if ("overdue" in result) {
+      overdue = result.overdue;
+      for (const i of index) items[i] = { code: Status.DEADLINE_EXCEEDED, message: result.error };
+      continue;
+    }
     if (!result.ok) {
       modelError ??= result.error;
       for (const i of index) items[i] = { code: Status.INTERNAL, message: result.error };
@@ -109,19 +129,37 @@ export async function runBatch(job: BatchJob, request: BatchRequest, payloads: r
       else items[i] = { code: encoded.code, message: encoded.error };
     });
   }
-  return { items, outputs, modelMicros, modelCalls, modelError };
+  return { items, outputs, modelMicros, modelCalls, modelError, overdue };
 }
+
+const TIMED_OUT = Symbol("timed out");
 
 function defaultNowMicros(): number {
   return Date.now() * 1000;
 }
 
-type ModelResult = { ok: true; outputs: readonly unknown[] } | { ok: false; error: string };
+type ModelResult = { ok: true; outputs: readonly unknown[] } | { ok: false; error: string } | { ok: false; error: string; overdue: Promise<void> };
 
-async function callModel(predict: PredictFn, inputs: ModelInput[]): Promise<ModelResult> {
+/** The model's answer, or after `timeoutMs` (when > 0) a timeout carrying the call still running. */
+async function callModel(predict: PredictFn, inputs: ModelInput[], timeoutMs: number): Promise<ModelResult> {
   let value: unknown;
   try {
-    value = await predict(inputs);
+    // A synchronous throw becomes a rejection here too.
+    const call = Promise.resolve().then(() => predict(inputs));
+    if (timeoutMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<typeof TIMED_OUT>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs, TIMED_OUT);
+      });
+      const first = await Promise.race([call, late]).finally(() => clearTimeout(timer));
+      if (first === TIMED_OUT) {
+        const overdue = call.then(() => {}, () => {});
+        return { ok: false, error: `the model did not return within ${timeoutMs} ms (model timeout)`, overdue };
+      }
+      value = first;
+    } else {
+      value = await call;
+    }
   } catch (err) {
     return { ok: false, error: err instanceof Error ? err.message || err.name : `model threw ${String(err)}` };
   }

@@ -66,6 +66,7 @@ await runUntilSignal(log, async () => {
     predict: model.predict,
     concurrency: c.concurrency,
     maxBatchSize: c.maxBatchSize,
+    modelTimeoutMs: c.modelTimeoutMs,
     heartbeatMs: c.heartbeatMs,
     description: `host=${hostname()} pid=${process.pid} module=${model.path}`,
     metrics,
@@ -75,8 +76,9 @@ await runUntilSignal(log, async () => {
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => (stopping ??= Promise.all([server?.close(), tracing.shutdown()]).then(() => {}));
   // The gateway may drain us (e.g. our version was deleted): leave once done.
-  // A refused registration is a failure the operator has to fix: exit 1.
-  void worker.closed.then((exit) => stop().then(() => process.exit(exit.kind === "refused" ? 1 : 0)));
+  // A refused registration is a failure the operator has to fix, and a hung
+  // model one for the supervisor to restart: exit 1.
+  void worker.closed.then((exit) => stop().then(() => process.exit(exit.kind === "refused" || exit.kind === "hung" ? 1 : 0)));
   process.stdout.write(`clipper-worker: ${c.model}:${c.version} (${c.inputType}) connecting to ${c.gateway}\n`);
   if (server !== null) {
     process.stdout.write(`${WORKER_PORTS_LINE.format({ metrics: { host: c.metricsHost, port: server.port } })}\n`);

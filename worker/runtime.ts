@@ -37,11 +37,13 @@ const MODEL_ERROR_LOG_INTERVAL_MS = 10_000;
 
 /**
  * How a worker stopped: by drain() or close() ("stopped"), because the
- * gateway asked it to drain ("drained"), or because the gateway refused its
- * registration, answering it with DrainWorker ("refused").
+ * gateway asked it to drain ("drained"), because the gateway refused its
+ * registration, answering it with DrainWorker ("refused"), or because a
+ * model call ran past the model timeout and did not return within as long
+ * again ("hung": only a new process gets the model back).
  */
 export interface WorkerExit {
-  readonly kind: "stopped" | "drained" | "refused";
+  readonly kind: "stopped" | "drained" | "refused" | "hung";
   readonly reason: string;
 }
 
@@ -338,13 +340,36 @@ class WorkerRuntime {
     const { request, payloads } = job;
     const s = this.#s;
     const answer = await inPredictSpan(request, payloads.length, s.model, s.version, async () => {
-      const a = await runBatch({ inputType: s.inputType, predict: s.predict, maxBatchSize: s.maxBatchSize }, request, payloads);
+      const a = await runBatch({ inputType: s.inputType, predict: s.predict, maxBatchSize: s.maxBatchSize, modelTimeoutMs: s.modelTimeoutMs }, request, payloads);
       // Inside the span, so the line carries the batch's trace id.
       if (a.modelError !== null) this.#logModelError(request.batchId, a.modelError);
       return a;
     });
     s.metrics?.batchRan(answer);
     this.#reply(job.conn, request, payloads.length, answer);
+    if (answer.overdue !== null) await this.#waitForOverdueModel(request.batchId, answer.overdue);
+  }
+
+  /**
+   * A model call ran past the model timeout; its items are answered. It
+   * keeps its slot while it runs (the model is still busy with it), and if
+   * it has not returned after as long again, the worker stops with exit
+   * kind "hung": its supervisor starts a fresh process.
+   */
+  async #waitForOverdueModel(batchId: number, overdue: Promise<void>): Promise<void> {
+    const graceMs = this.#s.modelTimeoutMs;
+    this.#log.warn({ batchId, modelTimeoutMs: graceMs }, "model call ran past the model timeout; its items were answered DEADLINE_EXCEEDED");
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<boolean>((resolve) => {
+      timer = setTimeout(resolve, graceMs, true);
+    });
+    const hung = await Promise.race([overdue.then(() => false), gaveUp]);
+    clearTimeout(timer);
+    if (!hung || this.#state.phase === "stopped") return;
+    const reason = `a model call has not returned ${2 * graceMs} ms after it started (model timeout ${graceMs} ms)`;
+    this.#log.error({ batchId, modelTimeoutMs: graceMs }, "model hangs; stopping the worker");
+    this.#exit = { kind: "hung", reason };
+    this.#shutdown(false);
   }
 
   #reply(conn: GatewayConnection, request: BatchRequest, itemCount: number, answer: BatchAnswer): void {
@@ -355,7 +380,7 @@ class WorkerRuntime {
       return;
     }
     void conn.send(
-      { kind: { $case: "result", value: { batchId: request.batchId, items: answer.items, modelMicros: answer.modelMicros } } },
+      { kind: { $case: "result", value: { batchId: request.batchId, items: answer.items, modelMicros: answer.modelMicros, modelError: answer.modelError ?? "" } } },
       answer.outputs,
     );
   }

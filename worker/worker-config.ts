@@ -20,6 +20,12 @@ const WORKER_OPTIONS = {
   module: { kind: "string", env: "CLIPPER_MODULE", default: "", help: "model module (required): default export or `predict` is async (inputs) => outputs" },
   concurrency: { kind: "count", env: "CLIPPER_WORKER_CONCURRENCY", default: "1", help: "batches run at the same time (>= 1)" },
   "max-batch-size": { kind: "count", env: "CLIPPER_MAX_BATCH_SIZE", default: "0", help: "largest batch the model takes; 0 for no limit" },
+  "model-timeout-ms": {
+    kind: "count",
+    env: "CLIPPER_MODEL_TIMEOUT_MS",
+    default: "0",
+    help: "a model call running this long has its items answered DEADLINE_EXCEEDED; if it has not returned as long again, the worker exits 1 (its supervisor restarts it); 0 for no timeout",
+  },
   "heartbeat-ms": { kind: "count", env: "CLIPPER_HEARTBEAT_MS", default: "1000", help: `heartbeat and registration retry interval in ms until the gateway names one (>= ${MIN_HEARTBEAT_MS})` },
   "metrics-port": { kind: "string", env: "CLIPPER_WORKER_METRICS_PORT", default: "", help: "serve GET /metrics (worker and model metrics), /healthz and /readyz on this port; 0 picks a free one; empty for none" },
   "metrics-host": { kind: "host", env: "CLIPPER_WORKER_METRICS_HOST", default: "127.0.0.1", help: "address the metrics port listens on (0.0.0.0 for every interface)" },
@@ -51,6 +57,8 @@ export interface WorkerConfig {
   readonly module: string;
   readonly concurrency: number;
   readonly maxBatchSize: number;
+  /** Model-call timeout in ms; 0 for none. */
+  readonly modelTimeoutMs: number;
   readonly heartbeatMs: number;
   /** Port of the metrics HTTP server (0: a free one), or null for none. */
   readonly metricsPort: number | null;
@@ -97,6 +105,7 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
       module: c.module,
       concurrency: c.concurrency,
       maxBatchSize: c["max-batch-size"],
+      modelTimeoutMs: c["model-timeout-ms"],
       heartbeatMs: c["heartbeat-ms"],
       metricsPort: c["metrics-port"] === "" ? null : Number(c["metrics-port"]),
       metricsHost: c["metrics-host"],

@@ -36,6 +36,12 @@ export interface WorkerOptions {
   readonly concurrency?: number;
   /** Largest batch the model takes, 0 for no limit of its own; default 0. */
   readonly maxBatchSize?: number;
+  /**
+   * A model call running this long has its items answered DEADLINE_EXCEEDED,
+   * and the worker stops with exit kind "hung" if the call has not returned
+   * after as long again, in ms; 0 (default) for no timeout.
+   */
+  readonly modelTimeoutMs?: number;
   /** Heartbeat (and registration retry) interval until the gateway names one, in ms; default 1000. */
   readonly heartbeatMs?: number;
   /** Silence that triggers a reconnect until the gateway names its eviction timeout, in ms; default 3000. */
@@ -59,6 +65,7 @@ export interface Settings {
   readonly predict: PredictFn;
   readonly concurrency: number;
   readonly maxBatchSize: number;
+  readonly modelTimeoutMs: number;
   readonly heartbeatMs: number;
   readonly evictionTimeoutMs: number;
   readonly description: string;
@@ -90,6 +97,7 @@ export function checkOptions(o: WorkerOptions): Settings {
     predict: o.predict,
     concurrency: whole("concurrency", o.concurrency ?? 1, 1),
     maxBatchSize: whole("maxBatchSize", o.maxBatchSize ?? 0, 0),
+    modelTimeoutMs: whole("modelTimeoutMs", o.modelTimeoutMs ?? 0, 0),
     heartbeatMs: whole("heartbeatMs", o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, 1),
     evictionTimeoutMs: whole("evictionTimeoutMs", o.evictionTimeoutMs ?? DEFAULT_EVICTION_TIMEOUT_MS, 1),
     description: o.description ?? `host=${hostname()} pid=${process.pid}`,

@@ -352,7 +352,7 @@ function startStatusLine(out: Output, where: { gateway: string; gatewayHttp: str
       const [workers, cur] = await Promise.all([heartbeat.listWorkers({}).then((r) => r.workers, () => null), scrape(where.gatewayHttp, undefined, ca)]);
       const m = summarize(cur, prev);
       prev = cur ?? prev;
-      const live = workers === null ? "gateway not answering" : `${workers.filter((w) => !w.draining).length} replica${workers.length === 1 ? "" : "s"} live`;
+      const live = workers === null ? "gateway not answering" : `${workers.filter((w) => !w.draining && !w.quarantined).length} replica${workers.length === 1 ? "" : "s"} live`;
       const fmt = (v: number | null, unit: string, digits = 1): string => `${v === null ? "-" : v.toFixed(digits)}${unit}`;
       const upFor = Math.floor((Date.now() - since) / 1000);
       const clock = `${Math.floor(upFor / 3600)}:${String(Math.floor(upFor / 60) % 60).padStart(2, "0")}:${String(upFor % 60).padStart(2, "0")}`;

@@ -153,7 +153,10 @@ export class CallInstrument {
     // A thrown "OK" ends the call as INTERNAL at every edge.
     const code = e.code === Status.OK ? Status.INTERNAL : e.code;
     method.record(transport, code, start);
-    if (code === Status.INTERNAL) this.#log.error({ err, method: method.name }, "internal error in call");
+    // A model's own errors are logged by the gateway as a summary per model
+    // version (gateway/model-error-log.ts): a failing model would otherwise
+    // write one line per call.
+    if (code === Status.INTERNAL && e.reason !== "MODEL_ERROR") this.#log.error({ err, method: method.name }, "internal error in call");
     return code;
   }
 }

@@ -87,6 +87,14 @@ export class ClipperV3Dialect implements WorkerDialect {
         // A late answer from a removed container is dropped, as in Clipper.
         if (replica === undefined || replica.dialect !== "clipper-v3") return;
         const batchId = [...replica.inFlight.keys()].find((id) => id % U32 === msg.messageId);
+        if (batchId === undefined && replica.quarantined && replica.inFlight.size === 0) {
+          // The late answer to the batch that timed out: the container did
+          // not hang for good. It cannot be asked to drain, so it is
+          // forgotten; its next heartbeat is answered as unknown and it
+          // registers again, as a new replica with a fresh latency model.
+          registry.remove(replica, "drained");
+          return;
+        }
         if (batchId === undefined) {
           log.warn({ address, messageId: msg.messageId }, "response for an unknown message id");
           return;

@@ -2,7 +2,7 @@ import { status as Status } from "@grpc/grpc-js";
 import { parseInputType } from "../../core/input-types.js";
 import { modelNameProblem } from "../../core/names.js";
 import { decodeWorkerMessage, encodeGatewayMessage } from "../../core/wire/native.js";
-import type { ItemStatus, RegisterWorker } from "../../gen/clipper/v1/heartbeat.js";
+import type { BatchResult, ItemStatus, RegisterWorker } from "../../gen/clipper/v1/heartbeat.js";
 import type { LivenessPolicy } from "../liveness.js";
 import type { Replica, SentBatch } from "../replica.js";
 import type { TaskOutcome } from "../task.js";
@@ -29,8 +29,21 @@ function isStatusCode(code: number): boolean {
   return Number.isInteger(code) && code >= 1 && code <= 16;
 }
 
+/**
+ * The error of a model call that failed as a whole, or null: the worker
+ * says so in `model_error`. A worker that predates the field is read the
+ * same way when every item of a batch of several failed with INTERNAL and
+ * one message (a throw fails all items of its call alike).
+ */
+export function wholeBatchError(result: BatchResult): string | null {
+  if (result.modelError !== "") return result.modelError;
+  const [first, ...rest] = result.items;
+  if (first === undefined || rest.length === 0 || first.code !== Status.INTERNAL) return null;
+  return rest.every((s) => s.code === first.code && s.message === first.message) ? first.message : null;
+}
+
 /** One item's answer as the worker reported it; malformed reports are errors, never outputs (nor cached). */
-function outcomeOf(status: ItemStatus, payload: Buffer | undefined): TaskOutcome {
+function outcomeOf(status: ItemStatus, payload: Buffer | undefined, wholeBatch: string | null): TaskOutcome {
   if (status.code === Status.OK) {
     if (payload === undefined) return { kind: "failed", code: Status.INTERNAL, message: "the worker marked the item OK but sent no output" };
     return { kind: "value", output: payload.toString("utf8") };
@@ -38,6 +51,7 @@ function outcomeOf(status: ItemStatus, payload: Buffer | undefined): TaskOutcome
   // The worker skips items whose deadline passed before the model ran.
   if (status.code === Status.DEADLINE_EXCEEDED) return { kind: "expired", message: status.message };
   if (!isStatusCode(status.code)) return { kind: "failed", code: Status.INTERNAL, message: `the worker reported unknown status code ${status.code}: ${status.message}` };
+  if (status.code === Status.INTERNAL && status.message === wholeBatch) return { kind: "failed", code: status.code, message: status.message, wholeBatch: true };
   return { kind: "failed", code: status.code, message: status.message };
 }
 
@@ -81,7 +95,8 @@ export class NativeDialect implements WorkerDialect {
         return;
       case "result": {
         const { batchId, items, modelMicros } = kind.value;
-        const outcomes = items.map((status, i) => outcomeOf(status, payloads[i]));
+        const wholeBatch = wholeBatchError(kind.value);
+        const outcomes = items.map((status, i) => outcomeOf(status, payloads[i], wholeBatch));
         if (!answers.batchAnswered(replica, batchId, outcomes, modelMicros / 1000)) log.warn({ address, batchId }, "result for an unknown batch");
         registry.leaveIfDrained(replica);
         return;

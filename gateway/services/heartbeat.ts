@@ -27,6 +27,7 @@ function toWorker(r: Replica): Worker {
     inputType: r.inputType,
     draining: r.draining,
     curvePublicKey: r.principal ?? "",
+    quarantined: r.quarantined,
   };
 }
 
@@ -61,9 +62,10 @@ export function heartbeatStreaming(registry: ReplicaRegistry): UntypedServiceImp
       const onAdded = (r: Replica): void => send(Kind.KIND_REGISTERED, r);
       const onRemoved = (r: Replica, reason: RemovalReason): void => send(Kind.KIND_REMOVED, r, reason);
       const onDraining = (r: Replica): void => send(Kind.KIND_DRAINING, r);
-      registry.on("added", onAdded).on("removed", onRemoved).on("draining", onDraining);
+      const onQuarantined = (r: Replica, reason: string): void => send(Kind.KIND_QUARANTINED, r, reason);
+      registry.on("added", onAdded).on("removed", onRemoved).on("draining", onDraining).on("quarantined", onQuarantined);
       const stop = (): void => {
-        registry.off("added", onAdded).off("removed", onRemoved).off("draining", onDraining);
+        registry.off("added", onAdded).off("removed", onRemoved).off("draining", onDraining).off("quarantined", onQuarantined);
       };
       call.once("cancelled", stop);
       call.once("close", stop);

@@ -12,6 +12,7 @@ function setup() {
   registry.on("draining", (r) => events.push(`draining ${r.replicaId}`));
   registry.on("removed", (r, reason) => events.push(`removed ${r.replicaId} ${reason}`));
   registry.on("missedBeats", (r, n) => events.push(`missed ${r.replicaId} ${n}`));
+  registry.on("quarantined", (r, reason) => events.push(`quarantined ${r.replicaId} ${reason}`));
   const dismissed: string[] = [];
   const link: ReplicaLink = { sendBatch: async () => true, dismiss: (_r, reason) => dismissed.push(reason) };
   const add = (id: number, silentWhileBusy = false, now = 0): Replica =>
@@ -23,7 +24,7 @@ function setup() {
 }
 
 const busy = (r: Replica): void => {
-  r.inFlight.set(1, { id: 1, tasks: [], sentAt: 0, startedAt: 0, span: null, wire: undefined } satisfies SentBatch);
+  r.inFlight.set(1, { id: 1, tasks: [], sentAt: 0, startedAt: 0, span: null, wire: undefined, timeout: null } satisfies SentBatch);
 };
 
 test("replica ids count per model version and connection ids across all, from 0", (t) => {
@@ -117,4 +118,30 @@ test("a peer silent while busy misses no beats while its batch runs, but is stil
   t.deepEqual(l.check(250, true), { newlyMissed: 0, expired: false });
   t.deepEqual(l.check(250, false), { newlyMissed: 1, expired: false });
   t.deepEqual(l.check(301, true), { newlyMissed: 0, expired: true });
+});
+
+test("quarantine: a serving or draining replica takes nothing new, its peer is asked to drain, and it stays listed until it leaves", (t) => {
+  const { registry, events, dismissed, add } = setup();
+  const a = add(1);
+  busy(a);
+  const b = add(2);
+  busy(b);
+  registry.drain(b);
+  t.true(registry.quarantine(a, "slow"));
+  t.true(registry.quarantine(b, "slow too"));
+  for (const r of [a, b]) {
+    t.is(r.phase.name, "quarantined");
+    t.true(r.quarantined);
+    t.false(r.hasFreeSlot);
+    t.false(r.serving);
+  }
+  t.false(registry.quarantine(a, "again"), "announced once");
+  a.inFlight.clear();
+  registry.leaveIfDrained(a);
+  registry.drain(a);
+  t.is(registry.size, 2, "idle, it is still listed: its peer may still run the stuck batch");
+  t.deepEqual(dismissed, ["quarantined: slow", "quarantined: slow too"]);
+  registry.remove(a, "evicted");
+  t.deepEqual(a.phase, { name: "gone", reason: "evicted" });
+  t.deepEqual(events, ["added 0", "added 1", "draining 1", "quarantined 0 slow", "quarantined 1 slow too", "removed 0 evicted"]);
 });

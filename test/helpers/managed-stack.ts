@@ -30,14 +30,14 @@ export class ManagedStack {
 
   /** `evictionMs` short so a killed worker leaves the gateway quickly. */
   static async start(
-    options: { evictionMs?: number; allowWorkerCommands?: boolean; managementArgs?: string[]; managementEnv?: Record<string, string> } = {},
+    options: { evictionMs?: number; allowWorkerCommands?: boolean; managementArgs?: string[]; managementEnv?: Record<string, string>; gatewayArgs?: string[] } = {},
   ): Promise<ManagedStack> {
     const s = new ManagedStack();
     s.managementEnv = options.managementEnv ?? {};
     s.allowWorkerCommands = options.allowWorkerCommands ?? true;
     s.managementArgs = options.managementArgs ?? [];
     s.redis = await TestRedis.start();
-    s.gateway = await startGatewayProcess(s.redis.url, ["--eviction-ms", String(options.evictionMs ?? 600)]);
+    s.gateway = await startGatewayProcess(s.redis.url, ["--eviction-ms", String(options.evictionMs ?? 600), ...(options.gatewayArgs ?? [])]);
     await s.startManagement();
     s.predict = createPredictClient(`127.0.0.1:${s.gateway.grpc}`);
     s.heartbeat = createHeartbeatClient(`127.0.0.1:${s.gateway.grpc}`);

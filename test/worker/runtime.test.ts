@@ -104,8 +104,10 @@ test("a model that throws fails every item of the batch and the worker serves th
     { code: 13, message: "model exploded" },
   ]);
   t.deepEqual(bad.outputs, ["", ""]);
+  t.is(bad.modelError, "model exploded", "the gateway is told the call failed as a whole");
   const good = await roundTrip(gw, identity, 2, [frames.text("a")]);
   t.deepEqual(good.items, [{ code: 0, message: "" }]);
+  t.is(good.modelError, "");
   t.deepEqual(JSON.parse(good.outputs[0]!), { seen: ["a"] });
 });
 
@@ -248,6 +250,33 @@ test("a DrainWorker from the gateway drains and closes the worker", async (t) =>
   const notice = await gw.next("drain");
   t.is(notice.value.reason, "version deleted");
   t.deepEqual(await worker.closed, { kind: "drained", reason: "version deleted" });
+});
+
+test("a model call past the model timeout has its items answered DEADLINE_EXCEEDED; if it never returns, the worker stops as hung", async (t) => {
+  const hangs: PredictFn = (inputs) => (inputs.includes("hang") ? new Promise(() => {}) : inputs);
+  const { gw, worker } = await setup(t, { inputType: "strings", predict: hangs, modelTimeoutMs: 200 });
+  const { identity } = await gw.acceptRegistration(1);
+  const stuck = await roundTrip(gw, identity, 1, [frames.text("a"), frames.text("hang")]);
+  t.deepEqual(stuck.items.map((i) => i.code), [4, 4]);
+  t.regex(stuck.items[0]!.message, /did not return within 200 ms/);
+  t.is(stuck.modelError, "", "a timeout is not a model error");
+  const exit = await worker.closed;
+  t.is(exit.kind, "hung");
+});
+
+test("a model call that returns after the model timeout but within as long again leaves the worker serving", async (t) => {
+  const slow: PredictFn = async (inputs) => {
+    if (inputs.includes("slow")) await new Promise((resolve) => setTimeout(resolve, 300));
+    return inputs;
+  };
+  const { gw, worker } = await setup(t, { inputType: "strings", predict: slow, modelTimeoutMs: 200 });
+  const { identity } = await gw.acceptRegistration(1);
+  const late = await roundTrip(gw, identity, 1, [frames.text("slow")]);
+  t.deepEqual(late.items.map((i) => i.code), [4]);
+  // The slot frees once the model returns; the next batch is served.
+  const next = await roundTrip(gw, identity, 2, [frames.text("b")]);
+  t.deepEqual(next.outputs, ["b"]);
+  t.is(worker.replicaId(), 1);
 });
 
 test("a DrainWorker instead of WorkerRegistered is a refused registration", async (t) => {

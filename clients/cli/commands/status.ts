@@ -36,7 +36,7 @@ export const statusCommand: Command = {
           ? apps.value.map((a) => {
               const model = a.linkedModels[0] ?? "";
               const current = models.find((x) => x.name === model && x.isCurrentVersion)?.version ?? "";
-              const live = workers.ok ? workers.value.filter((w) => w.modelName === model && w.modelVersion === current && !w.draining).length : null;
+              const live = workers.ok ? workers.value.filter((w) => w.modelName === model && w.modelVersion === current && !w.draining && !w.quarantined).length : null;
               return { name: a.name, inputType: a.inputType, model, version: current, liveReplicas: live };
             })
           : [],

@@ -13,8 +13,13 @@ function dialect(d: Dialect): string {
   return d === Dialect.DIALECT_NATIVE ? "native" : d === Dialect.DIALECT_CLIPPER_V3 ? "clipper-v3" : dialectToJSON(d);
 }
 
+/** A quarantined worker may also have been draining; quarantine is what the operator must act on. */
+function workerState(w: Worker): string {
+  return w.quarantined ? "quarantined" : w.draining ? "draining" : "serving";
+}
+
 function workerRow(w: Worker): string[] {
-  return [w.modelName, w.modelVersion, String(w.replicaId), dialect(w.dialect), w.inputType, String(w.inFlight), w.draining ? "draining" : "serving", w.lastBeat?.toISOString() ?? "-", w.curvePublicKey === "" ? "-" : w.curvePublicKey];
+  return [w.modelName, w.modelVersion, String(w.replicaId), dialect(w.dialect), w.inputType, String(w.inFlight), workerState(w), w.lastBeat?.toISOString() ?? "-", w.curvePublicKey === "" ? "-" : w.curvePublicKey];
 }
 
 export const workersCommands: readonly Command[] = [
@@ -35,7 +40,7 @@ export const workersCommands: readonly Command[] = [
   {
     name: "workers watch",
     args: "[MODEL]",
-    summary: "Prints the gateway's workers, then one line per change (registered, draining, removed), until Ctrl-C.",
+    summary: "Prints the gateway's workers, then one line per change (registered, draining, quarantined, removed), until Ctrl-C.",
     options: {},
     minArgs: 0,
     maxArgs: 1,
@@ -52,7 +57,7 @@ export const workersCommands: readonly Command[] = [
           out.result(fullJson(event, WatchWorkersResponse.toJSON(event)), () =>
             [
               new Date().toISOString(),
-              watchWorkersResponse_KindToJSON(event.kind).replace(/^KIND_/, "").padEnd(10),
+              watchWorkersResponse_KindToJSON(event.kind).replace(/^KIND_/, "").padEnd(11),
               `${w.modelName}:${w.modelVersion} replica ${w.replicaId}`,
               dialect(w.dialect),
               `in-flight ${w.inFlight}`,
