@@ -78,9 +78,17 @@ export class WorkerRpc {
       const context = new Context();
       this.#zap = new ZapHandler(context, auth, log);
       this.#router = new Router({ ...base, context, curveServer: true, curveSecretKey: auth.secretKey, zapDomain: ZAP_DOMAIN, zapEnforceDomain: true });
-      // A plaintext peer fails the handshake as a protocol error or, when it hangs up first, as another error.
-      this.#router.events.on("handshake:error:protocol", () => options.onAuthFailure?.("handshake"));
-      this.#router.events.on("handshake:error:other", () => options.onAuthFailure?.("handshake"));
+      // A plaintext peer fails the handshake as a protocol error or, when it
+      // hangs up first, as another error. Monitor events carry no peer
+      // address, so the log is once a minute for all of them.
+      const handshakeFailed = (): void => {
+        options.onAuthFailure?.("handshake");
+        if (this.#logOnce.allow("handshake")) {
+          log.warn("a peer failed the CURVE handshake on the worker port (a worker without --curve-secret-key, a wrong --gateway-public-key, or a Clipper container: those use --clipper-v3-port)");
+        }
+      };
+      this.#router.events.on("handshake:error:protocol", handshakeFailed);
+      this.#router.events.on("handshake:error:other", handshakeFailed);
       this.#router.events.on("handshake:error:auth", () => options.onAuthFailure?.("unknown_key"));
       auth.on("changed", () => this.#dropRevoked(auth));
     }
