@@ -1,7 +1,8 @@
 /**
- * What scoped tokens and TLS cost on the gateway's gRPC path: three
- * gateways side by side (plaintext without auth, plaintext with a token
- * check, TLS with a token check), each with its own no-op worker, driven in
+ * What scoped tokens, TLS and CURVE on the worker port cost on the
+ * gateway's gRPC path: gateways side by side (plaintext without auth,
+ * plaintext with a token check, TLS with a token check, CURVE on the worker
+ * port alone, and all three), each with its own no-op worker, driven in
  * turn by h2load at each concurrency with distinct inputs; several rounds,
  * the variants alternating, reported as ratios to the plain gateway of the
  * same round (medians over rounds).
@@ -13,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { generateKeyPair, writeKeyPair } from "../core/curve/key-pair.js";
 import { makeTestCerts } from "../test/helpers/certs.js";
 import { runGrpcLoad, warmUpGrpc, writeFrames, type GrpcTarget } from "./lib/h2load.js";
 import { BenchStack } from "./lib/stack.js";
@@ -39,17 +41,27 @@ const certs = makeTestCerts();
 const server = certs.issue("bench-gateway");
 const auth = ["--auth-tokens", tokens];
 const bearer = [`authorization: Bearer ${TOKEN}`];
+const gatewayKeys = await writeKeyPair(work, "gateway", generateKeyPair());
+const workerPair = generateKeyPair();
+const workerKeys = await writeKeyPair(work, "worker", workerPair);
+writeFileSync(join(work, "worker-keys"), `${workerPair.publicKey}\n`);
+const curve = ["--curve-secret-key", gatewayKeys.secretFile, "--worker-keys", join(work, "worker-keys")];
+const workerCurve = ["--curve-secret-key", workerKeys.secretFile, "--gateway-public-key", gatewayKeys.publicFile];
+const tls = ["--tls-cert", server.cert, "--tls-key", server.key];
 
 interface Variant {
   readonly name: string;
   readonly args: readonly string[];
+  readonly workerArgs: readonly string[];
   readonly target: GrpcTarget;
   stack?: BenchStack;
 }
 const variants: Variant[] = [
-  { name: "plain", args: [], target: { tls: false, headers: [] } },
-  { name: "token", args: auth, target: { tls: false, headers: bearer } },
-  { name: "tls+token", args: [...auth, "--tls-cert", server.cert, "--tls-key", server.key], target: { tls: true, headers: bearer } },
+  { name: "plain", args: [], workerArgs: [], target: { tls: false, headers: [] } },
+  { name: "token", args: auth, workerArgs: [], target: { tls: false, headers: bearer } },
+  { name: "tls+token", args: [...auth, ...tls], workerArgs: [], target: { tls: true, headers: bearer } },
+  { name: "curve", args: curve, workerArgs: workerCurve, target: { tls: false, headers: [] } },
+  { name: "tls+token+curve", args: [...auth, ...tls, ...curve], workerArgs: workerCurve, target: { tls: true, headers: bearer } },
 ];
 
 let salt = 1;
@@ -58,7 +70,7 @@ try {
   for (const v of variants) {
     v.stack = await BenchStack.start({ profileDir: null, profileIntervalUs: 1000, gatewayArgs: v.args });
     await v.stack.deploy("noop", "noop", { sloMicros: 10_000_000 });
-    await v.stack.worker("noop", NOOP_MODULE);
+    await v.stack.worker("noop", NOOP_MODULE, v.workerArgs);
     await warmUpGrpc(v.stack.gateway.grpc, writeFrames(work, "noop", 16, salt++), 2, v.target);
   }
   for (let round = 1; round <= rounds; round++) {

@@ -143,12 +143,12 @@ export class BenchStack {
     await admin("add_model_links", { app_name: app, model_names: [model] });
   }
 
-  /** Starts a worker for `model` version 1 serving the counted model module at `modulePath` (absolute). */
-  async worker(model: string, modulePath: string): Promise<CountedProc> {
+  /** Starts a worker for `model` version 1 serving the counted model module at `modulePath` (absolute); `extra` flags are added. */
+  async worker(model: string, modulePath: string, extra: readonly string[] = []): Promise<CountedProc> {
     const proc = spawnBinWith(
       "clipper-worker",
       profileArgs(this.#options, `worker-${model}`),
-      ["--model", model, "--version", "1", "--input-type", "doubles", "--gateway", `tcp://127.0.0.1:${this.gateway.rpc}`, "--module", modulePath],
+      ["--model", model, "--version", "1", "--input-type", "doubles", "--gateway", `tcp://127.0.0.1:${this.gateway.rpc}`, "--module", modulePath, ...extra],
       { CLIPPER_LOG_LEVEL: "info", ...profileEnv(this.#options) },
     );
     const w = { proc, pid: proc.child.pid!, counterPort: 0 };
