@@ -186,13 +186,13 @@ export class GatewaySession {
   }
 
   /** Answers a batch on the connection it came on; dropped when that connection is gone (the gateway identity it came from no longer exists). */
-  reply(conn: GatewayConnection, request: BatchRequest, answer: BatchAnswer): void {
+  reply(conn: GatewayConnection, request: BatchRequest, answer: BatchAnswer, waitMicros = 0): void {
     if (conn !== this.#conn) {
       this.#log.debug({ batchId: request.batchId }, "dropped the answer to a batch from a closed connection");
       return;
     }
     void conn.send(
-      { kind: { $case: "result", value: { batchId: request.batchId, items: answer.items, modelMicros: answer.modelMicros, modelError: answer.modelError ?? "" } } },
+      { kind: { $case: "result", value: { batchId: request.batchId, items: answer.items, modelMicros: answer.modelMicros, modelError: answer.modelError ?? "", waitMicros } } },
       answer.outputs,
     );
   }

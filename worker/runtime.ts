@@ -85,6 +85,8 @@ interface Job {
   /** The session and connection the batch came on; its answer goes back only there. */
   readonly session: GatewaySession;
   readonly conn: GatewayConnection;
+  /** performance.now() when it arrived, for the time it waits for a slot. */
+  readonly arrivedAt: number;
 }
 
 /**
@@ -211,7 +213,7 @@ class WorkerRuntime implements SessionOwner {
       session.reply(conn, request, failAll(payloads.length, Code.UNAVAILABLE, "worker draining"));
       return;
     }
-    if (!this.#slots.offer({ request, payloads, session, conn })) {
+    if (!this.#slots.offer({ request, payloads, session, conn, arrivedAt: performance.now() })) {
       const message = `worker overloaded: ${this.#slots.running} batches running and ${this.#slots.queued} waiting`;
       this.#s.metrics?.rejected(payloads.length);
       this.#pendingItems -= payloads.length;
@@ -222,6 +224,7 @@ class WorkerRuntime implements SessionOwner {
   async #execute(job: Job): Promise<void> {
     const { request, payloads } = job;
     const s = this.#s;
+    const waitMicros = Math.round((performance.now() - job.arrivedAt) * 1000);
     const answer = await inPredictSpan(request, payloads.length, s.model, s.version, async () => {
       const a = await runBatch({ inputType: s.inputType, predict: s.predict, maxBatchSize: s.maxBatchSize, modelTimeoutMs: s.modelTimeoutMs }, request, payloads);
       // Inside the span, so the line carries the batch's trace id.
@@ -230,7 +233,7 @@ class WorkerRuntime implements SessionOwner {
     });
     s.metrics?.batchRan(answer);
     this.#pendingItems -= payloads.length;
-    job.session.reply(job.conn, request, answer);
+    job.session.reply(job.conn, request, answer, waitMicros);
     if (answer.overdue !== null) await this.#waitForOverdueModel(request.batchId, answer.overdue);
   }
 

@@ -101,7 +101,7 @@ function encodeNative(m: NativeSample): Buffer[] {
       return encodeWorkerMessage({ kind: { $case: "beat", value: { inFlight: m.codes.length, pendingItems: m.payloads.length } } }, payloads);
     case "result": {
       const items = m.codes.map((code) => ({ code, message: "fuzz" }));
-      return encodeWorkerMessage({ kind: { $case: "result", value: { batchId: Number(m.batchId % 2n ** 53n), items, modelMicros: Number(m.modelMicros % 2n ** 53n), modelError: "" } } }, payloads);
+      return encodeWorkerMessage({ kind: { $case: "result", value: { batchId: Number(m.batchId % 2n ** 53n), items, modelMicros: Number(m.modelMicros % 2n ** 53n), modelError: "", waitMicros: 0 } } }, payloads);
     }
     default:
       return encodeWorkerMessage({ kind: { $case: "drain", value: { reason: "fuzz" } } }, payloads);
