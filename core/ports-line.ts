@@ -80,3 +80,22 @@ function portsLine<K extends string>(process: string, fields: readonly Field<K>[
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 }
+
+/**
+ * `clipper-gateway: rpc-endpoints=tcp://HOST:PORT,tcp://HOST:PORT…`: every
+ * worker endpoint of a gateway run as several processes (--processes), in
+ * process order; the list clipper-worker --gateway and management's
+ * --gateway-rpc take.
+ */
+export const GATEWAY_RPC_ENDPOINTS = { process: "clipper-gateway", key: "rpc-endpoints" } as const;
+
+/** Writes an endpoints line. */
+export function formatEndpointsLine(line: { readonly process: string; readonly key: string }, endpoints: readonly HostPort[]): string {
+  return `${line.process}: ${line.key}=${endpoints.map((e) => `tcp://${e.host.includes(":") ? `[${e.host}]` : e.host}:${e.port}`).join(",")}`;
+}
+
+/** The endpoint list of the first complete endpoints line in `output` (as text, tcp://… comma-separated), or null. */
+export function parseEndpointsLine(line: { readonly process: string; readonly key: string }, output: string): string | null {
+  const m = new RegExp(`(?:^|\\n)${escape(line.process)}: ${escape(line.key)}=(\\S+)(?=\\r?\\n)`).exec(output);
+  return m === null ? null : m[1]!;
+}

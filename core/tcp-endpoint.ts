@@ -25,3 +25,19 @@ export function parseTcpEndpoint(text: string): Decoded<TcpEndpoint> {
   }
   return decoded({ host: m[1] ?? m[2]!, port });
 }
+
+/**
+ * The endpoints of a comma-separated `tcp://HOST:PORT` list (duplicates
+ * dropped); the error names the bad item.
+ */
+export function parseTcpEndpointList(text: string): Decoded<TcpEndpoint[]> {
+  const parts = text.split(",").map((p) => p.trim()).filter((p) => p !== "");
+  if (parts.length === 0) return undecodable("no endpoint given (tcp://HOST:PORT, comma-separated for several)");
+  const out: TcpEndpoint[] = [];
+  for (const p of parts) {
+    const e = parseTcpEndpoint(p);
+    if (!e.ok) return e;
+    if (!out.some((x) => x.host === e.value.host && x.port === e.value.port)) out.push(e.value);
+  }
+  return decoded(out);
+}

@@ -11,6 +11,7 @@ import type { ServerTls } from "../core/tls/server-tls.js";
 import { createTranscoder } from "../core/transcoding/index.js";
 import { PredictionCache } from "./cache.js";
 import { Catalog } from "./catalog.js";
+import { clusterMetricsSource, type MetricsSource } from "./cluster-metrics.js";
 import { DEFAULT_BATCH_TIMEOUT_MS, Dispatcher } from "./dispatcher.js";
 import { clipperPredictRoutes } from "./http/clipper-predict.js";
 import { GatewayMetrics } from "./metrics.js";
@@ -65,6 +66,8 @@ export interface GatewayConfig {
   readonly clipperV3?: ClipperV3Port | null;
   /** Models Clipper containers may register for (on the port that speaks to them); any when absent. */
   readonly clipperV3Models?: ReadonlySet<string> | null;
+  /** This process's index when the gateway runs as several (--processes): its metrics are labelled with it and /metrics shows every process. */
+  readonly processIndex?: number;
 }
 
 /** The plaintext port Clipper's containers connect to while the worker port runs CURVE. */
@@ -98,7 +101,9 @@ export interface Gateway {
  */
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
   const where = new URL(config.redisUrl).host;
-  const metrics = new GatewayMetrics(createMetricsRegistry("clipper-gateway"));
+  const index = config.processIndex ?? null;
+  const metrics = new GatewayMetrics(createMetricsRegistry("clipper-gateway", index === null ? {} : { process: String(index) }));
+  const metricsSource: MetricsSource = index === null ? metrics.registry : clusterMetricsSource(metrics.registry);
   const redis = connectRedis(config.redisUrl, { name: "clipper-gateway" });
   // Subscribers may not run other commands, so keyspace events get their own connection.
   const sub = connectRedis(config.redisUrl, { name: "clipper-gateway-events" });
@@ -180,7 +185,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ready: () => readiness.state.ready,
   });
   const http = await startHttpServer(
-    [opsRoutes(metrics.registry, () => readiness.state, config.warning ?? null), clipperPredictRoutes(predictor, calls), createTranscoder(bindings)],
+    [opsRoutes(metricsSource, () => readiness.state, config.warning ?? null), clipperPredictRoutes(predictor, calls), createTranscoder(bindings)],
     {
       host: config.host,
       port: config.httpPort,

@@ -6,6 +6,7 @@ import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE } from "../core/ports-line.
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
 import { startGateway } from "./gateway.js";
+import { MAX_PROCESSES, processCount, processIndex, reportPorts, runPrimary } from "./process-cluster.js";
 import { loadWorkerPortSecurity } from "./worker-port-security.js";
 
 const OPTIONS = {
@@ -48,12 +49,23 @@ const OPTIONS = {
     default: "30000",
     help: "most a batch may run before its replica is quarantined and its queries run elsewhere, ms (the timeout is 10x the replica's latency estimate, at least 1000, at most this)",
   },
+  processes: {
+    kind: "count",
+    env: "CLIPPER_GATEWAY_PROCESSES",
+    default: "1",
+    help: "gateway processes sharing the gRPC and HTTP ports (0: one per core); process i's worker port is --rpc-port + i (each a free one with 0), all printed on an rpc-endpoints line",
+  },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
 
 const c = configOrExit("clipper-gateway", OPTIONS);
 if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-bytes"] < 1024 || c["batch-timeout-ms"] < 100) {
   process.stderr.write("--queue-capacity must be at least 1, --eviction-ms and --batch-timeout-ms at least 100 and --max-worker-message-bytes at least 1024\n");
+  process.exit(2);
+}
+const processes = processCount(c.processes);
+if (processes > MAX_PROCESSES || (c["rpc-port"] !== 0 && c["rpc-port"] + processes - 1 > 65535)) {
+  process.stderr.write(`clipper-gateway: --processes must be at most ${MAX_PROCESSES}, and --rpc-port + processes - 1 a port (got ${processes} from ${c["rpc-port"]})\n`);
   process.exit(2);
 }
 const workers = await loadWorkerPortSecurity(c);
@@ -67,7 +79,12 @@ if (!security.ok) {
   process.exit(2);
 }
 const { auth, tls, warning } = security.value;
-const log = createLogger("clipper-gateway", c["log-level"]);
+const index = processIndex();
+const log = createLogger("clipper-gateway", c["log-level"]).child(index === null ? {} : { process: index });
+if (index === null && processes > 1) {
+  // The primary: it forks the gateway processes and serves nothing itself.
+  await runPrimary(processes, { host: c.host, clipperV3Host: c["clipper-v3-host"] }, log);
+}
 if (warning !== null) log.warn(warning);
 // Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
 const tracing = await startTracing("clipper-gateway");
@@ -78,7 +95,8 @@ await runUntilSignal(log, async () => {
       host: c.host,
       grpcPort: c["grpc-port"],
       httpPort: c["http-port"],
-      rpcPort: c["rpc-port"],
+      // A ZeroMQ ROUTER cannot share a port: each process has its own.
+      rpcPort: c["rpc-port"] === 0 ? 0 : c["rpc-port"] + (index ?? 0),
       cacheBytes: c["cache-bytes"],
       queueCapacity: c["queue-capacity"],
       evictionMs: c["eviction-ms"],
@@ -86,7 +104,9 @@ await runUntilSignal(log, async () => {
       batchTimeoutMs: c["batch-timeout-ms"],
       maxWorkerMessageBytes: c["max-worker-message-bytes"],
       workerAuth: workers.value.auth,
-      clipperV3: workers.value.clipperV3,
+      // Clipper containers connect to one gateway, as in Clipper: process 0's.
+      clipperV3: (index ?? 0) === 0 ? workers.value.clipperV3 : null,
+      ...(index === null ? {} : { processIndex: index }),
       clipperV3Models: workers.value.clipperV3Models,
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
@@ -94,9 +114,12 @@ await runUntilSignal(log, async () => {
     },
     log,
   );
-  const at = (port: number) => ({ host: c.host, port });
-  process.stdout.write(`${GATEWAY_PORTS_LINE.format({ grpc: at(g.grpcPort), http: at(g.httpPort), rpc: at(g.rpcPort) })}\n`);
-  if (g.clipperV3Port !== null) process.stdout.write(`${GATEWAY_CLIPPER_V3_LINE.format({ rpc: { host: c["clipper-v3-host"], port: g.clipperV3Port } })}\n`);
+  if (index !== null) reportPorts({ grpc: g.grpcPort, http: g.httpPort, rpc: g.rpcPort, clipperV3: g.clipperV3Port });
+  else {
+    const at = (port: number) => ({ host: c.host, port });
+    process.stdout.write(`${GATEWAY_PORTS_LINE.format({ grpc: at(g.grpcPort), http: at(g.httpPort), rpc: at(g.rpcPort) })}\n`);
+    if (g.clipperV3Port !== null) process.stdout.write(`${GATEWAY_CLIPPER_V3_LINE.format({ rpc: { host: c["clipper-v3-host"], port: g.clipperV3Port } })}\n`);
+  }
   const workerAuth = workers.value.auth;
   if (workerAuth !== null) log.info({ publicKey: workerAuth.publicKey, workerKeys: workerAuth.size }, "worker port runs CURVE");
   return {

@@ -8,12 +8,12 @@
  */
 import { readPublicKey, readSecretKeyFile } from "../core/curve/curve-keys.js";
 import type { Decoded } from "../core/decoded.js";
-import { parseTcpEndpoint, type TcpEndpoint } from "../core/tcp-endpoint.js";
+import { parseTcpEndpoint, parseTcpEndpointList, type TcpEndpoint } from "../core/tcp-endpoint.js";
 
 export interface GatewayAccess {
-  /** The gateway's worker RPC endpoint as given (tcp://host:port). */
+  /** The gateways' worker RPC endpoints as given (tcp://host:port, comma-separated: clipper-worker serves them all). */
   readonly rpc: string;
-  /** Where Clipper containers connect. */
+  /** Where Clipper containers connect (one gateway, as in Clipper). */
   readonly clipperV3: TcpEndpoint;
   /** CURVE for native workers; null when the worker port runs none. */
   readonly curve: { readonly secretKeyFile: string; readonly gatewayPublicKey: string } | null;
@@ -29,9 +29,9 @@ export interface GatewayAccessFlags {
 
 /** Checks the flags (the key files are read to be sure they are keys); errors name the flag. */
 export async function loadGatewayAccess(flags: GatewayAccessFlags): Promise<Decoded<GatewayAccess>> {
-  const rpc = parseTcpEndpoint(flags["gateway-rpc"]);
+  const rpc = parseTcpEndpointList(flags["gateway-rpc"]);
   if (!rpc.ok) return { ok: false, error: `--gateway-rpc: ${rpc.error}` };
-  let clipperV3 = rpc.value;
+  let clipperV3 = rpc.value[0]!;
   if (flags["gateway-clipper-v3"] !== "") {
     const v3 = parseTcpEndpoint(flags["gateway-clipper-v3"]);
     if (!v3.ok) return { ok: false, error: `--gateway-clipper-v3: ${v3.error}` };
@@ -52,7 +52,7 @@ export async function loadGatewayAccess(flags: GatewayAccessFlags): Promise<Deco
 
 /** An access from the worker endpoint alone (no CURVE, Clipper containers on the same port). */
 export function plainGatewayAccess(rpc: string): Decoded<GatewayAccess> {
-  const endpoint = parseTcpEndpoint(rpc);
-  if (!endpoint.ok) return { ok: false, error: endpoint.error };
-  return { ok: true, value: { rpc, clipperV3: endpoint.value, curve: null } };
+  const endpoints = parseTcpEndpointList(rpc);
+  if (!endpoints.ok) return { ok: false, error: endpoints.error };
+  return { ok: true, value: { rpc, clipperV3: endpoints.value[0]!, curve: null } };
 }

@@ -16,7 +16,7 @@ const OPTIONS = {
     kind: "string",
     env: "CLIPPER_MANAGEMENT_GATEWAY_RPC",
     default: "",
-    help: "turns on the replica manager: the gateway's worker RPC endpoint (tcp://HOST:PORT) its workers connect to; it then starts processes on this host for whoever can call Admin",
+    help: "turns on the replica manager: the gateways' worker RPC endpoints (tcp://HOST:PORT, comma-separated) its workers connect to; it then starts processes on this host for whoever can call Admin",
   },
   "gateway-clipper-v3": {
     kind: "string",

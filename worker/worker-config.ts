@@ -6,7 +6,7 @@
 import { COMMON_OPTIONS, parseConfig, type OptionSpec } from "../core/config.js";
 import { parseInputType, unknownInputTypeMessage } from "../core/input-types.js";
 import { modelNameProblem } from "../core/names.js";
-import { parseGatewayList } from "./worker-options.js";
+import { parseTcpEndpointList } from "../core/tcp-endpoint.js";
 
 /** Shortest heartbeat interval accepted, in ms: below it the beats themselves become load. */
 const MIN_HEARTBEAT_MS = 10;
@@ -139,6 +139,6 @@ function checkMetricsPort(text: string): string | null {
 }
 
 function checkGatewayUrl(list: string): string | null {
-  const endpoints = parseGatewayList(list);
+  const endpoints = parseTcpEndpointList(list);
   return endpoints.ok ? null : `--gateway: ${endpoints.error}`;
 }

@@ -8,7 +8,7 @@ import { modelNameProblem } from "../core/names.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import type { PredictFn } from "./batch-executor.js";
 import type { WorkerMetrics } from "./metrics.js";
-import { parseTcpEndpoint, type TcpEndpoint } from "../core/tcp-endpoint.js";
+import { parseTcpEndpointList, type TcpEndpoint } from "../core/tcp-endpoint.js";
 import type { WorkerCredentials } from "./worker-credentials.js";
 
 /** How often gateway host names are resolved again, in ms: a new gateway pod is found within this. */
@@ -117,21 +117,8 @@ export function checkOptions(o: WorkerOptions): Settings {
   };
 }
 
-/** The endpoints of a comma-separated `tcp://host:port` list; the error names the bad one. */
-export function parseGatewayList(text: string): { ok: true; value: TcpEndpoint[] } | { ok: false; error: string } {
-  const parts = text.split(",").map((p) => p.trim()).filter((p) => p !== "");
-  if (parts.length === 0) return { ok: false, error: "no gateway endpoint given (tcp://HOST:PORT, comma-separated for several)" };
-  const out: TcpEndpoint[] = [];
-  for (const p of parts) {
-    const e = parseTcpEndpoint(p);
-    if (!e.ok) return e;
-    if (!out.some((x) => x.host === e.value.host && x.port === e.value.port)) out.push(e.value);
-  }
-  return { ok: true, value: out };
-}
-
 function parseGateways(text: string): TcpEndpoint[] {
-  const parsed = parseGatewayList(text);
+  const parsed = parseTcpEndpointList(text);
   if (!parsed.ok) throw new TypeError(`gateway: ${parsed.error}`);
   return parsed.value;
 }

@@ -1,4 +1,3 @@
-import type { Registry } from "prom-client";
 import { sendJson, type HttpRouteTable } from "./http-server.js";
 
 /**
@@ -6,7 +5,7 @@ import { sendJson, type HttpRouteTable } from "./http-server.js";
  * text), `GET /healthz` (the process is alive) and `GET /readyz` (it can
  * serve: 503 with the reason while a dependency such as Redis is down).
  */
-export function opsRoutes(registry: Registry, readiness: () => { ready: boolean; reason: string }, warning: string | null = null): HttpRouteTable {
+export function opsRoutes(registry: { readonly contentType: string; metrics(): Promise<string> }, readiness: () => { ready: boolean; reason: string }, warning: string | null = null): HttpRouteTable {
   return {
     match(method, url) {
       const path = url.pathname;
