@@ -8,6 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentials as grpcCredentials, status as Status, type ChannelCredentials } from "@grpc/grpc-js";
@@ -67,6 +68,7 @@ export const upCommand: Command = {
       Object.entries(PORTS).map(([flag, [env, def, what]]) => [flag, { type: "string", value: "N", help: `${what} port (env ${env}, default ${def})` }]),
     ),
     fresh: { type: "boolean", help: "delete the private Redis's data first" },
+    gateways: { type: "string", value: "N", help: "gateway processes sharing the gateway's ports (clipper-gateway --processes; 0: one per core; default 1)" },
     tls: { type: "boolean", help: "serve TLS on every gRPC and HTTP port, with a private CA and certificate made in <data-dir>/tls/ (openssl)" },
     "no-demo": { type: "boolean", help: "do not deploy the demo app and model" },
     "no-status": { type: "boolean", help: "no live status line, even on a terminal" },
@@ -150,7 +152,9 @@ async function up({ values, out }: CommandContext): Promise<number> {
   });
 
   try {
-    await checkPorts(s);
+    const asked = intOption(values, "gateways", 1, 0);
+    const gatewayProcesses = asked === 0 ? availableParallelism() : asked;
+    await checkPorts(s, gatewayProcesses);
     const logs = join(s.dataDir, "logs");
     mkdirSync(logs, { recursive: true });
     // Every API needs this token; predict and read stay open to calls without
@@ -192,6 +196,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
       node("clipper-gateway", [
         "--host", s.host,
         "--grpc-port", String(s.ports["gateway-grpc-port"]), "--http-port", String(s.ports["gateway-http-port"]), "--rpc-port", String(s.ports["rpc-port"]),
+        "--processes", String(gatewayProcesses),
         "--curve-secret-key", keys.gatewaySecretKey, "--worker-keys", keys.workerKeys,
         "--clipper-v3-port", String(s.ports["clipper-v3-port"]), "--clipper-v3-host", "127.0.0.1",
         ...auth,
@@ -202,13 +207,16 @@ async function up({ values, out }: CommandContext): Promise<number> {
     const g = GATEWAY_PORTS_LINE.read(await gateway.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS));
     const [gatewayGrpc, gatewayHttp, rpc] = [g.grpc.port, g.http.port, g.rpc.port];
     const clipperV3 = GATEWAY_CLIPPER_V3_LINE.read(await gateway.waitFor(GATEWAY_CLIPPER_V3_LINE.pattern, START_TIMEOUT_MS)).rpc.port;
+    // With several gateway processes, workers serve every one's worker port.
+    const workerEndpoints =
+      gatewayProcesses === 1 ? `tcp://${s.connectHost}:${rpc}` : (await gateway.waitFor(/rpc-endpoints=(\S+)\r?\n/, START_TIMEOUT_MS))[1]!;
 
     const management = new LocalProcess(
       "management",
       node("clipper-management", [
         "--host", s.host,
         "--grpc-port", String(s.ports["management-grpc-port"]), "--http-port", String(s.ports["management-http-port"]),
-        "--gateway-rpc", `tcp://${s.connectHost}:${rpc}`,
+        "--gateway-rpc", workerEndpoints,
         "--gateway-clipper-v3", `tcp://127.0.0.1:${clipperV3}`,
         "--worker-curve-secret-key", keys.workerSecretKey, "--gateway-public-key", keys.gatewayPublicKey,
         // `clipper models deploy … -- COMMAND` runs Clipper containers on this machine.
@@ -247,9 +255,13 @@ async function up({ values, out }: CommandContext): Promise<number> {
   }
 }
 
-async function checkPorts(s: Settings): Promise<void> {
-  for (const [flag, [, , what]] of Object.entries(PORTS) as [PortFlag, (typeof PORTS)[PortFlag]][]) {
-    const port = s.ports[flag];
+/** Every fixed port is free; with `gatewayProcesses` > 1, so are the worker ports after --rpc-port (one per process). */
+async function checkPorts(s: Settings, gatewayProcesses: number): Promise<void> {
+  const wanted: [PortFlag, number, string][] = [];
+  for (const [flag, [, , what]] of Object.entries(PORTS) as [PortFlag, (typeof PORTS)[PortFlag]][]) wanted.push([flag, s.ports[flag], what]);
+  const rpc = s.ports["rpc-port"];
+  for (let i = 1; i < gatewayProcesses && rpc !== 0; i++) wanted.push(["rpc-port", rpc + i, `worker RPC of gateway process ${i}`]);
+  for (const [flag, port, what] of wanted) {
     if (port === 0) continue;
     const problem = await portProblem(s.host, port);
     if (problem === null) continue;

@@ -185,3 +185,22 @@ function redisReply(port: number, command: string): Promise<string> {
     socket.once("error", reject);
   });
 }
+
+test.serial("clipper up --gateways 2 runs two gateway processes on one port pair, and the demo worker serves both", async (t) => {
+  // Worker ports are --rpc-port + i: 0 gives each process a free one.
+  const p: Record<string, number> = { ...(await ports()), "rpc-port": 0 };
+  const proc = up(p, randomUUID(), ["--gateways", "2", "--no-status"]);
+  await proc.waitFor(/the stack is running/, UP_TIMEOUT_MS);
+  const url = `http://127.0.0.1:${p["gateway-http-port"]}`;
+  let live: number[] = [];
+  for (let i = 0; i < 100 && !(live.length === 2 && live.every((n) => n === 1)); i++) {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    live = ["0", "1"].map((n) => Number(new RegExp(`clipper_live_replicas\\{[^}]*process="${n}"[^}]*\\} (\\d+)`).exec(text)?.[1] ?? 0));
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  t.deepEqual(live, [1, 1], "one live replica (the demo worker) in each gateway process");
+  const res = await fetch(`${url}/demo/predict`, { method: "POST", body: JSON.stringify({ input: [2, 3] }), headers: { connection: "close" } });
+  t.like(await res.json(), { output: 5, default: false });
+  proc.child.kill("SIGINT");
+  t.is(await proc.waitExit(60_000), 0);
+});
