@@ -14,6 +14,7 @@ import fc from "fast-check";
 import { Dealer } from "zeromq";
 import { decodeApp, decodeContainer, decodeModel, DB, PROHIBITED_CHARS } from "../../core/redis-layout.js";
 import { encodeWorkerMessage } from "../../core/wire/native.js";
+import { PredictRequest } from "../../gen/clipper/v1/predict.js";
 import { call } from "../helpers/grpc.js";
 import { ROOT } from "../helpers/processes.js";
 import { redisDb } from "../helpers/redis-dump.js";
@@ -224,4 +225,52 @@ test.serial("raw gRPC messages on every method: a status a client can act on (un
   t.log(`status codes: ${[...codes].map(([c, n]) => `${Status[c]} ${n}`).join(", ")}`);
   await stillServes(t, [7]);
   await redisIsClean(t);
+});
+
+// --- catalog contents in Redis ----------------------------------------------------
+
+test.serial("garbage written straight into Clipper's Redis tables: the gateway keeps serving, and every answer is a status a caller can act on", async (t) => {
+  const garbage = fc.oneof(
+    fc.string({ maxLength: 24 }),
+    fc.constantFrom("", "-1", "0", "1e400", "9".repeat(40), "NaN", "Infinity", "-9007199254740993", "2147483648", "{", "null", "doubles,", "bytes:"),
+  );
+  const hash = (fields: readonly string[]) =>
+    fc.record(Object.fromEntries(fields.map((f) => [f, garbage])) as Record<string, fc.Arbitrary<string>>, { requiredKeys: [] });
+  const apps = fc.sample(hash(["input_type", "default_output", "latency_slo_micros", "policy"]), { seed: SEED + 200, numRuns: 40 });
+  const models = fc.sample(hash(["model_name", "model_version", "input_type", "labels", "container_name", "model_data_path", "batch_size", "valid"]), { seed: SEED + 201, numRuns: 40 });
+  const appsDb = await redisDb(stack.redis.url, DB.APPS);
+  const modelsDb = await redisDb(stack.redis.url, DB.MODELS);
+  const linksDb = await redisDb(stack.redis.url, DB.LINKS);
+  const versionsDb = await redisDb(stack.redis.url, DB.CURRENT_VERSIONS);
+  try {
+    for (const [i, h] of apps.entries()) {
+      const name = `junk-app-${i}`;
+      if (Object.keys(h).length > 0) await appsDb.hset(name, h);
+      else await appsDb.set(name, "not a hash");
+      await linksDb.sadd(name, i % 3 === 0 ? "sum" : `junk-model-${i}`);
+    }
+    for (const [i, h] of models.entries()) {
+      const key = `junk-model-${i}:${i % 2 === 0 ? "1" : ""}`;
+      if (Object.keys(h).length > 0) await modelsDb.hset(key, h);
+      await versionsDb.set(`junk-model-${i}`, i % 4 === 0 ? "" : "1");
+    }
+  } finally {
+    for (const r of [appsDb, modelsDb, linksDb, versionsDb]) r.disconnect();
+  }
+  // Let the gateway's catalog follow the keyspace events.
+  await new Promise((r) => setTimeout(r, 1_000));
+  await stillServes(t, [1, 1]);
+  const bad: string[] = [];
+  for (let i = 0; i < apps.length; i++) {
+    const res = await fetch(`http://127.0.0.1:${stack.gateway.http}/junk-app-${i}/predict`, { method: "POST", body: JSON.stringify({ input: [1] }) });
+    const text = await res.text();
+    if (res.status >= 500 && res.status !== 503) bad.push(`junk-app-${i}: ${res.status} ${text.slice(0, 120)}`);
+    const grpc = await call<unknown, unknown>(stack.predict, "predict", PredictRequest.fromPartial({ app: `junk-app-${i}`, input: { doubles: [1] } }));
+    if (!grpc.ok && (grpc.error.code === Status.UNKNOWN || grpc.error.code === Status.INTERNAL)) bad.push(`junk-app-${i} gRPC: ${Status[grpc.error.code]} ${grpc.error.message.slice(0, 120)}`);
+  }
+  t.deepEqual(bad, []);
+  await stillServes(t, [2, 2]);
+  // Management still lists what it can read.
+  const list = await fetch(`http://127.0.0.1:${stack.management.httpPort}/admin/get_all_applications`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
+  t.true(list.status < 500, `get_all_applications: ${list.status}`);
 });
