@@ -41,7 +41,7 @@ export const COMMON_OPTIONS = {
     default: "false",
     help: "start on a non-loopback --host even without TLS, tokens (and, for the gateway, worker authentication); the server then says so in its log and /readyz",
   },
-  "tls-cert": { kind: "string", env: "CLIPPER_TLS_CERT", default: "", help: "PEM certificate chain: serve TLS on the gRPC and HTTP ports (with --tls-key); re-read on SIGHUP" },
+  "tls-cert": { kind: "string", env: "CLIPPER_TLS_CERT", default: "", help: "PEM certificate chain: serve TLS on the gRPC and HTTP ports (with --tls-key; HTTPS offers h2 and HTTP/1.1 by ALPN); re-read on SIGHUP" },
   "tls-key": { kind: "string", env: "CLIPPER_TLS_KEY", default: "", help: "PEM private key of --tls-cert" },
   "tls-client-ca": { kind: "string", env: "CLIPPER_TLS_CLIENT_CA", default: "", help: "PEM CA bundle: require client certificates it signed (mutual TLS)" },
 } as const satisfies Record<string, OptionSpec>;
