@@ -25,7 +25,8 @@ export type ParsedConfig<S extends Record<string, OptionSpec>> =
 
 /** Options every server process shares. */
 export const COMMON_OPTIONS = {
-  "redis-url": { kind: "redis-url", env: "CLIPPER_REDIS_URL", default: "redis://127.0.0.1:6379", help: "Redis holding Clipper's metadata" },
+  "redis-url": { kind: "redis-url", env: "CLIPPER_REDIS_URL", default: "redis://127.0.0.1:6379", help: "Redis holding Clipper's metadata (rediss:// for TLS)" },
+  "redis-tls-ca": { kind: "string", env: "CLIPPER_REDIS_TLS_CA", default: "", help: "PEM CA bundle that signs a rediss:// Redis's certificate (default: the system's CAs)" },
   host: { kind: "host", env: "CLIPPER_HOST", default: "127.0.0.1", help: "address to listen on (0.0.0.0 for every interface)" },
   "log-level": { kind: "level", env: "CLIPPER_LOG_LEVEL", default: "info", help: "fatal, error, warn, info, debug or trace" },
   "auth-tokens": {
