@@ -17,9 +17,6 @@ import type { TLSSocket } from "node:tls";
 import type { ServerTls } from "../tls/server-tls.js";
 import type { HttpRequest, HttpResponse } from "./http-exchange.js";
 
-/** The protocols offered by ALPN, most preferred first. */
-export const ALPN_PROTOCOLS: readonly string[] = ["h2", "http/1.1"];
-
 /** An HTTPS server and how to stop it. */
 export interface SecureHttpServer {
   readonly server: Http2SecureServer;
