@@ -25,7 +25,8 @@ export type ParsedConfig<S extends Record<string, OptionSpec>> =
 
 /** Options every server process shares. */
 export const COMMON_OPTIONS = {
-  "redis-url": { kind: "redis-url", env: "CLIPPER_REDIS_URL", default: "redis://127.0.0.1:6379", help: "Redis holding Clipper's metadata" },
+  "redis-url": { kind: "redis-url", env: "CLIPPER_REDIS_URL", default: "redis://127.0.0.1:6379", help: "Redis holding Clipper's metadata (rediss:// for TLS)" },
+  "redis-tls-ca": { kind: "string", env: "CLIPPER_REDIS_TLS_CA", default: "", help: "PEM CA bundle that signs a rediss:// Redis's certificate (default: the system's CAs)" },
   host: { kind: "host", env: "CLIPPER_HOST", default: "127.0.0.1", help: "address to listen on (0.0.0.0 for every interface)" },
   "log-level": { kind: "level", env: "CLIPPER_LOG_LEVEL", default: "info", help: "fatal, error, warn, info, debug or trace" },
   "auth-tokens": {
@@ -41,7 +42,7 @@ export const COMMON_OPTIONS = {
     default: "false",
     help: "start on a non-loopback --host even without TLS, tokens (and, for the gateway, worker authentication); the server then says so in its log and /readyz",
   },
-  "tls-cert": { kind: "string", env: "CLIPPER_TLS_CERT", default: "", help: "PEM certificate chain: serve TLS on the gRPC and HTTP ports (with --tls-key); re-read on SIGHUP" },
+  "tls-cert": { kind: "string", env: "CLIPPER_TLS_CERT", default: "", help: "PEM certificate chain: serve TLS on the gRPC and HTTP ports (with --tls-key; HTTPS offers h2 and HTTP/1.1 by ALPN); re-read on SIGHUP" },
   "tls-key": { kind: "string", env: "CLIPPER_TLS_KEY", default: "", help: "PEM private key of --tls-cert" },
   "tls-client-ca": { kind: "string", env: "CLIPPER_TLS_CLIENT_CA", default: "", help: "PEM CA bundle: require client certificates it signed (mutual TLS)" },
 } as const satisfies Record<string, OptionSpec>;

@@ -1,9 +1,9 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { status as Status } from "@grpc/grpc-js";
 import type { Transport } from "./call-context.js";
 import { NO_DEADLINE, parseGrpcTimeout, type Deadline } from "./deadline.js";
 import { ServingError, invalidArgument } from "./errors.js";
 import { lazyCallContext, type CallScope, type CallSource } from "./lazy-call-context.js";
+import { responseAbandoned, type HttpRequest, type HttpResponse } from "./servers/http-exchange.js";
 
 /** grpc-gateway's prefix for request headers that become gRPC metadata. */
 const METADATA_HEADER_PREFIX = "grpc-metadata-";
@@ -11,14 +11,13 @@ const METADATA_HEADER_PREFIX = "grpc-metadata-";
 /** Headers passed through as metadata under their own name (tracing and auth, as grpc-gateway passes Authorization). */
 const PASS_THROUGH_HEADERS: ReadonlySet<string> = new Set(["traceparent", "tracestate", "authorization"]);
 
-const HTTP_SOURCE: CallSource<ServerResponse, IncomingMessage["headers"]> = {
+const HTTP_SOURCE: CallSource<HttpResponse, HttpRequest["headers"]> = {
   carrier: (res) => res.req.headers,
   lookup: headerValue,
   build: headerMetadata,
   event: "close",
-  // A response closed before it finished means the client went away; Node
-  // sets `destroyed` before it emits "close".
-  gone: (res) => !res.writableFinished && (res.destroyed || res.req.socket.destroyed),
+  // A response closed before it finished means the client went away.
+  gone: responseAbandoned,
   goneReason: () => new ServingError(Status.CANCELLED, "CANCELLED", "client closed the connection"),
 };
 
@@ -40,10 +39,10 @@ const HTTP_SOURCE: CallSource<ServerResponse, IncomingMessage["headers"]> = {
  * caller must `dispose()` the scope once the call has ended.
  */
 export function httpCallContext(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: HttpRequest,
+  res: HttpResponse,
   transport: Transport,
-  refuse: (res: ServerResponse, error: ServingError) => void,
+  refuse: (res: HttpResponse, error: ServingError) => void,
 ): CallScope | null {
   let deadline: Deadline = NO_DEADLINE;
   const header = req.headers["grpc-timeout"];
@@ -61,7 +60,7 @@ export function httpCallContext(
   return lazyCallContext(HTTP_SOURCE, res, transport, deadline, req.socket.remoteAddress ?? "");
 }
 
-function headerMetadata(headers: IncomingMessage["headers"]): ReadonlyMap<string, string> {
+function headerMetadata(headers: HttpRequest["headers"]): ReadonlyMap<string, string> {
   const out = new Map<string, string>();
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
@@ -78,7 +77,7 @@ function headerMetadata(headers: IncomingMessage["headers"]): ReadonlyMap<string
 }
 
 /** What `headerMetadata(headers).get(key)` gives, without building the map. */
-function headerValue(headers: IncomingMessage["headers"], key: string): string | undefined {
+function headerValue(headers: HttpRequest["headers"], key: string): string | undefined {
   if (key === "") return undefined;
   const value = headers[METADATA_HEADER_PREFIX + key] ?? (PASS_THROUGH_HEADERS.has(key) ? headers[key] : undefined);
   if (value === undefined) return undefined;

@@ -15,6 +15,9 @@ import type { Task, TaskOutcome } from "./task.js";
 /** Shortest useful hold for returning callers, in ms: Node timers have 1 ms resolution. */
 const MIN_HOLD_MS = 1;
 
+/** Longest delay a Node timer takes; a longer one would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Weight of the newest turnaround sample in its moving average. */
 const TURNAROUND_SMOOTHING = 0.2;
 
@@ -92,6 +95,13 @@ interface Pool {
    * hold for `returning` queries should expect.
    */
   turnaroundMsPerQuery: number;
+  /**
+   * Set when the owner asked to forget this pool while tasks a leaving
+   * replica put back were still queued and no replica was left: it is
+   * forgotten once they are gone. The timer wakes at the earliest live
+   * deadline, as no replica will take them off the queue.
+   */
+  forget: { timer: NodeJS.Timeout | null } | null;
 }
 
 /**
@@ -126,6 +136,8 @@ export class Dispatcher implements BatchAnswers {
     registry.on("added", (r) => {
       const pool = this.#pool(r.modelName, r.modelVersion);
       pool.replicas.add(r);
+      // A replica came back in time: its version lives on, and its owner asks again when it leaves.
+      this.#keep(pool);
       this.#schedule(pool);
     });
     registry.on("removed", (r, reason) => this.#replicaGone(r, reason));
@@ -229,20 +241,60 @@ export class Dispatcher implements BatchAnswers {
   }
 
   /**
-   * Drops the state of a model version with no replica and nothing queued
-   * (its queue and metric series); false when it still has either. Called
-   * for versions the catalog does not know, so a peer registering made-up
-   * versions cannot grow the gateway's state for good.
+   * Drops the state of a model version (its queue and metric series) once
+   * it has no replica and nothing queued, whichever comes last; true when
+   * it is gone now. Called for versions the catalog does not know, so a
+   * peer registering made-up versions cannot grow the gateway's state for
+   * good. Tasks that the last replica's leaving put back in the queue keep
+   * it until each is answered or expires; a replica of that version that
+   * registers meanwhile keeps it for good (its own leaving asks again).
    */
   forgetPool(name: string, version: string): boolean {
-    const key = poolKey(name, version);
-    const pool = this.#pools.get(key);
-    if (pool === undefined || pool.replicas.size > 0 || pool.queue.size > 0 || pool.parts.length > 0) return false;
+    const pool = this.#pools.get(poolKey(name, version));
+    if (pool === undefined || pool.replicas.size > 0) return false;
+    pool.forget ??= { timer: null };
+    return this.#forgetIfIdle(pool);
+  }
+
+  /** Forgets a pool marked by {@link forgetPool} if its queue has emptied, else wakes at its next deadline to look again. */
+  #forgetIfIdle(pool: Pool): boolean {
+    const forget = pool.forget;
+    if (forget === null || pool.replicas.size > 0) return false;
+    if (forget.timer !== null) clearTimeout(forget.timer);
+    forget.timer = null;
+    // Settled and expired tasks leave only from the head, and without a replica nothing else takes them.
+    const now = this.#now();
+    pool.queue.take(0, now, (t) => this.#drop(pool, t, "expired"));
+    // Parts waiting to run again expire the same way.
+    let partsDeadline = Infinity;
+    for (let i = pool.parts.length - 1; i >= 0; i--) {
+      const live = pool.parts[i]!.filter((t) => {
+        if (t.settled) return false;
+        if (t.deadline > now) return true;
+        this.#drop(pool, t, "expired");
+        return false;
+      });
+      if (live.length === 0) pool.parts.splice(i, 1);
+      else pool.parts[i] = live;
+      for (const t of live) partsDeadline = Math.min(partsDeadline, t.deadline);
+    }
+    if (pool.queue.size > 0 || pool.parts.length > 0) {
+      const next = Math.min(pool.queue.size > 0 ? pool.queue.earliestDeadline() : Infinity, partsDeadline);
+      forget.timer = setTimeout(() => this.#forgetIfIdle(pool), Math.min(MAX_TIMER_MS, Math.max(0, next - now)));
+      forget.timer.unref();
+      return false;
+    }
     if (pool.hold !== null) clearTimeout(pool.hold);
-    this.#pools.delete(key);
+    this.#pools.delete(poolKey(pool.name, pool.version));
     this.#pending.delete(pool);
-    this.#options.metrics.forgetVersion(name, version);
+    this.#options.metrics.forgetVersion(pool.name, pool.version);
     return true;
+  }
+
+  /** Cancels a pending {@link forgetPool}. */
+  #keep(pool: Pool): void {
+    if (pool.forget?.timer != null) clearTimeout(pool.forget.timer);
+    pool.forget = null;
   }
 
   /** A model version was deleted: its replicas leave and its queue empties (callers get defaults). */
@@ -252,6 +304,7 @@ export class Dispatcher implements BatchAnswers {
     const replicas = [...pool.replicas];
     for (const t of pool.queue.drain()) this.#drop(pool, t, "removed");
     for (const part of pool.parts.splice(0)) for (const t of part) if (!t.settled) this.#drop(pool, t, "removed");
+    this.#forgetIfIdle(pool);
     return replicas;
   }
 
@@ -272,6 +325,7 @@ export class Dispatcher implements BatchAnswers {
         arrivals: 0,
         probe: null,
         turnaroundMsPerQuery: Number.NaN,
+        forget: null,
       };
       this.#pools.set(key, pool);
     }

@@ -1,5 +1,5 @@
 import type { Authorizer } from "../core/auth/authorizer.js";
-import { connectRedis } from "../core/redis-client.js";
+import { connectRedis, type RedisTls } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
 import { startGrpcServer } from "../core/servers/grpc-server.js";
 import { startHttpServer } from "../core/servers/http-server.js";
@@ -38,6 +38,8 @@ export const DEFAULT_MAX_WORKER_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 export interface GatewayConfig {
   readonly redisUrl: string;
+  /** TLS to a rediss:// Redis (its CA); without it, a rediss:// URL uses the system's CAs. */
+  readonly redisTls?: RedisTls | null;
   readonly host: string;
   readonly grpcPort: number;
   readonly httpPort: number;
@@ -104,9 +106,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const index = config.processIndex ?? null;
   const metrics = new GatewayMetrics(createMetricsRegistry("clipper-gateway", index === null ? {} : { process: String(index) }));
   const metricsSource: MetricsSource = index === null ? metrics.registry : clusterMetricsSource(metrics.registry);
-  const redis = connectRedis(config.redisUrl, { name: "clipper-gateway" });
+  const redis = connectRedis(config.redisUrl, { name: "clipper-gateway", redisTls: config.redisTls ?? null });
   // Subscribers may not run other commands, so keyspace events get their own connection.
-  const sub = connectRedis(config.redisUrl, { name: "clipper-gateway-events" });
+  const sub = connectRedis(config.redisUrl, { name: "clipper-gateway-events", redisTls: config.redisTls ?? null });
   watchRedis(redis, { connection: "commands", where, log, reconnects: metrics.redisReconnects });
   watchRedis(sub, { connection: "events", where, log, reconnects: metrics.redisReconnects });
 

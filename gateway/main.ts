@@ -1,5 +1,6 @@
 import { reloadAll } from "../core/reload.js";
 import { loadServerSecurity } from "../core/server-security.js";
+import { loadRedisTls } from "../core/redis-client.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE } from "../core/ports-line.js";
@@ -79,6 +80,11 @@ if (!security.ok) {
   process.exit(2);
 }
 const { auth, tls, warning } = security.value;
+const redisTls = await loadRedisTls(c["redis-url"], c["redis-tls-ca"]);
+if (!redisTls.ok) {
+  process.stderr.write(`clipper-gateway: ${redisTls.error}\n`);
+  process.exit(2);
+}
 const index = processIndex();
 const log = createLogger("clipper-gateway", c["log-level"]).child(index === null ? {} : { process: index });
 if (index === null && processes > 1) {
@@ -92,6 +98,7 @@ await runUntilSignal(log, async () => {
   const g = await startGateway(
     {
       redisUrl: c["redis-url"],
+      redisTls: redisTls.value,
       host: c.host,
       grpcPort: c["grpc-port"],
       httpPort: c["http-port"],

@@ -1,5 +1,6 @@
 import { reloadAll } from "../core/reload.js";
 import { loadServerSecurity } from "../core/server-security.js";
+import { loadRedisTls } from "../core/redis-client.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { MANAGEMENT_PORTS_LINE } from "../core/ports-line.js";
@@ -78,6 +79,11 @@ if (!security.ok) {
   process.exit(2);
 }
 const { auth, tls, warning } = security.value;
+const redisTls = await loadRedisTls(c["redis-url"], c["redis-tls-ca"]);
+if (!redisTls.ok) {
+  process.stderr.write(`clipper-management: ${redisTls.error}\n`);
+  process.exit(2);
+}
 const log = createLogger("clipper-management", c["log-level"]);
 if (warning !== null) log.warn(warning);
 if (c["allow-worker-commands"] && c["gateway-rpc"] !== "") {
@@ -89,6 +95,7 @@ await runUntilSignal(log, async () => {
   const m = await startManagement(
     {
       redisUrl: c["redis-url"],
+      redisTls: redisTls.value,
       host: c.host,
       grpcPort: c["grpc-port"],
       httpPort: c["http-port"],

@@ -1,6 +1,6 @@
 import type { Authorizer } from "../core/auth/authorizer.js";
 import type { ServerTls } from "../core/tls/server-tls.js";
-import { connectRedis } from "../core/redis-client.js";
+import { connectRedis, type RedisTls } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
 import { DEFAULT_CLOSE_GRACE_MS, startGrpcServer } from "../core/servers/grpc-server.js";
 import { startHttpServer } from "../core/servers/http-server.js";
@@ -27,6 +27,8 @@ const PROBE_PATHS: ReadonlySet<string> = new Set(["/healthz", "/readyz"]);
 
 export interface ManagementConfig {
   readonly redisUrl: string;
+  /** TLS to a rediss:// Redis (its CA); without it, a rediss:// URL uses the system's CAs. */
+  readonly redisTls?: RedisTls | null;
   readonly host: string;
   readonly grpcPort: number;
   readonly httpPort: number;
@@ -71,7 +73,7 @@ export interface Management {
  */
 export async function startManagement(config: ManagementConfig, log: Logger): Promise<Management> {
   const redisWhere = new URL(config.redisUrl).host;
-  const redis = connectRedis(config.redisUrl, { name: "clipper-management" });
+  const redis = connectRedis(config.redisUrl, { name: "clipper-management", redisTls: config.redisTls ?? null });
   const registry = createMetricsRegistry("clipper-management");
   // Logs connect / loss / reconnect once each, and keeps ioredis 'error' events from crashing Node.
   watchRedis(redis, { connection: "commands", where: redisWhere, log, reconnects: createRedisReconnects(registry) });

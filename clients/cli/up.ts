@@ -62,7 +62,8 @@ export const upCommand: Command = {
   options: {
     host: { type: "string", value: "HOST", help: "address the servers listen on (env CLIPPER_HOST, default 127.0.0.1)" },
     insecure: { type: "boolean", help: "let the servers start on a non-loopback --host without TLS (they say so in their logs and /readyz)" },
-    "redis-url": { type: "string", value: "URL", help: "use this Redis instead of starting one (env CLIPPER_REDIS_URL)" },
+    "redis-url": { type: "string", value: "URL", help: "use this Redis instead of starting one, rediss:// for TLS (env CLIPPER_REDIS_URL)" },
+    "redis-tls-ca": { type: "string", value: "FILE", help: "PEM CA that signs the certificate of a rediss:// --redis-url (env CLIPPER_REDIS_TLS_CA; default: the system's CAs)" },
     "redis-port": { type: "string", value: "N", help: "port of the private redis-server (env CLIPPER_REDIS_PORT, default 0 = a free one)" },
     ...Object.fromEntries(
       Object.entries(PORTS).map(([flag, [env, def, what]]) => [flag, { type: "string", value: "N", help: `${what} port (env ${env}, default ${def})` }]),
@@ -84,6 +85,8 @@ interface Settings {
   connectHost: string;
   ports: Record<PortFlag, number>;
   redisUrl: string;
+  /** Absolute path of --redis-tls-ca, or "". */
+  redisTlsCa: string;
   redisPort: number;
   dataDir: string;
   logLevel: string;
@@ -103,6 +106,7 @@ function settings(values: CommandContext["values"], env: NodeJS.ProcessEnv): Set
     connectHost: host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host,
     ports,
     redisUrl: strOption(withEnv("redis-url", "CLIPPER_REDIS_URL"), "redis-url"),
+    redisTlsCa: redisTlsCa(strOption(withEnv("redis-url", "CLIPPER_REDIS_URL"), "redis-url"), strOption(withEnv("redis-tls-ca", "CLIPPER_REDIS_TLS_CA"), "redis-tls-ca")),
     redisPort: intOption(withEnv("redis-port", "CLIPPER_REDIS_PORT"), "redis-port", 0, 0),
     dataDir: resolve(strOption(withEnv("data-dir", "CLIPPER_DATA_DIR"), "data-dir", ".clipper")),
     logLevel: strOption(withEnv("log-level", "CLIPPER_LOG_LEVEL"), "log-level", "info"),
@@ -189,7 +193,8 @@ async function up({ values, out }: CommandContext): Promise<number> {
       redisShown = `redis://127.0.0.1:${port}`;
     }
     // The servers read the URL from their environment: a password on a command line is visible to every user (ps).
-    const serverEnv: NodeJS.ProcessEnv = { ...env, CLIPPER_REDIS_URL: redisUrl };
+    // The CA is set (or cleared) for them too, so an inherited one never meets the private, plaintext Redis.
+    const serverEnv: NodeJS.ProcessEnv = { ...env, CLIPPER_REDIS_URL: redisUrl, CLIPPER_REDIS_TLS_CA: s.redisTlsCa };
 
     const gateway = new LocalProcess(
       "gateway",
@@ -383,6 +388,18 @@ function packageRoot(start: string): string {
 }
 
 /** A Redis URL as it may be shown: without its password. */
+/**
+ * --redis-tls-ca as an absolute path (the servers run elsewhere), checked
+ * against the URL: a CA needs a rediss:// URL, and the private Redis is
+ * plaintext on loopback. The servers check the file itself at start.
+ */
+function redisTlsCa(url: string, ca: string): string {
+  if (ca === "") return "";
+  if (url === "") throw new CliError(EXIT.USAGE, "--redis-tls-ca goes with --redis-url rediss://…: the private redis-server clipper up starts is plaintext on loopback");
+  if (!/^rediss:\/\//i.test(url)) throw new CliError(EXIT.USAGE, "--redis-tls-ca is for a rediss:// --redis-url");
+  return resolve(ca);
+}
+
 function redactRedisUrl(url: string): string {
   if (url === "") return url;
   try {

@@ -1,9 +1,11 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import { createServer } from "node:http";
+import { Http2ServerRequest, constants as h2 } from "node:http2";
+import type { AddressInfo, Server } from "node:net";
 import type { Authorizer } from "../auth/authorizer.js";
 import type { Access } from "../auth/scopes.js";
 import type { ServerTls } from "../tls/server-tls.js";
+import type { HttpRequest, HttpResponse } from "./http-exchange.js";
+import { createSecureHttpServer } from "./https-server.js";
 import { ServingError } from "../errors.js";
 import { status as Status } from "@grpc/grpc-js";
 import { httpErrorOf } from "../status.js";
@@ -16,7 +18,7 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
  * names the access it needs (core/auth/scopes.ts), checked before it runs.
  */
 export type HttpMatch =
-  | { readonly kind: "handler"; readonly access: Access; readonly handle: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> }
+  | { readonly kind: "handler"; readonly access: Access; readonly handle: (req: HttpRequest, res: HttpResponse, url: URL) => Promise<void> }
   | { readonly kind: "method-not-allowed"; readonly allow: readonly string[] };
 
 /**
@@ -32,7 +34,7 @@ export interface HttpRouteTable {
  * Reads a request body up to `limit` bytes. Bigger bodies are refused with
  * BODY_TOO_LARGE (HTTP 413) without buffering them.
  */
-export function readBody(req: IncomingMessage, limit: number = DEFAULT_MAX_BODY_BYTES): Promise<Buffer> {
+export function readBody(req: HttpRequest, limit: number = DEFAULT_MAX_BODY_BYTES): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? "0");
   if (declared > limit) return Promise.reject(bodyTooLarge(limit));
   // Events already past would never come again.
@@ -51,8 +53,7 @@ export function readBody(req: IncomingMessage, limit: number = DEFAULT_MAX_BODY_
       size += chunk.length;
       if (size > limit) {
         done = true;
-        // As `for await` did when left early: stop reading this body at all.
-        req.destroy();
+        stopReading(req);
         reject(bodyTooLarge(limit));
         return;
       }
@@ -76,6 +77,23 @@ export function readBody(req: IncomingMessage, limit: number = DEFAULT_MAX_BODY_
   });
 }
 
+/**
+ * Stops reading a body that is too large. Over HTTP/1.1 the connection
+ * goes, as `for await` left early did. Over h2 only the stream may: reading
+ * pauses (flow control stops the sender), and once the 413 is sent the
+ * stream is reset with NO_ERROR, which asks the client to stop sending
+ * without failing the response (RFC 9113 §8.1).
+ */
+function stopReading(req: HttpRequest): void {
+  if (!(req instanceof Http2ServerRequest)) {
+    req.destroy();
+    return;
+  }
+  const stream = req.stream;
+  req.pause();
+  stream.once("finish", () => stream.close(h2.NGHTTP2_NO_ERROR));
+}
+
 /** What an interrupted body read rejects with, as node:stream's end-of-stream watcher does. */
 function prematureClose(): Error {
   return Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
@@ -86,14 +104,14 @@ function bodyTooLarge(limit: number): ServingError {
 }
 
 /** Writes a JSON body (already serialized or a value to serialize). */
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(res: HttpResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = typeof body === "string" ? body : JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
   res.end(text);
 }
 
 /** Writes an error as `google.rpc.Status` JSON with the mapped HTTP status. */
-export function sendError(res: ServerResponse, err: unknown): void {
+export function sendError(res: HttpResponse, err: unknown): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -110,24 +128,24 @@ export interface RunningHttpServer {
 }
 
 /**
- * Starts a node:http server that dispatches to `tables` in order. Handler
- * failures become `google.rpc.Status` JSON errors; nothing a request does
- * can crash the process.
+ * Starts an HTTP server that dispatches to `tables` in order: node:http
+ * (HTTP/1.1) in plaintext, h2 and HTTP/1.1 by ALPN with `tls`
+ * (core/servers/https-server.ts). Handler failures become
+ * `google.rpc.Status` JSON errors; nothing a request does can crash the
+ * process.
  */
 export async function startHttpServer(
   tables: readonly HttpRouteTable[],
   options: { host: string; port: number; onError?: (err: unknown) => void; auth?: Authorizer; tls?: ServerTls },
 ): Promise<RunningHttpServer> {
   const auth = options.auth ?? null;
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+  const onRequest = (req: HttpRequest, res: HttpResponse): void => {
     void dispatch(tables, auth, req, res).catch((err: unknown) => {
       options.onError?.(err);
       sendError(res, err);
     });
   };
-  const server: Server = options.tls === undefined ? createServer(onRequest) : httpsServer(options.tls, onRequest);
-  // Keep-alive connections must not hold close() for long; idle ones are closed below.
-  server.keepAliveTimeout = 5_000;
+  const { server, close } = options.tls === undefined ? plainServer(onRequest) : createSecureHttpServer(options.tls, onRequest);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => {
@@ -136,9 +154,15 @@ export async function startHttpServer(
     });
   });
   const port = (server.address() as AddressInfo).port;
+  return { server, port, close };
+}
+
+function plainServer(onRequest: (req: HttpRequest, res: HttpResponse) => void): { server: Server; close(): Promise<void> } {
+  const server = createServer(onRequest);
+  // Keep-alive connections must not hold close() for long; idle ones are closed below.
+  server.keepAliveTimeout = 5_000;
   return {
     server,
-    port,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -147,14 +171,7 @@ export async function startHttpServer(
   };
 }
 
-/** An HTTPS server that takes each reloaded certificate for new handshakes; open connections keep theirs. */
-function httpsServer(tls: ServerTls, onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server {
-  const server = createHttpsServer(tls.httpsOptions(), onRequest);
-  tls.onReload((context) => server.setSecureContext(context));
-  return server;
-}
-
-async function dispatch(tables: readonly HttpRouteTable[], auth: Authorizer | null, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function dispatch(tables: readonly HttpRouteTable[], auth: Authorizer | null, req: HttpRequest, res: HttpResponse): Promise<void> {
   const url = new URL(req.url ?? "/", "http://localhost");
   const method = req.method ?? "GET";
   let allow: string[] | null = null;

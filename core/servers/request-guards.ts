@@ -6,10 +6,10 @@
  * the guards its routes need and the gateway's predict routes keep taking
  * what Clipper's callers send.
  */
-import type { IncomingMessage } from "node:http";
 import { status as Status } from "@grpc/grpc-js";
 import { ServingError } from "../errors.js";
 import { hostnameOfAuthority, isLoopbackHost } from "../loopback.js";
+import { requestAuthorities, requestHasBody, type HttpRequest } from "./http-exchange.js";
 import { sendError, type HttpRouteTable } from "./http-server.js";
 
 /** The one request body type management's HTTP APIs take. */
@@ -19,7 +19,7 @@ export const ACCEPTED_BODY_TYPE = "application/json";
  * A check of a request before its handler runs: the error to answer with,
  * or null to let it through. Guards see headers only; they never read the body.
  */
-export type RequestGuard = (req: IncomingMessage, url: URL) => ServingError | null;
+export type RequestGuard = (req: HttpRequest, url: URL) => ServingError | null;
 
 /**
  * Wraps `table` so that each handler it matches runs only after every guard
@@ -64,7 +64,7 @@ export function guardRoutes(table: HttpRouteTable, guards: readonly RequestGuard
  */
 export const requireJsonBody: RequestGuard = (req) => {
   const method = req.method ?? "GET";
-  if (!hasBody(req) && method !== "POST") return null;
+  if (!requestHasBody(req) && method !== "POST") return null;
   const type = mediaType(req.headers["content-type"]);
   if (type === ACCEPTED_BODY_TYPE) return null;
   return new ServingError(
@@ -75,32 +75,27 @@ export const requireJsonBody: RequestGuard = (req) => {
 };
 
 /**
- * For a server bound to loopback: refuses a request whose `Host` header
- * names neither a loopback name or address nor one of `allowed` (host
- * names, any port). A page on a rebound DNS name reaches 127.0.0.1 but its
- * requests still carry that name. A request without a Host header (HTTP/1.0,
- * which no browser sends) passes.
+ * For a server bound to loopback: refuses a request whose authority (the
+ * `Host` header, or h2's `:authority`; each one sent when both are) names
+ * neither a loopback name or address nor one of `allowed` (host names, any
+ * port). A page on a rebound DNS name reaches 127.0.0.1 but its requests
+ * still carry that name. A request naming no authority (HTTP/1.0 without
+ * Host, which no browser sends) passes.
  */
 export function allowHosts(allowed: readonly string[]): RequestGuard {
   const names = new Set(allowed.map((a) => hostnameOfAuthority(a)).filter((h): h is string => h !== null));
   return (req) => {
-    const header = req.headers.host;
-    if (header === undefined) return null;
-    const host = hostnameOfAuthority(header);
-    if (host !== null && (isLoopbackHost(host) || names.has(host))) return null;
-    return new ServingError(
-      Status.PERMISSION_DENIED,
-      "HOST_NOT_ALLOWED",
-      `this server listens on loopback and does not answer for Host '${header}'; list that name in --allowed-hosts (env CLIPPER_ALLOWED_HOSTS) to allow it`,
-    );
+    for (const authority of requestAuthorities(req)) {
+      const host = hostnameOfAuthority(authority);
+      if (host !== null && (isLoopbackHost(host) || names.has(host))) continue;
+      return new ServingError(
+        Status.PERMISSION_DENIED,
+        "HOST_NOT_ALLOWED",
+        `this server listens on loopback and does not answer for Host '${authority}'; list that name in --allowed-hosts (env CLIPPER_ALLOWED_HOSTS) to allow it`,
+      );
+    }
+    return null;
   };
-}
-
-/** Whether the request has a body, by its framing headers (RFC 9112 §6.3). */
-function hasBody(req: IncomingMessage): boolean {
-  if (req.headers["transfer-encoding"] !== undefined) return true;
-  const length = req.headers["content-length"];
-  return length !== undefined && length.trim() !== "0";
 }
 
 /** The media type of a Content-Type header, lower case, without parameters; "" when absent. */

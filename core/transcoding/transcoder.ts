@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { status as Status } from "@grpc/grpc-js";
 import type { CallContext } from "../call-context.js";
@@ -6,6 +5,7 @@ import { descriptorSet } from "../descriptor-set.js";
 import { ServingError, invalidArgument } from "../errors.js";
 import { httpCallContext } from "../http-call-context.js";
 import { DEFAULT_MAX_BODY_BYTES, readBody, sendError, sendJson, type HttpMatch, type HttpRouteTable } from "../servers/http-server.js";
+import { responseClosed, type HttpRequest, type HttpResponse } from "../servers/http-exchange.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
 import { untilAborted } from "../until-aborted.js";
 import { bindRequest, renderResponse } from "./binder.js";
@@ -74,7 +74,7 @@ class Transcoder implements HttpRouteTable {
       return {
         kind: "handler",
         access: route.access,
-        handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+        handle(req: HttpRequest, res: HttpResponse, url: URL): Promise<void> {
           return serve(route, captures, req, res, url, maxBodyBytes, onError);
         },
       };
@@ -93,8 +93,8 @@ class Transcoder implements HttpRouteTable {
 async function serve(
   route: Route,
   captures: readonly string[],
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: HttpRequest,
+  res: HttpResponse,
   url: URL,
   maxBodyBytes: number,
   onError: ErrorHook | null,
@@ -104,7 +104,7 @@ async function serve(
   const { ctx, dispose } = scope;
   try {
     const json = await untilAborted(invoke(route, captures, req, url, ctx, maxBodyBytes), ctx);
-    if (!res.destroyed) sendJson(res, 200, json);
+    if (!responseClosed(res)) sendJson(res, 200, json);
   } catch (err) {
     fail(route, res, err, onError);
   } finally {
@@ -112,7 +112,7 @@ async function serve(
   }
 }
 
-async function invoke(route: Route, captures: readonly string[], req: IncomingMessage, url: URL, ctx: CallContext, maxBodyBytes: number): Promise<string> {
+async function invoke(route: Route, captures: readonly string[], req: HttpRequest, url: URL, ctx: CallContext, maxBodyBytes: number): Promise<string> {
   let body: Buffer | null = null;
   if (route.plan.body.kind === "none") req.resume();
   else body = await readBody(req, maxBodyBytes);
@@ -130,7 +130,7 @@ async function invoke(route: Route, captures: readonly string[], req: IncomingMe
   return renderResponse(route.plan, out);
 }
 
-function fail(route: Route, res: ServerResponse, err: unknown, onError: ErrorHook | null): void {
+function fail(route: Route, res: HttpResponse, err: unknown, onError: ErrorHook | null): void {
   let e = ServingError.from(err);
   // A thrown "OK" would be sent as a 200 error body; treat it as the bug it is.
   if (e.code === Status.OK) e = new ServingError(Status.INTERNAL, "INTERNAL", "internal error", { cause: err });
@@ -142,6 +142,6 @@ function fail(route: Route, res: ServerResponse, err: unknown, onError: ErrorHoo
     }
   }
   // The client is gone (CANCELLED): nobody to answer.
-  if (res.destroyed || res.writableEnded) return;
+  if (responseClosed(res)) return;
   sendError(res, e);
 }

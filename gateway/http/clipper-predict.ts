@@ -1,10 +1,10 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { status as Status } from "@grpc/grpc-js";
 import type { CallContext } from "../../core/call-context.js";
 import { httpCallContext } from "../../core/http-call-context.js";
 import { ServingError } from "../../core/errors.js";
 import { encodeJsonInput } from "../../core/input-codec.js";
 import { readBody, sendError, sendJson, type HttpMatch, type HttpRouteTable } from "../../core/servers/http-server.js";
+import type { HttpRequest, HttpResponse } from "../../core/servers/http-exchange.js";
 import type { CallInstrument, InstrumentedMethod } from "../../core/telemetry/call-instrument.js";
 import type { Prediction, Predictor } from "../predictor.js";
 import { MAX_BATCH_INPUTS } from "../services/predict.js";
@@ -45,8 +45,8 @@ class JsonError extends ServingError {
 async function handle(
   predictor: Predictor,
   appName: string,
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: HttpRequest,
+  res: HttpResponse,
   calls: CallInstrument,
   method: InstrumentedMethod,
 ): Promise<void> {
@@ -69,7 +69,7 @@ async function handle(
 }
 
 /** Reads, predicts and writes the answer; throws what `handle` turns into Clipper's error bodies. */
-async function answer(predictor: Predictor, appName: string, req: IncomingMessage, res: ServerResponse, ctx: CallContext): Promise<void> {
+async function answer(predictor: Predictor, appName: string, req: HttpRequest, res: HttpResponse, ctx: CallContext): Promise<void> {
   const body = parseBody(await readBody(req));
   const version = body.version;
   if (version !== undefined && typeof version !== "string") throw new JsonError("version must be a string");

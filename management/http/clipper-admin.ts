@@ -1,9 +1,9 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { status as Status } from "@grpc/grpc-js";
 import { invalidArgument, ServingError } from "../../core/errors.js";
 import { httpCallContext } from "../../core/http-call-context.js";
 import { modelId } from "../../core/redis-layout.js";
 import { readBody, type HttpMatch, type HttpRouteTable } from "../../core/servers/http-server.js";
+import { responseClosed, type HttpRequest, type HttpResponse } from "../../core/servers/http-exchange.js";
 import type { CallInstrument, InstrumentedMethod } from "../../core/telemetry/call-instrument.js";
 import { untilAborted } from "../../core/until-aborted.js";
 import type { AdminStore, AppView, ModelView } from "../admin-store.js";
@@ -208,7 +208,7 @@ interface AdminCall {
 }
 
 /** Serves one call within its context, and releases the context once answered. */
-async function handle(call: AdminCall, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(call: AdminCall, req: HttpRequest, res: HttpResponse): Promise<void> {
   const scope = httpCallContext(req, res, "clipper-rest", fail);
   if (scope === null) return;
   const { ctx, dispose } = scope;
@@ -223,7 +223,7 @@ async function handle(call: AdminCall, req: IncomingMessage, res: ServerResponse
 }
 
 /** Reads and runs one call; a body Clipper would refuse is INVALID_ARGUMENT, answered as Clipper does (400, the bare message). */
-async function serve(endpoint: Endpoint, store: AdminStore, req: IncomingMessage, limit?: number): Promise<Reply> {
+async function serve(endpoint: Endpoint, store: AdminStore, req: HttpRequest, limit?: number): Promise<Reply> {
   const body = await readBody(req, limit);
   try {
     // Fields are read (and may be refused) as the endpoint runs, not only by parse().
@@ -240,10 +240,10 @@ async function serve(endpoint: Endpoint, store: AdminStore, req: IncomingMessage
  * Grpc-Timeout (504) differ. A body over the limit is left to the HTTP
  * server (413), and a client that has gone gets nothing.
  */
-function fail(res: ServerResponse, err: unknown): void {
+function fail(res: HttpResponse, err: unknown): void {
   const e = ServingError.from(err);
   if (e.reason === "BODY_TOO_LARGE") throw e;
-  if (res.destroyed || res.writableEnded) return;
+  if (responseClosed(res)) return;
   const status =
     e.code === Status.UNAVAILABLE ? 503
     : e.code === Status.DEADLINE_EXCEEDED ? 504
@@ -253,7 +253,7 @@ function fail(res: ServerResponse, err: unknown): void {
 }
 
 /** Clipper labels every response application/json, even plain text ones. */
-function send(res: ServerResponse, status: number, reply: Reply): void {
+function send(res: HttpResponse, status: number, reply: Reply): void {
   const body = "text" in reply ? reply.text : JSON.stringify(reply.json);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);

@@ -182,3 +182,70 @@ test.serial("open-loop arrivals at 75 % of capacity are answered in time by the 
   t.true(onTime + late > 15_000, `only ${onTime + late} queries were settled`);
   t.true(share > 0.95, `in time: ${share}`);
 });
+
+/** A dispatcher on the real clock (forgetting waits for real deadlines) and a way to register replicas of m:1. */
+function forgetSetup() {
+  const log = pino({ level: "silent" });
+  const registry = new ReplicaRegistry(log);
+  const dispatcher = new Dispatcher(registry, log, { queueCapacity: 100, batchSizeOf: () => -1, metrics: new GatewayMetrics(new Registry()), maxBatchWaitMs: 0 });
+  const sent: SentBatch[] = [];
+  let nextIdentity = 0;
+  const addReplica = (): Replica =>
+    registry.add({
+      identity: Buffer.from([nextIdentity++]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 4, maxBatchSize: Infinity,
+      link: { sendBatch: async (_r: Replica, batch: SentBatch) => (sent.push(batch), true), dismiss() {} },
+      liveness: { heartbeatMs: 1_000, evictAfterMs: 3_000, silentWhileBusy: false }, now: Date.now(),
+    });
+  const outcomes: TaskOutcome[] = [];
+  const task = (deadline: number): Task => ({
+    deadline, settled: false, input: Buffer.alloc(8), traceparent: "", traceContext: null, queueSpan: null, enqueuedAt: 0, attempts: 0,
+    complete(o: TaskOutcome) {
+      outcomes.push(o);
+    },
+  });
+  const pools = (): string[] => [...dispatcher.queueDepths()].map((d) => `${d.model}:${d.version}`);
+  const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+  return { registry, dispatcher, sent, addReplica, task, outcomes, pools, flush };
+}
+
+test.serial("a pool whose last replica left with batches in flight is forgotten once the tasks put back are gone", async (t) => {
+  const { registry, dispatcher, sent, addReplica, task, outcomes, pools, flush } = forgetSetup();
+  const replica = addReplica();
+  const settledByCaller = task(Date.now() + 200);
+  t.is(dispatcher.enqueue("m", "1", task(Date.now() + 300)), "queued");
+  t.is(dispatcher.enqueue("m", "1", settledByCaller), "queued");
+  await flush();
+  t.is(sent.reduce((n, b) => n + b.tasks.length, 0), 2, "both tasks are in flight");
+  // The replica leaves before answering: its tasks go back to the queue, and the gateway asks to forget the version.
+  registry.remove(replica, "disconnected");
+  t.false(dispatcher.forgetPool("m", "1"), "two tasks are still queued");
+  t.deepEqual(pools(), ["m:1"]);
+  // The caller of one gives up (its SLO passed); the other one expires in the queue.
+  settledByCaller.settled = true;
+  t.true(await eventually(() => pools().length === 0, 5_000), "the pool is forgotten once its queue is empty");
+  t.deepEqual(outcomes.map((o) => o.kind), ["expired"], "the live task was answered as expired, the settled one left quietly");
+  t.is(dispatcher.enqueue("m", "1", task(Date.now() + 1_000)), "no-replica");
+});
+
+test.serial("a replica that registers while the tasks put back are queued serves them and keeps its pool", async (t) => {
+  const { registry, dispatcher, sent, addReplica, task, outcomes, pools, flush } = forgetSetup();
+  const first = addReplica();
+  const deadline = Date.now() + 200;
+  dispatcher.enqueue("m", "1", task(deadline));
+  await flush();
+  registry.remove(first, "disconnected");
+  t.false(dispatcher.forgetPool("m", "1"));
+  const second = addReplica();
+  await flush();
+  t.is(sent.length, 2, "the task put back went to the new replica");
+  t.true(dispatcher.batchAnswered(second, sent[1]!.id, [{ kind: "value", output: "x" }]));
+  t.deepEqual(outcomes.map((o) => o.kind), ["value"]);
+  // Past the deadline the forget would have looked again, the pool is still there for its replica.
+  await new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()) + 100));
+  t.deepEqual(pools(), ["m:1"]);
+  t.is(dispatcher.replicaCount("m", "1"), 1);
+  // Its leaving with nothing in flight forgets the pool at once (empty first, replica last).
+  registry.remove(second, "drained");
+  t.true(dispatcher.forgetPool("m", "1"));
+  t.deepEqual(pools(), []);
+});

@@ -12,6 +12,12 @@ process.once("exit", () => {
   for (const child of live) child.kill("SIGKILL");
 });
 
+/** PEM files a TLS redis-server serves with. */
+export interface RedisTlsFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
 /** Longest wait for redis-server to say it is ready, in ms. */
 const READY_TIMEOUT_MS = 10_000;
 
@@ -21,24 +27,32 @@ export class TestRedis {
   readonly dir: string;
   /** The password it requires (requirepass), or "" for none. */
   readonly password: string;
+  /** Its certificate and key when it serves TLS only (rediss://), else null. */
+  readonly tls: RedisTlsFiles | null;
   #child: ChildProcess | null = null;
 
-  private constructor(port: number, dir: string, password: string) {
+  private constructor(port: number, dir: string, password: string, tls: RedisTlsFiles | null) {
     this.port = port;
     this.dir = dir;
     this.password = password;
+    this.tls = tls;
   }
 
   get url(): string {
-    return this.password === "" ? `redis://127.0.0.1:${this.port}` : `redis://:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}`;
+    const scheme = this.tls === null ? "redis" : "rediss";
+    return this.password === "" ? `${scheme}://127.0.0.1:${this.port}` : `${scheme}://:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}`;
   }
 
-  /** Starts a fresh server on a free port (retrying if the port was taken meanwhile); with `password`, it requires it. */
-  static async start(options: { password?: string } = {}): Promise<TestRedis> {
+  /**
+   * Starts a fresh server on a free port (retrying if the port was taken
+   * meanwhile); with `password`, it requires it; with `tls`, it serves TLS
+   * only (`--tls-port`, no plaintext port) and asks no client certificate.
+   */
+  static async start(options: { password?: string; tls?: RedisTlsFiles } = {}): Promise<TestRedis> {
     const dir = mkdtempSync(join(tmpdir(), "clipper-redis-"));
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const r = new TestRedis(await freePort(), dir, options.password ?? "");
+      const r = new TestRedis(await freePort(), dir, options.password ?? "", options.tls ?? null);
       try {
         await r.restart();
         return r;
@@ -55,7 +69,11 @@ export class TestRedis {
     await this.stop();
     const child = spawn(
       "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir, "--logfile", "", ...(this.password === "" ? [] : ["--requirepass", this.password])],
+      [
+        ...(this.tls === null
+          ? ["--port", String(this.port)]
+          : ["--port", "0", "--tls-port", String(this.port), "--tls-cert-file", this.tls.cert, "--tls-key-file", this.tls.key, "--tls-auth-clients", "no"]),
+        "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir, "--logfile", "", ...(this.password === "" ? [] : ["--requirepass", this.password])],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.#child = child;
