@@ -25,8 +25,8 @@ const OPTIONS = {
 } as const;
 
 const c = configOrExit("clipper-gateway", OPTIONS);
-if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-bytes"] < 1024) {
-  process.stderr.write("--queue-capacity must be at least 1, --eviction-ms at least 100 and --max-worker-message-bytes at least 1024\n");
+if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-bytes"] < 1024 || c["stream-stall-ms"] < 100) {
+  process.stderr.write("--queue-capacity must be at least 1, --eviction-ms and --stream-stall-ms at least 100 and --max-worker-message-bytes at least 1024\n");
   process.exit(2);
 }
 const security = await loadServerSecurity(c, false);
@@ -52,6 +52,7 @@ await runUntilSignal(log, async () => {
       evictionMs: c["eviction-ms"],
       maxBatchWaitMs: c["max-batch-wait-ms"],
       maxWorkerMessageBytes: c["max-worker-message-bytes"],
+      streamStallMs: c["stream-stall-ms"],
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),

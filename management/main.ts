@@ -45,6 +45,10 @@ const OPTIONS = {
 } as const;
 
 const c = configOrExit("clipper-management", OPTIONS);
+if (c["stream-stall-ms"] < 100) {
+  process.stderr.write("clipper-management: --stream-stall-ms must be at least 100\n");
+  process.exit(2);
+}
 const gatewayRpc = c["gateway-rpc"] === "" ? null : parseTcpEndpoint(c["gateway-rpc"]);
 if (gatewayRpc !== null && !gatewayRpc.ok) {
   process.stderr.write(`clipper-management: --gateway-rpc: ${gatewayRpc.error}\n`);
@@ -75,6 +79,7 @@ await runUntilSignal(log, async () => {
       workerPolicy: { allowCommands: c["allow-worker-commands"], moduleRoot: c["worker-module-root"] },
       workerInheritEnv: commaList(c["worker-inherit-env"]),
       allowedHosts: commaList(c["allowed-hosts"]),
+      streamStallMs: c["stream-stall-ms"],
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),
