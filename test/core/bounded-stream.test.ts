@@ -7,6 +7,7 @@
 import test from "ava";
 import * as grpc from "@grpc/grpc-js";
 import { BoundedStreamWriter } from "../../core/servers/bounded-stream.js";
+import { startGrpcServer } from "../../core/servers/grpc-server.js";
 import { RawGrpcStream } from "../helpers/raw-grpc-stream.js";
 
 const MESSAGE = Buffer.alloc(1024, 0x61);
@@ -165,4 +166,25 @@ test("a producer that cannot wait and falls past the backlog ends the stream wit
     t.like(s, { code: grpc.status.RESOURCE_EXHAUSTED, via: "trailers" });
     t.regex(s.details, /fell 100 messages behind/);
   }
+});
+
+test("server reflection stops answering a client that never reads and ends its stream with RESOURCE_EXHAUSTED", async (t) => {
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, bindings: [], streamStallMs: STALL_MS });
+  t.teardown(() => server.close(0));
+  const raw = RawGrpcStream.open(server.port, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo");
+  t.teardown(() => raw.close());
+  // file_containing_symbol (field 4): each answer is a descriptor file and its imports, kilobytes.
+  const symbol = Buffer.from("grpc.reflection.v1.ServerReflection");
+  const request = Buffer.concat([Buffer.from([0x22, symbol.length]), symbol]);
+  // Sent with flow control: once the server stops reading, the client waits until the stream ends.
+  let sent = 0;
+  const sending = (async () => {
+    for (; sent < 20_000 && !raw.closed; sent++) if (!raw.send(request)) await raw.drained();
+  })();
+  const s = await within(raw.done, 20_000);
+  await sending;
+  t.log(`requests sent before the stream ended: ${sent}`);
+  t.true(sent < 20_000, "the server stopped reading requests");
+  t.not(s, "timeout");
+  if (s !== "timeout") t.is(s.code, grpc.status.RESOURCE_EXHAUSTED);
 });
