@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { parseRedisUrl } from "./redis-client.js";
+import { DEFAULT_STREAM_STALL_MS } from "./servers/bounded-stream.js";
 
 /** How one option's text is checked and converted. */
 export type OptionKind = "port" | "count" | "bytes" | "string" | "redis-url" | "host" | "level" | "flag";
@@ -45,6 +46,12 @@ export const COMMON_OPTIONS = {
   "tls-cert": { kind: "string", env: "CLIPPER_TLS_CERT", default: "", help: "PEM certificate chain: serve TLS on the gRPC and HTTP ports (with --tls-key; HTTPS offers h2 and HTTP/1.1 by ALPN); re-read on SIGHUP" },
   "tls-key": { kind: "string", env: "CLIPPER_TLS_KEY", default: "", help: "PEM private key of --tls-cert" },
   "tls-client-ca": { kind: "string", env: "CLIPPER_TLS_CLIENT_CA", default: "", help: "PEM CA bundle: require client certificates it signed (mutual TLS)" },
+  "stream-stall-ms": {
+    kind: "count",
+    env: "CLIPPER_STREAM_STALL_MS",
+    default: String(DEFAULT_STREAM_STALL_MS),
+    help: "how long a server stream (PredictStream, WatchWorkers, reflection) may stay blocked on a client that reads nothing, ms; it then ends with RESOURCE_EXHAUSTED",
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 /** What a flag's env variable may say, in any case. */

@@ -1,6 +1,7 @@
 import type { Authorizer } from "../core/auth/authorizer.js";
 import { connectRedis, type RedisTls } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
+import { DEFAULT_STREAM_STALL_MS } from "../core/servers/bounded-stream.js";
 import { startGrpcServer } from "../core/servers/grpc-server.js";
 import { startHttpServer } from "../core/servers/http-server.js";
 import { opsRoutes } from "../core/servers/ops-routes.js";
@@ -70,6 +71,8 @@ export interface GatewayConfig {
   readonly clipperV3Models?: ReadonlySet<string> | null;
   /** This process's index when the gateway runs as several (--processes): its metrics are labelled with it and /metrics shows every process. */
   readonly processIndex?: number;
+  /** How long a stream may stay blocked on a client that does not read, ms (default {@link DEFAULT_STREAM_STALL_MS}). */
+  readonly streamStallMs?: number;
 }
 
 /** The plaintext port Clipper's containers connect to while the worker port runs CURVE. */
@@ -159,6 +162,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const calls = new CallInstrument(metrics.rpc, log);
   const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry))];
 
+  const streamStallMs = config.streamStallMs ?? DEFAULT_STREAM_STALL_MS;
   await rpc.start();
   await v3rpc?.start();
   registry.startSweeping(sweepEveryMs(config.evictionMs));
@@ -168,7 +172,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     bindings,
     ...(config.auth === undefined ? {} : { auth: config.auth }),
     ...(config.tls === undefined ? {} : { tls: config.tls }),
-    streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry) },
+    streamStallMs,
+    streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls, streamStallMs), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry, streamStallMs) },
   });
   // Predict (and the server as a whole, "") follow readiness; Heartbeat needs no Redis.
   const setServing = (serving: boolean): void => {

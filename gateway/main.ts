@@ -60,8 +60,8 @@ const OPTIONS = {
 } as const;
 
 const c = configOrExit("clipper-gateway", OPTIONS);
-if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-bytes"] < 1024 || c["batch-timeout-ms"] < 100) {
-  process.stderr.write("--queue-capacity must be at least 1, --eviction-ms and --batch-timeout-ms at least 100 and --max-worker-message-bytes at least 1024\n");
+if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-bytes"] < 1024 || c["batch-timeout-ms"] < 100 || c["stream-stall-ms"] < 100) {
+  process.stderr.write("--queue-capacity must be at least 1, --eviction-ms, --batch-timeout-ms and --stream-stall-ms at least 100 and --max-worker-message-bytes at least 1024\n");
   process.exit(2);
 }
 const processes = processCount(c.processes);
@@ -115,6 +115,7 @@ await runUntilSignal(log, async () => {
       clipperV3: (index ?? 0) === 0 ? workers.value.clipperV3 : null,
       ...(index === null ? {} : { processIndex: index }),
       clipperV3Models: workers.value.clipperV3Models,
+      streamStallMs: c["stream-stall-ms"],
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),

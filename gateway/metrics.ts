@@ -215,7 +215,7 @@ export class GatewayMetrics {
     });
     this.#evictions = new Counter({
       name: "clipper_replica_evictions_total",
-      help: "Replicas evicted for missing heartbeats, by model and version.",
+      help: "Replicas evicted for missing heartbeats or for not reading their messages, by model and version.",
       labelNames: ["model", "version"] as const,
       registers,
     });

@@ -64,6 +64,10 @@ const OPTIONS = {
 } as const;
 
 const c = configOrExit("clipper-management", OPTIONS);
+if (c["stream-stall-ms"] < 100) {
+  process.stderr.write("clipper-management: --stream-stall-ms must be at least 100\n");
+  process.exit(2);
+}
 if (c["gateway-rpc"] === "" && (c["gateway-clipper-v3"] !== "" || c["worker-curve-secret-key"] !== "" || c["gateway-public-key"] !== "")) {
   process.stderr.write("clipper-management: --gateway-clipper-v3, --worker-curve-secret-key and --gateway-public-key are for the replica manager: give --gateway-rpc too\n");
   process.exit(2);
@@ -105,6 +109,7 @@ await runUntilSignal(log, async () => {
       workerPolicy: { allowCommands: c["allow-worker-commands"], moduleRoot: c["worker-module-root"] },
       workerInheritEnv: commaList(c["worker-inherit-env"]),
       allowedHosts: commaList(c["allowed-hosts"]),
+      streamStallMs: c["stream-stall-ms"],
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),

@@ -54,6 +54,8 @@ export interface ManagementConfig {
   readonly workerInheritEnv?: readonly string[];
   /** On a loopback host, the Host header names HTTP requests may carry besides loopback ones. */
   readonly allowedHosts?: readonly string[];
+  /** How long a reflection stream may stay blocked on a client that does not read, ms (core/servers/bounded-stream.ts). */
+  readonly streamStallMs?: number;
 }
 
 /** A running management server. */
@@ -95,6 +97,7 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
     host: config.host,
     port: config.grpcPort,
     bindings: [binding],
+    ...(config.streamStallMs === undefined ? {} : { streamStallMs: config.streamStallMs }),
     ...(config.auth === undefined ? {} : { auth: config.auth }),
     ...(config.tls === undefined ? {} : { tls: config.tls }),
   });

@@ -46,6 +46,8 @@ export interface GrpcServerOptions {
   readonly auth?: Authorizer;
   /** Serves TLS (mutual when it has a client CA); plaintext when absent. */
   readonly tls?: ServerTls;
+  /** How long reflection streams may stay blocked on a client that does not read, ms (default: core/servers/bounded-stream.ts). */
+  readonly streamStallMs?: number;
 }
 
 /** A started server. */
@@ -90,7 +92,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   health.addToServer(server);
 
   const descriptors = options.descriptors ?? descriptorSet();
-  addReflection(server, { descriptors, services: [...served, HEALTH_SERVICE_NAME, ...REFLECTION_SERVICE_NAMES] });
+  addReflection(server, {
+    descriptors,
+    services: [...served, HEALTH_SERVICE_NAME, ...REFLECTION_SERVICE_NAMES],
+    ...(options.streamStallMs === undefined ? {} : { stallMs: options.streamStallMs }),
+  });
 
   let port: number;
   try {

@@ -13,6 +13,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { create, createFileRegistry, fromBinary, toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema, type DescriptorProto, type EnumDescriptorProto, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { BoundedStreamWriter, DEFAULT_STREAM_STALL_MS } from "./bounded-stream.js";
 
 /** The reflection service names this module registers, in protocol order. */
 export const REFLECTION_SERVICE_NAMES = ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"] as const;
@@ -209,7 +210,16 @@ export interface ReflectionOptions {
    * to the server (the reflection services themselves included by the caller).
    */
   readonly services: readonly string[];
+  /** How long a stream may stay blocked on a client that does not read, ms; then it ends with RESOURCE_EXHAUSTED. */
+  readonly stallMs?: number;
 }
+
+/**
+ * Most answers kept for a client that does not read. Reading stops as soon
+ * as the stream blocks, so only the requests grpc-js had already decoded
+ * (its read buffer) can still add answers.
+ */
+const REFLECTION_BACKLOG = 64;
 
 /**
  * Adds grpc.reflection.v1.ServerReflection and its v1alpha twin to `server`.
@@ -221,6 +231,7 @@ export interface ReflectionOptions {
 export function addReflection(server: grpc.Server, options: ReflectionOptions): DescriptorIndex {
   const index = options.descriptors instanceof DescriptorIndex ? options.descriptors : new DescriptorIndex(options.descriptors);
   const services = [...options.services];
+  const stallMs = options.stallMs ?? DEFAULT_STREAM_STALL_MS;
   for (const service of REFLECTION_SERVICE_NAMES) {
     const pkg = service.slice(0, service.lastIndexOf("."));
     const requestSchema = index.message(`${pkg}.ServerReflectionRequest`);
@@ -238,18 +249,25 @@ export function addReflection(server: grpc.Server, options: ReflectionOptions): 
       },
     };
     const serverReflectionInfo = (call: grpc.ServerDuplexStream<ReflectionRequest, Message>): void => {
+      // One answer per request: while the client does not read, stop reading its requests.
+      const out = new BoundedStreamWriter<Message>(call, {
+        stallMs,
+        maxBacklog: REFLECTION_BACKLOG,
+        what: "ServerReflectionInfo",
+        onWritable: () => call.resume(),
+        onFailed: () => call.pause(),
+      });
       call.on("data", (request: ReflectionRequest) => {
         const response = create(responseSchema, {
           validHost: request.host,
           originalRequest: request,
           messageResponse: answer(index, services, request),
         });
-        call.write(response);
+        out.send(response);
+        if (out.blocked) call.pause();
       });
-      call.on("end", () => call.end());
-      // A cancelled stream emits 'error'; nothing to clean up, but an
-      // unhandled 'error' event would crash the process.
-      call.on("error", () => {});
+      call.on("end", () => out.end());
+      call.once("cancelled", () => out.close());
     };
     server.addService(definition, { serverReflectionInfo });
   }

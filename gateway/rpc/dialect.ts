@@ -18,7 +18,7 @@ export interface DialectContext {
   readonly log: Logger;
   /** Silence after which a native replica is evicted, in ms. */
   readonly evictionMs: number;
-  /** Sends frames to one peer, after every send queued before it; false when it failed. */
+  /** Sends frames to one peer, after every message queued for that peer before it (never waiting on another peer); false when it failed. */
   send(identity: Buffer, frames: Buffer[]): Promise<boolean>;
   now(): number;
   /** Set when the port runs CURVE: every native registration must prove its key. */

@@ -6,11 +6,18 @@ import type { ReplicaRegistry } from "../replica-registry.js";
 import { ClipperV3Dialect } from "./clipper-v3.js";
 import type { BatchAnswers, DialectContext } from "./dialect.js";
 import { NativeDialect } from "./native.js";
+import { PeerSendQueues, type PeerSendLimits, type SendAttempt } from "./peer-send-queues.js";
 import type { AuthFailure, WorkerAuth } from "./worker-auth.js";
 import { ZapHandler } from "./zap-handler.js";
 
-/** How long one send may wait on a peer at its high-water mark before the peer counts as lost, in ms. */
-const SEND_TIMEOUT_MS = 1_000;
+/**
+ * A send never waits on a socket: a peer at its high-water mark refuses at
+ * once (EAGAIN, as `mandatory` is set) and its messages wait in its own
+ * queue (peer-send-queues.ts), so one peer that stops reading delays nobody else.
+ */
+const SEND_TIMEOUT_MS = 0;
+/** Limits of one peer's queue: a peer whose messages stay refused this long, or pile up this high, is evicted. */
+const PEER_SEND_LIMITS: PeerSendLimits = { stallMs: 1_000, maxBacklog: 1_024, retryMs: 5 };
 /** A peer's refusals and stray messages are logged at most once per address per minute: it could send them endlessly. */
 const PEER_LOG_EVERY_MS = 60_000;
 /** The ZAP domain of CURVE worker ports (libzmq requires one to enforce ZAP). */
@@ -45,10 +52,11 @@ export interface WorkerRpcOptions {
  * The gateway's ZeroMQ ROUTER for model workers. One socket speaks two
  * dialects, told apart by the frame after the empty delimiter: the native
  * marker, or Clipper RPC v3. Each dialect registers its peers as replicas,
- * with itself as their link, and hands their answers to `answers`. Sends go
- * out one at a time (zeromq allows one pending send per socket) with
- * `mandatory` set, so a message to a gone or stuck peer fails loudly instead
- * of vanishing; the dispatcher then drops that replica.
+ * with itself as their link, and hands their answers to `answers`. Sends
+ * never wait (`mandatory` set, send timeout 0): a message to a gone peer
+ * fails loudly instead of vanishing, and the dispatcher drops that replica;
+ * one to a peer at its high-water mark waits in that peer's own queue, and
+ * a peer that stays stuck is evicted.
  */
 export class WorkerRpc {
   readonly #router: Router;
@@ -59,8 +67,12 @@ export class WorkerRpc {
   readonly #dialects: PortDialects;
   readonly #zap: ZapHandler | null;
   readonly #logOnce = new OncePer(PEER_LOG_EVERY_MS);
+  readonly #sendQueues = new PeerSendQueues(
+    (identity, frames) => this.#trySend(identity, frames),
+    (identity, why) => this.#evictStuck(identity, why),
+    PEER_SEND_LIMITS,
+  );
   readonly #registry: ReplicaRegistry;
-  #sendChain: Promise<unknown> = Promise.resolve();
   #receiving: Promise<void> | null = null;
   #port = 0;
 
@@ -135,6 +147,7 @@ export class WorkerRpc {
 
   /** Closes the socket at once (linger 0: unsent messages are dropped) and waits for the receive loop to end. */
   async close(): Promise<void> {
+    this.#sendQueues.close();
     this.#router.close();
     await this.#receiving?.catch(() => {});
     await this.#zap?.close();
@@ -167,19 +180,27 @@ export class WorkerRpc {
     else this.#log.warn({ address }, "Clipper v3 message on the CURVE worker port ignored: Clipper containers connect to --clipper-v3-port");
   }
 
-  /** Sends frames to one peer, after every send queued before it. */
+  /** Sends frames to one peer, after every message queued for that peer before it. */
   #send(identity: Buffer, frames: Buffer[]): Promise<boolean> {
-    const next = this.#sendChain.then(async () => {
-      if (this.#router.closed) return false;
-      try {
-        await this.#router.send([identity, ...frames]);
-        return true;
-      } catch (err) {
-        this.#log.debug({ err: (err as Error).message, address: identity.toString("hex") }, "send to worker failed");
-        return false;
-      }
-    });
-    this.#sendChain = next;
-    return next;
+    return this.#sendQueues.send(identity, frames);
+  }
+
+  async #trySend(identity: Buffer, frames: Buffer[]): Promise<SendAttempt> {
+    if (this.#router.closed) return "failed";
+    try {
+      await this.#router.send([identity, ...frames]);
+      return "sent";
+    } catch (err) {
+      if ((err as { code?: unknown }).code === "EAGAIN") return "blocked";
+      this.#log.debug({ err: (err as Error).message, address: identity.toString("hex") }, "send to worker failed");
+      return "failed";
+    }
+  }
+
+  /** A peer that reads nothing is evicted, like a silent one; its batches in flight go back to the queue. */
+  #evictStuck(identity: Buffer, why: string): void {
+    const replica = this.#registry.get(identity.toString("hex"));
+    this.#log.warn({ address: identity.toString("hex"), model: replica?.modelName, replicaId: replica?.replicaId, why }, "worker does not read its messages");
+    if (replica !== undefined) this.#registry.remove(replica, "evicted");
   }
 }

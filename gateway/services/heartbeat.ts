@@ -1,4 +1,5 @@
 import type { ServerWritableStream, UntypedServiceImplementation } from "@grpc/grpc-js";
+import { BoundedStreamWriter, DEFAULT_STREAM_STALL_MS } from "../../core/servers/bounded-stream.js";
 import type { UnaryServiceBinding } from "../../core/service-binding.js";
 import {
   Dialect,
@@ -50,23 +51,35 @@ export function heartbeatBinding(registry: ReplicaRegistry): UnaryServiceBinding
   };
 }
 
-/** clipper.v1.Heartbeat.WatchWorkers: current workers, then every change, until the caller cancels. */
-export function heartbeatStreaming(registry: ReplicaRegistry): UntypedServiceImplementation {
+/** Most changes a WatchWorkers stream may fall behind (beyond its first snapshot) before it ends with RESOURCE_EXHAUSTED. */
+export const WATCH_BACKLOG = 1_024;
+
+/**
+ * clipper.v1.Heartbeat.WatchWorkers: current workers, then every change,
+ * until the caller cancels. Changes cannot wait, so while the client does not
+ * read they are kept, up to the snapshot plus WATCH_BACKLOG; a watcher that
+ * falls further behind, or stays blocked longer than `stallMs`, is ended
+ * with RESOURCE_EXHAUSTED and can call again for a fresh snapshot.
+ */
+export function heartbeatStreaming(registry: ReplicaRegistry, stallMs = DEFAULT_STREAM_STALL_MS): UntypedServiceImplementation {
   return {
     watchWorkers: (call: ServerWritableStream<WatchWorkersRequest, WatchWorkersResponse>) => {
       const model = call.request.modelName;
-      const send = (kind: Kind, r: Replica, reason = ""): void => {
-        if (model === "" || r.modelName === model) call.write({ kind, worker: toWorker(r), reason });
+      const snapshot = sorted(registry, model);
+      const stop = (): void => {
+        registry.off("added", onAdded).off("removed", onRemoved).off("draining", onDraining).off("quarantined", onQuarantined);
+        out.close();
       };
-      for (const r of sorted(registry, model)) send(Kind.KIND_EXISTING, r);
+      const out = new BoundedStreamWriter<WatchWorkersResponse>(call, { stallMs, maxBacklog: snapshot.length + WATCH_BACKLOG, what: "WatchWorkers", onFailed: stop });
+      const send = (kind: Kind, r: Replica, reason = ""): void => {
+        if (model === "" || r.modelName === model) out.send({ kind, worker: toWorker(r), reason });
+      };
       const onAdded = (r: Replica): void => send(Kind.KIND_REGISTERED, r);
       const onRemoved = (r: Replica, reason: RemovalReason): void => send(Kind.KIND_REMOVED, r, reason);
       const onDraining = (r: Replica): void => send(Kind.KIND_DRAINING, r);
       const onQuarantined = (r: Replica, reason: string): void => send(Kind.KIND_QUARANTINED, r, reason);
+      for (const r of snapshot) send(Kind.KIND_EXISTING, r);
       registry.on("added", onAdded).on("removed", onRemoved).on("draining", onDraining).on("quarantined", onQuarantined);
-      const stop = (): void => {
-        registry.off("added", onAdded).off("removed", onRemoved).off("draining", onDraining).off("quarantined", onQuarantined);
-      };
       call.once("cancelled", stop);
       call.once("close", stop);
       call.once("error", stop);

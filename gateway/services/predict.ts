@@ -16,6 +16,7 @@ import {
   type PredictStreamResponse,
 } from "../../gen/clipper/v1/predict.js";
 import type { Input } from "../../gen/clipper/v1/input.js";
+import { BoundedStreamWriter, DEFAULT_STREAM_STALL_MS } from "../../core/servers/bounded-stream.js";
 import type { Prediction, Predictor, Target } from "../predictor.js";
 
 /** The full name of clipper.v1.Predict, as grpc-js and reflection name it. */
@@ -74,30 +75,43 @@ export function predictBinding(predictor: Predictor): UnaryServiceBinding {
   };
 }
 
-/** Most queries one stream may have unanswered at once; beyond it the stream stops reading. */
-const STREAM_WINDOW = 1_024;
+/** Most queries one stream may have unanswered or unwritten at once; beyond it the stream stops reading. */
+export const STREAM_WINDOW = 1_024;
 
 /**
  * PredictStream: answers each query as soon as it is ready, matched by
  * correlation id. Each query is one instrumented call (its own span, under
  * the stream's incoming trace context, and one count in the RPC metrics).
+ * Backpressure: while STREAM_WINDOW queries are unanswered or answered but
+ * not yet taken by a client that does not read, the stream stops reading
+ * requests (HTTP/2 flow control then stops the client); a stream blocked
+ * longer than `stallMs` ends with RESOURCE_EXHAUSTED (core/servers/bounded-stream.ts).
  */
-export function predictStreaming(predictor: Predictor, calls: CallInstrument): UntypedServiceImplementation {
+export function predictStreaming(predictor: Predictor, calls: CallInstrument, stallMs = DEFAULT_STREAM_STALL_MS): UntypedServiceImplementation {
   const method = calls.method(`${PREDICT_SERVICE_NAME}/PredictStream`, { "rpc.system": "grpc", "rpc.service": PREDICT_SERVICE_NAME, "rpc.method": "PredictStream" });
   return {
     predictStream: (call: ServerDuplexStream<PredictStreamRequest, PredictStreamResponse>) => {
       const { ctx, dispose } = grpcCallContext(call);
-      let open = 0;
+      let unanswered = 0;
       let ended = false;
-      const finish = (): void => {
-        if (ended && open === 0) {
-          dispose();
-          call.end();
-        }
+      // Never more than STREAM_WINDOW answers wait, since reading pauses first.
+      const out = new BoundedStreamWriter<PredictStreamResponse>(call, {
+        stallMs,
+        maxBacklog: STREAM_WINDOW,
+        what: "PredictStream",
+        onWritable: () => flow(),
+        // Given up: read nothing more; queries in flight finish (or are cancelled with the call) unanswered.
+        onFailed: () => call.pause(),
+      });
+      const flow = (): void => {
+        if (!out.open) return;
+        if (unanswered + out.backlog >= STREAM_WINDOW) call.pause();
+        else call.resume();
+        if (ended && unanswered === 0) out.end();
       };
       call.on("data", (msg: PredictStreamRequest) => {
-        open++;
-        if (open >= STREAM_WINDOW) call.pause();
+        unanswered++;
+        flow();
         const itemCtx: CallContext =
           msg.timeoutMicros > 0 ? withDeadline(ctx, Math.min(ctx.deadline, Date.now() + msg.timeoutMicros / 1000)) : ctx;
         const request = msg.request ?? { app: "", version: "" };
@@ -107,18 +121,22 @@ export function predictStreaming(predictor: Predictor, calls: CallInstrument): U
             const e = ServingError.from(err);
             return { correlationId: msg.correlationId, error: { code: e.code, message: e.message, details: [] } };
           },
-        ).then((out: PredictStreamResponse) => {
-          open--;
-          if (!call.cancelled && call.writable) call.write(out);
-          if (open < STREAM_WINDOW) call.resume();
-          finish();
+        ).then((answer: PredictStreamResponse) => {
+          unanswered--;
+          out.send(answer);
+          flow();
         });
       });
       call.on("end", () => {
         ended = true;
-        finish();
+        flow();
       });
-      call.on("error", () => dispose());
+      // Disposed only once the call is over, so a cancel still aborts the queries in flight.
+      call.once("cancelled", () => {
+        out.close();
+        dispose();
+      });
+      call.once("finish", dispose);
     },
   };
 }
