@@ -44,6 +44,12 @@ export const COMMON_OPTIONS = {
   "tls-cert": { kind: "string", env: "CLIPPER_TLS_CERT", default: "", help: "PEM certificate chain: serve TLS on the gRPC and HTTP ports (with --tls-key); re-read on SIGHUP" },
   "tls-key": { kind: "string", env: "CLIPPER_TLS_KEY", default: "", help: "PEM private key of --tls-cert" },
   "tls-client-ca": { kind: "string", env: "CLIPPER_TLS_CLIENT_CA", default: "", help: "PEM CA bundle: require client certificates it signed (mutual TLS)" },
+  "exit-with-stdin": {
+    kind: "flag",
+    env: "CLIPPER_EXIT_WITH_STDIN",
+    default: "false",
+    help: "exit at once when standard input reaches its end: for a supervisor that keeps a pipe to it open (clipper up), so the server never outlives it, even killed with SIGKILL",
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 /** What a flag's env variable may say, in any case. */

@@ -61,4 +61,4 @@ await runUntilSignal(log, async () => {
   const at = (port: number) => ({ host: c.host, port });
   process.stdout.write(`${GATEWAY_PORTS_LINE.format({ grpc: at(g.grpcPort), http: at(g.httpPort), rpc: at(g.rpcPort) })}\n`);
   return { close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()), reload: () => reloadAll(log, auth, tls) };
-});
+}, { exitWithStdin: c["exit-with-stdin"] });

@@ -4,7 +4,8 @@
  * management with its replica manager, and the demo (app `demo`, doubles,
  * linked to model `sum`); prints the endpoints and example calls; shows a
  * live status line on a terminal; and on Ctrl-C / SIGTERM stops everything
- * it started, in order, leaving no process behind.
+ * it started, in order, leaving no process behind; killed outright (kill -9),
+ * it still leaves none of its servers (local-processes.ts).
  */
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -37,6 +38,13 @@ const MANAGEMENT_GRACE_MS = 15_000;
 const SERVER_GRACE_MS = 10_000;
 /** Live status refresh, in ms. */
 const STATUS_EVERY_MS = 1_000;
+
+/**
+ * The servers exit when their standard input, a pipe only this process
+ * holds, closes: when `clipper up` dies, by any signal (local-processes.ts).
+ * Management's workers stay, for the next management to adopt.
+ */
+const PARENT_WATCH = ["--exit-with-stdin"];
 
 /** Port flags: flag → [env variable, default, what it is]. */
 const PORTS = {
@@ -188,9 +196,9 @@ async function up({ values, out }: CommandContext): Promise<number> {
       node("clipper-gateway", [
         "--host", s.host,
         "--grpc-port", String(s.ports["gateway-grpc-port"]), "--http-port", String(s.ports["gateway-http-port"]), "--rpc-port", String(s.ports["rpc-port"]),
-        ...auth,
+        ...auth, ...PARENT_WATCH,
       ]),
-      { env: serverEnv, cwd: ROOT, logPath: join(logs, "gateway.log") },
+      { env: serverEnv, cwd: ROOT, logPath: join(logs, "gateway.log"), stdinPipe: true },
     );
     started.push(gateway);
     const g = GATEWAY_PORTS_LINE.read(await gateway.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS));
@@ -204,10 +212,10 @@ async function up({ values, out }: CommandContext): Promise<number> {
         "--gateway-rpc", `tcp://${s.connectHost}:${rpc}`,
         // `clipper models deploy … -- COMMAND` runs Clipper containers on this machine.
         "--allow-worker-commands",
-        ...auth,
+        ...auth, ...PARENT_WATCH,
       ]),
       // Workers carry the session marker too, so a stop finds whatever this session started.
-      { env: { ...serverEnv, CLIPPER_WORKER_INHERIT_ENV: [env.CLIPPER_WORKER_INHERIT_ENV ?? "", SESSION_ENV].filter((n) => n !== "").join(",") }, cwd: ROOT, logPath: join(logs, "management.log") },
+      { env: { ...serverEnv, CLIPPER_WORKER_INHERIT_ENV: [env.CLIPPER_WORKER_INHERIT_ENV ?? "", SESSION_ENV].filter((n) => n !== "").join(",") }, cwd: ROOT, logPath: join(logs, "management.log"), stdinPipe: true },
     );
     started.push(management);
     const m = MANAGEMENT_PORTS_LINE.read(await management.waitFor(MANAGEMENT_PORTS_LINE.pattern, START_TIMEOUT_MS));
