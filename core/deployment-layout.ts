@@ -9,6 +9,7 @@
  */
 import { decoded, undecodable, type Decoded } from "./decoded.js";
 import { parseInputType, type InputType } from "./input-types.js";
+import { boundsMessage, clampStored, REPLICAS, WORKER_CONCURRENCY, WORKER_MAX_BATCH_SIZE } from "./limits.js";
 import { modelKey } from "./redis-layout.js";
 
 /** The logical database of these records. */
@@ -58,10 +59,10 @@ export function encodeDeployment(d: DeploymentRecord): Record<string, string> {
 /** Checks and reads a deployment hash written by any version of clipper-ts (or by hand). */
 export function decodeDeployment(key: string, h: Record<string, string>): Decoded<DeploymentRecord> {
   const inputType = parseInputType(h.input_type ?? "");
-  const replicas = Number(h.replicas);
+  const replicas = h.replicas === undefined || h.replicas === "" ? null : clampStored(Number(h.replicas), REPLICAS);
   if (h.model_name === undefined || h.model_version === undefined) return undecodable(`deployment '${key}' has no model name or version`);
   if (inputType === null) return undecodable(`deployment '${key}' has invalid input_type '${h.input_type ?? ""}'`);
-  if (!Number.isSafeInteger(replicas) || replicas < 0) return undecodable(`deployment '${key}' has invalid replicas '${h.replicas ?? ""}'`);
+  if (replicas === null) return undecodable(`deployment '${key}' has invalid replicas '${h.replicas ?? ""}' (${boundsMessage(REPLICAS, h.replicas ?? "nothing")})`);
   let w: Partial<WorkerSpecRecord>;
   try {
     w = JSON.parse(h.worker ?? "") as Partial<WorkerSpecRecord>;
@@ -73,22 +74,27 @@ export function decodeDeployment(key: string, h: Record<string, string>): Decode
     return undecodable(`deployment '${key}' has a malformed worker field`);
   }
   const env = typeof w.env === "object" && w.env !== null ? Object.fromEntries(Object.entries(w.env).filter(([, v]) => typeof v === "string")) : {};
+  // A worker setting that is no whole number in range falls back to the worker's default (0).
+  const concurrency = typeof w.concurrency === "number" ? clampStored(w.concurrency, WORKER_CONCURRENCY) : null;
+  const maxBatchSize = typeof w.maxBatchSize === "number" ? clampStored(w.maxBatchSize, WORKER_MAX_BATCH_SIZE) : null;
+  const warnings = [replicas.warning, concurrency?.warning ?? null, maxBatchSize?.warning ?? null].filter((x) => x !== null);
   return {
     ok: true,
     value: {
       name: h.model_name,
       version: h.model_version,
       inputType,
-      replicas,
+      replicas: replicas.value,
       worker: {
         module: w.module,
         command: w.command,
         env,
         workingDir: typeof w.workingDir === "string" ? w.workingDir : "",
-        concurrency: Number.isSafeInteger(w.concurrency) ? w.concurrency! : 0,
-        maxBatchSize: Number.isSafeInteger(w.maxBatchSize) ? w.maxBatchSize! : 0,
+        concurrency: concurrency?.value ?? 0,
+        maxBatchSize: maxBatchSize?.value ?? 0,
       },
     },
+    ...(warnings.length === 0 ? {} : { warning: `deployment '${key}': ${warnings.join("; ")}` }),
   };
 }
 

@@ -48,6 +48,9 @@ export interface CatalogEvents {
   modelVersionRemoved: [name: string, version: string];
 }
 
+/** Distinct problems remembered as logged; past it, they may be logged again. */
+const MAX_REPORTED = 1_000;
+
 /** DBs whose changes the gateway follows (3 is written by gateways themselves). */
 const WATCHED_DBS = [DB.MODELS, DB.APPS, DB.CURRENT_VERSIONS, DB.LINKS] as const;
 
@@ -67,6 +70,10 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   #apps = new Map<string, CatalogApp>();
   #models = new ModelVersionMap<CatalogModel>();
   #current = new Map<string, string>();
+  /** Apps Redis holds that cannot be served, with why: their callers are told so, not "no such app". */
+  #brokenApps = new Map<string, string>();
+  /** What was already logged about entries in Redis: each problem once, not at every reconcile. */
+  readonly #reported = new Set<string>();
   /** Serializes every update (events and reconciles). */
   #chain: Promise<void> = Promise.resolve();
   #loaded = false;
@@ -90,6 +97,11 @@ export class Catalog extends EventEmitter<CatalogEvents> {
 
   model(name: string, version: string): CatalogModel | undefined {
     return this.#models.get(name, version);
+  }
+
+  /** Why app `name`, present in Redis, cannot be served; undefined when it can, or does not exist. */
+  brokenApp(name: string): string | undefined {
+    return this.#brokenApps.get(name);
   }
 
   currentVersion(model: string): string | undefined {
@@ -174,9 +186,11 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     const replies = await batch.run();
 
     const apps = new Map<string, CatalogApp>();
+    const broken = new Map<string, string>();
     appNames.forEach((name, i) => {
       const app = this.#catalogApp(name, decodeAppRead(name, replies, APP_READ_REPLIES * i));
-      if (app !== null) apps.set(name, app);
+      if (typeof app === "string") broken.set(name, app);
+      else if (app !== null) apps.set(name, app);
     });
     let at = APP_READ_REPLIES * appNames.length;
     const models = new ModelVersionMap<CatalogModel>();
@@ -196,6 +210,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     // serve a model Redis does not list, as in Clipper.
     const gone = [...models.values()].filter((m) => !m.valid && this.#models.get(m.name, m.version)?.valid !== false);
     this.#apps = apps;
+    this.#brokenApps = broken;
     this.#models = models;
     this.#current = current;
     this.#loaded = true;
@@ -208,7 +223,9 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     const [read] = await readApps(this.#redis, this.#where, [name]);
     const app = this.#catalogApp(name, read!);
     const before = this.#apps.get(name);
-    if (app === null) {
+    if (typeof app === "string") this.#brokenApps.set(name, app);
+    else this.#brokenApps.delete(name);
+    if (app === null || typeof app === "string") {
       if (before !== undefined) this.#log.info({ app: name }, "app removed");
       this.#apps.delete(name);
       return;
@@ -268,12 +285,14 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     await batch.run();
   }
 
-  #catalogApp(name: string, read: Decoded<AppEntry> | null): CatalogApp | null {
+  /** The app as served; null when Redis does not hold it; why, when it holds it but it cannot be served. */
+  #catalogApp(name: string, read: Decoded<AppEntry> | null): CatalogApp | string | null {
     if (read === null) return null;
     if (!read.ok) {
-      this.#log.warn({ app: name, error: read.error }, "ignoring malformed app in Redis");
-      return null;
+      this.#reportOnce("ignoring malformed app in Redis", { app: name, error: read.error });
+      return read.error;
     }
+    if (read.warning !== undefined) this.#reportOnce("app in Redis out of range; clamped", { app: name, warning: read.warning });
     const a = read.value;
     return { name, inputType: a.inputType, defaultOutput: a.defaultOutput, latencySloMicros: a.latencySloMicros, linkedModels: a.linkedModels };
   }
@@ -281,11 +300,22 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   #catalogModel(key: string, read: Decoded<ModelRecord> | null): CatalogModel | null {
     if (read === null) return null;
     if (!read.ok) {
-      this.#log.warn({ key, error: read.error }, "ignoring malformed model in Redis");
+      this.#reportOnce("ignoring malformed model in Redis", { key, error: read.error });
       return null;
     }
+    if (read.warning !== undefined) this.#reportOnce("model in Redis out of range; clamped", { key, warning: read.warning });
     const m = read.value;
     return { name: m.name, version: m.version, inputType: m.inputType, batchSize: m.batchSize, valid: m.valid };
+  }
+
+  /** Logs a problem with an entry in Redis the first time it is seen (until many distinct ones were). */
+  #reportOnce(message: string, fields: Record<string, string>): void {
+    const id = `${message}\0${JSON.stringify(fields)}`;
+    if (this.#reported.has(id)) return;
+    // Someone writing ever new garbage must not grow this set without end.
+    if (this.#reported.size >= MAX_REPORTED) this.#reported.clear();
+    this.#reported.add(id);
+    this.#log.warn(fields, message);
   }
 
   #batch(): DbBatch {

@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { status as Status } from "@grpc/grpc-js";
 import type { Span } from "@opentelemetry/api";
 import type { CallContext } from "../core/call-context.js";
-import { ServingError, invalidArgument, notFound } from "../core/errors.js";
+import { ServingError, failedPrecondition, invalidArgument, notFound } from "../core/errors.js";
 import { InFlight, KeySpace, type CacheKey, type InFlightOutcome, type PredictionCache } from "./cache.js";
 import type { Catalog, CatalogApp } from "./catalog.js";
 import type { Dispatcher } from "./dispatcher.js";
@@ -18,7 +18,7 @@ export const SLO_EXPLANATION = "Failed to retrieve a prediction response within 
 const RETRY_AFTER_SECONDS = 1;
 
 /** What the predictor reads of the catalog. */
-export type AppDirectory = Pick<Catalog, "app" | "model" | "currentVersion">;
+export type AppDirectory = Pick<Catalog, "app" | "brokenApp" | "model" | "currentVersion">;
 
 /** The answer to one query. */
 export interface Prediction {
@@ -74,7 +74,11 @@ export class Predictor {
   /** The app and the model version its queries go to; errors for unknown apps and versions. */
   target(appName: string, pinnedVersion: string): Target {
     const app = this.#catalog.app(appName);
-    if (app === undefined) throw notFound("APP_NOT_FOUND", `No application with name '${appName}' exists.`);
+    if (app === undefined) {
+      const broken = this.#catalog.brokenApp(appName);
+      if (broken !== undefined) throw failedPrecondition("APP_MISCONFIGURED", `application '${appName}' cannot be served: ${broken}; fix or re-create it (clipper apps delete / create)`);
+      throw notFound("APP_NOT_FOUND", `No application with name '${appName}' exists.`);
+    }
     const model = app.linkedModels[0];
     if (model === undefined) {
       if (pinnedVersion !== "") throw invalidArgument("MODEL_NOT_FOUND", `application '${appName}' has no linked model, so version '${pinnedVersion}' cannot be used`);

@@ -6,6 +6,7 @@
  */
 import { invalidArgument } from "../core/errors.js";
 import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
+import { BATCH_SIZE, boundsMessage, inBounds, LATENCY_SLO_MICROS } from "../core/limits.js";
 import { hasKeySeparator } from "../core/names.js";
 import { ADAPTIVE_BATCH_SIZE, DEPRECATED_DATA_PATH, NO_CONTAINER, type ModelRecord } from "../core/redis-layout.js";
 
@@ -46,8 +47,8 @@ export function validateAppInput(input: CreateAppInput): ValidAppInput {
     throw invalidArgument("INVALID_NAME", `Invalid application name supplied: ${input.name}. It may not contain '/', ',', ':' or white space`);
   }
   const inputType = requireInputType(input.inputType);
-  if (!Number.isSafeInteger(input.latencySloMicros) || input.latencySloMicros <= 0) {
-    throw invalidArgument("INVALID_REQUEST", `latency_slo_micros must be a positive whole number of microseconds, got ${input.latencySloMicros}`);
+  if (!inBounds(input.latencySloMicros, LATENCY_SLO_MICROS)) {
+    throw invalidArgument("INVALID_REQUEST", `${boundsMessage(LATENCY_SLO_MICROS, input.latencySloMicros)} (microseconds; at most 30 minutes)`);
   }
   return { ...input, inputType } as ValidAppInput;
 }
@@ -62,6 +63,7 @@ export function validateModelInput(input: RegisterModelInput): ValidModelInput {
   if (!Number.isSafeInteger(batchSize) || (batchSize !== ADAPTIVE_BATCH_SIZE && batchSize < 1)) {
     throw invalidArgument("INVALID_REQUEST", "The batch size must be positive or DEFAULT_BATCH_SIZE, which is -1");
   }
+  if (batchSize !== ADAPTIVE_BATCH_SIZE && !inBounds(batchSize, BATCH_SIZE)) throw invalidArgument("INVALID_REQUEST", boundsMessage(BATCH_SIZE, batchSize));
   return {
     name: input.name,
     version: input.version,

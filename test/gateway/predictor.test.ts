@@ -51,6 +51,7 @@ function setup(options: { app?: CatalogApp; replicas?: number; queueCapacity?: n
   const catalog: AppDirectory = {
     app: (name) => (name === app.name ? app : undefined),
     model: (name, version) => (name === MODEL.name && version === MODEL.version ? MODEL : undefined),
+    brokenApp: () => undefined,
     currentVersion: (model) => (model === MODEL.name ? MODEL.version : undefined),
   };
   const predictor = new Predictor(catalog, dispatcher, new PredictionCache(1 << 20), metrics);
