@@ -2,6 +2,15 @@ import { EventEmitter } from "node:events";
 import type { Redis } from "ioredis";
 import { APP_READ_REPLIES, decodeAppRead, decodeModelRead, queueAppRead, readApps, type AppEntry } from "../core/catalog-reads.js";
 import type { Decoded } from "../core/decoded.js";
+import {
+  decodeModelPolicy,
+  DEFAULT_MODEL_POLICY,
+  DEPLOYMENT_DB,
+  MODEL_POLICY_KEYS_PATTERN,
+  MODEL_POLICY_KEYSPACE_PATTERN,
+  policyModelKey,
+  type ModelPolicy,
+} from "../core/deployment-layout.js";
 import type { InputType } from "../core/input-types.js";
 import { ModelVersionMap } from "../core/model-version-map.js";
 import { DbBatch } from "../core/redis-batch.js";
@@ -70,6 +79,8 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   #apps = new Map<string, CatalogApp>();
   #models = new ModelVersionMap<CatalogModel>();
   #current = new Map<string, string>();
+  /** Model versions' policies (DB 8), by DB 2 model key; absent means the default. */
+  #policies = new Map<string, ModelPolicy>();
   /** Apps Redis holds that cannot be served, with why: their callers are told so, not "no such app". */
   #brokenApps = new Map<string, string>();
   /** What was already logged about entries in Redis: each problem once, not at every reconcile. */
@@ -97,6 +108,11 @@ export class Catalog extends EventEmitter<CatalogEvents> {
 
   model(name: string, version: string): CatalogModel | undefined {
     return this.#models.get(name, version);
+  }
+
+  /** Cache and coalescing of a model version: both on unless its DB 8 policy turns them off. */
+  policy(name: string, version: string): ModelPolicy {
+    return this.#policies.get(modelKey(name, version)) ?? DEFAULT_MODEL_POLICY;
   }
 
   /** Why app `name`, present in Redis, cannot be served; undefined when it can, or does not exist. */
@@ -148,7 +164,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
         `could not enable keyspace notifications; set notify-keyspace-events ${NOTIFY_KEYSPACE_EVENTS} on the Redis server, or changes will only be seen on reconnect`,
       );
     }
-    await this.#sub.psubscribe(...WATCHED_DBS.map(keyspacePattern));
+    await this.#sub.psubscribe(...WATCHED_DBS.map(keyspacePattern), MODEL_POLICY_KEYSPACE_PATTERN);
     await this.#reconcile();
   }
 
@@ -168,21 +184,25 @@ export class Catalog extends EventEmitter<CatalogEvents> {
         }
         case DB.MODELS:
           return this.#refreshModel(key, event);
+        case DEPLOYMENT_DB:
+          return this.#refreshPolicy(key);
       }
     });
   }
 
   /** Loads everything, replacing the whole view at once. */
   async #reconcile(): Promise<void> {
-    const [appNames, modelKeys, currentKeys] = await this.#batch()
+    const [appNames, modelKeys, currentKeys, policyKeys] = await this.#batch()
       .keys(DB.APPS, "*")
       .keys(DB.MODELS, "*")
       .keys(DB.CURRENT_VERSIONS, "*")
-      .run() as [string[], string[], string[]];
+      .keys(DEPLOYMENT_DB, MODEL_POLICY_KEYS_PATTERN)
+      .run() as [string[], string[], string[], string[]];
     const batch = this.#batch();
     for (const a of appNames) queueAppRead(batch, a);
     for (const k of modelKeys) batch.hgetall(DB.MODELS, k);
     for (const k of currentKeys) batch.get(DB.CURRENT_VERSIONS, k);
+    for (const k of policyKeys) batch.hgetall(DEPLOYMENT_DB, k);
     const replies = await batch.run();
 
     const apps = new Map<string, CatalogApp>();
@@ -205,6 +225,12 @@ export class Catalog extends EventEmitter<CatalogEvents> {
       const v = replies[at++];
       if (name !== null && typeof v === "string" && v !== "") current.set(name, v);
     }
+    const policies = new Map<string, ModelPolicy>();
+    for (const k of policyKeys) {
+      const policy = this.#modelPolicy(k, replies[at++]);
+      const mk = policyModelKey(k);
+      if (policy !== null && mk !== null) policies.set(mk, policy);
+    }
     // Only an explicit invalidation removes a version's replicas. A key that
     // is simply missing (e.g. Redis restarted empty) does not: a replica may
     // serve a model Redis does not list, as in Clipper.
@@ -213,6 +239,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     this.#brokenApps = broken;
     this.#models = models;
     this.#current = current;
+    this.#policies = policies;
     this.#loaded = true;
     await this.#writeStates([...apps.values()]);
     for (const m of gone) this.#versionRemoved(m.name, m.version);
@@ -265,6 +292,30 @@ export class Catalog extends EventEmitter<CatalogEvents> {
       this.#log.info({ model: parsed.name, version: parsed.version, event }, "model version removed");
       this.#versionRemoved(parsed.name, parsed.version);
     }
+  }
+
+  async #refreshPolicy(key: string): Promise<void> {
+    const mk = policyModelKey(key);
+    if (mk === null) return;
+    const [hash] = await this.#batch().hgetall(DEPLOYMENT_DB, key).run();
+    const policy = this.#modelPolicy(key, hash);
+    const before = this.#policies.get(mk);
+    if (policy === null) this.#policies.delete(mk);
+    else this.#policies.set(mk, policy);
+    const now = policy ?? DEFAULT_MODEL_POLICY;
+    if ((before ?? DEFAULT_MODEL_POLICY).cache !== now.cache || (before ?? DEFAULT_MODEL_POLICY).coalesce !== now.coalesce) {
+      this.#log.info({ model: mk, cache: now.cache, coalesce: now.coalesce }, "model policy changed");
+    }
+  }
+
+  /** A policy hash read by `hgetall`; null when there is none (the default applies). */
+  #modelPolicy(key: string, hash: unknown): ModelPolicy | null {
+    const h = hash as Record<string, string>;
+    if (Object.keys(h).length === 0) return null;
+    const d = decodeModelPolicy(key, h);
+    if (!d.ok) return null;
+    if (d.warning !== undefined) this.#reportOnce("model policy in Redis not understood", { key, warning: d.warning });
+    return d.value;
   }
 
   /** Clipper's cleanup of a version marked invalid: its replicas go (the listeners), then its key. */

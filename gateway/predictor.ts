@@ -18,7 +18,7 @@ export const SLO_EXPLANATION = "Failed to retrieve a prediction response within 
 const RETRY_AFTER_SECONDS = 1;
 
 /** What the predictor reads of the catalog. */
-export type AppDirectory = Pick<Catalog, "app" | "brokenApp" | "model" | "currentVersion">;
+export type AppDirectory = Pick<Catalog, "app" | "brokenApp" | "model" | "currentVersion" | "policy">;
 
 /** The answer to one query. */
 export interface Prediction {
@@ -130,8 +130,10 @@ export class Predictor {
 
     const traceContext = callTraceContext();
     const cacheSpan = startCacheSpan(traceContext, model, version);
+    // The model version's own policy (a stochastic model turns both off).
+    const policy = this.#catalog.policy(model, version);
     const key = target.keys.key(input);
-    const cached = this.#cache.get(key);
+    const cached = policy.cache ? this.#cache.get(key) : undefined;
     if (cached !== undefined) {
       this.#looked(cacheSpan, "hit");
       return prediction(queryId, target, cached, "");
@@ -154,7 +156,7 @@ export class Predictor {
     };
     let ending: Ending;
     for (let lookup = 0; ; lookup++) {
-      const joined = this.#inFlight.join(key);
+      const joined = policy.coalesce ? this.#inFlight.join(key) : ALONE;
       if (lookup === 0) this.#looked(cacheSpan, joined.kind === "follower" ? "coalesced" : "miss");
       if (joined.kind === "leader") {
         ending = await this.#lead(joined, ask);
@@ -177,7 +179,7 @@ export class Predictor {
   async #lead(lead: Leader, ask: Ask): Promise<Ending> {
     const { model, version } = ask.target;
     const wait = new Wait();
-    const query = new Query(this.#cache, ask, lead, wait);
+    const query = new Query(this.#catalog.policy(model, version).cache ? this.#cache : null, ask, lead, wait);
     const queued = this.#dispatcher.enqueue(model, version, query);
     if (queued === "full") {
       lead.settle({ ok: true, value: SHED });
@@ -262,6 +264,9 @@ interface Ask {
 /** A leading caller's hold on its key: what it settles, everyone sharing the input gets. */
 type Leader = { settle(outcome: InFlightOutcome<TaskOutcome>): void };
 
+/** The lead of a query nobody else may share (its model version does not coalesce). */
+const ALONE = { kind: "leader", settle: () => {} } as const satisfies Leader & { kind: "leader" };
+
 /** How one caller's wait ended. */
 type Ending = { readonly kind: "answer"; readonly outcome: TaskOutcome } | { readonly kind: "timeout" } | { readonly kind: "cancelled" } | { readonly kind: "no-replica" };
 
@@ -293,12 +298,13 @@ class Query implements Task {
   queueSpan: Task["queueSpan"] = null;
   enqueuedAt = 0;
   attempts = 0;
-  readonly #cache: PredictionCache;
+  /** Null when the model version's answers are not to be stored. */
+  readonly #cache: PredictionCache | null;
   readonly #key: CacheKey;
   readonly #shared: Leader;
   readonly #wait: Wait;
 
-  constructor(cache: PredictionCache, ask: Ask, shared: Leader, wait: Wait) {
+  constructor(cache: PredictionCache | null, ask: Ask, shared: Leader, wait: Wait) {
     this.#cache = cache;
     this.#key = ask.key;
     this.input = ask.input;
@@ -311,7 +317,7 @@ class Query implements Task {
 
   complete(outcome: TaskOutcome): void {
     // Late answers still fill the cache (Clipper semantics).
-    if (outcome.kind === "value") this.#cache.put(this.#key, outcome.output);
+    if (outcome.kind === "value") this.#cache?.put(this.#key, outcome.output);
     this.#shared.settle({ ok: true, value: outcome });
     this.#wait.settle({ kind: "answer", outcome });
   }

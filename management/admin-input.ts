@@ -4,6 +4,7 @@
  * runs them before it starts any process, so a deployment that would be
  * refused at registration is refused before its workers spawn.
  */
+import { DEFAULT_MODEL_POLICY, type ModelPolicy } from "../core/deployment-layout.js";
 import { invalidArgument } from "../core/errors.js";
 import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
 import { BATCH_SIZE, boundsMessage, inBounds, LATENCY_SLO_MICROS } from "../core/limits.js";
@@ -27,6 +28,8 @@ export interface RegisterModelInput {
   containerName: string;
   modelDataPath: string;
   batchSize: number;
+  /** Cache and coalescing (DB 8, not Clipper's fields); both on when absent. */
+  policy?: ModelPolicy;
 }
 
 declare const checked: unique symbol;
@@ -35,7 +38,7 @@ declare const checked: unique symbol;
 export type ValidAppInput = Readonly<Omit<CreateAppInput, "inputType"> & { inputType: InputType }> & { readonly [checked]: true };
 
 /** A model version that passed {@link validateModelInput}, with Clipper's defaults filled in. */
-export type ValidModelInput = Readonly<Omit<ModelRecord, "valid">> & { readonly [checked]: true };
+export type ValidModelInput = Readonly<Omit<ModelRecord, "valid">> & { readonly policy: ModelPolicy; readonly [checked]: true };
 
 /** Characters an app name may not hold: '/' breaks `/<app>/predict`; ',' and ':' break Redis keys. */
 const APP_NAME_FORBIDDEN = /[/,:\s]/;
@@ -72,6 +75,7 @@ export function validateModelInput(input: RegisterModelInput): ValidModelInput {
     containerName: input.containerName === "" ? NO_CONTAINER : input.containerName,
     modelDataPath: input.modelDataPath === "" ? DEPRECATED_DATA_PATH : input.modelDataPath,
     batchSize,
+    policy: input.policy ?? DEFAULT_MODEL_POLICY,
   } as ValidModelInput;
 }
 

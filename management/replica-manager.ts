@@ -8,7 +8,7 @@
  */
 import { hostname } from "node:os";
 import type { CallContext } from "../core/call-context.js";
-import type { DeploymentRecord, WorkerSpecRecord } from "../core/deployment-layout.js";
+import type { DeploymentRecord, ModelPolicy, WorkerSpecRecord } from "../core/deployment-layout.js";
 import { failedPrecondition, notFound, unavailable } from "../core/errors.js";
 import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
 import type { Logger } from "../core/telemetry/logger.js";
@@ -70,6 +70,7 @@ export interface DeployInput {
   inputType: string;
   labels: readonly string[];
   batchSize: number;
+  policy: ModelPolicy;
   replicas: number;
   worker: WorkerSpecRecord;
 }
