@@ -29,7 +29,7 @@ export function decodeAppRead(name: string, replies: readonly unknown[], at: num
   const hash = replies[at] as Record<string, string>;
   if (Object.keys(hash).length === 0) return null;
   const d = decodeApp(name, hash);
-  return d.ok ? { ok: true, value: { ...d.value, linkedModels: [...(replies[at + 1] as string[])].sort() } } : d;
+  return d.ok ? { ...d, value: { ...d.value, linkedModels: [...(replies[at + 1] as string[])].sort() } } : d;
 }
 
 /** Several apps in one snapshot, in the order of `names`; absent ones are null. */

@@ -52,6 +52,12 @@ export const COMMON_OPTIONS = {
     default: String(DEFAULT_STREAM_STALL_MS),
     help: "how long a server stream (PredictStream, WatchWorkers, reflection) may stay blocked on a client that reads nothing, ms; it then ends with RESOURCE_EXHAUSTED",
   },
+  "exit-with-stdin": {
+    kind: "flag",
+    env: "CLIPPER_EXIT_WITH_STDIN",
+    default: "false",
+    help: "exit at once when standard input reaches its end: for a supervisor that keeps a pipe to it open (clipper up), so the server never outlives it, even killed with SIGKILL",
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 /** What a flag's env variable may say, in any case. */

@@ -10,6 +10,7 @@ export type ErrorReason =
   | "INVALID_NAME"
   | "UNKNOWN_INPUT_TYPE"
   | "APP_NOT_FOUND"
+  | "APP_MISCONFIGURED"
   | "APP_EXISTS"
   | "MODEL_NOT_FOUND"
   | "MODEL_EXISTS"

@@ -1,3 +1,4 @@
+import { watchStdinClose } from "./parent-watch.js";
 import type { Logger } from "./telemetry/logger.js";
 
 /** Something started that must be closed on shutdown. */
@@ -17,8 +18,21 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
  * component that can (a server run on its own has no terminal to hang up;
  * `clipper up` starts its children in their own process groups and stops
  * them itself); one that cannot is closed, as before.
+ *
+ * With `exitWithStdin` (--exit-with-stdin), the end of standard input means
+ * the process that started this one is gone (core/parent-watch.ts): it
+ * exits at once, starting or serving, as if killed. Nothing is drained:
+ * the starter is dead, so nobody waits for a clean stop, and a replica
+ * manager's workers keep running for the next management to adopt, as
+ * after a kill -9 of management.
  */
-export async function runUntilSignal(log: Logger, start: () => Promise<Closable>): Promise<void> {
+export async function runUntilSignal(log: Logger, start: () => Promise<Closable>, options: { exitWithStdin?: boolean } = {}): Promise<void> {
+  if (options.exitWithStdin === true) {
+    watchStdinClose(() => {
+      log.warn("standard input closed: the process that started this one is gone; exiting");
+      process.exit(1);
+    });
+  }
   let component: Closable;
   try {
     component = await start();

@@ -7,6 +7,7 @@
  */
 import { undecodable, type Decoded } from "./decoded.js";
 import { parseInputType, type InputType } from "./input-types.js";
+import { BATCH_SIZE, boundsMessage, clampStored, LATENCY_SLO_MICROS } from "./limits.js";
 
 /** Logical databases, one per table (`RedisDBTable`). DB 4 is declared by Clipper but never used. */
 export const DB = {
@@ -113,13 +114,14 @@ export function encodeApp(app: Omit<AppRecord, "name" | "policy">): Record<strin
 export function decodeApp(name: string, h: Record<string, string>): Decoded<AppRecord> {
   const inputType = parseInputType(h.input_type ?? "");
   if (inputType === null) return undecodable(`app '${name}' has invalid input_type '${h.input_type ?? ""}'`);
-  const slo = Number(h.latency_slo_micros);
-  if (h.latency_slo_micros === undefined || !Number.isSafeInteger(slo)) {
-    return undecodable(`app '${name}' has invalid latency_slo_micros '${h.latency_slo_micros ?? ""}'`);
+  const slo = h.latency_slo_micros === undefined ? null : clampStored(Number(h.latency_slo_micros), LATENCY_SLO_MICROS);
+  if (slo === null) {
+    return undecodable(`app '${name}' has invalid latency_slo_micros '${h.latency_slo_micros ?? ""}' (${boundsMessage(LATENCY_SLO_MICROS, h.latency_slo_micros ?? "nothing")})`);
   }
   return {
     ok: true,
-    value: { name, inputType, policy: h.policy ?? DEFAULT_POLICY, defaultOutput: h.default_output ?? "", latencySloMicros: slo },
+    value: { name, inputType, policy: h.policy ?? DEFAULT_POLICY, defaultOutput: h.default_output ?? "", latencySloMicros: slo.value },
+    ...(slo.warning === null ? {} : { warning: `app '${name}': ${slo.warning}` }),
   };
 }
 
@@ -162,11 +164,14 @@ export function decodeModel(key: string, h: Record<string, string>): Decoded<Mod
   const inputType = parseInputType(h.input_type ?? "");
   if (inputType === null) return undecodable(`model '${key}' has invalid input_type '${h.input_type ?? ""}'`);
   // Clipper treats a missing batch_size as adaptive.
-  const batchSize = h.batch_size === undefined ? ADAPTIVE_BATCH_SIZE : Number(h.batch_size);
-  if (!Number.isSafeInteger(batchSize) || (batchSize !== ADAPTIVE_BATCH_SIZE && batchSize < 1)) {
-    return undecodable(`model '${key}' has invalid batch_size '${h.batch_size ?? ""}'`);
+  const stored = h.batch_size === undefined ? ADAPTIVE_BATCH_SIZE : Number(h.batch_size);
+  const batch = stored === ADAPTIVE_BATCH_SIZE ? { value: stored, warning: null } : clampStored(stored, BATCH_SIZE);
+  if (batch === null) {
+    return undecodable(`model '${key}' has invalid batch_size '${h.batch_size ?? ""}' (${boundsMessage(BATCH_SIZE, h.batch_size)}, or -1 for adaptive)`);
   }
+  const batchSize = batch.value;
   return {
+    ...(batch.warning === null ? {} : { warning: `model '${key}': ${batch.warning}` }),
     ok: true,
     value: {
       name,

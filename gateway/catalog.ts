@@ -2,6 +2,15 @@ import { EventEmitter } from "node:events";
 import type { Redis } from "ioredis";
 import { APP_READ_REPLIES, decodeAppRead, decodeModelRead, queueAppRead, readApps, type AppEntry } from "../core/catalog-reads.js";
 import type { Decoded } from "../core/decoded.js";
+import {
+  decodeModelPolicy,
+  DEFAULT_MODEL_POLICY,
+  DEPLOYMENT_DB,
+  MODEL_POLICY_KEYS_PATTERN,
+  MODEL_POLICY_KEYSPACE_PATTERN,
+  policyModelKey,
+  type ModelPolicy,
+} from "../core/deployment-layout.js";
 import type { InputType } from "../core/input-types.js";
 import { ModelVersionMap } from "../core/model-version-map.js";
 import { DbBatch } from "../core/redis-batch.js";
@@ -48,6 +57,9 @@ export interface CatalogEvents {
   modelVersionRemoved: [name: string, version: string];
 }
 
+/** Distinct problems remembered as logged; past it, they may be logged again. */
+const MAX_REPORTED = 1_000;
+
 /** DBs whose changes the gateway follows (3 is written by gateways themselves). */
 const WATCHED_DBS = [DB.MODELS, DB.APPS, DB.CURRENT_VERSIONS, DB.LINKS] as const;
 
@@ -67,6 +79,12 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   #apps = new Map<string, CatalogApp>();
   #models = new ModelVersionMap<CatalogModel>();
   #current = new Map<string, string>();
+  /** Model versions' policies (DB 8), by DB 2 model key; absent means the default. */
+  #policies = new Map<string, ModelPolicy>();
+  /** Apps Redis holds that cannot be served, with why: their callers are told so, not "no such app". */
+  #brokenApps = new Map<string, string>();
+  /** What was already logged about entries in Redis: each problem once, not at every reconcile. */
+  readonly #reported = new Set<string>();
   /** Serializes every update (events and reconciles). */
   #chain: Promise<void> = Promise.resolve();
   #loaded = false;
@@ -90,6 +108,16 @@ export class Catalog extends EventEmitter<CatalogEvents> {
 
   model(name: string, version: string): CatalogModel | undefined {
     return this.#models.get(name, version);
+  }
+
+  /** Cache and coalescing of a model version: both on unless its DB 8 policy turns them off. */
+  policy(name: string, version: string): ModelPolicy {
+    return this.#policies.get(modelKey(name, version)) ?? DEFAULT_MODEL_POLICY;
+  }
+
+  /** Why app `name`, present in Redis, cannot be served; undefined when it can, or does not exist. */
+  brokenApp(name: string): string | undefined {
+    return this.#brokenApps.get(name);
   }
 
   currentVersion(model: string): string | undefined {
@@ -136,7 +164,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
         `could not enable keyspace notifications; set notify-keyspace-events ${NOTIFY_KEYSPACE_EVENTS} on the Redis server, or changes will only be seen on reconnect`,
       );
     }
-    await this.#sub.psubscribe(...WATCHED_DBS.map(keyspacePattern));
+    await this.#sub.psubscribe(...WATCHED_DBS.map(keyspacePattern), MODEL_POLICY_KEYSPACE_PATTERN);
     await this.#reconcile();
   }
 
@@ -156,27 +184,33 @@ export class Catalog extends EventEmitter<CatalogEvents> {
         }
         case DB.MODELS:
           return this.#refreshModel(key, event);
+        case DEPLOYMENT_DB:
+          return this.#refreshPolicy(key);
       }
     });
   }
 
   /** Loads everything, replacing the whole view at once. */
   async #reconcile(): Promise<void> {
-    const [appNames, modelKeys, currentKeys] = await this.#batch()
+    const [appNames, modelKeys, currentKeys, policyKeys] = await this.#batch()
       .keys(DB.APPS, "*")
       .keys(DB.MODELS, "*")
       .keys(DB.CURRENT_VERSIONS, "*")
-      .run() as [string[], string[], string[]];
+      .keys(DEPLOYMENT_DB, MODEL_POLICY_KEYS_PATTERN)
+      .run() as [string[], string[], string[], string[]];
     const batch = this.#batch();
     for (const a of appNames) queueAppRead(batch, a);
     for (const k of modelKeys) batch.hgetall(DB.MODELS, k);
     for (const k of currentKeys) batch.get(DB.CURRENT_VERSIONS, k);
+    for (const k of policyKeys) batch.hgetall(DEPLOYMENT_DB, k);
     const replies = await batch.run();
 
     const apps = new Map<string, CatalogApp>();
+    const broken = new Map<string, string>();
     appNames.forEach((name, i) => {
       const app = this.#catalogApp(name, decodeAppRead(name, replies, APP_READ_REPLIES * i));
-      if (app !== null) apps.set(name, app);
+      if (typeof app === "string") broken.set(name, app);
+      else if (app !== null) apps.set(name, app);
     });
     let at = APP_READ_REPLIES * appNames.length;
     const models = new ModelVersionMap<CatalogModel>();
@@ -191,13 +225,21 @@ export class Catalog extends EventEmitter<CatalogEvents> {
       const v = replies[at++];
       if (name !== null && typeof v === "string" && v !== "") current.set(name, v);
     }
+    const policies = new Map<string, ModelPolicy>();
+    for (const k of policyKeys) {
+      const policy = this.#modelPolicy(k, replies[at++]);
+      const mk = policyModelKey(k);
+      if (policy !== null && mk !== null) policies.set(mk, policy);
+    }
     // Only an explicit invalidation removes a version's replicas. A key that
     // is simply missing (e.g. Redis restarted empty) does not: a replica may
     // serve a model Redis does not list, as in Clipper.
     const gone = [...models.values()].filter((m) => !m.valid && this.#models.get(m.name, m.version)?.valid !== false);
     this.#apps = apps;
+    this.#brokenApps = broken;
     this.#models = models;
     this.#current = current;
+    this.#policies = policies;
     this.#loaded = true;
     await this.#writeStates([...apps.values()]);
     for (const m of gone) this.#versionRemoved(m.name, m.version);
@@ -208,7 +250,9 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     const [read] = await readApps(this.#redis, this.#where, [name]);
     const app = this.#catalogApp(name, read!);
     const before = this.#apps.get(name);
-    if (app === null) {
+    if (typeof app === "string") this.#brokenApps.set(name, app);
+    else this.#brokenApps.delete(name);
+    if (app === null || typeof app === "string") {
       if (before !== undefined) this.#log.info({ app: name }, "app removed");
       this.#apps.delete(name);
       return;
@@ -250,6 +294,30 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     }
   }
 
+  async #refreshPolicy(key: string): Promise<void> {
+    const mk = policyModelKey(key);
+    if (mk === null) return;
+    const [hash] = await this.#batch().hgetall(DEPLOYMENT_DB, key).run();
+    const policy = this.#modelPolicy(key, hash);
+    const before = this.#policies.get(mk);
+    if (policy === null) this.#policies.delete(mk);
+    else this.#policies.set(mk, policy);
+    const now = policy ?? DEFAULT_MODEL_POLICY;
+    if ((before ?? DEFAULT_MODEL_POLICY).cache !== now.cache || (before ?? DEFAULT_MODEL_POLICY).coalesce !== now.coalesce) {
+      this.#log.info({ model: mk, cache: now.cache, coalesce: now.coalesce }, "model policy changed");
+    }
+  }
+
+  /** A policy hash read by `hgetall`; null when there is none (the default applies). */
+  #modelPolicy(key: string, hash: unknown): ModelPolicy | null {
+    const h = hash as Record<string, string>;
+    if (Object.keys(h).length === 0) return null;
+    const d = decodeModelPolicy(key, h);
+    if (!d.ok) return null;
+    if (d.warning !== undefined) this.#reportOnce("model policy in Redis not understood", { key, warning: d.warning });
+    return d.value;
+  }
+
   /** Clipper's cleanup of a version marked invalid: its replicas go (the listeners), then its key. */
   #versionRemoved(name: string, version: string): void {
     this.emit("modelVersionRemoved", name, version);
@@ -268,12 +336,14 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     await batch.run();
   }
 
-  #catalogApp(name: string, read: Decoded<AppEntry> | null): CatalogApp | null {
+  /** The app as served; null when Redis does not hold it; why, when it holds it but it cannot be served. */
+  #catalogApp(name: string, read: Decoded<AppEntry> | null): CatalogApp | string | null {
     if (read === null) return null;
     if (!read.ok) {
-      this.#log.warn({ app: name, error: read.error }, "ignoring malformed app in Redis");
-      return null;
+      this.#reportOnce("ignoring malformed app in Redis", { app: name, error: read.error });
+      return read.error;
     }
+    if (read.warning !== undefined) this.#reportOnce("app in Redis out of range; clamped", { app: name, warning: read.warning });
     const a = read.value;
     return { name, inputType: a.inputType, defaultOutput: a.defaultOutput, latencySloMicros: a.latencySloMicros, linkedModels: a.linkedModels };
   }
@@ -281,11 +351,22 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   #catalogModel(key: string, read: Decoded<ModelRecord> | null): CatalogModel | null {
     if (read === null) return null;
     if (!read.ok) {
-      this.#log.warn({ key, error: read.error }, "ignoring malformed model in Redis");
+      this.#reportOnce("ignoring malformed model in Redis", { key, error: read.error });
       return null;
     }
+    if (read.warning !== undefined) this.#reportOnce("model in Redis out of range; clamped", { key, warning: read.warning });
     const m = read.value;
     return { name: m.name, version: m.version, inputType: m.inputType, batchSize: m.batchSize, valid: m.valid };
+  }
+
+  /** Logs a problem with an entry in Redis the first time it is seen (until many distinct ones were). */
+  #reportOnce(message: string, fields: Record<string, string>): void {
+    const id = `${message}\0${JSON.stringify(fields)}`;
+    if (this.#reported.has(id)) return;
+    // Someone writing ever new garbage must not grow this set without end.
+    if (this.#reported.size >= MAX_REPORTED) this.#reported.clear();
+    this.#reported.add(id);
+    this.#log.warn(fields, message);
   }
 
   #batch(): DbBatch {

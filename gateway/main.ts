@@ -89,7 +89,7 @@ const index = processIndex();
 const log = createLogger("clipper-gateway", c["log-level"]).child(index === null ? {} : { process: index });
 if (index === null && processes > 1) {
   // The primary: it forks the gateway processes and serves nothing itself.
-  await runPrimary(processes, { host: c.host, clipperV3Host: c["clipper-v3-host"] }, log);
+  await runPrimary(processes, { host: c.host, clipperV3Host: c["clipper-v3-host"] }, log, { exitWithStdin: c["exit-with-stdin"] });
 }
 if (warning !== null) log.warn(warning);
 // Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
@@ -134,4 +134,4 @@ await runUntilSignal(log, async () => {
     close: (graceMs) => g.close(graceMs).finally(() => tracing.shutdown()),
     reload: () => Promise.all([reloadAll(log, auth, tls), workerAuth?.reload(log)]).then(() => {}),
   };
-});
+}, { exitWithStdin: c["exit-with-stdin"] });

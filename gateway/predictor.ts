@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { status as Status } from "@grpc/grpc-js";
 import type { Span } from "@opentelemetry/api";
 import type { CallContext } from "../core/call-context.js";
-import { ServingError, invalidArgument, notFound } from "../core/errors.js";
+import { ServingError, failedPrecondition, invalidArgument, notFound } from "../core/errors.js";
 import { InFlight, KeySpace, type CacheKey, type InFlightOutcome, type PredictionCache } from "./cache.js";
 import type { Catalog, CatalogApp } from "./catalog.js";
 import type { Dispatcher } from "./dispatcher.js";
@@ -18,7 +18,7 @@ export const SLO_EXPLANATION = "Failed to retrieve a prediction response within 
 const RETRY_AFTER_SECONDS = 1;
 
 /** What the predictor reads of the catalog. */
-export type AppDirectory = Pick<Catalog, "app" | "model" | "currentVersion">;
+export type AppDirectory = Pick<Catalog, "app" | "brokenApp" | "model" | "currentVersion" | "policy">;
 
 /** The answer to one query. */
 export interface Prediction {
@@ -74,7 +74,11 @@ export class Predictor {
   /** The app and the model version its queries go to; errors for unknown apps and versions. */
   target(appName: string, pinnedVersion: string): Target {
     const app = this.#catalog.app(appName);
-    if (app === undefined) throw notFound("APP_NOT_FOUND", `No application with name '${appName}' exists.`);
+    if (app === undefined) {
+      const broken = this.#catalog.brokenApp(appName);
+      if (broken !== undefined) throw failedPrecondition("APP_MISCONFIGURED", `application '${appName}' cannot be served: ${broken}; fix or re-create it (clipper apps delete / create)`);
+      throw notFound("APP_NOT_FOUND", `No application with name '${appName}' exists.`);
+    }
     const model = app.linkedModels[0];
     if (model === undefined) {
       if (pinnedVersion !== "") throw invalidArgument("MODEL_NOT_FOUND", `application '${appName}' has no linked model, so version '${pinnedVersion}' cannot be used`);
@@ -126,8 +130,10 @@ export class Predictor {
 
     const traceContext = callTraceContext();
     const cacheSpan = startCacheSpan(traceContext, model, version);
+    // The model version's own policy (a stochastic model turns both off).
+    const policy = this.#catalog.policy(model, version);
     const key = target.keys.key(input);
-    const cached = this.#cache.get(key);
+    const cached = policy.cache ? this.#cache.get(key) : undefined;
     if (cached !== undefined) {
       this.#looked(cacheSpan, "hit");
       return prediction(queryId, target, cached, "");
@@ -150,7 +156,7 @@ export class Predictor {
     };
     let ending: Ending;
     for (let lookup = 0; ; lookup++) {
-      const joined = this.#inFlight.join(key);
+      const joined = policy.coalesce ? this.#inFlight.join(key) : ALONE;
       if (lookup === 0) this.#looked(cacheSpan, joined.kind === "follower" ? "coalesced" : "miss");
       if (joined.kind === "leader") {
         ending = await this.#lead(joined, ask);
@@ -173,7 +179,7 @@ export class Predictor {
   async #lead(lead: Leader, ask: Ask): Promise<Ending> {
     const { model, version } = ask.target;
     const wait = new Wait();
-    const query = new Query(this.#cache, ask, lead, wait);
+    const query = new Query(this.#catalog.policy(model, version).cache ? this.#cache : null, ask, lead, wait);
     const queued = this.#dispatcher.enqueue(model, version, query);
     if (queued === "full") {
       lead.settle({ ok: true, value: SHED });
@@ -258,6 +264,9 @@ interface Ask {
 /** A leading caller's hold on its key: what it settles, everyone sharing the input gets. */
 type Leader = { settle(outcome: InFlightOutcome<TaskOutcome>): void };
 
+/** The lead of a query nobody else may share (its model version does not coalesce). */
+const ALONE = { kind: "leader", settle: () => {} } as const satisfies Leader & { kind: "leader" };
+
 /** How one caller's wait ended. */
 type Ending = { readonly kind: "answer"; readonly outcome: TaskOutcome } | { readonly kind: "timeout" } | { readonly kind: "cancelled" } | { readonly kind: "no-replica" };
 
@@ -289,12 +298,13 @@ class Query implements Task {
   queueSpan: Task["queueSpan"] = null;
   enqueuedAt = 0;
   attempts = 0;
-  readonly #cache: PredictionCache;
+  /** Null when the model version's answers are not to be stored. */
+  readonly #cache: PredictionCache | null;
   readonly #key: CacheKey;
   readonly #shared: Leader;
   readonly #wait: Wait;
 
-  constructor(cache: PredictionCache, ask: Ask, shared: Leader, wait: Wait) {
+  constructor(cache: PredictionCache | null, ask: Ask, shared: Leader, wait: Wait) {
     this.#cache = cache;
     this.#key = ask.key;
     this.input = ask.input;
@@ -307,7 +317,7 @@ class Query implements Task {
 
   complete(outcome: TaskOutcome): void {
     // Late answers still fill the cache (Clipper semantics).
-    if (outcome.kind === "value") this.#cache.put(this.#key, outcome.output);
+    if (outcome.kind === "value") this.#cache?.put(this.#key, outcome.output);
     this.#shared.settle({ ok: true, value: outcome });
     this.#wait.settle({ kind: "answer", outcome });
   }

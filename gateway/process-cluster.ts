@@ -14,6 +14,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { availableParallelism } from "node:os";
 import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE, formatEndpointsLine, GATEWAY_RPC_ENDPOINTS } from "../core/ports-line.js";
+import { watchStdinClose } from "../core/parent-watch.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { serveClusterMetrics } from "./cluster-metrics.js";
 
@@ -57,7 +58,7 @@ export function reportPorts(ports: ProcessPorts): void {
 }
 
 /** Runs the primary until a signal stops every process; never returns. */
-export async function runPrimary(count: number, hosts: { host: string; clipperV3Host: string }, log: Logger): Promise<never> {
+export async function runPrimary(count: number, hosts: { host: string; clipperV3Host: string }, log: Logger, options: { exitWithStdin?: boolean } = {}): Promise<never> {
   serveClusterMetrics();
   const byIndex = new Map<number, Worker>();
   const ports = new Map<number, ProcessPorts>();
@@ -123,6 +124,15 @@ export async function runPrimary(count: number, hosts: { host: string; clipperV3
   process.on("SIGHUP", () => {
     for (const w of byIndex.values()) w.process.kill("SIGHUP");
   });
+  if (options.exitWithStdin === true) {
+    // The starter is gone (--exit-with-stdin, core/parent-watch.ts): stop at once, taking the processes along.
+    watchStdinClose(() => {
+      log.warn("standard input closed: the process that started this one is gone; exiting");
+      stopping = true;
+      for (const w of byIndex.values()) w.process.kill("SIGKILL");
+      process.exit(1);
+    });
+  }
   for (let i = 0; i < count; i++) fork(i);
   return new Promise<never>(() => {});
 }

@@ -4,8 +4,10 @@
  * runs them before it starts any process, so a deployment that would be
  * refused at registration is refused before its workers spawn.
  */
+import { DEFAULT_MODEL_POLICY, type ModelPolicy } from "../core/deployment-layout.js";
 import { invalidArgument } from "../core/errors.js";
 import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
+import { BATCH_SIZE, boundsMessage, inBounds, LATENCY_SLO_MICROS } from "../core/limits.js";
 import { hasKeySeparator } from "../core/names.js";
 import { ADAPTIVE_BATCH_SIZE, DEPRECATED_DATA_PATH, NO_CONTAINER, type ModelRecord } from "../core/redis-layout.js";
 
@@ -26,6 +28,8 @@ export interface RegisterModelInput {
   containerName: string;
   modelDataPath: string;
   batchSize: number;
+  /** Cache and coalescing (DB 8, not Clipper's fields); both on when absent. */
+  policy?: ModelPolicy;
 }
 
 declare const checked: unique symbol;
@@ -34,7 +38,7 @@ declare const checked: unique symbol;
 export type ValidAppInput = Readonly<Omit<CreateAppInput, "inputType"> & { inputType: InputType }> & { readonly [checked]: true };
 
 /** A model version that passed {@link validateModelInput}, with Clipper's defaults filled in. */
-export type ValidModelInput = Readonly<Omit<ModelRecord, "valid">> & { readonly [checked]: true };
+export type ValidModelInput = Readonly<Omit<ModelRecord, "valid">> & { readonly policy: ModelPolicy; readonly [checked]: true };
 
 /** Characters an app name may not hold: '/' breaks `/<app>/predict`; ',' and ':' break Redis keys. */
 const APP_NAME_FORBIDDEN = /[/,:\s]/;
@@ -46,8 +50,8 @@ export function validateAppInput(input: CreateAppInput): ValidAppInput {
     throw invalidArgument("INVALID_NAME", `Invalid application name supplied: ${input.name}. It may not contain '/', ',', ':' or white space`);
   }
   const inputType = requireInputType(input.inputType);
-  if (!Number.isSafeInteger(input.latencySloMicros) || input.latencySloMicros <= 0) {
-    throw invalidArgument("INVALID_REQUEST", `latency_slo_micros must be a positive whole number of microseconds, got ${input.latencySloMicros}`);
+  if (!inBounds(input.latencySloMicros, LATENCY_SLO_MICROS)) {
+    throw invalidArgument("INVALID_REQUEST", `${boundsMessage(LATENCY_SLO_MICROS, input.latencySloMicros)} (microseconds; at most 30 minutes)`);
   }
   return { ...input, inputType } as ValidAppInput;
 }
@@ -62,6 +66,7 @@ export function validateModelInput(input: RegisterModelInput): ValidModelInput {
   if (!Number.isSafeInteger(batchSize) || (batchSize !== ADAPTIVE_BATCH_SIZE && batchSize < 1)) {
     throw invalidArgument("INVALID_REQUEST", "The batch size must be positive or DEFAULT_BATCH_SIZE, which is -1");
   }
+  if (batchSize !== ADAPTIVE_BATCH_SIZE && !inBounds(batchSize, BATCH_SIZE)) throw invalidArgument("INVALID_REQUEST", boundsMessage(BATCH_SIZE, batchSize));
   return {
     name: input.name,
     version: input.version,
@@ -70,6 +75,7 @@ export function validateModelInput(input: RegisterModelInput): ValidModelInput {
     containerName: input.containerName === "" ? NO_CONTAINER : input.containerName,
     modelDataPath: input.modelDataPath === "" ? DEPRECATED_DATA_PATH : input.modelDataPath,
     batchSize,
+    policy: input.policy ?? DEFAULT_MODEL_POLICY,
   } as ValidModelInput;
 }
 

@@ -33,6 +33,7 @@ import {
   type ModelRecord,
 } from "../core/redis-layout.js";
 import { storeError } from "../core/redis-client.js";
+import { decodeModelPolicy, DEFAULT_MODEL_POLICY, DEPLOYMENT_DB, encodeModelPolicy, modelPolicyKey, type ModelPolicy } from "../core/deployment-layout.js";
 import { DbBatch } from "../core/redis-batch.js";
 import { scanKeys } from "../core/redis-scan.js";
 import { validateAppInput, validateModelInput, type CreateAppInput, type RegisterModelInput, type ValidModelInput } from "./admin-input.js";
@@ -40,9 +41,10 @@ import { validateAppInput, validateModelInput, type CreateAppInput, type Registe
 /** An application with its links, as the Admin API reports it. */
 export type AppView = AppEntry;
 
-/** A model version with its "current" flag. */
+/** A model version with its "current" flag and its policy (DB 8). */
 export interface ModelView extends ModelRecord {
   isCurrentVersion: boolean;
+  policy: ModelPolicy;
 }
 
 // Atomic check-and-write steps. Each SELECTs its own DBs; SELECT inside a
@@ -62,10 +64,16 @@ redis.call('DEL', KEYS[2])
 redis.call('SELECT', ${DB.STATE})
 redis.call('DEL', KEYS[3])
 return 1`;
+// The policy is written before the model hash, so a gateway learns it
+// (keyspace events arrive in order) before it can route to the version.
 const ADD_MODEL = `
 redis.call('SELECT', ${DB.MODELS})
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HMSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SELECT', ${DEPLOYMENT_DB})
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[3], 'cache', ARGV[2], 'coalesce', ARGV[3])
+redis.call('SELECT', ${DB.MODELS})
+redis.call('HMSET', KEYS[1], unpack(ARGV, 4))
 redis.call('SELECT', ${DB.CURRENT_VERSIONS})
 redis.call('SET', KEYS[2], ARGV[1])
 return 1`;
@@ -204,24 +212,31 @@ export class AdminStore {
       throw alreadyExists("MODEL_EXISTS", `model with name '${input.name}' and version '${input.version}' already exists`);
     }
     await this.checkLinkedAppsAccept(input.name, input.inputType);
-    const { name, version, inputType, labels, containerName, modelDataPath, batchSize } = input;
+    const { name, version, inputType, labels, containerName, modelDataPath, batchSize, policy } = input;
     const record = { name, version, inputType, labels: [...labels], containerName, modelDataPath, batchSize };
-    const added = await this.#eval(ADD_MODEL, [modelKey(input.name, input.version), currentVersionKey(input.name)], [
-      input.version,
+    const p = encodeModelPolicy(policy);
+    const added = await this.#eval(ADD_MODEL, [modelKey(name, version), currentVersionKey(name), modelPolicyKey(name, version)], [
+      version,
+      p.cache!,
+      p.coalesce!,
       ...Object.entries(encodeModel(record)).flat(),
     ]);
     if (added === 0) {
       throw alreadyExists("MODEL_EXISTS", `model with name '${input.name}' and version '${input.version}' already exists`);
     }
-    return { ...record, valid: true, isCurrentVersion: true };
+    return { ...record, valid: true, isCurrentVersion: true, policy };
   }
 
   /** One model version, or null when it does not exist. */
   async getModel(name: string, version: string): Promise<ModelView | null> {
     const key = modelKey(name, version);
-    const [hash, current] = await this.#batch().hgetall(DB.MODELS, key).get(DB.CURRENT_VERSIONS, currentVersionKey(name)).run();
+    const [hash, current, policy] = await this.#batch()
+      .hgetall(DB.MODELS, key)
+      .get(DB.CURRENT_VERSIONS, currentVersionKey(name))
+      .hgetall(DEPLOYMENT_DB, modelPolicyKey(name, version))
+      .run();
     const model = decodeModelRead(key, hash);
-    return model === null ? null : { ...must(model), isCurrentVersion: current === version };
+    return model === null ? null : { ...must(model), isCurrentVersion: current === version, policy: readPolicy(name, version, policy) };
   }
 
   async requireModel(name: string, version: string): Promise<ModelView> {
@@ -236,13 +251,19 @@ export class AdminStore {
     const sorted = (keys as string[]).filter((k) => parseModelKey(k) !== null).sort(compareModelKeys);
     if (sorted.length === 0) return [];
     const batch = this.#batch();
-    for (const k of sorted) batch.hgetall(DB.MODELS, k).get(DB.CURRENT_VERSIONS, currentVersionKey(parseModelKey(k)!.name));
+    for (const k of sorted) {
+      const { name: n, version: v } = parseModelKey(k)!;
+      batch.hgetall(DB.MODELS, k).get(DB.CURRENT_VERSIONS, currentVersionKey(n)).hgetall(DEPLOYMENT_DB, modelPolicyKey(n, v));
+    }
     const replies = await batch.run();
     const models: ModelView[] = [];
     sorted.forEach((k, i) => {
-      const decoded = decodeModelRead(k, replies[2 * i]);
+      const decoded = decodeModelRead(k, replies[3 * i]);
       // A malformed entry written by another tool must not hide the others.
-      if (decoded?.ok === true) models.push({ ...decoded.value, isCurrentVersion: replies[2 * i + 1] === decoded.value.version });
+      if (decoded?.ok === true) {
+        const { name: n, version: v } = decoded.value;
+        models.push({ ...decoded.value, isCurrentVersion: replies[3 * i + 1] === v, policy: readPolicy(n, v, replies[3 * i + 2]) });
+      }
     });
     return models;
   }
@@ -275,6 +296,8 @@ export class AdminStore {
     if (outcome === 2) {
       throw failedPrecondition("MODEL_INVALID", `model with name '${name}' and version '${version}' is already marked as 'invalid'`);
     }
+    // The policy goes with the version (a version registered again later brings its own).
+    await this.#batch().del(DEPLOYMENT_DB, modelPolicyKey(name, version)).run();
   }
 
   /** Names of the models linked to an app; NOT_FOUND for an unknown app. */
@@ -389,4 +412,12 @@ function compareModelKeys(a: string, b: string): number {
   const pa = parseModelKey(a)!;
   const pb = parseModelKey(b)!;
   return pa.name.localeCompare(pb.name) || pa.version.localeCompare(pb.version, undefined, { numeric: true });
+}
+
+/** A version's policy from its DB 8 hash: the default when there is none (registered by Clipper, or before policies). */
+function readPolicy(name: string, version: string, hash: unknown): ModelPolicy {
+  const h = (hash ?? {}) as Record<string, string>;
+  if (Object.keys(h).length === 0) return DEFAULT_MODEL_POLICY;
+  const d = decodeModelPolicy(modelPolicyKey(name, version), h);
+  return d.ok ? d.value : DEFAULT_MODEL_POLICY;
 }

@@ -31,24 +31,33 @@ export class DeploymentStore {
     this.#processesKey = workerProcessesKey(host);
   }
 
-  /** Every stored deployment; malformed entries (written by another tool) are skipped and reported. */
-  async list(): Promise<{ deployments: DeploymentRecord[]; malformed: string[] }> {
+  /**
+   * Every stored deployment; malformed entries (written by another tool)
+   * are skipped and reported, and out-of-range numbers are clamped and
+   * reported (core/limits.ts).
+   */
+  async list(): Promise<{ deployments: DeploymentRecord[]; malformed: string[]; corrected: string[] }> {
     const [keys] = await this.#batch().keys(DEPLOYMENT_DB, DEPLOYMENT_KEYS_PATTERN).run();
     const sorted = (keys as string[]).sort();
-    if (sorted.length === 0) return { deployments: [], malformed: [] };
+    if (sorted.length === 0) return { deployments: [], malformed: [], corrected: [] };
     const batch = this.#batch();
     for (const k of sorted) batch.hgetall(DEPLOYMENT_DB, k);
     const replies = await batch.run();
     const deployments: DeploymentRecord[] = [];
     const malformed: string[] = [];
+    const corrected: string[] = [];
     sorted.forEach((k, i) => {
       const hash = replies[i] as Record<string, string>;
       if (Object.keys(hash).length === 0) return;
       const d = decodeDeployment(k, hash);
-      if (d.ok) deployments.push(d.value);
-      else malformed.push(d.error);
+      if (!d.ok) {
+        malformed.push(d.error);
+        return;
+      }
+      deployments.push(d.value);
+      if (d.warning !== undefined) corrected.push(d.warning);
     });
-    return { deployments, malformed };
+    return { deployments, malformed, corrected };
   }
 
   async save(d: DeploymentRecord): Promise<void> {

@@ -119,7 +119,7 @@ await runUntilSignal(log, async () => {
   // One plain line for people and scripts; the JSON log has the same facts.
   process.stdout.write(`${MANAGEMENT_PORTS_LINE.format({ grpc: { host: c.host, port: m.grpcPort }, http: { host: c.host, port: m.httpPort } })}\n`);
   return { close: (graceMs) => m.close(graceMs).finally(() => tracing.shutdown()), reload: () => reloadAll(log, auth, tls) };
-});
+}, { exitWithStdin: c["exit-with-stdin"] });
 
 /** "a, b,,c" → ["a", "b", "c"]. */
 function commaList(text: string): string[] {

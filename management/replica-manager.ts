@@ -9,7 +9,7 @@
 import { hostname } from "node:os";
 import type { GatewayAccess } from "./gateway-access.js";
 import type { CallContext } from "../core/call-context.js";
-import type { DeploymentRecord, WorkerSpecRecord } from "../core/deployment-layout.js";
+import type { DeploymentRecord, ModelPolicy, WorkerSpecRecord } from "../core/deployment-layout.js";
 import { failedPrecondition, notFound, unavailable } from "../core/errors.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { validateModelInput } from "./admin-input.js";
@@ -70,6 +70,7 @@ export interface DeployInput {
   inputType: string;
   labels: readonly string[];
   batchSize: number;
+  policy: ModelPolicy;
   replicas: number;
   worker: WorkerSpecRecord;
 }

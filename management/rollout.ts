@@ -57,6 +57,13 @@ export class Rollout {
       throw failedPrecondition("INPUT_TYPE_MISMATCH", `version '${version}' of model '${name}' is registered with input type '${existing.inputType}', not '${inputType}'`);
     }
     if (existing !== null && !existing.valid) throw failedPrecondition("MODEL_INVALID", `version '${version}' of model '${name}' was deleted`);
+    if (existing !== null && (existing.policy.cache !== input.policy.cache || existing.policy.coalesce !== input.policy.coalesce)) {
+      const said = (p: { cache: boolean; coalesce: boolean }) => `cache ${p.cache ? "on" : "off"}, coalescing ${p.coalesce ? "on" : "off"}`;
+      throw failedPrecondition(
+        "INVALID_REQUEST",
+        `version '${version}' of model '${name}' is registered with ${said(existing.policy)}, not ${said(input.policy)}; a version keeps the policy it was registered with: deploy a new version`,
+      );
+    }
     await this.#store.checkLinkedAppsAccept(name, inputType);
     const before = this.#supervisor.get(name, version);
     if (before !== undefined && before.record.replicas > 0 && JSON.stringify(before.record.worker) !== JSON.stringify(worker)) {

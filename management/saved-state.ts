@@ -32,8 +32,9 @@ export async function loadSavedState(
   stop: (p: WorkerProcess) => Promise<void>,
   refuse: (d: DeploymentRecord) => Promise<ServingError | null>,
 ): Promise<SavedState> {
-  const [{ deployments: all, malformed }, records] = await Promise.all([state.list(), state.processes()]);
+  const [{ deployments: all, malformed, corrected }, records] = await Promise.all([state.list(), state.processes()]);
   for (const error of malformed) log.warn({ error }, "skipping malformed deployment in Redis");
+  for (const warning of corrected) log.warn({ warning }, "deployment in Redis out of range; clamped");
   const deployments: DeploymentRecord[] = [];
   for (const d of all) {
     const refusal = await refuse(d);

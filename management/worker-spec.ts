@@ -9,13 +9,14 @@ import { fileURLToPath } from "node:url";
 import { invalidArgument } from "../core/errors.js";
 import type { DeploymentRecord, WorkerSpecRecord } from "../core/deployment-layout.js";
 import type { GatewayAccess } from "./gateway-access.js";
+import { boundsMessage, inBounds, REPLICAS, WORKER_CONCURRENCY, WORKER_MAX_BATCH_SIZE } from "../core/limits.js";
 import type { ProcessCommand } from "./worker-process.js";
 
 /** clipper-worker's entry point, run with this Node for `module` workers. */
 const WORKER_BIN = fileURLToPath(new URL("../bin/clipper-worker.js", import.meta.url));
 
-/** Most replicas of one version on one machine: a typo such as 1000 must not fork-bomb the host. */
-const MAX_REPLICAS = 64;
+/** Most replicas of one version on one machine (core/limits.ts). */
+const MAX_REPLICAS = REPLICAS.max;
 
 /**
  * The process of a deployment: clipper-worker with its module, or the
@@ -61,6 +62,9 @@ export async function checkWorker(w: WorkerSpecRecord): Promise<void> {
   const hasCommand = w.command.length > 0;
   if (hasModule === hasCommand) throw invalidArgument("INVALID_REQUEST", "give exactly one of worker.module (a model module) and worker.command (a worker program)");
   if (hasCommand && w.command[0] === "") throw invalidArgument("INVALID_REQUEST", "worker.command must start with the program to run");
+  for (const [n, b] of [[w.concurrency, WORKER_CONCURRENCY], [w.maxBatchSize, WORKER_MAX_BATCH_SIZE]] as const) {
+    if (!inBounds(n, b)) throw invalidArgument("INVALID_REQUEST", boundsMessage(b, n));
+  }
   if (hasModule) {
     if (!isAbsolute(w.module)) throw invalidArgument("INVALID_REQUEST", `worker.module must be an absolute path on the management host, got '${w.module}'`);
     const s = await stat(w.module).catch(() => null);

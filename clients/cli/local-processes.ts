@@ -5,10 +5,17 @@
  * SIGKILL to the whole group after a grace period. Every process started
  * carries a session marker in its environment, so anything left over (a
  * worker a killed management could not stop) is found and ended.
+ *
+ * None outlives `clipper up` even when it is killed outright (kill -9), when
+ * no stop runs: our servers get a pipe as standard input that only this
+ * process holds, and exit when it closes (--exit-with-stdin,
+ * core/parent-watch.ts); a program we did not write (redis-server) is
+ * started through util-linux `setpriv --pdeathsig KILL`, so the kernel kills
+ * it when this process dies.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { signalGroup } from "../../core/process-group.js";
 
 /** Env variable holding the session marker of one `clipper up`. */
@@ -26,14 +33,23 @@ export class LocalProcess {
   exit: string | null = null;
   readonly exited: Promise<string>;
 
-  constructor(name: string, argv: readonly [string, ...string[]], options: { env: NodeJS.ProcessEnv; cwd: string; logPath: string }) {
+  /**
+   * `stdinPipe`: give it a pipe as standard input, held open by this
+   * process only (for a server started with --exit-with-stdin).
+   */
+  constructor(name: string, argv: readonly [string, ...string[]], options: { env: NodeJS.ProcessEnv; cwd: string; logPath: string; stdinPipe?: boolean }) {
     this.name = name;
     this.logPath = options.logPath;
     const fd = openSync(options.logPath, "a");
     this.#logStart = statSync(options.logPath).size;
     const [file, ...args] = argv;
-    this.child = spawn(file, args, { cwd: options.cwd, env: options.env, detached: true, stdio: ["ignore", fd, fd] });
+    this.child = spawn(file, args, { cwd: options.cwd, env: options.env, detached: true, stdio: [options.stdinPipe === true ? "pipe" : "ignore", fd, fd] });
     closeSync(fd);
+    if (this.child.stdin !== null) {
+      // Never written: it only has to stay open while this process lives, without keeping it alive.
+      this.child.stdin.on("error", () => {});
+      (this.child.stdin as Socket).unref();
+    }
     this.exited = new Promise((resolve) => {
       this.child.once("error", (err) => resolve((this.exit ??= `could not start: ${err.message}`)));
       this.child.once("exit", (code, signal) => resolve((this.exit ??= signal !== null ? `killed by ${signal}` : `exit code ${code ?? "?"}`)));
@@ -84,6 +100,22 @@ export class LocalProcess {
   }
 }
 
+/** Path of util-linux `setpriv`, or null (not Linux, or not installed); looked up once. */
+let setprivPath: string | null | undefined;
+
+/**
+ * `argv` run so that the kernel SIGKILLs it when this process dies
+ * (Linux's parent-death signal, through `setpriv --pdeathsig KILL`, which
+ * then execs the program: same pid). Where setpriv is missing, `argv` as it
+ * is, and whether it was wrapped.
+ */
+export function diesWithParent(argv: readonly [string, ...string[]]): { argv: [string, ...string[]]; wrapped: boolean } {
+  if (setprivPath === undefined) {
+    const found = process.platform === "linux" ? spawnSync("sh", ["-c", "command -v setpriv"], { encoding: "utf8" }) : null;
+    setprivPath = found !== null && found.status === 0 && found.stdout.trim() !== "" ? found.stdout.trim() : null;
+  }
+  return setprivPath === null ? { argv: [...argv], wrapped: false } : { argv: [setprivPath, "--pdeathsig", "KILL", ...argv], wrapped: true };
+}
 
 /**
  * Pids of live processes whose environment holds `SESSION_ENV=session`

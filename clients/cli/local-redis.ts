@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { accessSync, chmodSync, constants, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { Socket } from "node:net";
 import { delimiter, join } from "node:path";
-import { LocalProcess } from "./local-processes.js";
+import { diesWithParent, LocalProcess } from "./local-processes.js";
 
 /** Longest wait for redis-server to answer PING, in ms. */
 const READY_TIMEOUT_MS = 15_000;
@@ -63,11 +63,10 @@ export async function startRedis(
   const config = join(dir, "redis.conf");
   writeFileSync(config, `requirepass ${password}\n`, { mode: 0o600 });
   chmodSync(config, 0o600);
-  const proc = new LocalProcess(
-    "redis-server",
-    [binary, config, "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--save", "", "--daemonize", "no", "--logfile", ""],
-    { env, cwd: dir, logPath },
-  );
+  // Killed with `clipper up` (kill -9 included): a leftover would hold the port and the data directory.
+  // SIGKILL loses nothing acknowledged: Redis writes the append-only file before it answers.
+  const { argv } = diesWithParent([binary, config, "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--save", "", "--daemonize", "no", "--logfile", ""]);
+  const proc = new LocalProcess("redis-server", argv, { env, cwd: dir, logPath });
   const end = Date.now() + READY_TIMEOUT_MS;
   while (!(await ping(port, "127.0.0.1", password))) {
     if (proc.exit !== null) throw new Error(`redis-server ${proc.exit}; its log (${logPath}) ends with:\n${proc.tail()}`);

@@ -4,7 +4,8 @@
  * management with its replica manager, and the demo (app `demo`, doubles,
  * linked to model `sum`); prints the endpoints and example calls; shows a
  * live status line on a terminal; and on Ctrl-C / SIGTERM stops everything
- * it started, in order, leaving no process behind.
+ * it started, in order, leaving no process behind; killed outright (kill -9),
+ * it still leaves none of its servers (local-processes.ts).
  */
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -39,6 +40,13 @@ const MANAGEMENT_GRACE_MS = 15_000;
 const SERVER_GRACE_MS = 10_000;
 /** Live status refresh, in ms. */
 const STATUS_EVERY_MS = 1_000;
+
+/**
+ * The servers exit when their standard input, a pipe only this process
+ * holds, closes: when `clipper up` dies, by any signal (local-processes.ts).
+ * Management's workers stay, for the next management to adopt.
+ */
+const PARENT_WATCH = ["--exit-with-stdin"];
 
 /** Port flags: flag → [env variable, default, what it is]. */
 const PORTS = {
@@ -204,9 +212,9 @@ async function up({ values, out }: CommandContext): Promise<number> {
         "--processes", String(gatewayProcesses),
         "--curve-secret-key", keys.gatewaySecretKey, "--worker-keys", keys.workerKeys,
         "--clipper-v3-port", String(s.ports["clipper-v3-port"]), "--clipper-v3-host", "127.0.0.1",
-        ...auth,
+        ...auth, ...PARENT_WATCH,
       ]),
-      { env: serverEnv, cwd: ROOT, logPath: join(logs, "gateway.log") },
+      { env: serverEnv, cwd: ROOT, logPath: join(logs, "gateway.log"), stdinPipe: true },
     );
     started.push(gateway);
     const g = GATEWAY_PORTS_LINE.read(await gateway.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS));
@@ -226,10 +234,10 @@ async function up({ values, out }: CommandContext): Promise<number> {
         "--worker-curve-secret-key", keys.workerSecretKey, "--gateway-public-key", keys.gatewayPublicKey,
         // `clipper models deploy … -- COMMAND` runs Clipper containers on this machine.
         "--allow-worker-commands",
-        ...auth,
+        ...auth, ...PARENT_WATCH,
       ]),
       // Workers carry the session marker too, so a stop finds whatever this session started.
-      { env: { ...serverEnv, CLIPPER_WORKER_INHERIT_ENV: [env.CLIPPER_WORKER_INHERIT_ENV ?? "", SESSION_ENV].filter((n) => n !== "").join(",") }, cwd: ROOT, logPath: join(logs, "management.log") },
+      { env: { ...serverEnv, CLIPPER_WORKER_INHERIT_ENV: [env.CLIPPER_WORKER_INHERIT_ENV ?? "", SESSION_ENV].filter((n) => n !== "").join(",") }, cwd: ROOT, logPath: join(logs, "management.log"), stdinPipe: true },
     );
     started.push(management);
     const m = MANAGEMENT_PORTS_LINE.read(await management.waitFor(MANAGEMENT_PORTS_LINE.pattern, START_TIMEOUT_MS));

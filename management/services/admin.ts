@@ -76,7 +76,9 @@ export function adminBinding(store: AdminStore, manager: ReplicaManager | null =
       },
       registerModel: async (req: RegisterModelRequest): Promise<RegisterModelResponse> => ({
         // proto3 cannot tell 0 from unset: 0 means adaptive here.
-        model: toModel(await store.registerModel({ ...req, batchSize: req.batchSize === 0 ? ADAPTIVE_BATCH_SIZE : req.batchSize })),
+        model: toModel(
+          await store.registerModel({ ...req, batchSize: req.batchSize === 0 ? ADAPTIVE_BATCH_SIZE : req.batchSize, policy: { cache: !req.noCache, coalesce: !req.noCoalesce } }),
+        ),
       }),
       getModel: async (req: GetModelRequest): Promise<GetModelResponse> => ({
         model: toModel(await store.requireModel(req.name, req.version)),
@@ -127,6 +129,7 @@ export function adminBinding(store: AdminStore, manager: ReplicaManager | null =
             inputType: req.inputType,
             labels: req.labels,
             batchSize: req.batchSize === 0 ? ADAPTIVE_BATCH_SIZE : req.batchSize,
+            policy: { cache: !req.noCache, coalesce: !req.noCoalesce },
             replicas: req.numReplicas,
             worker: {
               module: w?.module ?? "",
@@ -178,6 +181,8 @@ function toModel(m: ModelView): Model {
     batchSize: m.batchSize,
     isCurrentVersion: m.isCurrentVersion,
     valid: m.valid,
+    noCache: !m.policy.cache,
+    noCoalesce: !m.policy.coalesce,
   };
 }
 

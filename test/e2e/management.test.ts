@@ -274,7 +274,7 @@ test.serial("every Admin method over gRPC", async (t) => {
   t.deepEqual((await ok("createApp", { name: "g1", inputType: "d", defaultOutput: "0", latencySloMicros: 5000 })).app.inputType, "doubles");
   t.is((await ok("registerModel", { name: "m", version: "1", inputType: "double", labels: [], containerName: "", modelDataPath: "", batchSize: 0 })).model.batchSize, -1);
   t.deepEqual((await ok("getModel", { name: "m", version: "1" })).model, {
-    name: "m", version: "1", inputType: "doubles", labels: [], containerName: "NO_CONTAINER", modelDataPath: "DEPRECATED", batchSize: -1, isCurrentVersion: true, valid: true,
+    name: "m", version: "1", inputType: "doubles", labels: [], containerName: "NO_CONTAINER", modelDataPath: "DEPRECATED", batchSize: -1, isCurrentVersion: true, valid: true, noCache: false, noCoalesce: false,
   });
   await ok("registerModel", { name: "m", version: "2", inputType: "doubles", labels: ["x"], containerName: "img", modelDataPath: "p", batchSize: 4 });
   t.deepEqual((await ok("listModels", { name: "m" })).models.map((m: any) => [m.version, m.isCurrentVersion]), [["1", false], ["2", true]]);

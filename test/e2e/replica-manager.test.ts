@@ -118,6 +118,23 @@ test.serial("errors: unmanaged versions, bad workers, bad counts", async (t) => 
   t.is(await deploy({ module: SUM }, { inputType: "strings", name: "adder-model", version: "9" }), status.FAILED_PRECONDITION, "linked app takes doubles");
 });
 
+test.serial("deploy --no-cache --no-coalesce registers the version with that policy; a redeploy must not change it", async (t) => {
+  const spec = { name: "draws", version: "1", inputType: "doubles", numReplicas: 1, worker: { module: SUM } };
+  const res = await stack.admin.deployModel({ ...spec, noCache: true, noCoalesce: true });
+  t.like(res.model, { noCache: true, noCoalesce: true });
+  const db = await redisDb(stack.redis.url, 8);
+  t.deepEqual(await db.hgetall("clipper-ts:model-policy:draws:1"), { cache: "off", coalesce: "off" });
+  db.disconnect();
+  const err = await stack.admin.deployModel(spec).then(() => null, (e: unknown) => e);
+  t.true(isServiceError(err));
+  if (isServiceError(err)) {
+    t.is(err.code, status.FAILED_PRECONDITION);
+    t.regex(err.details, /registered with cache off, coalescing off, not cache on, coalescing on/);
+  }
+  t.like((await stack.admin.deployModel({ ...spec, noCache: true, noCoalesce: true })).model, { noCache: true }, "the same policy redeploys");
+  await stack.admin.deleteModelVersion({ name: "draws", version: "1" });
+});
+
 test.serial("a version whose workers keep crashing is not switched to", async (t) => {
   const res = stack.admin.deployModel(
     { name: "adder-model", version: "broken", inputType: "doubles", numReplicas: 1, worker: { command: [process.execPath, "-e", "process.exit(3)"] } },

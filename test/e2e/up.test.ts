@@ -1,16 +1,16 @@
 import test from "ava";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
-import { createAdminClient, createPredictClient } from "../../clients/client.js";
 import { HeartbeatClient, type ListWorkersResponse } from "../../gen/clipper/v1/heartbeat.js";
+import { createAdminClient, createHeartbeatClient, createPredictClient } from "../../clients/client.js";
 import { portProblem } from "../../clients/cli/local-processes.js";
 import { freePort } from "../helpers/ports.js";
-import { spawnBin, type Proc } from "../helpers/processes.js";
+import { eventually, spawnBin, type Proc } from "../helpers/processes.js";
 import { processesWithEnv } from "../helpers/managed-stack.js";
 
 /** Longest wait for `clipper up` to have the demo serving, in ms. */
@@ -18,8 +18,17 @@ const UP_TIMEOUT_MS = 90_000;
 
 const dirs: string[] = [];
 const procs: Proc[] = [];
+const markers: string[] = [];
 test.after.always(async () => {
   for (const p of procs) await p.stop("SIGKILL");
+  // Workers of a failed test outlive clipper up by design (adoption): never let them outlive the file.
+  for (const pid of markers.flatMap((m) => processesWithEnv(`CLIPPER_TEST_MARKER=${m}`))) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
   if (process.env.KEEPDIRS) return;
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
@@ -35,9 +44,9 @@ async function ports(): Promise<Record<string, number>> {
   };
 }
 
-function up(p: Record<string, number>, marker: string, extra: string[] = []): Proc {
-  const dir = mkdtempSync(join(tmpdir(), "clipper-up-"));
-  dirs.push(dir);
+function up(p: Record<string, number>, marker: string, extra: string[] = [], dir = mkdtempSync(join(tmpdir(), "clipper-up-"))): Proc {
+  if (!dirs.includes(dir)) dirs.push(dir);
+  markers.push(marker);
   const args = ["up", "--data-dir", dir, ...Object.entries(p).flatMap(([k, v]) => [`--${k}`, String(v)]), ...extra];
   // Management passes the marker on to the demo worker only when asked to (it gives workers an allow-listed environment).
   const proc = spawnBin("clipper", args, { CLIPPER_TEST_MARKER: marker, CLIPPER_LOG_LEVEL: "warn", CLIPPER_WORKER_INHERIT_ENV: "CLIPPER_TEST_MARKER" });
@@ -172,6 +181,99 @@ test.serial("a busy port is a clear error and starts nothing", async (t) => {
     blocker.close();
   }
 });
+
+test.serial("kill -9 of clipper up leaves no server and no port behind; the next clipper up ends with the configured replicas, none twice", async (t) => {
+  const p = await ports();
+  const marker = randomUUID();
+  const first = up(p, marker, ["--no-status"]);
+  await first.waitFor(/the stack is running/, UP_TIMEOUT_MS);
+  const dir = dirs[dirs.length - 1]!;
+  const token = readFileSync(join(dir, "token"), "utf8").trim();
+  const redisPort = Number(/redis +redis:\/\/127\.0\.0\.1:(\d+)/.exec(first.output)?.[1]);
+  t.true(redisPort > 0);
+  const admin = createAdminClient(`127.0.0.1:${p["management-grpc-port"]}`, { token });
+  await admin.setNumReplicas({ modelName: "sum", numReplicas: 2 });
+  admin.close();
+  const liveReplicas = async (): Promise<number> => {
+    const heartbeat = createHeartbeatClient(`127.0.0.1:${p["gateway-grpc-port"]}`, { deadlineMs: 5_000 });
+    try {
+      return (await heartbeat.listWorkers({ modelName: "sum" })).workers.filter((w) => !w.draining).length;
+    } catch {
+      return -1;
+    } finally {
+      heartbeat.close();
+    }
+  };
+  t.true(await eventually(async () => (await liveReplicas()) === 2 && workerPids(marker).length === 2, 60_000), "two replicas before the kill");
+
+  // redis-server (through setpriv), the gateway and management are clipper up's children.
+  const servers = childrenOf(first.child.pid!);
+  t.is(servers.length, 3, `children of clipper up: ${servers.map((c) => c.name).join(", ")}`);
+  t.true(servers.some((c) => c.name.includes("redis-server")), "redis-server is one of them");
+  await first.stop("SIGKILL");
+  // The issue's bound: within 2 s none of them is left and no port of the stack is held.
+  const stackPorts = Object.entries({ ...p, redis: redisPort });
+  const held = async (): Promise<string[]> => {
+    const busy: string[] = [];
+    for (const [flag, port] of stackPorts) if ((await portProblem("127.0.0.1", port)) !== null) busy.push(`${flag} ${port}`);
+    return busy;
+  };
+  const clean = await eventually(async () => servers.every((c) => !alive(c.pid)) && (await held()).length === 0, 2_000);
+  t.true(clean, `left running: [${servers.filter((c) => alive(c.pid)).map((c) => c.name).join(", ")}]; ports held: [${(await held()).join(", ")}]`);
+  // By design the replica manager's workers outlive it, for the next management to adopt.
+  t.is(workerPids(marker).length, 2, "the workers are still running");
+
+  const second = up(p, marker, ["--no-status"], dir);
+  await second.waitFor(/the stack is running/, UP_TIMEOUT_MS);
+  t.true(await eventually(async () => (await liveReplicas()) === 2, 60_000), "two live replicas again");
+  // Give a wrongly started extra worker time to register before counting.
+  await new Promise((r) => setTimeout(r, 3_000));
+  t.is(await liveReplicas(), 2, "exactly the configured replicas are live");
+  t.is(workerPids(marker).length, 2, "exactly two worker processes: adopted or restarted, none twice");
+  const grpc = createPredictClient(`127.0.0.1:${p["gateway-grpc-port"]}`);
+  t.like(await grpc.predict({ app: "demo", input: { doubles: [2, 3] } }), { output: "5", default: false });
+  grpc.close();
+  t.is(await second.stop("SIGINT", 40_000), 0);
+  t.deepEqual(processesWithEnv(`CLIPPER_TEST_MARKER=${marker}`), [], "no process left");
+});
+
+/** Pids of the demo's worker processes carrying `marker`. */
+function workerPids(marker: string): number[] {
+  return processesWithEnv(`CLIPPER_TEST_MARKER=${marker}`).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("clipper-worker");
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Live children of `parent` (Linux /proc), with their command names. */
+function childrenOf(parent: number): { pid: number; name: string }[] {
+  const found: { pid: number; name: string }[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+      // The command name is in parentheses and may hold spaces; the parent pid is the second field after it.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === parent) found.push({ pid: Number(e), name: readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0").filter((a) => a !== "").slice(0, 2).join(" ") });
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+/** Whether `pid` is a live process: a zombie whose threads have all exited (nobody reaped it yet) counts as gone. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z" || readdirSync(`/proc/${pid}/task`).length > 1;
+  } catch {
+    return false;
+  }
+}
 
 /** The first reply line of a raw Redis command. */
 function redisReply(port: number, command: string): Promise<string> {

@@ -8,6 +8,7 @@ import { status } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import type { CallContext } from "../../core/call-context.js";
+import { DEFAULT_MODEL_POLICY, type ModelPolicy } from "../../core/deployment-layout.js";
 import { ServingError } from "../../core/errors.js";
 import { PredictionCache } from "../../gateway/cache.js";
 import type { CatalogApp, CatalogModel } from "../../gateway/catalog.js";
@@ -42,7 +43,7 @@ function caller(deadline = Infinity) {
   return { ctx, cancel: () => controller.abort() };
 }
 
-function setup(options: { app?: CatalogApp; replicas?: number; queueCapacity?: number } = {}) {
+function setup(options: { app?: CatalogApp; replicas?: number; queueCapacity?: number; policy?: ModelPolicy } = {}) {
   const app = options.app ?? APP;
   const log = pino({ level: "silent" });
   const registry = new ReplicaRegistry(log);
@@ -51,6 +52,8 @@ function setup(options: { app?: CatalogApp; replicas?: number; queueCapacity?: n
   const catalog: AppDirectory = {
     app: (name) => (name === app.name ? app : undefined),
     model: (name, version) => (name === MODEL.name && version === MODEL.version ? MODEL : undefined),
+    brokenApp: () => undefined,
+    policy: () => options.policy ?? DEFAULT_MODEL_POLICY,
     currentVersion: (model) => (model === MODEL.name ? MODEL.version : undefined),
   };
   const predictor = new Predictor(catalog, dispatcher, new PredictionCache(1 << 20), metrics);
@@ -102,6 +105,30 @@ test("identical queries in flight share one task", async (t) => {
   t.is(sent.batch.tasks.length, 1);
   s.answer(sent, value("two"));
   for (const p of await Promise.all(calls)) t.is(p.output, "two");
+});
+
+test("with coalescing off, identical queries in flight each reach the model", async (t) => {
+  const s = setup({ policy: { cache: true, coalesce: false } });
+  const calls = [s.predict(2), s.predict(2)];
+  let tasks = 0;
+  let draws = 0;
+  while (tasks < 2) {
+    const sent = await s.nextBatch();
+    tasks += sent.batch.tasks.length;
+    s.answer(sent, () => ({ kind: "value", output: `draw ${++draws}` }));
+  }
+  t.is(tasks, 2, "two model calls, not one shared");
+  t.deepEqual((await Promise.all(calls)).map((p) => p.output).sort(), ["draw 1", "draw 2"]);
+});
+
+test("with the cache off, a repeated query reaches the model again", async (t) => {
+  const s = setup({ policy: { cache: false, coalesce: true } });
+  const first = s.predict(4);
+  s.answer(await s.nextBatch(), value("a"));
+  t.is((await first).output, "a");
+  const second = s.predict(4);
+  s.answer(await s.nextBatch(), value("b"));
+  t.is((await second).output, "b", "not the stored answer");
 });
 
 test("a model error reaches the leader and the callers sharing its query", async (t) => {

@@ -14,10 +14,11 @@ import {
 } from "../../../gen/clipper/v1/admin.js";
 import { adminClient, CliError, EXIT, fullJson, intOption, strOption, table, usageError, withClient, type Command, type CommandContext } from "../cli-kit.js";
 
-const MODEL_HEADERS = ["NAME", "VERSION", "CURRENT", "INPUT TYPE", "BATCH SIZE", "LABELS", "CONTAINER"];
+const MODEL_HEADERS = ["NAME", "VERSION", "CURRENT", "INPUT TYPE", "BATCH SIZE", "LABELS", "CONTAINER", "POLICY"];
 
 function modelRow(m: Model): string[] {
-  return [m.name, m.version, m.isCurrentVersion ? "*" : "", m.inputType, m.batchSize === -1 ? "adaptive" : String(m.batchSize), m.labels.join(",") || "-", m.containerName];
+  const policy = [m.noCache ? "no-cache" : "", m.noCoalesce ? "no-coalesce" : ""].filter((p) => p !== "").join(",") || "-";
+  return [m.name, m.version, m.isCurrentVersion ? "*" : "", m.inputType, m.batchSize === -1 ? "adaptive" : String(m.batchSize), m.labels.join(",") || "-", m.containerName, policy];
 }
 
 /** Options shared by register and deploy. */
@@ -26,7 +27,14 @@ const VERSION_OPTIONS = {
   "input-type": { type: "string", value: "TYPE", help: "doubles, floats, integers, bytes or strings (required)" },
   labels: { type: "string", value: "A,B", help: "comma-separated labels" },
   "batch-size": { type: "string", value: "N", help: "fixed maximum batch size; default adaptive" },
+  "no-cache": { type: "boolean", help: "never store or reuse this version's answers (stochastic models: every call reaches the model)" },
+  "no-coalesce": { type: "boolean", help: "identical queries in flight each get their own model call (stochastic models: two callers, two draws)" },
 } as const;
+
+/** The version's cache policy from --no-cache / --no-coalesce (kept with the version, set at registration). */
+function policyFlags(values: CommandContext["values"]): { noCache: boolean; noCoalesce: boolean } {
+  return { noCache: values["no-cache"] === true, noCoalesce: values["no-coalesce"] === true };
+}
 
 function required(values: CommandContext["values"], name: string): string {
   const v = strOption(values, name);
@@ -58,6 +66,7 @@ export const modelsCommands: readonly Command[] = [
           labels: labels(values),
           containerName: strOption(values, "container-name"),
           batchSize: intOption(values, "batch-size", -1, -1),
+          ...policyFlags(values),
         }),
       );
       out.result(fullJson(res, RegisterModelResponse.toJSON(res)), () => `registered ${res.model!.name}:${res.model!.version} (now current)`);
@@ -103,6 +112,7 @@ export const modelsCommands: readonly Command[] = [
           inputType: required(values, "input-type"),
           labels: labels(values),
           batchSize: intOption(values, "batch-size", -1, -1),
+          ...policyFlags(values),
           numReplicas: intOption(values, "replicas", 1, 1),
           worker: {
             module: module === "" ? "" : resolve(module),
