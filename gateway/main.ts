@@ -1,6 +1,7 @@
 import { reloadAll } from "../core/reload.js";
 import { loadServerSecurity } from "../core/server-security.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
+import { gatewayIdProblem } from "../core/deployment-layout.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE } from "../core/ports-line.js";
 import { createLogger } from "../core/telemetry/logger.js";
@@ -48,12 +49,29 @@ const OPTIONS = {
     default: "30000",
     help: "most a batch may run before its replica is quarantined and its queries run elsewhere, ms (the timeout is 10x the replica's latency estimate, at least 1000, at most this)",
   },
+  "gateway-id": {
+    kind: "string",
+    env: "CLIPPER_GATEWAY_ID",
+    default: "",
+    help: "this gateway's id on its Redis DB 3 entries and liveness key (letters, digits, '._:@-'); empty for '<hostname>:<rpc port>', so a restart on the same host and port is the same gateway. Unique per gateway sharing one Redis",
+  },
+  "liveness-ttl-ms": {
+    kind: "count",
+    env: "CLIPPER_GATEWAY_LIVENESS_TTL_MS",
+    default: "10000",
+    help: "TTL of the gateway's liveness key in Redis, ms (renewed every third of it): after it, the DB 3 entries of a gateway that died without cleanup stop counting and other gateways remove them",
+  },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
 
 const c = configOrExit("clipper-gateway", OPTIONS);
 if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-bytes"] < 1024 || c["batch-timeout-ms"] < 100) {
   process.stderr.write("--queue-capacity must be at least 1, --eviction-ms and --batch-timeout-ms at least 100 and --max-worker-message-bytes at least 1024\n");
+  process.exit(2);
+}
+const gatewayIdError = c["gateway-id"] === "" ? null : gatewayIdProblem(c["gateway-id"]);
+if (gatewayIdError !== null || c["liveness-ttl-ms"] < 300) {
+  process.stderr.write(`clipper-gateway: ${gatewayIdError ?? "--liveness-ttl-ms must be at least 300"}\n`);
   process.exit(2);
 }
 const workers = await loadWorkerPortSecurity(c);
@@ -88,6 +106,8 @@ await runUntilSignal(log, async () => {
       workerAuth: workers.value.auth,
       clipperV3: workers.value.clipperV3,
       clipperV3Models: workers.value.clipperV3Models,
+      ...(c["gateway-id"] === "" ? {} : { gatewayId: c["gateway-id"] }),
+      livenessTtlMs: c["liveness-ttl-ms"],
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),

@@ -241,6 +241,7 @@ class WorkerRuntime {
             maxBatchSize: s.maxBatchSize,
             concurrency: s.concurrency,
             description: s.description,
+            workerId: s.workerId,
             ...credentialsFor(s, conn),
           },
         },
