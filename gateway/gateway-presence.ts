@@ -80,7 +80,7 @@ export class GatewayPresence {
     }
     this.#failing = false;
     const lapsed = previous !== this.#identity.run;
-    if (lapsed && previous !== null) this.#log.warn({ gatewayId: this.#identity.gatewayId, previousRun: previous }, "gateway liveness key named another run; its replicas are written again");
+    if (lapsed && previous !== null) this.#log.warn({ gatewayId: this.#identity.gatewayId, previousRun: previous }, "gateway liveness key named another run (a restart within its TTL; if this repeats, another gateway uses the same --gateway-id); its replicas are written again");
     this.#onRenewed(lapsed);
   }
 }
