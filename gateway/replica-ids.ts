@@ -35,14 +35,15 @@ const PROVISIONAL_SPAN = 2 ** 31 - 1 - PROVISIONAL_BASE;
 /** Provisional ids one process may hand out before its range wraps. */
 const PROVISIONAL_RUN = 2 ** 20;
 
-/** Longest a registration waits for Redis to hand out an id before it takes a provisional one, in ms. */
+/** Longest a registration waits for Redis to hand out an id (connecting included) before it takes a provisional one, in ms. */
 export const DEFAULT_ID_WAIT_MS = 1_000;
 
 /**
  * Replica ids from a Redis counter per model version (DB 8, INCR), so they
  * are unique across every gateway sharing one Redis. Serving must not wait
- * for Redis: while Redis is unreachable (or slower than `waitMs`), a
- * replica gets a provisional id at once, from a range no counter reaches,
+ * for Redis for long: a registration waits at most `waitMs` for an id (for
+ * the connection to come up, then for INCR), and after that gets a
+ * provisional id, from a range no counter reaches,
  * starting at a random point per process so two gateways cut off at the
  * same time are unlikely to pick the same ids (docs/architecture.md, "DB 3
  * ownership").
@@ -54,6 +55,7 @@ export class RedisReplicaIds implements ReplicaIdSource {
   readonly #waitMs: number;
   readonly #provisionalStart: number;
   #provisionalCount = 0;
+  #ready: Promise<void> | null = null;
 
   constructor(redis: Redis, where: string, log: Logger, options: { waitMs?: number; random?: () => number } = {}) {
     this.#redis = redis;
@@ -63,22 +65,36 @@ export class RedisReplicaIds implements ReplicaIdSource {
     this.#provisionalStart = Math.floor((options.random ?? Math.random)() * (PROVISIONAL_SPAN - PROVISIONAL_RUN));
   }
 
-  next(name: string, version: string): number | Promise<number> {
-    if (this.#redis.status !== "ready") return this.#provisional(name, version, "Redis is unreachable");
+  next(name: string, version: string): Promise<number> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(this.#provisional(name, version, `Redis did not answer within ${this.#waitMs} ms`)), this.#waitMs);
+      let settled = false;
+      const settle = (id: number | null, why: string): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(id ?? this.#provisional(name, version, why));
+      };
+      const timer = setTimeout(() => settle(null, `Redis gave no id within ${this.#waitMs} ms`), this.#waitMs);
       timer.unref();
-      this.#counted(name, version).then(
-        (id) => {
-          clearTimeout(timer);
-          resolve(id ?? this.#provisional(name, version, "its Redis counter is exhausted"));
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          resolve(this.#provisional(name, version, (err as Error).message));
-        },
-      );
+      // Not connected yet (a gateway just started) or reconnecting: wait for it, within the same bound.
+      void this.#whenReady()
+        .then(() => (settled ? null : this.#counted(name, version)))
+        .then(
+          (id) => settle(id, "its Redis counter is exhausted"),
+          (err: unknown) => settle(null, (err as Error).message),
+        );
     });
+  }
+
+  /** Resolves when the commands connection is ready; one listener for any number of waiting registrations. */
+  #whenReady(): Promise<void> {
+    if (this.#redis.status === "ready") return Promise.resolve();
+    return (this.#ready ??= new Promise<void>((resolve) =>
+      this.#redis.once("ready", () => {
+        this.#ready = null;
+        resolve();
+      }),
+    ));
   }
 
   /** The next counted id, or null past the counted range. */
