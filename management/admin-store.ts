@@ -329,7 +329,8 @@ export class AdminStore {
     const key = containerKey(name, version, replicaId);
     const [entry] = await readReplicaEntries(this.#redis, this.#where, [key]);
     if (entry === undefined || !entry.live) return null;
-    const record = entry.record ?? must(decodeContainer(key, {}));
+    // A malformed entry is reported with what is wrong in it.
+    const record = entry.record ?? must(decodeContainer(key, (await this.#batch().hgetall(DB.CONTAINERS, key).run())[0] as Record<string, string>));
     return { ...record, gatewayId: entry.owner?.gatewayId ?? "", workerId: entry.owner?.workerId ?? "", worker: containerWorker(key, entry.owner) };
   }
 
