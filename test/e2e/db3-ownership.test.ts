@@ -13,7 +13,7 @@ import { AdminClient } from "../../gen/clipper/v1/admin.js";
 import { HeartbeatClient } from "../../gen/clipper/v1/heartbeat.js";
 import { startManagement, type Management } from "../../management/management.js";
 import { call } from "../helpers/grpc.js";
-import { eventually, startGatewayProcess, startWorkerProcess, type Proc } from "../helpers/processes.js";
+import { eventually, spawnBin, startGatewayProcess, startWorkerProcess, type Proc } from "../helpers/processes.js";
 import { redisDb } from "../helpers/redis-dump.js";
 import { TestRedis } from "../helpers/redis-server.js";
 
@@ -215,4 +215,23 @@ test.serial("replicas are counted as workers: one worker's entries on several ga
     db3.disconnect();
     db8.disconnect();
   }
+});
+
+test.serial("one worker serving two gateways has two entries with distinct ids and counts once", async (t) => {
+  await deploy("both-app", "both");
+  const a = await gateway(["--gateway-id", "gw-b1"]);
+  const b = await gateway(["--gateway-id", "gw-b2"]);
+  const w = spawnBin("clipper-worker", ["--model", "both", "--version", "1", "--module", MODULE, "--gateway", `tcp://127.0.0.1:${a.rpc},tcp://127.0.0.1:${b.rpc}`], { CLIPPER_LOG_LEVEL: "info" });
+  procs.push(w);
+  t.true(await eventually(async () => (await entries("both")).size === 2, 20_000));
+  const found = [...(await entries("both")).values()];
+  t.deepEqual(found.map((h) => h.clipper_ts_gateway).sort(), ["gw-b1", "gw-b2"]);
+  t.not(found[0]!.model_replica_id, found[1]!.model_replica_id);
+  t.is(found[0]!.clipper_ts_worker, found[1]!.clipper_ts_worker, "one worker, one instance id");
+  const c = await counted("both-app", "both");
+  t.is(c.live, 1, "App.liveReplicas counts the worker once");
+  t.is(c.listed.length, 2, "ListReplicas lists both connections");
+  await w.stop("SIGKILL");
+  await a.proc.stop();
+  await b.proc.stop();
 });
