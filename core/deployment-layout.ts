@@ -1,13 +1,16 @@
 /**
  * clipper-ts's own Redis records: the replica manager's desired state, the
- * worker processes it runs, and each registered model version's cache
- * policy. They live outside Clipper's layout
+ * worker processes it runs, each registered model version's cache policy,
+ * the gateways' replica id counters and liveness keys, and the fields
+ * gateways add to Clipper's DB 3 hashes to say which gateway owns each
+ * (docs/architecture.md, "DB 3 ownership"). They live outside Clipper's layout
  * (core/redis-layout.ts): in DB 8, which Clipper never selects (it declares
  * DBs 1-7; DB 4 is declared but unused, so a Clipper fork could still claim
- * it), under keys prefixed `clipper-ts:` so the DB can be shared. Neither
- * Clipper reads them; the gateway follows only the model policies (besides
- * Clipper's DBs 2, 5, 6 and 7). Deleting a deployment only forgets what
- * the manager runs; deleting a policy turns cache and coalescing back on.
+ * it), under keys prefixed `clipper-ts:` so the DB can be shared. Clipper
+ * reads none of them; the gateway follows the model policies and its
+ * peers' liveness keys (besides Clipper's DBs 2, 5, 6 and 7). Deleting a
+ * deployment only forgets what the manager runs; deleting a policy turns
+ * cache and coalescing back on.
  */
 import { decoded, undecodable, type Decoded } from "./decoded.js";
 import { parseInputType, type InputType } from "./input-types.js";
@@ -21,6 +24,8 @@ const CLIPPER_TS_PREFIX = "clipper-ts:";
 const DEPLOYMENT_PREFIX = `${CLIPPER_TS_PREFIX}deployment:`;
 const WORKER_PROCESSES_PREFIX = `${CLIPPER_TS_PREFIX}worker-processes:`;
 const MODEL_POLICY_PREFIX = `${CLIPPER_TS_PREFIX}model-policy:`;
+const REPLICA_IDS_PREFIX = `${CLIPPER_TS_PREFIX}replica-ids:`;
+const GATEWAY_PREFIX = `${CLIPPER_TS_PREFIX}gateway:`;
 
 /** DB 8 hash of one managed model version: `clipper-ts:deployment:<name>:<version>`. */
 export const deploymentKey = (name: string, version: string): string => `${DEPLOYMENT_PREFIX}${modelKey(name, version)}`;
@@ -80,6 +85,97 @@ export function decodeModelPolicy(key: string, h: Record<string, string>): Decod
   };
   const value = { cache: flag("cache"), coalesce: flag("coalesce") };
   return bad.length === 0 ? decoded(value) : { ...decoded(value), warning: `model policy '${key}' has ${bad.join(", ")} (on or off); using on` };
+}
+
+/**
+ * DB 8 counter of a model version's replica ids: `clipper-ts:replica-ids:<name>:<version>`.
+ * INCR gives 1 for the first replica, which is replica id 0 (Clipper's ids start at 0).
+ */
+export const replicaIdCounterKey = (name: string, version: string): string => `${REPLICA_IDS_PREFIX}${modelKey(name, version)}`;
+/** DB 8 liveness key of a gateway, `clipper-ts:gateway:<gateway id>`; its value is the gateway's run id, and it expires unless renewed. */
+export const gatewayLivenessKey = (gatewayId: string): string => `${GATEWAY_PREFIX}${gatewayId}`;
+
+/** Longest gateway id; ids are key parts and DB 3 field values. */
+const MAX_GATEWAY_ID_LENGTH = 200;
+/** Letters, digits and `. _ : @ -`: a host name and a port fit, and no glob metacharacter ever needs escaping. */
+const GATEWAY_ID_CHARS = /^[A-Za-z0-9._:@-]+$/;
+
+/** Why `id` cannot name a gateway, or null when it can. */
+export function gatewayIdProblem(id: string): string | null {
+  if (id.length === 0 || id.length > MAX_GATEWAY_ID_LENGTH || !GATEWAY_ID_CHARS.test(id)) {
+    return `a gateway id is 1 to ${MAX_GATEWAY_ID_LENGTH} letters, digits or '._:@-', got '${id.slice(0, 80)}'`;
+  }
+  return null;
+}
+
+/** Letters, digits, '-' and '_' (a UUID fits), at most 64. */
+const WORKER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Why `id` cannot be a worker's instance id (RegisterWorker.worker_id), or null when it can; empty means none. */
+export function workerIdProblem(id: string): string | null {
+  return id === "" || WORKER_ID.test(id) ? null : `worker_id must be 1 to 64 letters, digits, '-' or '_', got '${id.slice(0, 80)}'`;
+}
+
+/**
+ * Fields clipper-ts adds to Clipper's DB 3 hashes (Clipper reads only its
+ * own seven fields of §1.3 by name, so extra fields are invisible to it).
+ */
+export const CONTAINER_OWNER_FIELDS = {
+  /** The owning gateway's id: the same across its restarts on one host and port. */
+  gateway: "clipper_ts_gateway",
+  /** The owning gateway process's run id: new at every start. */
+  run: "clipper_ts_gateway_run",
+  /** The worker process's own instance id (native workers; absent for Clipper containers). */
+  worker: "clipper_ts_worker",
+} as const;
+
+/** Who wrote a DB 3 entry. */
+export interface ContainerOwner {
+  gatewayId: string;
+  run: string;
+  /** The worker's instance id, or null when it sent none (Clipper containers, older workers). */
+  workerId: string | null;
+}
+
+/** The owner fields of a DB 3 hash. */
+export function encodeContainerOwner(o: ContainerOwner): Record<string, string> {
+  return {
+    [CONTAINER_OWNER_FIELDS.gateway]: o.gatewayId,
+    [CONTAINER_OWNER_FIELDS.run]: o.run,
+    ...(o.workerId === null ? {} : { [CONTAINER_OWNER_FIELDS.worker]: o.workerId }),
+  };
+}
+
+/**
+ * The owner of a DB 3 entry, from its owner fields in CONTAINER_OWNER_FIELDS
+ * order (HMGET's reply), or null for an entry with no gateway field: one
+ * written by Clipper or by a gateway that predates ownership.
+ */
+export function decodeContainerOwner(fields: readonly (string | null | undefined)[]): ContainerOwner | null {
+  const [gatewayId, run, workerId] = fields;
+  if (gatewayId === null || gatewayId === undefined || gatewayId === "") return null;
+  return { gatewayId, run: run ?? "", workerId: workerId === null || workerId === undefined || workerId === "" ? null : workerId };
+}
+
+/**
+ * The one rule for DB 3 entries: an entry counts (toward App.ready, replica
+ * counts, the rollout gate) unless it has an owner whose liveness key does
+ * not hold the run that wrote it: the gateway stopped renewing (killed,
+ * hung, cut off), or restarted since (a new run). `liveRun` is the value of
+ * the owner's liveness key, null when the key is absent. Entries without
+ * an owner count as they always did.
+ */
+export function containerEntryIsLive(owner: ContainerOwner | null, liveRun: string | null): boolean {
+  return owner === null || owner.run === liveRun;
+}
+
+/**
+ * What a DB 3 entry counts as when replicas are counted: its worker (one
+ * worker holds one entry per gateway it is connected to), or the entry
+ * itself when the worker sent no instance id.
+ */
+export function containerWorker(key: string, owner: ContainerOwner | null): string {
+  return owner?.workerId === null || owner === null ? `entry:${key}` : `worker:${owner.workerId}`;
 }
 
 /** How the replica manager starts a worker process (admin.proto WorkerSpec). */

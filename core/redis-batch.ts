@@ -31,6 +31,12 @@ export class DbBatch {
   hgetall(db: BatchDb, key: string): this {
     return this.#add(db, (m) => m.hgetall(key));
   }
+  hmget(db: BatchDb, key: string, ...fields: string[]): this {
+    return this.#add(db, (m) => m.hmget(key, ...fields));
+  }
+  incr(db: BatchDb, key: string): this {
+    return this.#add(db, (m) => m.incr(key));
+  }
   smembers(db: BatchDb, key: string): this {
     return this.#add(db, (m) => m.smembers(key));
   }

@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import type { Authorizer } from "../core/auth/authorizer.js";
 import { connectRedis, type RedisTls } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
@@ -19,10 +21,13 @@ import { GatewayMetrics } from "./metrics.js";
 import { Predictor } from "./predictor.js";
 import { GatewayReadiness } from "./readiness.js";
 import type { Replica } from "./replica.js";
-import { ReplicaRecords } from "./replica-records.js";
+import { GatewayPresence } from "./gateway-presence.js";
+import { RedisReplicaIds } from "./replica-ids.js";
+import { ReplicaRecords, type GatewayIdentity } from "./replica-records.js";
 import { ReplicaRegistry } from "./replica-registry.js";
 import type { AuthFailure, WorkerAuth } from "./rpc/worker-auth.js";
 import { WorkerRpc } from "./rpc/worker-rpc.js";
+import { StaleReplicaSweep } from "./stale-replica-sweep.js";
 import { HEARTBEAT_SERVICE_NAME, heartbeatBinding, heartbeatStreaming } from "./services/heartbeat.js";
 import { PREDICT_SERVICE_NAME, predictBinding, predictStreaming } from "./services/predict.js";
 
@@ -36,6 +41,9 @@ const DEFAULT_MAX_BATCH_WAIT_MS = 0;
 
 /** Default largest frame a worker may send: a batch's outputs are one frame each, so this bounds one output. */
 export const DEFAULT_MAX_WORKER_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** Default TTL of a gateway's liveness key in DB 8, in ms: how long its DB 3 entries outlive it when it dies without cleanup. */
+export const DEFAULT_LIVENESS_TTL_MS = 10_000;
 
 export interface GatewayConfig {
   readonly redisUrl: string;
@@ -73,6 +81,10 @@ export interface GatewayConfig {
   readonly processIndex?: number;
   /** How long a stream may stay blocked on a client that does not read, ms (default {@link DEFAULT_STREAM_STALL_MS}). */
   readonly streamStallMs?: number;
+  /** This gateway's id in DB 3 and DB 8 (checked by deployment-layout.ts gatewayIdProblem); default `<hostname>:<worker RPC port>`. */
+  readonly gatewayId?: string;
+  /** TTL of the liveness key, in ms (default {@link DEFAULT_LIVENESS_TTL_MS}); renewed every third of it, and peers' stale entries are swept every TTL. */
+  readonly livenessTtlMs?: number;
 }
 
 /** The plaintext port Clipper's containers connect to while the worker port runs CURVE. */
@@ -90,6 +102,8 @@ export interface Gateway {
   readonly rpcPort: number;
   /** The Clipper v3 port, when one is open. */
   readonly clipperV3Port: number | null;
+  /** Its id on its DB 3 entries and liveness key. */
+  readonly gatewayId: string;
   /** The Redis-synced catalog (its `loaded` says whether a full load has succeeded). */
   readonly catalog: Catalog;
   close(graceMs?: number): Promise<void>;
@@ -121,8 +135,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   // replicas (its dialects are their links) and hands answers to the
   // dispatcher; the predictor asks catalog, cache and dispatcher.
   const catalog = new Catalog(redis, sub, where, log);
-  const registry = new ReplicaRegistry(log);
-  const records = new ReplicaRecords(registry, redis, where, log);
+  const registry = new ReplicaRegistry(log, new RedisReplicaIds(redis, where, log));
   registry.on("removed", (r, reason) => metrics.replicaRemoved(r, reason));
   registry.on("missedBeats", (r, n) => metrics.missedHeartbeats(r, n));
   registry.on("quarantined", (r) => metrics.replicaQuarantined(r));
@@ -136,7 +149,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   // State for a version nobody registered in Redis goes with its last replica.
   registry.on("removed", (r) => {
     if (catalog.model(r.modelName, r.modelVersion) !== undefined) return;
-    if (registry.forgetVersion(r.modelName, r.modelVersion)) dispatcher.forgetPool(r.modelName, r.modelVersion);
+    if (registry.noneLeft(r.modelName, r.modelVersion)) dispatcher.forgetPool(r.modelName, r.modelVersion);
   });
   catalog.on("modelVersionRemoved", (name, version) => {
     for (const r of dispatcher.modelVersionRemoved(name, version)) registry.dismiss(r, "model-removed", "model version deleted");
@@ -164,6 +177,21 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
 
   const streamStallMs = config.streamStallMs ?? DEFAULT_STREAM_STALL_MS;
   await rpc.start();
+  // The default id needs the bound worker port. Nothing is registered yet:
+  // a replica joins only after its id came back from Redis.
+  const identity: GatewayIdentity = { gatewayId: config.gatewayId ?? defaultGatewayId(rpc.port), run: randomUUID() };
+  const ttlMs = config.livenessTtlMs ?? DEFAULT_LIVENESS_TTL_MS;
+  const sweep = new StaleReplicaSweep(redis, where, identity.run, log);
+  // Presence listens to "ready" before the records do, so on a reconnect the renewal goes out ahead of the rewrites.
+  const presence = new GatewayPresence(redis, where, identity, ttlMs, log, (lapsed) => {
+    if (!lapsed) return;
+    records.rewriteAll();
+    // At start this removes the entries of this gateway's previous run at once.
+    void sweep.sweep();
+  });
+  presence.start();
+  const records = new ReplicaRecords(registry, redis, where, identity, log);
+  sweep.start(ttlMs);
   await v3rpc?.start();
   registry.startSweeping(sweepEveryMs(config.evictionMs));
   const grpc = await startGrpcServer({
@@ -203,13 +231,14 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   );
   await catalog.start();
   readiness.start();
-  log.info({ grpcPort: grpc.port, httpPort: http.port, rpcPort: rpc.port, host: config.host }, "gateway listening");
+  log.info({ grpcPort: grpc.port, httpPort: http.port, rpcPort: rpc.port, host: config.host, gatewayId: identity.gatewayId }, "gateway listening");
 
   return {
     grpcPort: grpc.port,
     httpPort: http.port,
     rpcPort: rpc.port,
     clipperV3Port: v3rpc?.port ?? null,
+    gatewayId: identity.gatewayId,
     catalog,
     async close(graceMs) {
       // 1. Load balancers and health checkers stop sending calls here.
@@ -219,17 +248,29 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       await Promise.all([grpc.close(graceMs), http.close()]);
       // 3. Then the workers go: no more answers, no more evictions.
       registry.stopSweeping();
+      sweep.stop();
       await Promise.all([rpc.close(), v3rpc?.close()]);
       // 4. Their DB 3 entries are deleted, and those writes finish before
       //    Redis is let go, so no stale replica outlives the gateway.
       registry.clear("disconnected");
       dispatcher.close();
       await records.close();
+      // 5. Then its liveness key, so peers see at once that it is gone.
+      await presence.close();
       redis.disconnect();
       sub.disconnect();
       log.info("gateway stopped");
     },
   };
+}
+
+/**
+ * `<hostname>:<worker RPC port>`: the same for a gateway restarted on the
+ * same host and port, so it recognises its own entries; characters a
+ * gateway id cannot hold become '_'.
+ */
+export function defaultGatewayId(rpcPort: number): string {
+  return `${hostname().replace(/[^A-Za-z0-9._@-]/g, "_").slice(0, 180)}:${rpcPort}`;
 }
 
 /** How often the registry looks for silent replicas: four times per eviction timeout, 50 to 500 ms apart. */

@@ -2,6 +2,7 @@ import { reloadAll } from "../core/reload.js";
 import { loadServerSecurity } from "../core/server-security.js";
 import { loadRedisTls } from "../core/redis-client.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
+import { gatewayIdProblem } from "../core/deployment-layout.js";
 import { runUntilSignal } from "../core/lifecycle.js";
 import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE } from "../core/ports-line.js";
 import { createLogger } from "../core/telemetry/logger.js";
@@ -56,6 +57,18 @@ const OPTIONS = {
     default: "1",
     help: "gateway processes sharing the gRPC and HTTP ports (0: one per core); process i's worker port is --rpc-port + i (each a free one with 0), all printed on an rpc-endpoints line",
   },
+  "gateway-id": {
+    kind: "string",
+    env: "CLIPPER_GATEWAY_ID",
+    default: "",
+    help: "this gateway's id on its Redis DB 3 entries and liveness key (letters, digits, '._:@-'); empty for '<hostname>:<rpc port>', so a restart on the same host and port is the same gateway. Unique per gateway sharing one Redis",
+  },
+  "liveness-ttl-ms": {
+    kind: "count",
+    env: "CLIPPER_GATEWAY_LIVENESS_TTL_MS",
+    default: "10000",
+    help: "TTL of the gateway's liveness key in Redis, ms (renewed every third of it): after it, the DB 3 entries of a gateway that died without cleanup stop counting and other gateways remove them",
+  },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
 
@@ -67,6 +80,11 @@ if (c["queue-capacity"] < 1 || c["eviction-ms"] < 100 || c["max-worker-message-b
 const processes = processCount(c.processes);
 if (processes > MAX_PROCESSES || (c["rpc-port"] !== 0 && c["rpc-port"] + processes - 1 > 65535)) {
   process.stderr.write(`clipper-gateway: --processes must be at most ${MAX_PROCESSES}, and --rpc-port + processes - 1 a port (got ${processes} from ${c["rpc-port"]})\n`);
+  process.exit(2);
+}
+const gatewayIdError = c["gateway-id"] === "" ? null : gatewayIdProblem(c["gateway-id"]);
+if (gatewayIdError !== null || c["liveness-ttl-ms"] < 300) {
+  process.stderr.write(`clipper-gateway: ${gatewayIdError ?? "--liveness-ttl-ms must be at least 300"}\n`);
   process.exit(2);
 }
 const workers = await loadWorkerPortSecurity(c);
@@ -116,6 +134,8 @@ await runUntilSignal(log, async () => {
       ...(index === null ? {} : { processIndex: index }),
       clipperV3Models: workers.value.clipperV3Models,
       streamStallMs: c["stream-stall-ms"],
+      ...(c["gateway-id"] === "" ? {} : { gatewayId: c["gateway-id"] }),
+      livenessTtlMs: c["liveness-ttl-ms"],
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),

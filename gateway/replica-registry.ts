@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../core/telemetry/logger.js";
 import { poolKey, Replica, type RemovalReason, type ReplicaFields } from "./replica.js";
+import { LocalReplicaIds, type ReplicaIdSource } from "./replica-ids.js";
 
 export interface ReplicaEvents {
   added: [Replica];
@@ -16,20 +17,31 @@ export interface ReplicaEvents {
  * Live replicas by ZeroMQ identity, and the one place their phases change
  * (gateway/replica.ts draws them): every move is logged and announced, so
  * the dispatcher, the DB 3 records (gateway/replica-records.ts), metrics and
- * WatchWorkers follow one story. Ids follow Clipper: replica ids per model
- * version and one connection id counter, both from 0 and never reused while
- * the process lives. It also evicts replicas that fall silent.
+ * WatchWorkers follow one story. A peer joins in two steps: it is
+ * "joining" while its replica id is drawn (from Redis, shared by every
+ * gateway: gateway/replica-ids.ts), then serving. Connection ids follow
+ * Clipper: one counter per process from 0, never reused while it lives.
+ * It also evicts replicas that fall silent.
  */
 export class ReplicaRegistry extends EventEmitter<ReplicaEvents> {
   readonly #log: Logger;
   readonly #byAddress = new Map<string, Replica>();
-  readonly #nextReplicaId = new Map<string, number>();
+  readonly #ids: ReplicaIdSource;
+  /** Addresses whose replica id is being drawn. */
+  readonly #joining = new Set<string>();
   #nextConnectionId = 0;
+  #closed = false;
   #sweeper: NodeJS.Timeout | null = null;
 
-  constructor(log: Logger) {
+  constructor(log: Logger, ids: ReplicaIdSource = new LocalReplicaIds()) {
     super();
     this.#log = log;
+    this.#ids = ids;
+  }
+
+  /** True while the peer at `address` waits for its replica id: its messages are neither a new peer's nor a replica's yet. */
+  joining(address: string): boolean {
+    return this.#joining.has(address);
   }
 
   get(address: string): Replica | undefined {
@@ -44,11 +56,27 @@ export class ReplicaRegistry extends EventEmitter<ReplicaEvents> {
     return this.#byAddress.size;
   }
 
-  /** Registers a replica, serving from now on. */
-  add(fields: ReplicaFields): Replica {
-    const key = poolKey(fields.modelName, fields.modelVersion);
-    const replicaId = this.#nextReplicaId.get(key) ?? 0;
-    this.#nextReplicaId.set(key, replicaId + 1);
+  /**
+   * Draws a replica id and registers the peer; null when it is registered
+   * or joining already, or the registry was cleared meanwhile (the gateway
+   * is stopping). Never rejects: the id source does not.
+   */
+  async join(fields: ReplicaFields): Promise<Replica | null> {
+    const address = fields.identity.toString("hex");
+    if (this.#closed || this.#byAddress.has(address) || this.#joining.has(address)) return null;
+    this.#joining.add(address);
+    let replicaId: number;
+    try {
+      replicaId = await this.#ids.next(fields.modelName, fields.modelVersion);
+    } finally {
+      this.#joining.delete(address);
+    }
+    if (this.#closed || this.#byAddress.has(address)) return null;
+    return this.add(fields, replicaId);
+  }
+
+  /** Registers a replica under an id already drawn, serving from now on. */
+  add(fields: ReplicaFields, replicaId: number): Replica {
     const replica = new Replica(fields, replicaId, this.#nextConnectionId++);
     this.#byAddress.set(replica.address, replica);
     this.#log.info(
@@ -112,19 +140,16 @@ export class ReplicaRegistry extends EventEmitter<ReplicaEvents> {
     return true;
   }
 
-  /**
-   * Forgets a model version's replica id counter once none of its replicas
-   * is left, and says whether it did; for versions the catalog does not
-   * know (their ids appear in no record that outlives them).
-   */
-  forgetVersion(name: string, version: string): boolean {
+  /** True when no replica of a model version is left (its per-version state may go). */
+  noneLeft(name: string, version: string): boolean {
     const key = poolKey(name, version);
     for (const r of this.#byAddress.values()) if (r.pool === key) return false;
-    return this.#nextReplicaId.delete(key);
+    return true;
   }
 
-  /** Removes every replica (the gateway is stopping). */
+  /** Removes every replica, and admits none from now on (the gateway is stopping). */
   clear(reason: RemovalReason): void {
+    this.#closed = true;
     for (const r of [...this.#byAddress.values()]) this.remove(r, reason);
   }
 

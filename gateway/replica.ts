@@ -82,6 +82,8 @@ export interface ReplicaFields {
   readonly now: number;
   /** The Z85 CURVE key it proved it holds; absent when its port runs no CURVE. */
   readonly principal?: string;
+  /** The worker process's own instance id (RegisterWorker.worker_id); absent when it sent none. */
+  readonly workerId?: string;
 }
 
 /** One connected model replica (a worker process or a Clipper container). */
@@ -102,6 +104,8 @@ export class Replica {
   readonly link: ReplicaLink;
   /** The Z85 CURVE key it proved it holds; null when its port runs no CURVE. */
   readonly principal: string | null;
+  /** The worker process's instance id, the same on every gateway it connects to; null when it sent none (Clipper containers). */
+  readonly workerId: string | null;
   readonly latency = new LatencyModel();
   readonly liveness: Liveness;
   readonly inFlight = new Map<number, SentBatch>();
@@ -126,6 +130,7 @@ export class Replica {
     this.maxBatchSize = fields.maxBatchSize;
     this.link = fields.link;
     this.principal = fields.principal ?? null;
+    this.workerId = fields.workerId ?? null;
     this.liveness = new Liveness(fields.liveness, fields.now);
   }
 

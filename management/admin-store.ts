@@ -36,10 +36,27 @@ import { storeError } from "../core/redis-client.js";
 import { decodeModelPolicy, DEFAULT_MODEL_POLICY, DEPLOYMENT_DB, encodeModelPolicy, modelPolicyKey, type ModelPolicy } from "../core/deployment-layout.js";
 import { DbBatch } from "../core/redis-batch.js";
 import { scanKeys } from "../core/redis-scan.js";
+import { containerWorker } from "../core/deployment-layout.js";
+import { readReplicaEntries } from "../core/replica-entries.js";
 import { validateAppInput, validateModelInput, type CreateAppInput, type RegisterModelInput, type ValidModelInput } from "./admin-input.js";
 
 /** An application with its links, as the Admin API reports it. */
 export type AppView = AppEntry;
+
+/** A DB 3 entry that counts, with its owner. */
+export interface ReplicaView extends ContainerRecord {
+  /** The gateway that wrote it; "" for entries without an owner (Clipper's, older gateways'). */
+  gatewayId: string;
+  /** The worker's instance id; "" when it sent none. */
+  workerId: string;
+  /** What it counts as (deployment-layout.ts containerWorker): one worker connected to several gateways counts once. */
+  worker: string;
+}
+
+/** Distinct workers among replica entries: what "replicas" means wherever they are counted. */
+export function countWorkers(replicas: readonly Pick<ReplicaView, "worker">[]): number {
+  return new Set(replicas.map((r) => r.worker)).size;
+}
 
 /** A model version with its "current" flag and its policy (DB 8). */
 export interface ModelView extends ModelRecord {
@@ -308,10 +325,13 @@ export class AdminStore {
   // ------------------------------------------------------------ replicas
 
   /**
-   * Registered replicas (DB 3), sorted by model, version and replica id.
-   * Found by SCAN, not KEYS: rollouts poll this while they wait.
+   * Registered replicas (DB 3), sorted by model, version and replica id,
+   * without the stale entries of a gateway that stopped renewing its
+   * liveness key (core/deployment-layout.ts containerEntryIsLive; the
+   * gateways sweep them soon). Found by SCAN, not KEYS: rollouts poll this
+   * while they wait. Count them with {@link countWorkers}.
    */
-  async listReplicas(filter: { modelName?: string; modelVersion?: string } = {}): Promise<ContainerRecord[]> {
+  async listReplicas(filter: { modelName?: string; modelVersion?: string } = {}): Promise<ReplicaView[]> {
     const name = filter.modelName ?? "";
     const version = filter.modelVersion ?? "";
     const keys = await scanKeys(this.#redis, this.#where, DB.CONTAINERS, containerKeysPattern(name, version));
@@ -319,34 +339,31 @@ export class AdminStore {
       const c = parseContainerKey(k);
       return c !== null && (name === "" || c.name === name) && (version === "" || c.version === version);
     });
-    if (wanted.length === 0) return [];
-    const batch = this.#batch();
-    for (const k of wanted) batch.hgetall(DB.CONTAINERS, k);
-    const replies = await batch.run();
-    const replicas: ContainerRecord[] = [];
-    wanted.forEach((k, i) => {
-      const decoded = decodeContainer(k, replies[i] as Record<string, string>);
-      if (decoded.ok && Object.keys(replies[i] as object).length > 0) replicas.push(decoded.value);
-    });
+    const replicas = (await readReplicaEntries(this.#redis, this.#where, wanted)).flatMap((e) =>
+      e.live && e.record !== null ? [{ ...e.record, gatewayId: e.owner?.gatewayId ?? "", workerId: e.owner?.workerId ?? "", worker: containerWorker(e.key, e.owner) }] : [],
+    );
     return replicas.sort(
       (a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version, undefined, { numeric: true }) || a.replicaId - b.replicaId,
     );
   }
 
-  /** One replica, or null. */
-  async getReplica(name: string, version: string, replicaId: number): Promise<ContainerRecord | null> {
+  /** One replica, or null (also for a stale entry, as in {@link listReplicas}). */
+  async getReplica(name: string, version: string, replicaId: number): Promise<ReplicaView | null> {
     const key = containerKey(name, version, replicaId);
-    const [hash] = await this.#batch().hgetall(DB.CONTAINERS, key).run();
-    if (Object.keys(hash as object).length === 0) return null;
-    return must(decodeContainer(key, hash as Record<string, string>));
+    const [entry] = await readReplicaEntries(this.#redis, this.#where, [key]);
+    if (entry === undefined || !entry.live) return null;
+    // A malformed entry is reported with what is wrong in it.
+    const record = entry.record ?? must(decodeContainer(key, (await this.#batch().hgetall(DB.CONTAINERS, key).run())[0] as Record<string, string>));
+    return { ...record, gatewayId: entry.owner?.gatewayId ?? "", workerId: entry.owner?.workerId ?? "", worker: containerWorker(key, entry.owner) };
   }
 
   /**
-   * Per app: the live replicas of its linked model's current version, as
+   * Per app: the live workers of its linked model's current version, as
    * gateways record them in DB 3 (0 without a link or a current version).
-   * An app is ready when this is above 0. One round trip for any number of
-   * apps. A gateway killed without cleanup leaves its entries behind, as in
-   * Clipper, until a gateway rewrites or evicts them.
+   * An app is ready when this is above 0. A few round trips for any number
+   * of apps. Entries of a gateway killed without cleanup stop counting once
+   * its liveness key expires (containerEntryIsLive); a worker connected to
+   * several gateways counts once (countWorkers).
    */
   async liveReplicas(apps: readonly AppView[]): Promise<Map<string, number>> {
     const models = [...new Set(apps.flatMap((a) => a.linkedModels))];
@@ -355,16 +372,23 @@ export class AdminStore {
     const batch = this.#batch();
     for (const m of models) batch.get(DB.CURRENT_VERSIONS, currentVersionKey(m));
     const [versions, keys] = await Promise.all([batch.run(), scanKeys(this.#redis, this.#where, DB.CONTAINERS, containerKeysPattern("", ""))]);
-    const perVersion = new ModelVersionMap<number>();
-    for (const k of keys) {
+    const wanted = keys.filter((k) => {
       const c = parseContainerKey(k);
-      if (c !== null) perVersion.set(c.name, c.version, (perVersion.get(c.name, c.version) ?? 0) + 1);
+      return c !== null && models.includes(c.name);
+    });
+    const workers = new ModelVersionMap<Set<string>>();
+    for (const e of await readReplicaEntries(this.#redis, this.#where, wanted)) {
+      const c = parseContainerKey(e.key)!;
+      if (!e.live) continue;
+      const set = workers.get(c.name, c.version) ?? new Set<string>();
+      set.add(containerWorker(e.key, e.owner));
+      workers.set(c.name, c.version, set);
     }
     const current = new Map(models.map((m, i) => [m, versions[i]]));
     for (const a of apps) {
       const model = a.linkedModels[0];
       const version = model === undefined ? undefined : current.get(model);
-      if (model !== undefined && typeof version === "string") out.set(a.name, perVersion.get(model, version) ?? 0);
+      if (model !== undefined && typeof version === "string") out.set(a.name, workers.get(model, version)?.size ?? 0);
     }
     return out;
   }

@@ -13,7 +13,7 @@ import type { DeploymentRecord, ModelPolicy, WorkerSpecRecord } from "../core/de
 import { failedPrecondition, notFound, unavailable } from "../core/errors.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { validateModelInput } from "./admin-input.js";
-import type { AdminStore, ModelView } from "./admin-store.js";
+import { countWorkers, type AdminStore, type ModelView } from "./admin-store.js";
 import type { DeploymentStore } from "./deployment-store.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { Rollout } from "./rollout.js";
@@ -176,7 +176,7 @@ export class ReplicaManager {
       .map((d) => ({
         ...d.record,
         runningProcesses: d.running,
-        registeredReplicas: replicas.filter((r) => r.name === d.record.name && r.version === d.record.version).length,
+        registeredReplicas: countWorkers(replicas.filter((r) => r.name === d.record.name && r.version === d.record.version)),
         restarts: d.restarts,
         lastExit: d.lastExit,
         isCurrentVersion: models.some((x) => x.name === d.record.name && x.version === d.record.version && x.isCurrentVersion),

@@ -11,7 +11,7 @@ import type { DeploymentRecord, WorkerSpecRecord } from "../core/deployment-layo
 import { failedPrecondition, ServingError } from "../core/errors.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import type { ValidModelInput } from "./admin-input.js";
-import type { AdminStore, ModelView } from "./admin-store.js";
+import { countWorkers, type AdminStore, type ModelView } from "./admin-store.js";
 import type { WorkerSupervisor } from "./worker-supervisor.js";
 
 /** A rollout gives up early once the new workers have died this often while it waits. */
@@ -129,11 +129,11 @@ export class Rollout {
 
   /**
    * Waits until `n` processes of the version run and `n` replicas of it are
-   * registered with the gateway (its Redis DB 3 entries, which gateways
-   * write on registration and delete on removal). DB 3 is the one signal
-   * every worker kind gives, Clipper containers included; its one blind
-   * spot is a gateway killed without cleanup, whose stale entries Clipper's
-   * layout keeps until the same replica id registers again. On failure,
+   * registered with the gateways (their Redis DB 3 entries, which gateways
+   * write on registration and delete on removal), counted as workers. DB 3
+   * is the one signal every worker kind gives, Clipper containers included;
+   * entries of a gateway killed without cleanup stop counting once its
+   * liveness key expires (admin-store.ts listReplicas). On failure,
    * reverts and throws DEADLINE_EXCEEDED.
    */
   async #awaitRegistered(name: string, version: string, n: number, ctx: CallContext, restore: DeploymentRecord | null): Promise<void> {
@@ -142,7 +142,7 @@ export class Rollout {
     let registered = 0;
     let d = this.#supervisor.get(name, version)!;
     while (Date.now() < end && !ctx.signal.aborted && !this.#supervisor.closed && d.exitsSinceReset < MAX_EXITS_DURING_ROLLOUT) {
-      registered = (await this.#store.listReplicas({ modelName: name, modelVersion: version })).length;
+      registered = countWorkers(await this.#store.listReplicas({ modelName: name, modelVersion: version }));
       d = this.#supervisor.get(name, version) ?? d;
       if (registered >= n && d.serving >= n) return;
       await new Promise((r) => setTimeout(r, READY_POLL_MS).unref());

@@ -167,6 +167,8 @@ export class GatewaySession {
             maxBatchSize: s.maxBatchSize,
             concurrency: s.concurrency,
             description: s.description,
+            // The same on every gateway, so they count this process once.
+            workerId: s.workerId,
             ...credentials,
           },
         },

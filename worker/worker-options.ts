@@ -3,6 +3,7 @@
  * checking, for worker/main.ts and for programs that run a worker in-process.
  */
 import { hostname } from "node:os";
+import { randomUUID } from "node:crypto";
 import { parseInputType, unknownInputTypeMessage, type InputType } from "../core/input-types.js";
 import { modelNameProblem } from "../core/names.js";
 import type { Logger } from "../core/telemetry/logger.js";
@@ -79,6 +80,8 @@ export interface Settings {
   readonly heartbeatMs: number;
   readonly evictionTimeoutMs: number;
   readonly description: string;
+  /** This worker's instance id, sent to every gateway it registers with (RegisterWorker.worker_id). */
+  readonly workerId: string;
   readonly metrics: WorkerMetrics | null;
   readonly credentials: WorkerCredentials | null;
 }
@@ -112,6 +115,7 @@ export function checkOptions(o: WorkerOptions): Settings {
     heartbeatMs: whole("heartbeatMs", o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, 1),
     evictionTimeoutMs: whole("evictionTimeoutMs", o.evictionTimeoutMs ?? DEFAULT_EVICTION_TIMEOUT_MS, 1),
     description: o.description ?? `host=${hostname()} pid=${process.pid}`,
+    workerId: randomUUID(),
     metrics: o.metrics ?? null,
     credentials: o.credentials ?? null,
   };

@@ -51,7 +51,8 @@ export class ClipperV3Dialect implements WorkerDialect {
     const msg = decoded.value;
     switch (msg.kind) {
       case "heartbeat":
-        void this.#ctx.send(identity, encodeHeartbeatReply(replica !== undefined));
+        // A container whose id is being drawn is told it is known, or it would register again.
+        void this.#ctx.send(identity, encodeHeartbeatReply(replica !== undefined || registry.joining(address)));
         return;
       case "register": {
         if (replica !== undefined) return;
@@ -69,7 +70,7 @@ export class ClipperV3Dialect implements WorkerDialect {
           log.warn({ address, problem }, "container registration refused");
           return;
         }
-        registry.add({
+        void registry.join({
           identity: Buffer.from(identity),
           dialect: "clipper-v3",
           modelName: msg.modelName,

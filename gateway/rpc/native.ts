@@ -1,4 +1,5 @@
 import { status as Status } from "@grpc/grpc-js";
+import { workerIdProblem } from "../../core/deployment-layout.js";
 import { parseInputType } from "../../core/input-types.js";
 import { modelNameProblem } from "../../core/names.js";
 import { decodeWorkerMessage, encodeGatewayMessage } from "../../core/wire/native.js";
@@ -78,6 +79,8 @@ export class NativeDialect implements WorkerDialect {
     }
     const { message, payloads } = decoded.value;
     const replica = registry.seen(address, this.#ctx.now());
+    // Its id is being drawn: a beat now must not be answered "register again".
+    if (replica === undefined && registry.joining(address)) return;
     const kind = message.kind!;
     if (kind.$case === "register") {
       if (replica === undefined) this.#register(identity, kind.value);
@@ -109,7 +112,8 @@ export class NativeDialect implements WorkerDialect {
     const problem =
       modelNameProblem("model name", reg.modelName) ??
       modelNameProblem("model version", reg.modelVersion) ??
-      (inputType === null ? `unknown input type '${reg.inputType}'` : null);
+      (inputType === null ? `unknown input type '${reg.inputType}'` : null) ??
+      workerIdProblem(reg.workerId);
     if (problem !== null || inputType === null) {
       this.#ctx.log.warn({ address: identity.toString("hex"), model: reg.modelName, problem }, "worker registration refused");
       this.#sendDrain(identity, `registration refused: ${problem}`);
@@ -132,7 +136,7 @@ export class NativeDialect implements WorkerDialect {
       }
       principal = checked.principal;
     }
-    const replica = this.#ctx.registry.add({
+    void this.#ctx.registry.join({
       identity: Buffer.from(identity),
       dialect: "native",
       modelName: reg.modelName,
@@ -144,8 +148,10 @@ export class NativeDialect implements WorkerDialect {
       liveness: nativeLiveness(this.#ctx.evictionMs),
       now: this.#ctx.now(),
       ...(principal === undefined ? {} : { principal }),
-    });
-    void this.#ctx.send(
+      ...(reg.workerId === "" ? {} : { workerId: reg.workerId }),
+    }).then((replica) => {
+      if (replica === null) return;
+      void this.#ctx.send(
       identity,
       encodeGatewayMessage({
         kind: {
@@ -158,6 +164,7 @@ export class NativeDialect implements WorkerDialect {
         },
       }),
     );
+    });
   }
 
   /** Tells the worker to finish what it has and stop (it leaves the registry at once). */

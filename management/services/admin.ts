@@ -41,10 +41,9 @@ import {
 import { status as Status } from "@grpc/grpc-js";
 import { notFound, ServingError } from "../../core/errors.js";
 import { ADAPTIVE_BATCH_SIZE, modelId } from "../../core/redis-layout.js";
-import type { ContainerRecord } from "../../core/redis-layout.js";
 import type { UnaryServiceBinding } from "../../core/service-binding.js";
 import type { CallContext } from "../../core/call-context.js";
-import type { AdminStore, AppView, ModelView } from "../admin-store.js";
+import type { AdminStore, AppView, ModelView, ReplicaView } from "../admin-store.js";
 import type { DeploymentView, ReplicaManager } from "../replica-manager.js";
 
 /** Full protobuf name of the Admin service. */
@@ -201,7 +200,7 @@ function toDeployment(d: DeploymentView): Deployment {
   };
 }
 
-function toReplica(c: ContainerRecord): Replica {
+function toReplica(c: ReplicaView): Replica {
   return {
     modelId: modelId(c.name, c.version),
     modelName: c.name,
@@ -209,5 +208,7 @@ function toReplica(c: ContainerRecord): Replica {
     replicaId: c.replicaId,
     inputType: c.inputType,
     zmqConnectionId: c.zmqConnectionId,
+    gatewayId: c.gatewayId,
+    workerId: c.workerId,
   };
 }

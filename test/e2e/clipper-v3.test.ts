@@ -40,9 +40,13 @@ test.serial("a Clipper RPC v3 peer registers, appears in ListWorkers and DB 3, a
     const w = await call<unknown, any>(stack.heartbeat, "listWorkers", { modelName: "noop" });
     return w.ok && w.value.workers.length === 1 && w.value.workers[0].dialect === 1;
   }));
-  t.deepEqual((await dumpRedis(stack.redis.url))["3/noop,1,0"], {
+  // Clipper's seven fields as its frontend writes them, plus the owning gateway and its run (a container sends no worker id).
+  const { clipper_ts_gateway: owner, clipper_ts_gateway_run: run, ...clipperFields } = (await dumpRedis(stack.redis.url))["3/noop,1,0"] as Record<string, string>;
+  t.deepEqual(clipperFields, {
     model_id: "noop:1", model_name: "noop", model_version: "1", model_replica_id: "0", zmq_connection_id: "0", batch_size: "1", input_type: "doubles",
   });
+  t.regex(owner ?? "", new RegExp(`:${stack.gateway.rpc}$`));
+  t.regex(run ?? "", /^[0-9a-f-]{36}$/);
 
   const answer = stack.http("/noop-app/predict", { input: [1.0, 2.0, 3.0] });
   const request = await receive(d);

@@ -97,7 +97,7 @@ function encodeNative(m: NativeSample): Buffer[] {
   const payloads = m.payloads.map((p) => Buffer.from(p));
   switch (m.kind) {
     case "register":
-      return encodeWorkerMessage({ kind: { $case: "register", value: { ...m.register, curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0) } } }, payloads);
+      return encodeWorkerMessage({ kind: { $case: "register", value: { ...m.register, curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0), workerId: "" } } }, payloads);
     case "beat":
       return encodeWorkerMessage({ kind: { $case: "beat", value: { inFlight: m.codes.length, pendingItems: m.payloads.length } } }, payloads);
     case "result": {

@@ -194,7 +194,7 @@ test.serial("replicas written by a gateway are listed in Clipper's shapes", asyn
   t.is((await post("/admin/get_container", { model_name: "sum-model", model_version: "1", replica_id: 1 })).text, "{}");
   const g = await call<unknown, any>(admin, "listReplicas", { modelName: "sum-model", modelVersion: "" });
   t.true(g.ok);
-  if (g.ok) t.deepEqual(g.value.replicas, [{ modelId: "sum-model:1", modelName: "sum-model", modelVersion: "1", replicaId: 0, inputType: "doubles", zmqConnectionId: 4 }]);
+  if (g.ok) t.deepEqual(g.value.replicas, [{ modelId: "sum-model:1", modelName: "sum-model", modelVersion: "1", replicaId: 0, inputType: "doubles", zmqConnectionId: 4, gatewayId: "", workerId: "" }]);
   const h = await http("GET", "/v1/models/sum-model/versions/1/replicas/0");
   t.is(h.status, 200);
   t.is(h.json.replica.zmqConnectionId, 4);

@@ -124,7 +124,10 @@ test.serial("workers appear in ListWorkers and in Redis DB 3 with Clipper's fiel
   }
   const dump = await dumpRedis(stack.redis.url);
   t.like(dump["3/describe-d,1,0"] as object, { model_id: "describe-d:1", model_name: "describe-d", model_version: "1", model_replica_id: "0", batch_size: "1", input_type: "doubles" });
-  t.is(Object.keys(dump["3/describe-d,1,0"] as object).length, 7);
+  // Clipper's seven fields, and the three clipper-ts adds: owning gateway, its run, the worker's instance id.
+  t.deepEqual(Object.keys(dump["3/describe-d,1,0"] as object).sort(), [
+    "batch_size", "clipper_ts_gateway", "clipper_ts_gateway_run", "clipper_ts_worker", "input_type", "model_id", "model_name", "model_replica_id", "model_version", "zmq_connection_id",
+  ]);
 });
 
 test.serial("no connected replica answers the default at once; SLO miss answers the default flagged", async (t) => {

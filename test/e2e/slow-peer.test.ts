@@ -34,7 +34,7 @@ test.serial("a peer that stops reading is evicted, and calls to another model ke
   const stuck = new Dealer({ linger: 0, receiveHighWaterMark: 1, receiveBufferSize: 4_096 });
   t.teardown(() => stuck.close());
   stuck.connect(`tcp://127.0.0.1:${stack.gateway.rpc}`);
-  await stuck.send(encodeWorkerMessage({ kind: { $case: "register", value: { modelName: "stuck", modelVersion: "1", inputType: "doubles", maxBatchSize: 0, concurrency: 1, description: "", curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0) } } }));
+  await stuck.send(encodeWorkerMessage({ kind: { $case: "register", value: { modelName: "stuck", modelVersion: "1", inputType: "doubles", maxBatchSize: 0, concurrency: 1, description: "", curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0), workerId: "" } } }));
   const reply = decodeGatewayMessage(await stuck.receive());
   t.true(reply.ok && reply.value.message.kind?.$case === "registered");
   const workers = async (model: string) => {

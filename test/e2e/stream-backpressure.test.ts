@@ -115,7 +115,7 @@ async function churn(rpcPort: number, cycles: number): Promise<void> {
   peer.connect(`tcp://127.0.0.1:${rpcPort}`);
   try {
     for (let i = 0; i < cycles; i++) {
-      await peer.send(encodeWorkerMessage({ kind: { $case: "register", value: { modelName: "churn", modelVersion: "1", inputType: "doubles", maxBatchSize: 0, concurrency: 1, description: "", curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0) } } }));
+      await peer.send(encodeWorkerMessage({ kind: { $case: "register", value: { modelName: "churn", modelVersion: "1", inputType: "doubles", maxBatchSize: 0, concurrency: 1, description: "", curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0), workerId: "" } } }));
       const reply = decodeGatewayMessage(await peer.receive());
       if (!reply.ok || reply.value.message.kind?.$case !== "registered") throw new Error(`not registered: ${JSON.stringify(reply)}`);
       // Idle, so draining removes it at once; the next register is a new replica.

@@ -24,7 +24,7 @@ test("the state of an unknown model version goes with its last replica", async (
   });
   const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${g.httpPort}/metrics`)).text();
   peer.connect(`tcp://127.0.0.1:${g.rpcPort}`);
-  await peer.send(encodeWorkerMessage({ kind: { $case: "register", value: { modelName: "ghost", modelVersion: "7", inputType: "doubles", maxBatchSize: 0, concurrency: 1, description: "", curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0) } } }));
+  await peer.send(encodeWorkerMessage({ kind: { $case: "register", value: { modelName: "ghost", modelVersion: "7", inputType: "doubles", maxBatchSize: 0, concurrency: 1, description: "", curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0), workerId: "" } } }));
   const reply = decodeGatewayMessage(await peer.receive());
   t.is(reply.ok && reply.value.message.kind?.$case, "registered");
   // Series carry the service label too.

@@ -138,6 +138,7 @@ async function rawRegistration(own: { key: string; publicKey: string }, claim: P
       description: "",
       curvePublicKey: Buffer.alloc(0),
       registrationProof: Buffer.alloc(0),
+      workerId: "",
       ...claim,
     };
     await d.send(encodeWorkerMessage({ kind: { $case: "register", value: reg } }));

@@ -26,7 +26,7 @@ function setup(maxBatchWaitMs: number, costMs: (items: number) => number = (n) =
   const replica: Replica = registry.add({
     identity: Buffer.from([1, 2, 3]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity,
     link, liveness: { heartbeatMs: 1_000, evictAfterMs: 3_000, silentWhileBusy: false }, now: Date.now(),
-  });
+  }, 0);
   for (let round = 0; round < 8; round++) for (const n of [1, 2, 4, 8, 16, 32]) replica.latency.observe(n, costMs(n));
   const task = (): Task => ({
     deadline: clock + 10_000, settled: false, input: Buffer.alloc(8), traceparent: "", traceContext: null, queueSpan: null, enqueuedAt: 0, attempts: 0,
@@ -149,7 +149,7 @@ test.serial("open-loop arrivals at 75 % of capacity are answered in time by the 
     identity: Buffer.from([9]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity,
     link: { sendBatch: async (_r: Replica, batch: SentBatch) => (sent.push(batch), true), dismiss() {} },
     liveness: { heartbeatMs: 1_000, evictAfterMs: 3_000, silentWhileBusy: false }, now: start,
-  });
+  }, 0);
   let onTime = 0;
   let late = 0;
   const arrive = (deadline: number): Task => ({
@@ -195,7 +195,7 @@ function forgetSetup() {
       identity: Buffer.from([nextIdentity++]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 4, maxBatchSize: Infinity,
       link: { sendBatch: async (_r: Replica, batch: SentBatch) => (sent.push(batch), true), dismiss() {} },
       liveness: { heartbeatMs: 1_000, evictAfterMs: 3_000, silentWhileBusy: false }, now: Date.now(),
-    });
+    }, nextIdentity);
   const outcomes: TaskOutcome[] = [];
   const task = (deadline: number): Task => ({
     deadline, settled: false, input: Buffer.alloc(8), traceparent: "", traceContext: null, queueSpan: null, enqueuedAt: 0, attempts: 0,

@@ -28,10 +28,11 @@ function setup(batchTimeoutMs?: number) {
   };
   let nextIdentity = 1;
   const addReplica = (): Replica => {
+    const id = nextIdentity++;
     const replica = registry.add({
-      identity: Buffer.from([nextIdentity++]), dialect: "clipper-v3", modelName: "m", modelVersion: "1", inputType: "strings", slots: 1, maxBatchSize: Infinity,
+      identity: Buffer.from([id]), dialect: "clipper-v3", modelName: "m", modelVersion: "1", inputType: "strings", slots: 1, maxBatchSize: Infinity,
       link, liveness: { heartbeatMs: 1_000, evictAfterMs: 3_000, silentWhileBusy: false }, now: Date.now(),
-    });
+    }, id);
     // Its latency model already knows its cost (5 ms + 0.1 ms per item), so batches are not capped while it learns.
     for (let round = 0; round < 8; round++) for (const n of [1, 2, 4, 8, 16, 32]) replica.latency.observe(n, 5 + n / 10);
     return replica;

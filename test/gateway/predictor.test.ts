@@ -71,7 +71,7 @@ function setup(options: { app?: CatalogApp; replicas?: number; queueCapacity?: n
     registry.add({
       identity: Buffer.from([i]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity,
       link, liveness: { heartbeatMs: 1_000, evictAfterMs: 3_000, silentWhileBusy: false }, now: Date.now(),
-    });
+    }, i);
   }
   /** The next batch sent to a replica (waits for it). */
   const nextBatch = async (): Promise<{ replica: Replica; batch: SentBatch }> => {

@@ -2,7 +2,8 @@
 import test from "ava";
 import { pino } from "pino";
 import { Liveness } from "../../gateway/liveness.js";
-import type { RemovalReason, Replica, ReplicaLink, SentBatch } from "../../gateway/replica.js";
+import type { RemovalReason, Replica, ReplicaFields, ReplicaLink, SentBatch } from "../../gateway/replica.js";
+import type { ReplicaIdSource } from "../../gateway/replica-ids.js";
 import { ReplicaRegistry } from "../../gateway/replica-registry.js";
 
 function setup() {
@@ -15,23 +16,48 @@ function setup() {
   registry.on("quarantined", (r, reason) => events.push(`quarantined ${r.replicaId} ${reason}`));
   const dismissed: string[] = [];
   const link: ReplicaLink = { sendBatch: async () => true, dismiss: (_r, reason) => dismissed.push(reason) };
-  const add = (id: number, silentWhileBusy = false, now = 0): Replica =>
-    registry.add({
-      identity: Buffer.from([id]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity,
-      link, liveness: { heartbeatMs: 100, evictAfterMs: 300, silentWhileBusy }, now,
-    });
-  return { registry, events, dismissed, add };
+  const fields = (id: number, silentWhileBusy = false, now = 0, version = "1"): ReplicaFields => ({
+    identity: Buffer.from([id]), dialect: "native", modelName: "m", modelVersion: version, inputType: "doubles", slots: 1, maxBatchSize: Infinity,
+    link, liveness: { heartbeatMs: 100, evictAfterMs: 300, silentWhileBusy }, now,
+  });
+  let nextId = 0;
+  const add = (id: number, silentWhileBusy = false, now = 0): Replica => registry.add(fields(id, silentWhileBusy, now), nextId++);
+  return { registry, events, dismissed, add, fields };
 }
 
 const busy = (r: Replica): void => {
   r.inFlight.set(1, { id: 1, tasks: [], sentAt: 0, startedAt: 0, span: null, wire: undefined, timeout: null } satisfies SentBatch);
 };
 
-test("replica ids count per model version and connection ids across all, from 0", (t) => {
-  const { add } = setup();
-  const a = add(1);
-  const b = add(2);
-  t.deepEqual([a.replicaId, a.connectionId, b.replicaId, b.connectionId], [0, 0, 1, 1]);
+test("joining draws ids per model version from the id source, connection ids across all, from 0", async (t) => {
+  const { registry, fields } = setup();
+  const a = (await registry.join(fields(1)))!;
+  const b = (await registry.join(fields(2)))!;
+  const c = (await registry.join(fields(3, false, 0, "2")))!;
+  t.deepEqual([a.replicaId, a.connectionId, b.replicaId, b.connectionId, c.replicaId, c.connectionId], [0, 0, 1, 1, 0, 2]);
+});
+
+test("a peer is joining while its id is drawn: a second registration of it is refused, and none after clear()", async (t) => {
+  let release!: (id: number) => void;
+  const ids: ReplicaIdSource = { next: () => new Promise<number>((r) => (release = r)) };
+  const registry = new ReplicaRegistry(pino({ level: "silent" }), ids);
+  const link: ReplicaLink = { sendBatch: async () => true, dismiss: () => {} };
+  const f: ReplicaFields = {
+    identity: Buffer.from([7]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity,
+    link, liveness: { heartbeatMs: 100, evictAfterMs: 300, silentWhileBusy: false }, now: 0,
+  };
+  const first = registry.join(f);
+  t.true(registry.joining("07"));
+  t.is(await registry.join(f), null);
+  release(41);
+  t.is((await first)?.replicaId, 41);
+  t.false(registry.joining("07"));
+  t.is(await registry.join(f), null, "registered already");
+  const other = registry.join({ ...f, identity: Buffer.from([8]) });
+  registry.clear("disconnected");
+  release(42);
+  t.is(await other, null);
+  t.is(registry.size, 0);
 });
 
 test("serving → draining → gone(drained): an idle replica leaves as soon as it drains", (t) => {

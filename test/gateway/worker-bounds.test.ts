@@ -42,7 +42,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, maxMessageBytes =
     return decoded.value;
   };
   const register = async (concurrency = 1) => {
-    await send({ kind: { $case: "register", value: { modelName: "m", modelVersion: "1", inputType: "doubles", maxBatchSize: 0, concurrency, description: "", curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0) } } });
+    await send({ kind: { $case: "register", value: { modelName: "m", modelVersion: "1", inputType: "doubles", maxBatchSize: 0, concurrency, description: "", curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0), workerId: "" } } });
     const reply = await receive();
     if (reply.message.kind?.$case !== "registered") throw new Error(`not registered: ${JSON.stringify(reply.message)}`);
   };

@@ -38,7 +38,7 @@ export const replicasCommands: readonly Command[] = [
         },
         () => {
           const parts = [
-            table(["MODEL", "VERSION", "REPLICA", "INPUT TYPE", "CONNECTION"], replicas.map((r) => [r.modelName, r.modelVersion, String(r.replicaId), r.inputType, String(r.zmqConnectionId)])),
+            table(["MODEL", "VERSION", "REPLICA", "INPUT TYPE", "CONNECTION", "GATEWAY"], replicas.map((r) => [r.modelName, r.modelVersion, String(r.replicaId), r.inputType, String(r.zmqConnectionId), r.gatewayId || "-"])),
           ];
           if (deployments === null) parts.push("", "(management runs without a replica manager)");
           else {
@@ -86,7 +86,9 @@ export const replicasCommands: readonly Command[] = [
         if (values["no-wait"] !== true) {
           const end = Date.now() + waitMs;
           for (;;) {
-            registered = (await c.listReplicas({ modelName: model, modelVersion: version })).replicas.length;
+            // Workers, not connections: a worker connected to several gateways has one entry per gateway.
+            const { replicas } = await c.listReplicas({ modelName: model, modelVersion: version });
+            registered = new Set(replicas.map((r) => (r.workerId === "" ? `replica:${r.replicaId}` : `worker:${r.workerId}`))).size;
             if (registered === n || Date.now() >= end) break;
             await new Promise((r) => setTimeout(r, POLL_MS));
           }
