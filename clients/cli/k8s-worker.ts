@@ -60,15 +60,25 @@ const QUANTITY = /^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/;
 
 /** The Deployment name `clipper-worker-<model>-<version>`, lower-cased, other characters as '-'. */
 export function defaultWorkerName(model: string, version: string): string {
-  return `clipper-worker-${model}-${version}`
+  return `clipper-worker-${namePart(model)}-${namePart(version)}`;
+}
+
+/** `s` as part of a Kubernetes name: lower case, runs of other characters as one '-'. */
+function namePart(s: string): string {
+  return s
     .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, "-")
-    .replace(/-{2,}/g, "-")
-    .replace(/-+$/, "");
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "");
 }
 
 /** Why the spec cannot become a valid Deployment, or null when it can. */
 export function workerManifestProblem(s: WorkerManifestSpec): string | null {
+  if (s.name === undefined) {
+    // A part with nothing left would make different models share one Deployment.
+    for (const [what, part] of [["model name", s.model], ["version", s.version]] as const) {
+      if (namePart(part) === "") return `the ${what} '${part}' has no letter or digit to name a Deployment by; give one with --name`;
+    }
+  }
   const name = s.name ?? defaultWorkerName(s.model, s.version);
   if (!DNS_LABEL.test(name) || name.length > 63) {
     return `the Deployment name '${name}' is not a Kubernetes name (lower-case letters, digits and '-', at most 63); give one with --name`;
