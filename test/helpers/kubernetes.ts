@@ -124,3 +124,19 @@ export function mountedKey(pod: ReturnType<typeof podTemplate> & object, contain
   }
   return null;
 }
+
+/**
+ * TypeScript that declares each object as a literal of its kubernetes-models
+ * interface (`const o3: IDeployment = {…}`). The compiler's excess-property
+ * check then names every field the API does not have, which validate()
+ * lets pass. Object `i` is declared as `o<i>`.
+ */
+export function typedLiterals(objects: readonly K8sObject[]): string {
+  const lines: string[] = [];
+  objects.forEach((obj, i) => {
+    const [group, version] = obj.apiVersion.includes("/") ? obj.apiVersion.split("/") : ["", obj.apiVersion];
+    const dir = group === "" ? version : `${group}/${version}`;
+    lines.push(`import type { I${obj.kind} as T${i} } from "kubernetes-models/${dir}/${obj.kind}";`, `export const o${i}: T${i} = ${JSON.stringify(obj, null, 1)};`);
+  });
+  return `${lines.join("\n")}\n`;
+}
