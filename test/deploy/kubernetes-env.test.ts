@@ -9,14 +9,14 @@
  * generated token over TLS is answered by the model.
  */
 import test from "ava";
-import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFile, spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { GATEWAY_PORTS_LINE, MANAGEMENT_PORTS_LINE, WORKER_PORTS_LINE } from "../../core/ports-line.js";
-import { BASE_DIR, mountedKey, parseManifests, podTemplate, readKustomization, readManifests, type K8sObject } from "../helpers/kubernetes.js";
+import { BASE_DIR, mountedKey, parseManifests, podTemplate, readKustomization, readManifests, validateObject, yamlFiles, type K8sObject } from "../helpers/kubernetes.js";
 import { eventually, ROOT, spawnBin, type Proc } from "../helpers/processes.js";
 import { TestRedis } from "../helpers/redis-server.js";
 
@@ -173,4 +173,36 @@ test.serial("gateway, management and a rendered worker start with the manifests'
     req.end(JSON.stringify({ input: { doubles: [1] } }));
   });
   t.is(anonymous, 401);
+});
+
+/** kubectl with its built-in kustomize, when this machine has one (it is not installed by the project). */
+const kubectl = spawnSync("kubectl", ["version", "--client", "-o", "json"], { encoding: "utf8" });
+const kustomizeVersion: string | undefined = kubectl.status === 0 ? (JSON.parse(kubectl.stdout) as { kustomizeVersion?: string }).kustomizeVersion : undefined;
+
+(kustomizeVersion === undefined ? test.skip : test.serial)(`kubectl kustomize builds the base with make-secrets.sh's files: the manifests unchanged, the generated objects under their fixed names (kustomize ${kustomizeVersion ?? "absent"})`, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "clipper-k8s-base-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const f of yamlFiles(BASE_DIR)) cpSync(join(BASE_DIR, f), join(dir, f));
+  cpSync(secrets, join(dir, "secrets"), { recursive: true });
+  const built = await run("kubectl", ["kustomize", dir]);
+  t.is(built.code, 0, built.stderr);
+  const objects = parseManifests(built.stdout, "kubectl kustomize");
+  const key = (o: K8sObject): string => `${o.kind}/${o.metadata.name}`;
+  const manifests = kustomization.resources.flatMap((f) => readManifests(join(BASE_DIR, f)));
+  t.deepEqual(objects.map(key).sort(), [...manifests.map(key), ...kustomization.generated.map((g) => `${g.kind}/${g.name}`)].sort());
+  for (const m of manifests) t.deepEqual(objects.find((o) => key(o) === key(m)), m, key(m));
+  for (const g of kustomization.generated) {
+    const o = objects.find((x) => key(x) === `${g.kind}/${g.name}`)!;
+    t.deepEqual(Object.keys(o.data).sort(), [...g.files.keys()].sort(), g.name);
+    if (g.type !== undefined) t.is(o.type, g.type);
+  }
+  for (const o of objects) {
+    // kustomize folds long base64 values over lines, which the API server's
+    // decoder skips and kubernetes-models' "byte" format does not.
+    const unfolded = o.kind === "Secret" ? { ...o, data: Object.fromEntries(Object.entries(o.data as Record<string, string>).map(([k, v]) => [k, v.replace(/\s/g, "")])) } : o;
+    t.notThrows(() => validateObject(unfolded), key(o));
+  }
+  // The Secret holds exactly the file make-secrets.sh wrote.
+  const redisSecret = objects.find((o) => key(o) === "Secret/clipper-redis")!;
+  t.is(Buffer.from(redisSecret.data.url, "base64").toString(), redis.url);
 });
