@@ -167,14 +167,18 @@ export class Dispatcher implements BatchAnswers {
   }
 
   /** Resolves a batch's tasks with a replica's answers and frees its slot. */
-  batchAnswered(replica: Replica, batchId: number, outcomes: readonly TaskOutcome[], modelMs = 0): boolean {
+  batchAnswered(replica: Replica, batchId: number, outcomes: readonly TaskOutcome[], modelMs = 0, waitMs = 0): boolean {
     const batch = replica.inFlight.get(batchId);
     if (batch === undefined) return false;
     replica.lastModelMs = modelMs;
     replica.inFlight.delete(batchId);
     if (batch.timeout !== null) clearTimeout(batch.timeout);
     const restarts = replica.latency.restarts;
-    replica.latency.observe(batch.tasks.length, this.#now() - batch.sentAt);
+    // Time the batch waited in the worker behind another gateway's batches
+    // is that gateway's load, not this replica's speed (never more than the
+    // round trip, whatever a worker claims).
+    const roundTripMs = this.#now() - batch.sentAt;
+    replica.latency.observe(batch.tasks.length, roundTripMs - Math.min(waitMs, roundTripMs));
     if (replica.latency.restarts !== restarts) this.#options.metrics.latencyModelRestarted(replica);
     this.#options.metrics.replica(replica).batchDuration.observe((performance.now() - batch.startedAt) / 1000);
     if (batch.span !== null) {

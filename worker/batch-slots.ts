@@ -39,9 +39,12 @@ export class BatchSlots<J> {
     return true;
   }
 
-  /** Removes and returns the jobs not yet started. */
-  clearWaiting(): J[] {
-    const dropped = this.#waiting.splice(0);
+  /** Removes and returns the jobs not yet started (those `which` picks, or all). */
+  clearWaiting(which: (job: J) => boolean = () => true): J[] {
+    const dropped: J[] = [];
+    const kept: J[] = [];
+    for (const job of this.#waiting) (which(job) ? dropped : kept).push(job);
+    this.#waiting.splice(0, this.#waiting.length, ...kept);
     this.#notifyIfIdle();
     return dropped;
   }

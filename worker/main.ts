@@ -50,7 +50,7 @@ try {
 await runUntilSignal(log, async () => {
   let worker: WorkerHandle | null = null;
   const server = c.metricsPort === null ? null : await startHttpServer(
-    [opsRoutes(metrics.registry, () => (worker?.replicaId() ?? null) !== null ? { ready: true, reason: "" } : { ready: false, reason: "not registered with the gateway" })],
+    [opsRoutes(metrics.registry, () => (worker?.registeredGateways() ?? 0) > 0 ? { ready: true, reason: "" } : { ready: false, reason: "not registered with any gateway" })],
     {
       host: c.metricsHost,
       port: c.metricsPort,
@@ -63,6 +63,7 @@ await runUntilSignal(log, async () => {
     version: c.version,
     inputType: c.inputType,
     gateway: c.gateway,
+    gatewayResolveMs: c.gatewayResolveMs,
     predict: model.predict,
     concurrency: c.concurrency,
     maxBatchSize: c.maxBatchSize,

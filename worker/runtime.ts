@@ -1,20 +1,22 @@
 /**
  * The model-replica runtime, native dialect (design.md § Worker RPC,
- * heartbeat.proto): register with the gateway, beat, run batches at most
- * `concurrency` at a time, answer per item, reconnect when the gateway goes
- * silent, and drain gracefully.
+ * heartbeat.proto): one session per gateway address (worker/gateway-session.ts:
+ * register, beat, reconnect when a gateway goes silent), batches from every
+ * gateway run at most `concurrency` at a time in one set of slots, answers
+ * go back per item on the connection each batch came on, and a drain covers
+ * every session.
  */
 import { performance } from "node:perf_hooks";
-import type { BatchRequest, GatewayMessage, WorkerRegistered } from "../gen/clipper/v1/heartbeat.js";
+import type { BatchRequest } from "../gen/clipper/v1/heartbeat.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { status as Code } from "@grpc/grpc-js";
-import { failAll, runBatch, type BatchAnswer } from "./batch-executor.js";
-import { backoffDelayMs } from "../core/backoff.js";
+import { failAll, runBatch } from "./batch-executor.js";
 import { BatchSlots } from "./batch-slots.js";
 import { inPredictSpan } from "./batch-span.js";
-import { GatewayConnection } from "./gateway-connection.js";
+import type { GatewayConnection } from "./gateway-connection.js";
+import { GatewayDiscovery } from "./gateway-discovery.js";
+import { GatewaySession, type SessionOwner } from "./gateway-session.js";
 import { checkOptions, type Settings, type WorkerOptions } from "./worker-options.js";
-import { checkTransition, type WorkerState } from "./worker-state.js";
 
 /** How often the silence watchdog looks, in ms: acts within 0.1 s of the timeout for the price of a comparison. */
 const WATCHDOG_TICK_MS = 100;
@@ -26,9 +28,6 @@ const WATCHDOG_TICK_MS = 100;
  */
 const MAX_WAITING_BATCHES = 64;
 
-/** Shortest heartbeat interval taken from the gateway, in ms: a bogus tiny value must not turn beats into a busy loop. */
-const MIN_BEAT_INTERVAL_MS = 10;
-
 /** Longest a drain waits for its last messages to reach zeromq, in ms (the link may be down). */
 const DRAIN_FLUSH_TIMEOUT_MS = 2_000;
 
@@ -36,8 +35,8 @@ const DRAIN_FLUSH_TIMEOUT_MS = 2_000;
 const MODEL_ERROR_LOG_INTERVAL_MS = 10_000;
 
 /**
- * How a worker stopped: by drain() or close() ("stopped"), because the
- * gateway asked it to drain ("drained"), because the gateway refused its
+ * How a worker stopped: by drain() or close() ("stopped"), because a
+ * gateway asked it to drain ("drained"), because every gateway refused its
  * registration, answering it with DrainWorker ("refused"), or because a
  * model call ran past the model timeout and did not return within as long
  * again ("hung": only a new process gets the model back).
@@ -56,15 +55,17 @@ export interface WorkerHandle {
   drain(reason?: string): Promise<void>;
   /** Immediate stop: closes the socket; results of running batches are dropped. */
   close(): Promise<void>;
-  /** The replica id the gateway assigned, or null while not registered. */
+  /** The replica id the first registered gateway assigned, or null while no gateway has us registered. */
   replicaId(): number | null;
+  /** How many gateways have us registered now. */
+  registeredGateways(): number;
   /** Resolves once the worker has stopped, whether by drain(), close() or the gateway's DrainWorker. */
   readonly closed: Promise<WorkerExit>;
 }
 
 /**
- * Starts a worker: connects to the gateway and registers (retrying every
- * heartbeat interval until the gateway answers). Throws a TypeError for
+ * Starts a worker: connects to every gateway address and registers with
+ * each (retrying every heartbeat interval until it answers). Throws a TypeError for
  * invalid options; everything after that is handled and logged, never thrown.
  */
 export function startWorker(options: WorkerOptions): WorkerHandle {
@@ -73,6 +74,7 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
     drain: (reason) => runtime.drain(reason ?? "worker shutting down"),
     close: () => runtime.close(),
     replicaId: () => runtime.replicaId,
+    registeredGateways: () => runtime.registeredGateways,
     closed: runtime.closed,
   };
 }
@@ -80,30 +82,38 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
 interface Job {
   readonly request: BatchRequest;
   readonly payloads: Buffer[];
-  /** The session the batch came on; its answer goes back only there. */
+  /** The session and connection the batch came on; its answer goes back only there. */
+  readonly session: GatewaySession;
   readonly conn: GatewayConnection;
+  /** performance.now() when it arrived, for the time it waits for a slot. */
+  readonly arrivedAt: number;
 }
 
 /**
- * One worker's life (worker/worker-state.ts). Constructing it starts it:
- * the first session opens and registration begins at once.
+ * The worker as a whole: running (sessions come and go with the gateway
+ * addresses), draining (every session told, batches taken are finished),
+ * stopped. It only moves forward.
  */
-class WorkerRuntime {
+type WorkerPhase = "running" | "draining" | "stopped";
+
+/**
+ * One worker's life. Constructing it starts it: the gateway addresses are
+ * resolved and a session opens for each.
+ */
+class WorkerRuntime implements SessionOwner {
   readonly closed: Promise<WorkerExit>;
   readonly #s: Settings;
   readonly #log: Logger;
   readonly #slots: BatchSlots<Job>;
-  #state: WorkerState;
+  readonly #discovery: GatewayDiscovery;
+  readonly #sessions = new Map<string, GatewaySession>();
+  /** Addresses whose gateway refused our registration: not tried again while the address lasts. */
+  readonly #refused = new Map<string, string>();
+  #phase: WorkerPhase = "running";
   /** Set by whichever stop came first. */
   #exit: WorkerExit | null = null;
-  #beatIntervalMs: number;
-  #evictionTimeoutMs: number;
-  #reconnectAttempt = 0;
-  #registerInFlight = false;
-  #beatInFlight = false;
-  /** Items received and not yet answered (the beat's pending_items). */
+  /** Items received and not yet answered (the beats' pending_items). */
   #pendingItems = 0;
-  #controlTimer: NodeJS.Timeout | null = null;
   #watchdogTimer: NodeJS.Timeout | null = null;
   #drainPromise: Promise<void> | null = null;
   #lastModelErrorLogMs = Number.NEGATIVE_INFINITY;
@@ -112,24 +122,29 @@ class WorkerRuntime {
   constructor(s: Settings, log: Logger) {
     this.#s = s;
     this.#log = log;
-    this.#beatIntervalMs = s.heartbeatMs;
-    this.#evictionTimeoutMs = s.evictionTimeoutMs;
     this.#slots = new BatchSlots(s.concurrency, MAX_WAITING_BATCHES, (job) => this.#execute(job));
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
-    // The initial state, not a transition: there is nothing to move from.
-    this.#state = { phase: "registering", conn: this.#newSession() };
-    this.#register();
+    this.#discovery = new GatewayDiscovery(s.gateways, s.gatewayResolveMs, log, (addresses) => this.#follow(addresses));
+    void this.#discovery.start();
     // Deliberately not unref()ed: it is what keeps the process alive between
-    // two sessions (during a reconnect backoff no socket is open), until close().
-    this.#watchdogTimer = setInterval(() => this.#watchdog(), WATCHDOG_TICK_MS);
+    // two connections (during a reconnect backoff no socket is open), until close().
+    this.#watchdogTimer = setInterval(() => {
+      for (const session of this.#sessions.values()) session.watchdog();
+    }, WATCHDOG_TICK_MS);
   }
 
-  /** The replica id the gateway knows us by, or null while it knows none. */
+  /** The replica id of the first gateway that has us registered, or null. */
   get replicaId(): number | null {
-    const state = this.#state;
-    return state.phase === "serving" || state.phase === "draining" ? state.replicaId : null;
+    for (const session of this.#sessions.values()) if (session.replicaId !== null) return session.replicaId;
+    return null;
+  }
+
+  get registeredGateways(): number {
+    let n = 0;
+    for (const session of this.#sessions.values()) if (session.phase === "serving") n++;
+    return n;
   }
 
   drain(reason: string): Promise<void> {
@@ -143,202 +158,73 @@ class WorkerRuntime {
     this.#shutdown(false);
   }
 
-  /**
-   * The one place the state changes. An illegal move throws: every caller
-   * checks the phase it expects first, so reaching one means the runtime is
-   * wrong, and carrying on (say, opening a session after close()) would leak
-   * sockets and keep a stopped worker alive. Thrown from a gateway message
-   * it is logged by GatewayConnection and the state stays as it was; thrown
-   * from a timer it ends the process, which the gateway then evicts.
-   */
-  #transition(to: WorkerState): void {
-    const from = this.#state;
-    checkTransition(from.phase, to.phase);
-    // Leaving reconnecting ends its backoff, whichever way it is left.
-    if (from.phase === "reconnecting") clearTimeout(from.timer);
-    this.#state = to;
-    this.#log.debug({ from: from.phase, to: to.phase }, "worker state changed");
-  }
-
-  /** The session of the current state, if it has one. */
-  #session(): GatewayConnection | null {
-    const state = this.#state;
-    return state.phase === "stopped" || state.phase === "reconnecting" ? null : state.conn;
-  }
-
   // --- sessions -------------------------------------------------------------
 
-  /** Opens a new session; its identity is unknown to the gateway, so nothing is in flight on it. */
-  #newSession(): GatewayConnection {
-    const conn: GatewayConnection = new GatewayConnection(
-      { gateway: this.#s.gateway, pingIntervalMs: this.#s.heartbeatMs, pingTimeoutMs: this.#evictionTimeoutMs, log: this.#log, credentials: this.#s.credentials },
-      { onMessage: (message, payloads) => this.#onMessage(conn, message, payloads) },
-    );
-    this.#registerInFlight = false;
-    this.#beatInFlight = false;
-    return conn;
-  }
-
-  /** Sends RegisterWorker now and retries it every interval until answered. */
-  #register(): void {
-    this.#sendRegister();
-    this.#scheduleControl();
-  }
-
-  /** Registration retries and heartbeats share one timer: which one depends on the phase. */
-  #scheduleControl(): void {
-    if (this.#controlTimer !== null) clearInterval(this.#controlTimer);
-    const registering = this.#state.phase === "registering";
-    const interval = registering ? this.#s.heartbeatMs : this.#beatIntervalMs;
-    this.#controlTimer = setInterval(() => (this.#state.phase === "registering" ? this.#sendRegister() : this.#sendBeat()), interval);
-    this.#controlTimer.unref();
-  }
-
-  #watchdog(): void {
-    const state = this.#state;
-    if (state.phase !== "registering" && state.phase !== "serving") return;
-    // Before registration the gateway owes us an answer, so silence means
-    // trouble; after it, only a dead link does (see GatewayConnection.silenceMs).
-    const silentMs = state.conn.silenceMs(state.phase === "serving");
-    if (silentMs <= this.#evictionTimeoutMs) return;
-    const delayMs = backoffDelayMs(this.#reconnectAttempt);
-    this.#log.warn(
-      { silentMs: Number.isFinite(silentMs) ? Math.round(silentMs) : null, attempt: this.#reconnectAttempt + 1, delayMs, replicaId: this.replicaId },
-      "gateway silent, reconnecting",
-    );
-    this.#reconnectAttempt++;
-    state.conn.close(false);
-    const timer = setTimeout(() => this.#reconnect(), delayMs);
-    timer.unref();
-    this.#transition({ phase: "reconnecting", timer });
-    this.#dropWaiting();
-  }
-
-  #reconnect(): void {
-    // The timer is cleared when reconnecting is left, so this is belt and braces.
-    if (this.#state.phase !== "reconnecting") return;
-    this.#transition({ phase: "registering", conn: this.#newSession() });
-    this.#register();
-  }
-
-  // --- outgoing control messages ----------------------------------------------
-
-  #sendRegister(): void {
-    const conn = this.#session();
-    // One registration in flight at a time: with the link down the send waits,
-    // and piled-up copies would register us several times once it is back.
-    if (conn === null || this.#registerInFlight) return;
-    this.#registerInFlight = true;
-    const s = this.#s;
-    void conn
-      .send({
-        kind: {
-          $case: "register",
-          value: {
-            modelName: s.model,
-            modelVersion: s.version,
-            inputType: s.inputTypeText,
-            maxBatchSize: s.maxBatchSize,
-            concurrency: s.concurrency,
-            description: s.description,
-            ...credentialsFor(s, conn),
-          },
-        },
-      })
-      .then(() => {
-        if (this.#session() === conn) this.#registerInFlight = false;
-      });
-  }
-
-  #sendBeat(): void {
-    const conn = this.#session();
-    if (conn === null || this.#beatInFlight) return;
-    this.#beatInFlight = true;
-    void conn.send({ kind: { $case: "beat", value: { inFlight: this.#slots.running, pendingItems: this.#pendingItems } } }).then(() => {
-      if (this.#session() === conn) this.#beatInFlight = false;
-    });
-  }
-
-  // --- incoming messages ----------------------------------------------------
-
-  #onMessage(conn: GatewayConnection, message: GatewayMessage, payloads: Buffer[]): void {
-    const kind = message.kind;
-    // A closed session's last words are for a gateway identity that no longer exists.
-    if (kind === undefined || conn !== this.#session()) return;
-    switch (kind.$case) {
-      case "registered":
-        this.#onRegistered(kind.value);
-        return;
-      case "batch":
-        this.#onBatch(conn, kind.value, payloads);
-        return;
-      case "reregister":
-        this.#onReregister();
-        return;
-      case "drain":
-        this.#onDrainRequest(kind.value.reason || "gateway asked to drain");
-        return;
+  /** Opens a session for each new address and closes those of addresses gone. */
+  #follow(addresses: ReadonlySet<string>): void {
+    if (this.#phase !== "running") return;
+    for (const [address, session] of this.#sessions) {
+      if (addresses.has(address)) continue;
+      this.#log.info({ gateway: address }, "gateway address gone; closing its session");
+      session.close(true);
+      this.#sessions.delete(address);
     }
+    for (const address of this.#refused.keys()) if (!addresses.has(address)) this.#refused.delete(address);
+    for (const address of addresses) {
+      if (this.#sessions.has(address) || this.#refused.has(address)) continue;
+      this.#sessions.set(address, new GatewaySession(address, this.#s, this.#log, this));
+    }
+    if (addresses.size === 0) this.#log.warn({ gateways: this.#s.gateways.map((g) => `${g.host}:${g.port}`) }, "no gateway address resolved yet");
   }
 
-  #onRegistered(r: WorkerRegistered): void {
-    const state = this.#state;
-    if (state.phase !== "registering" && state.phase !== "serving") return;
-    // A repeated registration (we retry until answered) may be answered twice; the same id is no news.
-    if (state.phase === "serving" && state.replicaId === r.replicaId) return;
-    this.#transition({ phase: "serving", conn: state.conn, replicaId: r.replicaId });
-    this.#reconnectAttempt = 0;
-    if (r.heartbeatIntervalMs > 0) this.#beatIntervalMs = Math.max(MIN_BEAT_INTERVAL_MS, r.heartbeatIntervalMs);
-    if (r.evictionTimeoutMs > 0) this.#evictionTimeoutMs = r.evictionTimeoutMs;
-    this.#log.info(
-      {
-        replicaId: r.replicaId,
-        model: this.#s.model,
-        version: this.#s.version,
-        heartbeatIntervalMs: this.#beatIntervalMs,
-        evictionTimeoutMs: this.#evictionTimeoutMs,
-      },
-      "worker registered",
-    );
-    this.#scheduleControl();
+  load(): { inFlight: number; pendingItems: number } {
+    return { inFlight: this.#slots.running, pendingItems: this.#pendingItems };
   }
 
-  #onReregister(): void {
-    const state = this.#state;
-    if (state.phase !== "serving" && state.phase !== "registering") return;
-    this.#log.info({ previousReplicaId: this.replicaId }, "gateway asked to re-register");
-    if (state.phase === "serving") this.#transition({ phase: "registering", conn: state.conn });
-    // A registration still in flight was sent for the identity the gateway just forgot.
-    this.#registerInFlight = false;
-    this.#register();
+  onConnectionLost(conn: GatewayConnection): void {
+    // Batches of a gone connection not yet started: nobody awaits their answers.
+    for (const job of this.#slots.clearWaiting((j) => j.conn === conn)) this.#pendingItems -= job.payloads.length;
   }
 
-  #onDrainRequest(reason: string): void {
-    // Before registration, a DrainWorker is the gateway's way of refusing us.
-    const refused = this.#state.phase === "registering";
-    this.#exit ??= { kind: refused ? "refused" : "drained", reason };
-    if (refused) this.#log.error({ reason }, "gateway refused the registration");
-    else this.#log.info({ reason }, "gateway asked to drain");
-    void this.drain(reason);
-  }
-
-  #onBatch(conn: GatewayConnection, request: BatchRequest, payloads: Buffer[]): void {
-    this.#pendingItems += payloads.length;
-    if (this.#state.phase === "draining" || this.#state.phase === "stopped") {
-      this.#s.metrics?.rejected(payloads.length);
-      this.#reply(conn, request, payloads.length, failAll(payloads.length, Code.UNAVAILABLE, "worker draining"));
+  onDrainRequest(session: GatewaySession, reason: string, refused: boolean): void {
+    if (!refused) {
+      // A gateway drains a worker when its model version is deleted, which every gateway sharing the Redis sees too.
+      this.#exit ??= { kind: "drained", reason };
+      this.#log.info({ gateway: session.address, reason }, "gateway asked to drain");
+      void this.drain(reason);
       return;
     }
-    if (!this.#slots.offer({ request, payloads, conn })) {
+    this.#log.error({ gateway: session.address, reason }, "gateway refused the registration");
+    session.close(false);
+    this.#sessions.delete(session.address);
+    this.#refused.set(session.address, reason);
+    // Refused everywhere: nothing left to serve.
+    if (this.#sessions.size === 0) {
+      this.#exit ??= { kind: "refused", reason };
+      void this.drain(reason);
+    }
+  }
+
+  onBatch(session: GatewaySession, conn: GatewayConnection, request: BatchRequest, payloads: Buffer[]): void {
+    this.#pendingItems += payloads.length;
+    if (this.#phase !== "running") {
+      this.#s.metrics?.rejected(payloads.length);
+      this.#pendingItems -= payloads.length;
+      session.reply(conn, request, failAll(payloads.length, Code.UNAVAILABLE, "worker draining"));
+      return;
+    }
+    if (!this.#slots.offer({ request, payloads, session, conn, arrivedAt: performance.now() })) {
       const message = `worker overloaded: ${this.#slots.running} batches running and ${this.#slots.queued} waiting`;
       this.#s.metrics?.rejected(payloads.length);
-      this.#reply(conn, request, payloads.length, failAll(payloads.length, Code.RESOURCE_EXHAUSTED, message));
+      this.#pendingItems -= payloads.length;
+      session.reply(conn, request, failAll(payloads.length, Code.RESOURCE_EXHAUSTED, message));
     }
   }
 
   async #execute(job: Job): Promise<void> {
     const { request, payloads } = job;
     const s = this.#s;
+    const waitMicros = Math.round((performance.now() - job.arrivedAt) * 1000);
     const answer = await inPredictSpan(request, payloads.length, s.model, s.version, async () => {
       const a = await runBatch({ inputType: s.inputType, predict: s.predict, maxBatchSize: s.maxBatchSize, modelTimeoutMs: s.modelTimeoutMs }, request, payloads);
       // Inside the span, so the line carries the batch's trace id.
@@ -346,7 +232,8 @@ class WorkerRuntime {
       return a;
     });
     s.metrics?.batchRan(answer);
-    this.#reply(job.conn, request, payloads.length, answer);
+    this.#pendingItems -= payloads.length;
+    job.session.reply(job.conn, request, answer, waitMicros);
     if (answer.overdue !== null) await this.#waitForOverdueModel(request.batchId, answer.overdue);
   }
 
@@ -365,29 +252,11 @@ class WorkerRuntime {
     });
     const hung = await Promise.race([overdue.then(() => false), gaveUp]);
     clearTimeout(timer);
-    if (!hung || this.#state.phase === "stopped") return;
+    if (!hung || this.#phase === "stopped") return;
     const reason = `a model call has not returned ${2 * graceMs} ms after it started (model timeout ${graceMs} ms)`;
     this.#log.error({ batchId, modelTimeoutMs: graceMs }, "model hangs; stopping the worker");
     this.#exit = { kind: "hung", reason };
     this.#shutdown(false);
-  }
-
-  #reply(conn: GatewayConnection, request: BatchRequest, itemCount: number, answer: BatchAnswer): void {
-    this.#pendingItems -= itemCount;
-    // After a reconnect the old session's gateway identity is gone: nobody to answer.
-    if (conn !== this.#session()) {
-      this.#log.debug({ batchId: request.batchId }, "dropped the answer to a batch from a closed session");
-      return;
-    }
-    void conn.send(
-      { kind: { $case: "result", value: { batchId: request.batchId, items: answer.items, modelMicros: answer.modelMicros, modelError: answer.modelError ?? "" } } },
-      answer.outputs,
-    );
-  }
-
-  /** Forgets batches not yet started (their session is gone, so nobody awaits their answers). */
-  #dropWaiting(): void {
-    for (const job of this.#slots.clearWaiting()) this.#pendingItems -= job.payloads.length;
   }
 
   #logModelError(batchId: number, error: string): void {
@@ -400,35 +269,29 @@ class WorkerRuntime {
   // --- shutdown -------------------------------------------------------------
 
   async #runDrain(reason: string): Promise<void> {
-    const state = this.#state;
-    if (state.phase === "stopped") return;
-    const conn = state.phase === "reconnecting" ? null : state.conn;
-    this.#transition({ phase: "draining", conn, replicaId: this.replicaId });
-    this.#log.info({ reason, running: this.#slots.running, waiting: this.#slots.queued }, "worker draining");
-    void conn?.send({ kind: { $case: "drain", value: { reason } } });
+    if (this.#phase !== "running") return;
+    this.#phase = "draining";
+    this.#discovery.stop();
+    this.#log.info({ reason, running: this.#slots.running, waiting: this.#slots.queued, gateways: this.#sessions.size }, "worker draining");
+    for (const session of this.#sessions.values()) session.drain(reason);
     await this.#slots.idle();
-    // close() may have ended the drain meanwhile, and with it the session.
-    await this.#session()?.flush(DRAIN_FLUSH_TIMEOUT_MS);
+    // close() may have ended the drain meanwhile, and with it the sessions.
+    await Promise.all([...this.#sessions.values()].map((session) => session.flush(DRAIN_FLUSH_TIMEOUT_MS)));
     this.#shutdown(true);
   }
 
   #shutdown(graceful: boolean): void {
-    const conn = this.#session();
-    if (this.#state.phase === "stopped") return;
-    this.#transition({ phase: "stopped" });
-    for (const timer of [this.#controlTimer, this.#watchdogTimer]) if (timer !== null) clearInterval(timer);
-    this.#controlTimer = this.#watchdogTimer = null;
+    if (this.#phase === "stopped") return;
+    this.#phase = "stopped";
+    this.#discovery.stop();
+    if (this.#watchdogTimer !== null) clearInterval(this.#watchdogTimer);
+    this.#watchdogTimer = null;
     this.#slots.clearWaiting();
-    conn?.close(graceful);
+    for (const session of this.#sessions.values()) session.close(graceful);
+    this.#sessions.clear();
     this.#log.info({ graceful }, "worker closed");
     // A drain waiting for running batches ends here too (close() during drain).
     this.#slots.release();
     this.#resolveClosed(this.#exit ?? { kind: "stopped", reason: "closed" });
   }
-}
-
-/** The registration's CURVE fields for one session: empty without CURVE. */
-function credentialsFor(s: Settings, conn: GatewayConnection): { curvePublicKey: Buffer; registrationProof: Buffer } {
-  if (s.credentials === null || conn.routingId === null) return { curvePublicKey: Buffer.alloc(0), registrationProof: Buffer.alloc(0) };
-  return s.credentials.registration(conn.routingId, s.model, s.version);
 }

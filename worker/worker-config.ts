@@ -6,7 +6,7 @@
 import { COMMON_OPTIONS, parseConfig, type OptionSpec } from "../core/config.js";
 import { parseInputType, unknownInputTypeMessage } from "../core/input-types.js";
 import { modelNameProblem } from "../core/names.js";
-import { parseTcpEndpoint } from "../core/tcp-endpoint.js";
+import { parseGatewayList } from "./worker-options.js";
 
 /** Shortest heartbeat interval accepted, in ms: below it the beats themselves become load. */
 const MIN_HEARTBEAT_MS = 10;
@@ -16,7 +16,13 @@ const WORKER_OPTIONS = {
   model: { kind: "string", env: "CLIPPER_MODEL_NAME", default: "", help: "model name (required)" },
   version: { kind: "string", env: "CLIPPER_MODEL_VERSION", default: "", help: "model version (required)" },
   "input-type": { kind: "string", env: "CLIPPER_INPUT_TYPE", default: "doubles", help: "bytes, integers, floats, doubles or strings (Clipper aliases accepted)" },
-  gateway: { kind: "string", env: "CLIPPER_GATEWAY", default: "tcp://127.0.0.1:7000", help: "the gateway's worker RPC endpoint, tcp://host:port" },
+  gateway: {
+    kind: "string",
+    env: "CLIPPER_GATEWAY",
+    default: "tcp://127.0.0.1:7000",
+    help: "the gateways' worker RPC endpoints, tcp://host:port, comma-separated; a host name means every address it resolves to (re-resolved)",
+  },
+  "gateway-resolve-ms": { kind: "count", env: "CLIPPER_GATEWAY_RESOLVE_MS", default: "10000", help: "how often gateway host names are resolved again, ms (>= 100)" },
   module: { kind: "string", env: "CLIPPER_MODULE", default: "", help: "model module (required): default export or `predict` is async (inputs) => outputs" },
   concurrency: { kind: "count", env: "CLIPPER_WORKER_CONCURRENCY", default: "1", help: "batches run at the same time (>= 1)" },
   "max-batch-size": { kind: "count", env: "CLIPPER_MAX_BATCH_SIZE", default: "0", help: "largest batch the model takes; 0 for no limit" },
@@ -54,6 +60,7 @@ export interface WorkerConfig {
   /** As given (any Clipper spelling); known to be valid. */
   readonly inputType: string;
   readonly gateway: string;
+  readonly gatewayResolveMs: number;
   readonly module: string;
   readonly concurrency: number;
   readonly maxBatchSize: number;
@@ -89,6 +96,7 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     checkName("model version", "--version", "CLIPPER_MODEL_VERSION", c.version) ??
     (parseInputType(c["input-type"]) === null ? `--input-type: ${unknownInputTypeMessage(c["input-type"])}` : null) ??
     checkGatewayUrl(c.gateway) ??
+    (c["gateway-resolve-ms"] < 100 ? "--gateway-resolve-ms must be at least 100" : null) ??
     (c.module.trim() === "" ? "--module is required (or set CLIPPER_MODULE): the path of the model module" : null) ??
     (c.concurrency < 1 ? "--concurrency must be at least 1" : null) ??
     (c["heartbeat-ms"] < MIN_HEARTBEAT_MS ? `--heartbeat-ms must be at least ${MIN_HEARTBEAT_MS}` : null) ??
@@ -102,6 +110,7 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
       version: c.version,
       inputType: c["input-type"],
       gateway: c.gateway,
+      gatewayResolveMs: c["gateway-resolve-ms"],
       module: c.module,
       concurrency: c.concurrency,
       maxBatchSize: c["max-batch-size"],
@@ -129,7 +138,7 @@ function checkMetricsPort(text: string): string | null {
   return `--metrics-port: '${text}' is not a port (0-65535; 0 picks a free one; empty for no metrics server)`;
 }
 
-function checkGatewayUrl(url: string): string | null {
-  const endpoint = parseTcpEndpoint(url);
-  return endpoint.ok ? null : `--gateway: ${endpoint.error}`;
+function checkGatewayUrl(list: string): string | null {
+  const endpoints = parseGatewayList(list);
+  return endpoints.ok ? null : `--gateway: ${endpoints.error}`;
 }

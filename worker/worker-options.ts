@@ -8,7 +8,11 @@ import { modelNameProblem } from "../core/names.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import type { PredictFn } from "./batch-executor.js";
 import type { WorkerMetrics } from "./metrics.js";
+import { parseTcpEndpoint, type TcpEndpoint } from "../core/tcp-endpoint.js";
 import type { WorkerCredentials } from "./worker-credentials.js";
+
+/** How often gateway host names are resolved again, in ms: a new gateway pod is found within this. */
+export const DEFAULT_GATEWAY_RESOLVE_MS = 10_000;
 
 /** Heartbeat interval until the gateway names one, in ms (and the CLI default). */
 const DEFAULT_HEARTBEAT_MS = 1_000;
@@ -28,8 +32,13 @@ export interface WorkerOptions {
   readonly version: string;
   /** Input type in any Clipper spelling; sent to the gateway as given. */
   readonly inputType: string;
-  /** Gateway RPC endpoint, `tcp://host:port`. */
+  /**
+   * Gateway RPC endpoints, `tcp://host:port`, comma-separated: the worker
+   * serves every one, and every address a host name resolves to.
+   */
   readonly gateway: string;
+  /** How often host names in `gateway` are resolved again, in ms; default 10000. */
+  readonly gatewayResolveMs?: number;
   /** The model function (see {@link PredictFn}). */
   readonly predict: PredictFn;
   /** Batches run at the same time; default 1. */
@@ -61,7 +70,8 @@ export interface Settings {
   readonly version: string;
   readonly inputTypeText: string;
   readonly inputType: InputType;
-  readonly gateway: string;
+  readonly gateways: readonly TcpEndpoint[];
+  readonly gatewayResolveMs: number;
   readonly predict: PredictFn;
   readonly concurrency: number;
   readonly maxBatchSize: number;
@@ -93,7 +103,8 @@ export function checkOptions(o: WorkerOptions): Settings {
     version: o.version,
     inputTypeText: o.inputType,
     inputType,
-    gateway: o.gateway,
+    gateways: parseGateways(o.gateway),
+    gatewayResolveMs: whole("gatewayResolveMs", o.gatewayResolveMs ?? DEFAULT_GATEWAY_RESOLVE_MS, 100),
     predict: o.predict,
     concurrency: whole("concurrency", o.concurrency ?? 1, 1),
     maxBatchSize: whole("maxBatchSize", o.maxBatchSize ?? 0, 0),
@@ -104,4 +115,23 @@ export function checkOptions(o: WorkerOptions): Settings {
     metrics: o.metrics ?? null,
     credentials: o.credentials ?? null,
   };
+}
+
+/** The endpoints of a comma-separated `tcp://host:port` list; the error names the bad one. */
+export function parseGatewayList(text: string): { ok: true; value: TcpEndpoint[] } | { ok: false; error: string } {
+  const parts = text.split(",").map((p) => p.trim()).filter((p) => p !== "");
+  if (parts.length === 0) return { ok: false, error: "no gateway endpoint given (tcp://HOST:PORT, comma-separated for several)" };
+  const out: TcpEndpoint[] = [];
+  for (const p of parts) {
+    const e = parseTcpEndpoint(p);
+    if (!e.ok) return e;
+    if (!out.some((x) => x.host === e.value.host && x.port === e.value.port)) out.push(e.value);
+  }
+  return { ok: true, value: out };
+}
+
+function parseGateways(text: string): TcpEndpoint[] {
+  const parsed = parseGatewayList(text);
+  if (!parsed.ok) throw new TypeError(`gateway: ${parsed.error}`);
+  return parsed.value;
 }

@@ -82,7 +82,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     }
   }
   for (const binding of options.bindings) {
-    server.addService(binding.definition, serviceImplementation(binding, streaming[binding.name] ?? {}, options.onError));
+    server.addService(tolerantDefinition(binding), serviceImplementation(binding, streaming[binding.name] ?? {}, options.onError));
     served.push(binding.name);
   }
 
@@ -113,6 +113,39 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       return shutdown(server, graceMs);
     },
   };
+}
+
+/**
+ * A request whose bytes are not its message. grpc-js answers a throwing
+ * deserializer with INTERNAL, which tells a caller the server failed; the
+ * caller's bytes were wrong, so unary methods get this in place of the
+ * request and answer INVALID_ARGUMENT.
+ */
+class UndecodableRequest {
+  constructor(readonly reason: string) {}
+}
+
+/** The binding's definition with each unary handler's request decoder turned into one that never throws. */
+function tolerantDefinition(binding: UnaryServiceBinding): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [key, method] of Object.entries(binding.definition as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
+    if (!(key in binding.handlers) || method.requestStream || method.responseStream) {
+      out[key] = method;
+      continue;
+    }
+    const decode = method.requestDeserialize;
+    out[key] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return new UndecodableRequest(err instanceof Error ? err.message : String(err));
+        }
+      },
+    };
+  }
+  return out;
 }
 
 /** Merges a binding's adapted unary handlers with its streaming implementations. */
@@ -146,6 +179,10 @@ function adaptUnary(
   onError: GrpcServerOptions["onError"],
 ): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
+    if (call.request instanceof UndecodableRequest) {
+      callback({ code: grpc.status.INVALID_ARGUMENT, details: `the request is not a valid message for ${path}: ${call.request.reason}` });
+      return;
+    }
     const scope = grpcCallContext(call);
     handler(call.request, scope.ctx).then(
       (response) => {

@@ -8,7 +8,7 @@ import type { AuthFailure, WorkerAuth } from "./worker-auth.js";
 /** Where a dialect delivers a replica's answers (the dispatcher). */
 export interface BatchAnswers {
   /** Resolves a batch's tasks and frees its slot; false for a batch the replica does not have in flight. */
-  batchAnswered(replica: Replica, batchId: number, outcomes: readonly TaskOutcome[], modelMs?: number): boolean;
+  batchAnswered(replica: Replica, batchId: number, outcomes: readonly TaskOutcome[], modelMs?: number, waitMs?: number): boolean;
 }
 
 /** What a dialect needs from the worker RPC. */

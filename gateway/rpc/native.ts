@@ -94,10 +94,10 @@ export class NativeDialect implements WorkerDialect {
         registry.drain(replica);
         return;
       case "result": {
-        const { batchId, items, modelMicros } = kind.value;
+        const { batchId, items, modelMicros, waitMicros } = kind.value;
         const wholeBatch = wholeBatchError(kind.value);
         const outcomes = items.map((status, i) => outcomeOf(status, payloads[i], wholeBatch));
-        if (!answers.batchAnswered(replica, batchId, outcomes, modelMicros / 1000)) log.warn({ address, batchId }, "result for an unknown batch");
+        if (!answers.batchAnswered(replica, batchId, outcomes, modelMicros / 1000, Math.max(0, waitMicros) / 1000)) log.warn({ address, batchId }, "result for an unknown batch");
         registry.leaveIfDrained(replica);
         return;
       }

@@ -138,11 +138,11 @@ test("an input alone on a replica that is lost once is sent again: one crash may
 
 test("the worker's model_error marks the items of a call that failed as a whole; without it, all items failing alike do", (t) => {
   const item = (code: number, message: string) => ({ code, message });
-  t.is(wholeBatchError({ batchId: 1, items: [item(13, "boom"), item(0, "")], modelMicros: 0, modelError: "boom" }), "boom");
-  t.is(wholeBatchError({ batchId: 1, items: [item(13, "boom"), item(13, "boom")], modelMicros: 0, modelError: "" }), "boom");
-  t.is(wholeBatchError({ batchId: 1, items: [item(13, "boom"), item(13, "other")], modelMicros: 0, modelError: "" }), null, "each item's own error");
-  t.is(wholeBatchError({ batchId: 1, items: [item(3, "bad"), item(3, "bad")], modelMicros: 0, modelError: "" }), null, "not a model failure");
-  t.is(wholeBatchError({ batchId: 1, items: [item(13, "boom")], modelMicros: 0, modelError: "" }), null, "one item is alone already");
+  t.is(wholeBatchError({ batchId: 1, items: [item(13, "boom"), item(0, "")], modelMicros: 0, modelError: "boom", waitMicros: 0 }), "boom");
+  t.is(wholeBatchError({ batchId: 1, items: [item(13, "boom"), item(13, "boom")], modelMicros: 0, modelError: "", waitMicros: 0 }), "boom");
+  t.is(wholeBatchError({ batchId: 1, items: [item(13, "boom"), item(13, "other")], modelMicros: 0, modelError: "", waitMicros: 0 }), null, "each item's own error");
+  t.is(wholeBatchError({ batchId: 1, items: [item(3, "bad"), item(3, "bad")], modelMicros: 0, modelError: "", waitMicros: 0 }), null, "not a model failure");
+  t.is(wholeBatchError({ batchId: 1, items: [item(13, "boom")], modelMicros: 0, modelError: "", waitMicros: 0 }), null, "one item is alone already");
 });
 
 test("model errors are logged per model version at most once per interval, with a count", async (t) => {

@@ -72,7 +72,7 @@ test("an item marked OK without an output frame is an error, not an empty output
   const s = await setup(t);
   await s.register();
   const { batchId, outcome } = await s.ask();
-  await s.send({ kind: { $case: "result", value: { batchId, items: [{ code: 0, message: "" }], modelMicros: 1, modelError: "" } } });
+  await s.send({ kind: { $case: "result", value: { batchId, items: [{ code: 0, message: "" }], modelMicros: 1, modelError: "", waitMicros: 0 } } });
   t.like(await outcome, { kind: "failed", code: status.INTERNAL, message: "the worker marked the item OK but sent no output" });
 });
 
@@ -80,7 +80,7 @@ test("an item status outside the gRPC codes becomes INTERNAL", async (t) => {
   const s = await setup(t);
   await s.register();
   const { batchId, outcome } = await s.ask();
-  await s.send({ kind: { $case: "result", value: { batchId, items: [{ code: 99, message: "odd" }], modelMicros: 1, modelError: "" } } }, [Buffer.alloc(0)]);
+  await s.send({ kind: { $case: "result", value: { batchId, items: [{ code: 99, message: "odd" }], modelMicros: 1, modelError: "", waitMicros: 0 } } }, [Buffer.alloc(0)]);
   t.like(await outcome, { kind: "failed", code: status.INTERNAL, message: "the worker reported unknown status code 99: odd" });
 });
 
@@ -88,10 +88,10 @@ test("a peer that sends a frame over the limit is cut off: that answer never arr
   const s = await setup(t, 1024, 1_000);
   await s.register();
   const small = await s.ask();
-  await s.send({ kind: { $case: "result", value: { batchId: small.batchId, items: [{ code: 0, message: "" }], modelMicros: 1, modelError: "" } } }, [Buffer.alloc(512, 0x61)]);
+  await s.send({ kind: { $case: "result", value: { batchId: small.batchId, items: [{ code: 0, message: "" }], modelMicros: 1, modelError: "", waitMicros: 0 } } }, [Buffer.alloc(512, 0x61)]);
   t.like(await small.outcome, { kind: "value" }, "an output under the limit is taken");
   const big = await s.ask();
-  await s.send({ kind: { $case: "result", value: { batchId: big.batchId, items: [{ code: 0, message: "" }], modelMicros: 1, modelError: "" } } }, [Buffer.alloc(4096, 0x61)]);
+  await s.send({ kind: { $case: "result", value: { batchId: big.batchId, items: [{ code: 0, message: "" }], modelMicros: 1, modelError: "", waitMicros: 0 } } }, [Buffer.alloc(4096, 0x61)]);
   t.true(await eventually(() => s.registry.size === 0, 15_000), "the peer, cut off, fell silent and was evicted");
   // Its batch went back to the queue: no answer, and certainly not the oversized output.
   const settled = await Promise.race([big.outcome, Promise.resolve(null)]);

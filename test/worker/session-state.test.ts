@@ -1,7 +1,7 @@
 import test from "ava";
-import { canTransition, checkTransition, IllegalTransitionError, WORKER_TRANSITIONS, type WorkerPhase } from "../../worker/worker-state.js";
+import { canTransition, checkTransition, IllegalTransitionError, SESSION_TRANSITIONS, type SessionPhase } from "../../worker/session-state.js";
 
-const PHASES: readonly WorkerPhase[] = ["registering", "serving", "reconnecting", "draining", "stopped"];
+const PHASES: readonly SessionPhase[] = ["registering", "serving", "reconnecting", "draining", "stopped"];
 
 /** Every legal move, written out once more by hand so a change to the table has to change this test too. */
 const LEGAL: ReadonlySet<string> = new Set([
@@ -21,8 +21,8 @@ const LEGAL: ReadonlySet<string> = new Set([
 ]);
 
 test("the table names every phase, and only phases, as a source and as a target", (t) => {
-  t.deepEqual(Object.keys(WORKER_TRANSITIONS).sort(), [...PHASES].sort());
-  for (const targets of Object.values(WORKER_TRANSITIONS)) {
+  t.deepEqual(Object.keys(SESSION_TRANSITIONS).sort(), [...PHASES].sort());
+  for (const targets of Object.values(SESSION_TRANSITIONS)) {
     for (const to of targets) t.true(PHASES.includes(to), to);
   }
 });
@@ -41,15 +41,15 @@ for (const from of PHASES) {
         const err = t.throws(() => checkTransition(from, to), { instanceOf: IllegalTransitionError });
         t.is(err?.from, from);
         t.is(err?.to, to);
-        t.is(err?.message, `illegal worker state transition ${move}`);
+        t.is(err?.message, `illegal session state transition ${move}`);
       });
     }
   }
 }
 
 test("nothing leaves stopped, and a drain can only end", (t) => {
-  t.deepEqual(WORKER_TRANSITIONS.stopped, []);
-  t.deepEqual(WORKER_TRANSITIONS.draining, ["stopped"]);
+  t.deepEqual(SESSION_TRANSITIONS.stopped, []);
+  t.deepEqual(SESSION_TRANSITIONS.draining, ["stopped"]);
 });
 
 test("every phase but stopped can reach stopped directly (close() works from anywhere)", (t) => {

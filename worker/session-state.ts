@@ -1,17 +1,19 @@
 /**
- * The worker's life as one state machine, in the manner of grpc-js's
- * connectivity states: each state carries only what exists in it (a session
- * while registering or serving, a replica id only while serving, a backoff
- * timer only while reconnecting), and {@link WORKER_TRANSITIONS} lists the
- * only moves the runtime may make.
+ * One gateway session's life (worker/gateway-session.ts) as a state
+ * machine, in the manner of grpc-js's connectivity states: each state
+ * carries only what exists in it (a connection while registering or
+ * serving, a replica id only while serving, a backoff timer only while
+ * reconnecting), and {@link SESSION_TRANSITIONS} lists the only moves a
+ * session may make. A worker has one session per gateway address.
  *
  * What makes each move:
  * - registering → serving: WorkerRegistered;
  * - serving → registering: ReregisterWorker (the gateway forgot us);
  * - registering | serving → reconnecting: the gateway went silent;
  * - reconnecting → registering: the backoff is over, a new session opens;
- * - registering | serving | reconnecting → draining: drain() or DrainWorker;
- * - any but stopped → stopped: close(), or the end of a drain.
+ * - registering | serving | reconnecting → draining: the worker drains;
+ * - any but stopped → stopped: the worker closes, the drain ends, or the
+ *   gateway's address is gone (or refused the registration).
  *
  * Connecting and registering are one state: zeromq reports no failure to
  * connect, only silence, and the RegisterWorker is queued on the socket as
@@ -19,8 +21,8 @@
  */
 import type { GatewayConnection } from "./gateway-connection.js";
 
-/** Where the worker is in its life, with what exists only there. */
-export type WorkerState =
+/** Where a session is in its life, with what exists only there. */
+export type SessionState =
   /** A session is open and RegisterWorker is (re)sent until the gateway answers. */
   | { readonly phase: "registering"; readonly conn: GatewayConnection }
   /** Registered as `replicaId` on this session: beats, takes batches. */
@@ -36,8 +38,8 @@ export type WorkerState =
   /** Closed for good: no session, no timers. */
   | { readonly phase: "stopped" };
 
-/** The name of a {@link WorkerState}. */
-export type WorkerPhase = WorkerState["phase"];
+/** The name of a {@link SessionState}. */
+export type SessionPhase = SessionState["phase"];
 
 /**
  * Every legal move, by the state it leaves. `serving → serving` is the one
@@ -45,7 +47,7 @@ export type WorkerPhase = WorkerState["phase"];
  * answered again with another replica id, and the latest answer is the one
  * the gateway keeps. Nothing leaves `stopped`, and a drain only ends.
  */
-export const WORKER_TRANSITIONS: Readonly<Record<WorkerPhase, readonly WorkerPhase[]>> = {
+export const SESSION_TRANSITIONS: Readonly<Record<SessionPhase, readonly SessionPhase[]>> = {
   registering: ["serving", "reconnecting", "draining", "stopped"],
   serving: ["serving", "registering", "reconnecting", "draining", "stopped"],
   reconnecting: ["registering", "draining", "stopped"],
@@ -53,22 +55,22 @@ export const WORKER_TRANSITIONS: Readonly<Record<WorkerPhase, readonly WorkerPha
   stopped: [],
 };
 
-/** True when {@link WORKER_TRANSITIONS} allows moving from `from` to `to`. */
-export function canTransition(from: WorkerPhase, to: WorkerPhase): boolean {
-  return WORKER_TRANSITIONS[from].includes(to);
+/** True when {@link SESSION_TRANSITIONS} allows moving from `from` to `to`. */
+export function canTransition(from: SessionPhase, to: SessionPhase): boolean {
+  return SESSION_TRANSITIONS[from].includes(to);
 }
 
 /**
  * A move the table does not allow. Every caller checks the phase it expects
- * before moving, so this is a bug in the runtime, never a condition of the
- * network: it is thrown, not logged (see WorkerRuntime's #transition).
+ * before moving, so this is a bug in the worker, never a condition of the
+ * network: it is thrown, not logged (see GatewaySession's #transition).
  */
 export class IllegalTransitionError extends Error {
-  readonly from: WorkerPhase;
-  readonly to: WorkerPhase;
+  readonly from: SessionPhase;
+  readonly to: SessionPhase;
 
-  constructor(from: WorkerPhase, to: WorkerPhase) {
-    super(`illegal worker state transition ${from} -> ${to}`);
+  constructor(from: SessionPhase, to: SessionPhase) {
+    super(`illegal session state transition ${from} -> ${to}`);
     this.name = "IllegalTransitionError";
     this.from = from;
     this.to = to;
@@ -76,6 +78,6 @@ export class IllegalTransitionError extends Error {
 }
 
 /** Throws an {@link IllegalTransitionError} unless `from → to` is in the table. */
-export function checkTransition(from: WorkerPhase, to: WorkerPhase): void {
+export function checkTransition(from: SessionPhase, to: SessionPhase): void {
   if (!canTransition(from, to)) throw new IllegalTransitionError(from, to);
 }
