@@ -33,9 +33,10 @@ const ALLOWED: Record<Folder, readonly Folder[]> = {
  * home. core/process-group.ts: management's supervisor and `clipper up` stop
  * a child and its children alike. core/curve/key-pair.ts and z85.ts:
  * `clipper keys generate` and `clipper up` write the CURVE key files the
- * servers and workers read.
+ * servers and workers read. core/input-types.ts: `clipper k8s manifests`
+ * checks --input-type offline by the rule the worker applies at start.
  */
-const CLIENT_CORE_MODULES: ReadonlySet<string> = new Set(["core/ports-line.ts", "core/process-group.ts", "core/curve/key-pair.ts", "core/curve/z85.ts"]);
+const CLIENT_CORE_MODULES: ReadonlySet<string> = new Set(["core/ports-line.ts", "core/process-group.ts", "core/curve/key-pair.ts", "core/curve/z85.ts", "core/input-types.ts"]);
 /** npm packages clients/ may import (besides Node built-ins). */
 const CLIENT_PACKAGES = new Set(["@grpc/grpc-js"]);
 const BUILTINS = new Set(builtinModules);

@@ -4,6 +4,7 @@
  * and exits with its code (cli-kit.ts EXIT).
  */
 import { appsCommands } from "./commands/apps.js";
+import { k8sCommands } from "./commands/k8s.js";
 import { keysCommands } from "./commands/keys.js";
 import { linkCommands } from "./commands/links.js";
 import { modelsCommands } from "./commands/models.js";
@@ -25,6 +26,7 @@ const COMMANDS: readonly Command[] = [
   ...workersCommands,
   predictCommand,
   ...keysCommands,
+  ...k8sCommands,
 ];
 
 function overview(): string {
