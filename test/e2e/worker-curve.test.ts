@@ -123,9 +123,8 @@ test.serial("a worker without CURVE keys never registers on a CURVE port", async
 });
 
 /** A raw native peer with `own` CURVE keys, registering with the given key and proof. */
-async function rawRegistration(own: { key: string; publicKey: string }, claim: Partial<RegisterWorker>): Promise<string> {
+async function rawRegistration(own: { key: string; publicKey: string }, routingId: string, claim: Partial<RegisterWorker>): Promise<string> {
   const secret = keyLines(readFileSync(own.key, "utf8"))[0]!;
-  const routingId = "forged-routing-id-0001";
   const d = new Dealer({ linger: 0, routingId, curveServerKey: gateway.publicKey, curvePublicKey: own.publicKey, curveSecretKey: secret });
   try {
     d.connect(`tcp://127.0.0.1:${stack.gateway.rpc}`);
@@ -155,17 +154,18 @@ async function rawRegistration(own: { key: string; publicKey: string }, claim: P
 test.serial("an allowed key cannot register under another key: claiming it without its secret is refused", async (t) => {
   const before = await failures("bad_proof");
   const limitedSecret = rawKey(keyLines(readFileSync(limited.key, "utf8"))[0]!)!;
-  const routingId = Buffer.from("forged-routing-id-0001");
+  // A routing id per connection: a ROUTER ignores a new peer that reuses the id of one it has not yet seen go.
+  const ids = ["forged-routing-id-0001", "forged-routing-id-0002", "forged-routing-id-0003"];
   // The limited key's holder claims the unlimited key, proving with its own secret.
-  const forged = registrationProof(limitedSecret, rawKey(gateway.publicKey)!, { routingId, modelName: "b", modelVersion: "1" });
-  t.regex(await rawRegistration(limited, { curvePublicKey: rawKey(good.publicKey)!, registrationProof: forged }), /^drain: registration refused: .*proof/);
+  const forged = registrationProof(limitedSecret, rawKey(gateway.publicKey)!, { routingId: Buffer.from(ids[0]!), modelName: "b", modelVersion: "1" });
+  t.regex(await rawRegistration(limited, ids[0]!, { curvePublicKey: rawKey(good.publicKey)!, registrationProof: forged }), /^drain: registration refused: .*proof/);
   // No credentials at all.
-  t.regex(await rawRegistration(limited, {}), /^drain: registration refused: .*requires CURVE credentials/);
+  t.regex(await rawRegistration(limited, ids[1]!, {}), /^drain: registration refused: .*requires CURVE credentials/);
   t.deepEqual(await workersOf("b"), []);
   t.true((await failures("bad_proof")) >= before + 2);
   // The same peer with its own key and a correct proof is only held to its models.
-  const honest = registrationProof(limitedSecret, rawKey(gateway.publicKey)!, { routingId, modelName: "a", modelVersion: "1" });
-  t.is(await rawRegistration(limited, { modelName: "a", curvePublicKey: rawKey(limited.publicKey)!, registrationProof: honest }), "registered");
+  const honest = registrationProof(limitedSecret, rawKey(gateway.publicKey)!, { routingId: Buffer.from(ids[2]!), modelName: "a", modelVersion: "1" });
+  t.is(await rawRegistration(limited, ids[2]!, { modelName: "a", curvePublicKey: rawKey(limited.publicKey)!, registrationProof: honest }), "registered");
 });
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
