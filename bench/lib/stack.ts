@@ -88,17 +88,47 @@ function buildIfStale(): void {
   }
 }
 
+/** A gateway process and its bound ports. */
+export interface GatewayProc {
+  readonly proc: Proc;
+  readonly pid: number;
+  readonly grpc: number;
+  readonly http: number;
+  readonly rpc: number;
+}
+
+/** Starts a gateway (cache off, heap flags, optional profiling) on the given ports (0: any) and waits for its ports line. */
+async function spawnGateway(redisUrl: string, options: StackOptions, ports: { grpc: number; http: number; rpc: number }): Promise<GatewayProc> {
+  // The heap flags on the command line: on Node 20 the launcher cannot apply the semi-space size itself (bin/launch.js).
+  const nodeArgs = profileArgs(options, "gateway");
+  const proc = spawnBinWith(
+    "clipper-gateway",
+    [...gatewayNodeFlags(process.env, nodeArgs), ...nodeArgs],
+    [
+      "--redis-url", redisUrl, "--host", "127.0.0.1", "--grpc-port", String(ports.grpc), "--http-port", String(ports.http), "--rpc-port", String(ports.rpc),
+      "--cache-bytes", "0", ...(options.gatewayArgs ?? []),
+    ],
+    profileEnv(options),
+  );
+  const m = await proc.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS).catch(async (err: unknown) => {
+    await proc.stop("SIGKILL");
+    throw err;
+  });
+  const bound = GATEWAY_PORTS_LINE.read(m);
+  return { proc, pid: proc.child.pid!, grpc: bound.grpc.port, http: bound.http.port, rpc: bound.rpc.port };
+}
+
 export class BenchStack {
   readonly workers: CountedProc[] = [];
   readonly redis: TestRedis;
   readonly management: Management;
-  readonly gateway: { proc: Proc; pid: number; grpc: number; http: number; rpc: number };
+  #gateway: GatewayProc;
   readonly #options: StackOptions;
 
-  private constructor(redis: TestRedis, management: Management, gateway: BenchStack["gateway"], options: StackOptions) {
+  private constructor(redis: TestRedis, management: Management, gateway: GatewayProc, options: StackOptions) {
     this.redis = redis;
     this.management = management;
-    this.gateway = gateway;
+    this.#gateway = gateway;
     this.#options = options;
   }
 
@@ -109,25 +139,29 @@ export class BenchStack {
     let management: Management | null = null;
     try {
       management = await startManagement({ redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0 }, pino({ level: "silent" }));
-      // The heap flags on the command line: on Node 20 the launcher cannot apply the semi-space size itself (bin/launch.js).
-      const nodeArgs = profileArgs(options, "gateway");
-      const proc = spawnBinWith(
-        "clipper-gateway",
-        [...gatewayNodeFlags(process.env, nodeArgs), ...nodeArgs],
-        ["--redis-url", redis.url, "--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--cache-bytes", "0", ...(options.gatewayArgs ?? [])],
-        profileEnv(options),
-      );
-      const m = await proc.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS).catch(async (err: unknown) => {
-        await proc.stop("SIGKILL");
-        throw err;
-      });
-      const ports = GATEWAY_PORTS_LINE.read(m);
-      return new BenchStack(redis, management, { proc, pid: proc.child.pid!, grpc: ports.grpc.port, http: ports.http.port, rpc: ports.rpc.port }, options);
+      return new BenchStack(redis, management, await spawnGateway(redis.url, options, { grpc: 0, http: 0, rpc: 0 }), options);
     } catch (err) {
       await management?.close(0);
       await redis.destroy();
       throw err;
     }
+  }
+
+  /** The gateway process now running and its ports. */
+  get gateway(): GatewayProc {
+    return this.#gateway;
+  }
+
+  /**
+   * Kills the gateway with SIGKILL (no cleanup of any kind) and starts a new
+   * one on the same three ports, as a supervisor would; resolves once the
+   * new one has printed its ports.
+   */
+  async killAndRestartGateway(hooks: { killed(): void | Promise<void> }): Promise<void> {
+    const old = this.#gateway;
+    await old.proc.stop("SIGKILL");
+    await hooks.killed();
+    this.#gateway = await spawnGateway(this.redis.url, this.#options, { grpc: old.grpc, http: old.http, rpc: old.rpc });
   }
 
   /** Adds an app linked to a new model version, as clipper_admin would. */

@@ -48,3 +48,16 @@ export function summarizeMicros(durationsUs: number[]): LatencySummary {
 export function round3(x: number): number {
   return Number.isFinite(x) ? Math.round(x * 1000) / 1000 : x;
 }
+
+/** Slope of the least-squares line through (xs[i], ys[i]); NaN with fewer than two distinct xs. */
+export function leastSquaresSlope(xs: readonly number[], ys: readonly number[]): number {
+  const mx = mean(xs);
+  const my = mean(ys);
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < xs.length; i++) {
+    sxy += (xs[i]! - mx) * (ys[i]! - my);
+    sxx += (xs[i]! - mx) ** 2;
+  }
+  return sxx > 0 ? sxy / sxx : NaN;
+}
