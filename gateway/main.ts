@@ -134,7 +134,8 @@ await runUntilSignal(log, async () => {
       ...(index === null ? {} : { processIndex: index }),
       clipperV3Models: workers.value.clipperV3Models,
       streamStallMs: c["stream-stall-ms"],
-      ...(c["gateway-id"] === "" ? {} : { gatewayId: c["gateway-id"] }),
+      // Each process of --processes is a gateway of its own in DB 3 (the default id already differs by worker port).
+      ...(c["gateway-id"] === "" ? {} : { gatewayId: index === null ? c["gateway-id"] : `${c["gateway-id"]}.${index}` }),
       livenessTtlMs: c["liveness-ttl-ms"],
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
