@@ -4,6 +4,7 @@ import { call } from "../helpers/grpc.js";
 import { eventually } from "../helpers/processes.js";
 import { dumpRedis } from "../helpers/redis-dump.js";
 import { Stack } from "../helpers/stack.js";
+import { E, hex, receive } from "../helpers/zmq-frames.js";
 
 let stack: Stack;
 
@@ -15,15 +16,6 @@ test.after.always(async () => {
   await stack?.close();
 });
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
-const E = Buffer.alloc(0);
-
-/** Receives one message, or fails after a bounded wait. */
-async function receive(d: Dealer): Promise<string[]> {
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no message within 5 s")), 5_000).unref());
-  const frames = await Promise.race([d.receive(), timeout]);
-  return frames.map((f) => f.toString("hex"));
-}
 
 // A Clipper v3 container written here, sending exactly the frames of
 // Clipper's own no-op container (clipper.md §4.9).

@@ -8,6 +8,7 @@ import { ManagedStack } from "../helpers/managed-stack.js";
 import { eventually, ROOT } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
 import { Stack } from "../helpers/stack.js";
+import { E, hex, receive } from "../helpers/zmq-frames.js";
 
 const HANGS = "test/fixtures/models/hangs-on-7.js";
 
@@ -123,15 +124,6 @@ test.serial("under the replica manager, a quarantined worker whose model hangs i
   }
 });
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
-const E = Buffer.alloc(0);
-
-/** Receives one message, or fails after a bounded wait. */
-async function receive(d: Dealer): Promise<string[]> {
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no message within 5 s")), 5_000).unref());
-  const frames = await Promise.race([d.receive(), timeout]);
-  return frames.map((f) => f.toString("hex"));
-}
 
 // A Clipper v3 container cannot be asked to drain. Once quarantined it takes
 // nothing new; when its late answer comes, it is forgotten, and on its next

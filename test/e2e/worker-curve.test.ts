@@ -20,6 +20,7 @@ import { call } from "../helpers/grpc.js";
 import { eventually, spawnBin, type Proc } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
 import { Stack } from "../helpers/stack.js";
+import { E, hex } from "../helpers/zmq-frames.js";
 
 const SUM = join(process.cwd(), "test/fixtures/models/sum.js");
 const dir = mkdtempSync(join(tmpdir(), "clipper-curve-"));
@@ -168,8 +169,6 @@ test.serial("an allowed key cannot register under another key: claiming it witho
   t.is(await rawRegistration(limited, ids[2]!, { modelName: "a", curvePublicKey: rawKey(limited.publicKey)!, registrationProof: honest }), "registered");
 });
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
-const E = Buffer.alloc(0);
 
 test.serial("a Clipper v3 container gets nowhere on the CURVE port and registers on --clipper-v3-port, for the models it allows", async (t) => {
   // On the CURVE port: the plaintext handshake fails, so not even a heartbeat is answered.
