@@ -76,7 +76,7 @@ export function predictBinding(predictor: Predictor): UnaryServiceBinding {
 }
 
 /** Most queries one stream may have unanswered or unwritten at once; beyond it the stream stops reading. */
-export const STREAM_WINDOW = 1_024;
+const STREAM_WINDOW = 1_024;
 
 /**
  * PredictStream: answers each query as soon as it is ready, matched by
