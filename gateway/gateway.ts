@@ -29,6 +29,7 @@ import type { AuthFailure, WorkerAuth } from "./rpc/worker-auth.js";
 import { WorkerRpc } from "./rpc/worker-rpc.js";
 import { StaleReplicaSweep } from "./stale-replica-sweep.js";
 import { HEARTBEAT_SERVICE_NAME, heartbeatBinding, heartbeatStreaming } from "./services/heartbeat.js";
+import { INFERENCE_SERVICE_NAME, inferenceBinding } from "./services/inference.js";
 import { PREDICT_SERVICE_NAME, predictBinding, predictStreaming } from "./services/predict.js";
 
 /**
@@ -174,6 +175,17 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const predictor = new Predictor(catalog, dispatcher, cache, metrics);
   const calls = new CallInstrument(metrics.rpc, log);
   const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry))];
+  // Whether Predict (and so the inference service) is served: followed by health, /readyz and ServerReady.
+  let serving = false;
+  // The Open Inference Protocol has REST routes of its own (gateway/http/inference-rest.ts), not transcoded ones.
+  const inference = calls.binding(
+    inferenceBinding({
+      predictor,
+      versions: (model) => catalog.versions(model),
+      replicaCount: (model, version) => dispatcher.replicaCount(model, version),
+      ready: () => serving,
+    }),
+  );
 
   const streamStallMs = config.streamStallMs ?? DEFAULT_STREAM_STALL_MS;
   await rpc.start();
@@ -197,15 +209,16 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const grpc = await startGrpcServer({
     host: config.host,
     port: config.grpcPort,
-    bindings,
+    bindings: [...bindings, inference],
     ...(config.auth === undefined ? {} : { auth: config.auth }),
     ...(config.tls === undefined ? {} : { tls: config.tls }),
     streamStallMs,
     streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls, streamStallMs), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry, streamStallMs) },
   });
-  // Predict (and the server as a whole, "") follow readiness; Heartbeat needs no Redis.
-  const setServing = (serving: boolean): void => {
-    for (const s of ["", PREDICT_SERVICE_NAME]) grpc.health.setServing(s, serving);
+  // Predict, the inference service and the server as a whole ("") follow readiness; Heartbeat needs no Redis.
+  const setServing = (ready: boolean): void => {
+    serving = ready;
+    for (const s of ["", PREDICT_SERVICE_NAME, INFERENCE_SERVICE_NAME]) grpc.health.setServing(s, ready);
   };
   setServing(false);
   const readiness = new GatewayReadiness(redis, sub, catalog, where, (state) => {
