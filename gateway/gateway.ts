@@ -17,6 +17,7 @@ import { Catalog } from "./catalog.js";
 import { clusterMetricsSource, type MetricsSource } from "./cluster-metrics.js";
 import { DEFAULT_BATCH_TIMEOUT_MS, Dispatcher } from "./dispatcher.js";
 import { clipperPredictRoutes } from "./http/clipper-predict.js";
+import { inferenceRestRoutes } from "./http/inference-rest.js";
 import { GatewayMetrics } from "./metrics.js";
 import { Predictor } from "./predictor.js";
 import { GatewayReadiness } from "./readiness.js";
@@ -29,7 +30,7 @@ import type { AuthFailure, WorkerAuth } from "./rpc/worker-auth.js";
 import { WorkerRpc } from "./rpc/worker-rpc.js";
 import { StaleReplicaSweep } from "./stale-replica-sweep.js";
 import { HEARTBEAT_SERVICE_NAME, heartbeatBinding, heartbeatStreaming } from "./services/heartbeat.js";
-import { INFERENCE_SERVICE_NAME, inferenceBinding } from "./services/inference.js";
+import { INFERENCE_SERVICE_NAME, inferenceBinding, inferenceHandlers } from "./services/inference.js";
 import { PREDICT_SERVICE_NAME, predictBinding, predictStreaming } from "./services/predict.js";
 
 /**
@@ -178,14 +179,13 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   // Whether Predict (and so the inference service) is served: followed by health, /readyz and ServerReady.
   let serving = false;
   // The Open Inference Protocol has REST routes of its own (gateway/http/inference-rest.ts), not transcoded ones.
-  const inference = calls.binding(
-    inferenceBinding({
-      predictor,
-      versions: (model) => catalog.versions(model),
-      replicaCount: (model, version) => dispatcher.replicaCount(model, version),
-      ready: () => serving,
-    }),
-  );
+  const inferenceCalls = inferenceHandlers({
+    predictor,
+    versions: (model) => catalog.versions(model),
+    replicaCount: (model, version) => dispatcher.replicaCount(model, version),
+    ready: () => serving,
+  });
+  const inference = calls.binding(inferenceBinding(inferenceCalls));
 
   const streamStallMs = config.streamStallMs ?? DEFAULT_STREAM_STALL_MS;
   await rpc.start();
@@ -233,7 +233,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ready: () => readiness.state.ready,
   });
   const http = await startHttpServer(
-    [opsRoutes(metricsSource, () => readiness.state, config.warning ?? null), clipperPredictRoutes(predictor, calls), createTranscoder(bindings)],
+    [opsRoutes(metricsSource, () => readiness.state, config.warning ?? null), clipperPredictRoutes(predictor, calls), createTranscoder(bindings), inferenceRestRoutes(inferenceCalls, calls)],
     {
       host: config.host,
       port: config.httpPort,

@@ -5,7 +5,7 @@
  * queued and batched with every other caller's. The REST edge
  * (gateway/http/inference-rest.ts) runs these same handlers.
  */
-import type { CallContext } from "../../core/call-context.js";
+import type { CallContext, UnaryHandler } from "../../core/call-context.js";
 import { invalidArgument, notFound, ServingError } from "../../core/errors.js";
 import { withDeadline } from "../../core/lazy-call-context.js";
 import { releaseVersion } from "../../core/release.js";
@@ -18,7 +18,12 @@ import {
   type ModelMetadataResponse,
   type ModelReadyRequest,
   type ModelReadyResponse,
+  type ServerLiveRequest,
+  type ServerLiveResponse,
+  type ServerMetadataRequest,
   type ServerMetadataResponse,
+  type ServerReadyRequest,
+  type ServerReadyResponse,
 } from "../../gen/inference/open_inference.js";
 import { inferOptions } from "../oip/infer-parameters.js";
 import { OUTPUT_NAMES, outputTensors, requestedOutputs } from "../oip/output-tensors.js";
@@ -45,21 +50,33 @@ export interface InferenceState {
   ready(): boolean;
 }
 
+/** The service's handlers, typed, for the edges that build messages themselves (REST). */
+export interface InferenceHandlers {
+  readonly serverLive: UnaryHandler<ServerLiveRequest, ServerLiveResponse>;
+  readonly serverReady: UnaryHandler<ServerReadyRequest, ServerReadyResponse>;
+  readonly modelReady: UnaryHandler<ModelReadyRequest, ModelReadyResponse>;
+  readonly serverMetadata: UnaryHandler<ServerMetadataRequest, ServerMetadataResponse>;
+  readonly modelMetadata: UnaryHandler<ModelMetadataRequest, ModelMetadataResponse>;
+  readonly modelInfer: UnaryHandler<ModelInferRequest, ModelInferResponse>;
+}
+
 /** inference.GRPCInferenceService's methods as transport-agnostic handlers. */
-export function inferenceBinding(state: InferenceState): UnaryServiceBinding {
+export function inferenceHandlers(state: InferenceState): InferenceHandlers {
   const serverMetadata: ServerMetadataResponse = { name: SERVER_NAME, version: releaseVersion(), extensions: [...SERVER_EXTENSIONS] };
   return {
-    name: INFERENCE_SERVICE_NAME,
-    definition: GRPCInferenceServiceService,
-    handlers: {
-      serverLive: () => Promise.resolve({ live: true }),
-      serverReady: () => Promise.resolve({ ready: state.ready() }),
-      modelReady: (req: ModelReadyRequest): Promise<ModelReadyResponse> => Promise.resolve({ ready: modelReady(state, req) }),
-      serverMetadata: () => Promise.resolve(serverMetadata),
-      modelMetadata: (req: ModelMetadataRequest): Promise<ModelMetadataResponse> => Promise.resolve().then(() => modelMetadata(state, req)),
-      modelInfer: (req: ModelInferRequest, ctx: CallContext) => modelInfer(state.predictor, req, ctx),
-    },
+    serverLive: () => Promise.resolve({ live: true }),
+    serverReady: () => Promise.resolve({ ready: state.ready() }),
+    modelReady: (req) => Promise.resolve({ ready: modelReady(state, req) }),
+    serverMetadata: () => Promise.resolve(serverMetadata),
+    // Through then(), so a throw becomes a rejection.
+    modelMetadata: (req) => Promise.resolve().then(() => modelMetadata(state, req)),
+    modelInfer: (req, ctx) => modelInfer(state.predictor, req, ctx),
   };
+}
+
+/** The handlers bound to the service's grpc-js definition. */
+export function inferenceBinding(handlers: InferenceHandlers): UnaryServiceBinding {
+  return { name: INFERENCE_SERVICE_NAME, definition: GRPCInferenceServiceService, handlers: { ...handlers } };
 }
 
 /**
