@@ -15,7 +15,11 @@
  * items per ms, times its slots; the replicas' rates add up. A replica with
  * no latency estimate yet makes no prediction: with any such replica the
  * query is admitted (only the queue's capacity bounds it), so a cold
- * start is never refused. Pure logic: the dispatcher owns when to ask.
+ * start is never refused. The rate uses the latency model's central
+ * estimate, not the conservative bound the batch sizer decides with: that
+ * bound widens far from the sizes seen, and a rate taken from it would keep
+ * the queue too short for the batches that would show the bound wrong.
+ * Pure logic: the dispatcher owns when to ask.
  */
 import type { LatencyModel } from "./latency-model.js";
 
@@ -52,8 +56,9 @@ export function drainEstimate(replicas: Iterable<ReplicaCapacity>, budgetMs: num
   let any = false;
   for (const r of replicas) {
     if (r.latency.samples === 0) return NO_ESTIMATE;
-    const size = largestWithin(r.latency, Math.max(1, Math.min(r.cap, r.latency.maxBatchSize, LARGEST_BATCH_CONSIDERED)), budgetMs / 2);
-    const ms = r.latency.predict(size);
+    const limit = Math.max(1, Math.min(r.cap, r.latency.maxBatchSize, LARGEST_BATCH_CONSIDERED));
+    const size = largestWithin(r.latency, limit, budgetMs / 2);
+    const ms = r.latency.expected(size);
     if (!(ms > 0 && Number.isFinite(ms))) return NO_ESTIMATE;
     any = true;
     itemsPerMs += (Math.max(1, r.slots) * size) / ms;
@@ -73,16 +78,16 @@ export function predictedWaitMs(ahead: number, estimate: DrainEstimate): number 
 
 /**
  * Largest n in [1, limit] whose predicted latency fits `ms` (1 when none
- * does). The latency model is affine in size up to noise, so a binary
- * search finds the boundary closely enough for a rate.
+ * does). The central estimate is affine in size, so a binary search finds
+ * the boundary.
  */
 function largestWithin(model: LatencyModel, limit: number, ms: number): number {
-  if (!(model.predict(1) <= ms)) return 1;
+  if (!(model.expected(1) <= ms)) return 1;
   let lo = 1;
   let hi = Math.floor(limit);
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
-    if (model.predict(mid) <= ms) lo = mid;
+    if (model.expected(mid) <= ms) lo = mid;
     else hi = mid - 1;
   }
   return lo;

@@ -196,18 +196,25 @@ export class Dispatcher implements BatchAnswers {
 
   /**
    * True when the queries ahead of `task` are predicted to keep it past its
-   * deadline (gateway/admission.ts). A query that would be late even at an
-   * empty queue is admitted: the model is too slow for its deadline, not
-   * overloaded, and it gets what a doomed query gets today.
+   * deadline (gateway/admission.ts). With nothing ahead a query is always
+   * admitted, even when its own batch is predicted to be late: the model is
+   * too slow for the deadline, not overloaded, and the query gets what a
+   * doomed query gets (the app's default). With work ahead it is refused:
+   * a gateway whose replicas' measured latency grows past the budget (a
+   * saturated host shows as exactly that) must shed, not queue more.
    */
   #predictedLate(pool: Pool, task: Task): boolean {
     const now = this.#now();
     const budget = budgetOf(task.deadline, now);
     if (!(budget > 0 && Number.isFinite(budget))) return false;
     const estimate = this.#drainEstimate(pool, now, budget);
-    if (estimate.itemsPerMs === 0 || estimate.batchMs > budget) return false;
+    if (estimate.itemsPerMs === 0) return false;
+    // Ahead of it: the queue, parts to run again, and the batches running
+    // now (a replica busy with them takes no new batch until they end).
     let ahead = pool.queue.size;
     for (const part of pool.parts) ahead += part.length;
+    for (const r of pool.replicas) if (r.serving) for (const b of r.inFlight.values()) ahead += b.tasks.length;
+    if (ahead === 0) return false;
     return predictedWaitMs(ahead, estimate) > budget;
   }
 

@@ -163,7 +163,7 @@ export class GatewayMetrics {
     this.redisReconnects = createRedisReconnects(registry);
     this.#predictions = new Counter({
       name: "clipper_predictions_total",
-      help: "Queries answered, by app, model, version and outcome (ok: model answer or cache hit; default: the app's default output; error; shed: refused, queue full).",
+      help: "Queries answered, by app, model, version and outcome (ok: model answer or cache hit; default: the app's default output; error; shed: refused, queue full or overloaded).",
       labelNames: ["app", "model", "version", "outcome"] as const,
       registers,
     });

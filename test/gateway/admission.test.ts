@@ -43,3 +43,13 @@ test("a model slower than half the budget drains one query per batch", (t) => {
   const e = drainEstimate([{ latency: trained((n) => 30 + n), slots: 1, cap: Infinity }], 46);
   t.true(Math.abs(e.itemsPerMs - 1 / 31) < 0.005, `rate ${e.itemsPerMs}`);
 });
+
+test("with one batch size seen, larger batches are taken to cost the same (the sizer must be free to try them)", (t) => {
+  const m = new LatencyModel();
+  for (let i = 0; i < 8; i++) m.observe(1, 6);
+  t.false(m.hasSlope);
+  t.is(m.expected(1), 6);
+  t.is(m.expected(50), 6);
+  const e = drainEstimate([{ latency: m, slots: 1, cap: 100 }], 46);
+  t.is(e.itemsPerMs, 100 / 6);
+});
