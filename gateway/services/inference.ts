@@ -116,7 +116,8 @@ function modelMetadata(state: InferenceState, req: ModelMetadataRequest): ModelM
   const datatype = DATATYPE_OF[app.inputType];
   return {
     name: app.name,
-    versions: target.model === "" ? [] : state.versions(target.model).sort(),
+    // Numeric-aware, so version 10 follows 9.
+    versions: target.model === "" ? [] : state.versions(target.model).sort((a, b) => a.localeCompare(b, "en", { numeric: true })),
     platform: SERVER_NAME,
     inputs: [{ name: "input", datatype, shape: datatype === "BYTES" ? [-1] : [-1, -1] }],
     outputs: OUTPUT_NAMES.map((name) => ({ name, datatype: name === "output" ? "BYTES" : "BOOL", shape: [-1] })),
