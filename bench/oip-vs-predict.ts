@@ -20,7 +20,7 @@
  *
  *   node --import tsx bench/oip-vs-predict.ts [--rate 1500] [--rows 8] [--seconds 4] [--rounds 2] [--slo-ms 100]
  */
-import { credentials, type Client, type ServiceError } from "@grpc/grpc-js";
+import { credentials, status, type Client, type ServiceError } from "@grpc/grpc-js";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { PredictClient, PredictRequest } from "../gen/clipper/v1/predict.js";
@@ -71,6 +71,8 @@ interface Outcome {
   shared: number;
   defaults: number;
   errors: number;
+  /** Failed rows by gRPC status name. */
+  codes: Map<string, number>;
 }
 
 /** The gateway's batch counters and CPU time, read before and after a mode. */
@@ -102,7 +104,7 @@ function unary<Req, Res>(client: Client, method: string, req: Req): Promise<{ ok
 function predictOne(client: PredictClient, out: Outcome): Promise<void> {
   out.rows++;
   return unary<PredictRequest, { default: boolean; output: string }>(client, "predict", PredictRequest.fromPartial({ app: "batch", input: { doubles: row(PREDICT_TAG) } })).then((r) => {
-    if (!r.ok) out.errors++;
+    if (!r.ok) failed(out, r.error, 1);
     else if (r.value.default) out.defaults++;
     else {
       out.answered++;
@@ -118,7 +120,7 @@ function inferRows(client: GRPCInferenceServiceClient, n: number, out: Outcome):
   const req = ModelInferRequest.fromPartial({ modelName: "batch", inputs: [{ name: "input", datatype: "FP64", shape: [n, K] }], rawInputContents: [raw] });
   return unary<ModelInferRequest, { rawOutputContents: Buffer[] }>(client, "modelInfer", req).then((r) => {
     if (!r.ok) {
-      out.errors += n;
+      failed(out, r.error, n);
       return;
     }
     const [outputs, defaults] = r.value.rawOutputContents as [Buffer, Buffer];
@@ -133,6 +135,12 @@ function inferRows(client: GRPCInferenceServiceClient, n: number, out: Outcome):
       }
     }
   });
+}
+
+function failed(out: Outcome, err: ServiceError, rows: number): void {
+  out.errors += rows;
+  const name = status[err.code] ?? String(err.code);
+  out.codes.set(name, (out.codes.get(name) ?? 0) + rows);
 }
 
 /** Sends rows at `rate` per second for `secs`: `send(i)` sends the i-th call (of `perCall` rows); resolves when all are answered. */
@@ -156,7 +164,7 @@ async function reading(stack: BenchStack): Promise<Reading> {
 }
 
 async function runMode(mode: Mode, stack: BenchStack, predict: PredictClient[], oip: GRPCInferenceServiceClient[], secs: number): Promise<{ out: Outcome; batch: number; cpuPerRowUs: number }> {
-  const out: Outcome = { rows: 0, answered: 0, shared: 0, defaults: 0, errors: 0 };
+  const out: Outcome = { rows: 0, answered: 0, shared: 0, defaults: 0, errors: 0, codes: new Map() };
   const before = await reading(stack);
   const pick = <T>(xs: readonly T[], i: number): T => xs[i % xs.length]!;
   switch (mode) {
@@ -205,7 +213,8 @@ try {
       acc.ratio.push(res.cpuPerRowUs / base);
       acc.errors += res.out.errors;
       acc.defaults += res.out.defaults;
-      process.stderr.write(`[oip-vs-predict] round ${r + 1} ${mode}: ${res.out.rows} rows, batch ${res.batch.toFixed(1)}, ${res.cpuPerRowUs.toFixed(0)} µs CPU/row\n`);
+      const codes = [...res.out.codes].map(([c, n]) => `${c} ${n}`).join(", ");
+      process.stderr.write(`[oip-vs-predict] round ${r + 1} ${mode}: ${res.out.rows} rows, batch ${res.batch.toFixed(1)}, ${res.cpuPerRowUs.toFixed(0)} µs CPU/row${codes === "" ? "" : `, failed: ${codes}`}\n`);
     }
   }
   console.log(`OIP rows vs Predict, gRPC, open-loop ${rate} rows/s for ${seconds} s per mode, ${rounds} round(s), ModelInfer of ${rows} rows, SLO ${sloMs} ms; medians.\n`);
