@@ -1,22 +1,11 @@
 /**
- * Turns an HTTP request (path variables, query string, JSON body) into a
- * request message and a response message into the JSON text sent back,
- * following google/api/http.proto and grpc-gateway. The protobuf JSON
- * mapping itself (names, int64 strings, enums, base64, well-known types) is
- * @bufbuild/protobuf's fromJson/toJson: this module only assembles the JSON
- * object those functions read.
+ * Turns an HTTP request (path variables, query string, JSON body) into the
+ * protobuf JSON object of the request message, following
+ * google/api/http.proto and grpc-gateway. The protobuf JSON mapping itself
+ * (names, int64 strings, enums, base64, well-known types) is applied to
+ * that object by handler-codec.ts.
  */
-import {
-  ScalarType,
-  fromJson,
-  toJson,
-  type DescField,
-  type DescMessage,
-  type JsonObject,
-  type JsonValue,
-  type Message,
-  type Registry,
-} from "@bufbuild/protobuf";
+import { ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type Registry } from "@bufbuild/protobuf";
 import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
 import { resolveFieldPath } from "./field-path.js";
 
@@ -41,8 +30,8 @@ export interface BindingPlan {
   readonly registry: Registry;
 }
 
-/** Outcome of {@link bindRequest}; `error` is a message for the caller (INVALID_ARGUMENT). @internal */
-export type BindResult = { readonly ok: true; readonly message: Message } | { readonly ok: false; readonly error: string };
+/** Outcome of {@link bindJson}; `error` is a message for the caller (INVALID_ARGUMENT). @internal */
+export type BindResult = { readonly ok: true; readonly json: JsonObject } | { readonly ok: false; readonly error: string };
 
 /** Well-known message types whose JSON form is a string, so a query parameter can carry them. */
 const STRING_JSON_WKTS: ReadonlySet<string> = new Set([
@@ -58,7 +47,7 @@ const BOOL_TEXT: ReadonlyMap<string, boolean> = new Map([
 ]);
 
 /**
- * Builds the request message: the body per `plan.body`, then query
+ * Builds the request's JSON object: the body per `plan.body`, then query
  * parameters (only when the body is not "*"), then path variables, which
  * win over both. `captures` are the raw (percent-encoded) variable texts
  * from the path match; `body` is null when the rule takes no body.
@@ -66,7 +55,7 @@ const BOOL_TEXT: ReadonlyMap<string, boolean> = new Map([
  *
  * @internal
  */
-export function bindRequest(plan: BindingPlan, captures: readonly string[], query: URLSearchParams, body: Buffer | null): BindResult {
+export function bindJson(plan: BindingPlan, captures: readonly string[], query: URLSearchParams, body: Buffer | null): BindResult {
   let root: JsonObject = {};
   if (plan.body.kind !== "none") {
     const parsed = parseJsonBody(body);
@@ -75,7 +64,7 @@ export function bindRequest(plan: BindingPlan, captures: readonly string[], quer
       if (parsed.value !== undefined) {
         if (!isObject(parsed.value)) return { ok: false, error: "request body must be a JSON object" };
         // JSON.parse gave us a fresh object; using it as is (no copy) also keeps
-        // a "__proto__" key an ordinary key, which fromJson then rejects.
+        // a "__proto__" key an ordinary key, which is then rejected as unknown.
         root = parsed.value;
       }
       // http.proto: with body "*" there can be no query parameters. grpc-gateway
@@ -101,29 +90,7 @@ export function bindRequest(plan: BindingPlan, captures: readonly string[], quer
     const error = setAt(root, fields, value.value, true);
     if (error !== null) return { ok: false, error };
   }
-  try {
-    // ignoreUnknownFields is false on purpose. grpc-gateway v2 discards unknown
-    // JSON fields (DiscardUnknown=true); we reject them with INVALID_ARGUMENT so
-    // a misspelt field name fails loudly instead of falling back to a default.
-    const message = fromJson(plan.input, root, { ignoreUnknownFields: false, registry: plan.registry });
-    return { ok: true, message };
-  } catch (err) {
-    return { ok: false, error: `invalid request: ${err instanceof Error ? err.message : String(err)}` };
-  }
-}
-
-/**
- * Renders a response message as grpc-gateway does by default: lowerCamelCase
- * names, unpopulated fields emitted (EmitUnpopulated=true), int64 as strings;
- * only the `response_body` field when the rule names one. Returns JSON text.
- *
- * @internal
- */
-export function renderResponse(plan: BindingPlan, message: Message): string {
-  const json = toJson(plan.output, message, { alwaysEmitImplicit: true, registry: plan.registry });
-  if (plan.responseField === null) return JSON.stringify(json);
-  // Fields with explicit presence (messages, proto3 optional) are omitted when unset.
-  return JSON.stringify((json as JsonObject)[plan.responseField.jsonName] ?? null);
+  return { ok: true, json: root };
 }
 
 function parseJsonBody(body: Buffer | null): { ok: true; value: JsonValue | undefined } | { ok: false; error: string } {

@@ -5,6 +5,7 @@ import type { UnaryHandler } from "../call-context.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
 import type { BindingPlan, BodyBinding } from "./binder.js";
 import { findField, resolveFieldPath } from "./field-path.js";
+import { RouteCodec } from "./handler-codec.js";
 import { readHttpBindings, type HttpBinding } from "./http-rule.js";
 import { parsePathTemplate, type PathTemplate } from "./path-template.js";
 
@@ -20,9 +21,8 @@ export interface Route {
   /** The scope a call of it needs (core/auth/scopes.ts), fixed when the route is built. */
   readonly access: Access;
   readonly plan: BindingPlan;
-  /** The binding's ts-proto codecs for this method (binary ↔ handler objects). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each method has its own request/response types
-  readonly codec: MethodDefinition<any, any>;
+  /** Bound request JSON ↔ the handler's ts-proto objects. */
+  readonly codec: RouteCodec;
   /** The binding's handler, or null when the binding has none (answered UNIMPLEMENTED, as grpc-js does). */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see UnaryServiceBinding.handlers
   readonly handler: UnaryHandler<any, any> | null;
@@ -88,22 +88,25 @@ function compileRoute(
   const pathFields = template.variables.map((v) => pathField(method.input, v.fieldPath, fail));
   const body = bodyBinding(method.input, rule.body, pathFields, fail);
   const responseField = rule.responseBody === "" ? null : topLevelField(method.output, rule.responseBody, "response_body", fail);
+  const plan: BindingPlan = {
+    input: method.input,
+    output: method.output,
+    pathFields,
+    pathMultiSegment: template.variables.map((v) => v.multiSegment),
+    body,
+    responseField,
+    registry,
+  };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each method has its own request/response types
+  const definition: MethodDefinition<any, any> = binding.definition[key]!;
   return {
     httpMethod: rule.httpMethod,
     template,
     description,
     grpcPath,
     access: accessOfGrpcMethod(grpcPath),
-    plan: {
-      input: method.input,
-      output: method.output,
-      pathFields,
-      pathMultiSegment: template.variables.map((v) => v.multiSegment),
-      body,
-      responseField,
-      registry,
-    },
-    codec: binding.definition[key]!,
+    plan,
+    codec: new RouteCodec(plan, definition),
     handler: binding.handlers[key] ?? null,
   };
 }

@@ -1,4 +1,3 @@
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { status as Status } from "@grpc/grpc-js";
 import type { CallContext } from "../call-context.js";
 import { descriptorSet } from "../descriptor-set.js";
@@ -8,7 +7,7 @@ import { DEFAULT_MAX_BODY_BYTES, readBody, sendError, sendJson, type HttpMatch, 
 import { responseClosed, type HttpRequest, type HttpResponse } from "../servers/http-exchange.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
 import { untilAborted } from "../until-aborted.js";
-import { bindRequest, renderResponse } from "./binder.js";
+import { bindJson } from "./binder.js";
 import { loadDescriptorRegistry } from "./http-rule.js";
 import { matchPathTemplate } from "./path-template.js";
 import { compileRoutes, type Route } from "./route.js";
@@ -116,18 +115,15 @@ async function invoke(route: Route, captures: readonly string[], req: HttpReques
   let body: Buffer | null = null;
   if (route.plan.body.kind === "none") req.resume();
   else body = await readBody(req, maxBodyBytes);
-  const bound = bindRequest(route.plan, captures, url.searchParams, body);
+  const bound = bindJson(route.plan, captures, url.searchParams, body);
   if (!bound.ok) throw invalidArgument("INVALID_REQUEST", bound.error);
+  const read = route.codec.readRequest(bound.json);
   if (route.handler === null) {
     // Same answer grpc-js gives for a method with no implementation.
     throw new ServingError(Status.UNIMPLEMENTED, "INTERNAL", `method ${route.grpcPath} is not implemented`);
   }
-  // The handler speaks ts-proto objects; the binding's own codecs convert, via the wire format.
-  const wire = toBinary(route.plan.input, bound.message);
-  const request: unknown = route.codec.requestDeserialize(Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength));
-  const response: unknown = await route.handler(request, ctx);
-  const out = fromBinary(route.plan.output, route.codec.responseSerialize(response));
-  return renderResponse(route.plan, out);
+  const response: unknown = await route.handler(route.codec.handlerRequest(read), ctx);
+  return route.codec.writeResponse(response);
 }
 
 function fail(route: Route, res: HttpResponse, err: unknown, onError: ErrorHook | null): void {
