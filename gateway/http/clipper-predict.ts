@@ -86,7 +86,7 @@ async function answer(predictor: Predictor, appName: string, req: HttpRequest, r
   const answers = await Promise.all(inputs.map((bytes) => predictOrFail(predictor, target, bytes, ctx)));
   // Clipper drops a query that failed from the batch and answers the rest.
   const rendered = answers.filter((a): a is Prediction => a !== null).map(render);
-  sendJson(res, 200, batch.length === 1 && rendered.length === 1 ? rendered[0] : { batch_predictions: rendered });
+  sendJson(res, 200, batch.length === 1 && rendered.length === 1 ? rendered[0]! : `{"batch_predictions":[${rendered.join(",")}]}`);
 }
 
 async function predictOrFail(predictor: Predictor, target: Parameters<Predictor["predict"]>[0], bytes: Buffer, ctx: CallContext): Promise<Prediction | null> {
@@ -118,15 +118,18 @@ function encode(value: unknown, type: Parameters<typeof encodeJsonInput>[1], whe
   return enc.bytes;
 }
 
-/** Clipper's response object; `output` nested as JSON when it parses. */
-function render(p: Prediction): Record<string, unknown> {
+/**
+ * Clipper's response object as JSON text, written directly (no object to
+ * stringify); `output` nested as JSON when it parses, re-serialized so the
+ * text is what JSON.stringify of the parsed value gives.
+ */
+function render(p: Prediction): string {
   let output: unknown = p.output;
   try {
     output = JSON.parse(p.output);
   } catch {
     // Not JSON: Clipper sends it as a string.
   }
-  const out: Record<string, unknown> = { query_id: p.queryId, output, default: p.isDefault };
-  if (p.isDefault) out.default_explanation = p.defaultExplanation;
-  return out;
+  const head = `{"query_id":${JSON.stringify(p.queryId)},"output":${JSON.stringify(output)},"default":${p.isDefault}`;
+  return p.isDefault ? `${head},"default_explanation":${JSON.stringify(p.defaultExplanation)}}` : `${head}}`;
 }
