@@ -115,7 +115,7 @@ test.serial("SIGTERM drains a replica under load: no call fails or falls back to
   await stack.deploy("drain-app", "drain", "1", "doubles", { sloMicros: 10_000_000 });
   const a = await pythonWorker("drain", "doubles", "test/fixtures/python/sum.py", [], { SUM_DELAY_MS: "20" });
   await pythonWorker("drain", "doubles", "test/fixtures/python/sum.py", [], { SUM_DELAY_MS: "20" });
-  let exit: number | null = null;
+  let exit = null as number | null;
   const results = await load("drain-app", 300, async () => {
     await new Promise((r) => setTimeout(r, 120));
     exit = await a.stop("SIGTERM", 20_000);
