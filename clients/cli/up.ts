@@ -401,6 +401,8 @@ function chosenDemo(values: CommandContext["values"]): Demo | null {
   }
   const demo = demoNamed(name);
   if (demo === null) throw new CliError(EXIT.USAGE, `--demo: no demo '${name}'; choose ${Object.keys(DEMOS).join(" or ")}`);
+  const missing = demo.missing();
+  if (missing !== null) throw new CliError(EXIT.FAILED, missing);
   return demo;
 }
 

@@ -2,9 +2,10 @@
 // a real ZeroMQ ROUTER playing the gateway: the wire fields it sends and the
 // per-item rules of the native dialect, as the TypeScript worker keeps them.
 import test from "ava";
+import { spawn } from "node:child_process";
 import type { BatchRequest } from "../../gen/clipper/v1/heartbeat.js";
-import type { Proc } from "../helpers/processes.js";
-import { spawnPythonWorker } from "../helpers/python-worker.js";
+import { Proc, ROOT } from "../helpers/processes.js";
+import { PYTHON, pythonWorkerEnv, spawnPythonWorker } from "../helpers/python-worker.js";
 import { FakeGateway, frames } from "./fake-gateway.js";
 
 const farFuture = (): number => (Date.now() + 60_000) * 1000;
@@ -125,4 +126,24 @@ test("usage: bad flags exit 2 naming the flag; a missing module exits 2 saying s
   const help = spawnPythonWorker(["--help"]);
   t.is(await help.waitExit(15_000), 0);
   t.regex(help.output, /--model-timeout-ms VALUE {2}\[CLIPPER_MODEL_TIMEOUT_MS\]/);
+});
+
+test("--exit-with-stdin: the Python worker and the TypeScript one exit when their stdin pipe closes", async (t) => {
+  const gw = await FakeGateway.start();
+  t.teardown(() => gw.close());
+  const common = ["--model", "m", "--version", "1", "--gateway", gw.endpoint, "--exit-with-stdin"];
+  const procs = [
+    new Proc(spawn(PYTHON, ["-m", "clipper_worker", ...common, "--module", "test/fixtures/python/sum.py"], { cwd: ROOT, env: pythonWorkerEnv(), stdio: ["pipe", "pipe", "pipe"] })),
+    new Proc(spawn(process.execPath, ["bin/clipper-worker.js", ...common, "--module", "test/fixtures/models/sum.js"], { cwd: ROOT, env: pythonWorkerEnv(), stdio: ["pipe", "pipe", "pipe"] })),
+  ];
+  for (const p of procs) {
+    t.teardown(() => p.stop("SIGKILL"));
+    await p.waitFor(/connecting to/);
+    p.child.stdin!.write("anything written is ignored\n");
+    p.child.stdin!.end();
+  }
+  for (const p of procs) {
+    t.is(await p.waitExit(15_000), 1);
+    t.regex(p.output, /standard input closed: the process that started this one is gone; exiting/);
+  }
 });

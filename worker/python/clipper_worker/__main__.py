@@ -66,10 +66,13 @@ def main(argv=None) -> int:
             tls = tls_context(c.tls_cert, c.tls_key, c.tls_client_ca)
         except (OSError, ValueError) as err:
             _fail(f"--tls-cert/--tls-key/--tls-client-ca: cannot load: {err}", 2)
+    try:
+        from .runtime import Settings, Worker
+    except ImportError as err:  # the stubs generated from proto/ are missing
+        _fail(str(err), 2)
     model = load_model(c.module)
     if isinstance(model, str):
         _fail(model, 2)
-    from .runtime import Settings, Worker
 
     metrics = metrics_mod.WorkerMetrics(c.model, c.version)
     if model.setup is not None:
@@ -99,6 +102,7 @@ def main(argv=None) -> int:
         log.info("metrics listening", metricsPort=server.port, host=c.metrics_host)
     _handle_signals(worker, log, lambda: _reload_tls(server, c, log))
     code = worker.run()
+    worker.release(2.0)
     if server is not None:
         server.close()
     sys.stdout.flush()

@@ -179,6 +179,13 @@ class Worker:
                 self._exit = self._exit or ("stopped", event[1])
                 self._shutdown(False)
 
+    def release(self, timeout_s: float) -> None:
+        """Lets ZeroMQ deliver what the closed sockets still hold (their linger), for at most `timeout_s`:
+        a process that exits without this drops the last answers and the drain notice."""
+        t = threading.Thread(target=self._ctx.term, name="clipper-zmq-term", daemon=True)
+        t.start()
+        t.join(timeout_s)
+
     def _exit_code(self) -> int:
         kind = self._exit[0] if self._exit else "stopped"
         return 1 if kind in ("refused", "hung", "failed") else 0
