@@ -154,7 +154,8 @@ class Connection:
 
     def _try_send(self, frames: List[bytes]) -> bool:
         try:
-            self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            # Copying small frames is cheaper than pinning them (pyzmq Frame objects).
+            self.socket.send_multipart(frames, zmq.NOBLOCK)
             return True
         except zmq.Again:
             return False
