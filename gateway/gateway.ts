@@ -173,13 +173,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const cache = new PredictionCache(config.cacheBytes);
   const predictor = new Predictor(catalog, dispatcher, cache, metrics);
   const calls = new CallInstrument(metrics.rpc, log);
-  const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry))];
-
   const streamStallMs = config.streamStallMs ?? DEFAULT_STREAM_STALL_MS;
   await rpc.start();
   // The default id needs the bound worker port. Nothing is registered yet:
   // a replica joins only after its id came back from Redis.
   const identity: GatewayIdentity = { gatewayId: config.gatewayId ?? defaultGatewayId(rpc.port), run: randomUUID() };
+  const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry, identity.gatewayId))];
   const ttlMs = config.livenessTtlMs ?? DEFAULT_LIVENESS_TTL_MS;
   const sweep = new StaleReplicaSweep(redis, where, identity.run, log);
   // Presence listens to "ready" before the records do, so on a reconnect the renewal goes out ahead of the rewrites.
@@ -201,7 +200,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ...(config.auth === undefined ? {} : { auth: config.auth }),
     ...(config.tls === undefined ? {} : { tls: config.tls }),
     streamStallMs,
-    streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls, streamStallMs), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry, streamStallMs) },
+    streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls, streamStallMs), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry, identity.gatewayId, streamStallMs) },
   });
   // Predict (and the server as a whole, "") follow readiness; Heartbeat needs no Redis.
   const setServing = (serving: boolean): void => {
