@@ -220,6 +220,9 @@ async function kill(stack: BenchStack, driver: OpenLoopDriver): Promise<void> {
   const maxWait = Math.max(...hit.map(wait));
   const maxOpenWait = Math.max(...openAtKill.map(wait));
   const over1s = hit.filter((c) => wait(c) > 1_000).length;
+  // The slowest calls, to tell where a long wait came from.
+  const slowest = [...hit].sort((a, b) => wait(b) - wait(a)).slice(0, 3)
+    .map((c) => `${c.transport} ${c.outcome}, sent ${ms(c.start - killAt)} ms after the kill, waited ${ms(wait(c))} ms`).join("; ");
   const afterReg = t.log.filter((c) => c.start >= registeredAt);
   const count = (cs: typeof hit, o: string): number => cs.filter((c) => c.outcome === o).length;
   report(
@@ -227,6 +230,7 @@ async function kill(stack: BenchStack, driver: OpenLoopDriver): Promise<void> {
     ["kill: calls open at the kill", `${openAtKill.length}: ${count(openAtKill, "error")} errors, ${count(openAtKill, "answer") + count(openAtKill, "default")} answers`, ""],
     ["kill: longest wait for an answer or error after the kill, calls open at the kill", `${ms(maxOpenWait)} ms`, "≤ 1000 ms"],
     ["kill: longest wait, any call open at the kill or sent while down", `${ms(maxWait)} ms over ${hit.length} calls; ${over1s} over 1 s`, "≤ 1000 ms"],
+    ["kill: the three longest waits", slowest, ""],
     ["kill: what callers saw", kinds(t), "connection error / UNAVAILABLE"],
     ["kill: calls never answered (hung)", `${t.hung}`, "0"],
     ["kill: worker registered with the new gateway, after its ports line", `${ms(registeredAt - readyAt)} ms (gateway start took ${ms(readyAt - killAt - DOWN_MS)} ms)`, "≤ 2000 ms"],

@@ -19,6 +19,13 @@
  * estimate, not the conservative bound the batch sizer decides with: that
  * bound widens far from the sizes seen, and a rate taken from it would keep
  * the queue too short for the batches that would show the bound wrong.
+ * When no replica can run even one query in half the budget, the model is
+ * too slow for that deadline to keep any queue: a wait predicted from it
+ * cannot tell overload from slowness, and limiting the queue to what it
+ * predicts would keep batches at one item for good (a batch of one never
+ * teaches the latency model that larger ones pay). Then nothing is
+ * predicted, and the queue's capacity and the deadlines (the app's default
+ * for a query out of time) govern, as without admission.
  * Pure logic: the dispatcher owns when to ask.
  */
 import type { LatencyModel } from "./latency-model.js";
@@ -53,18 +60,18 @@ export const NO_ESTIMATE: DrainEstimate = { itemsPerMs: 0, batchMs: 0 };
 export function drainEstimate(replicas: Iterable<ReplicaCapacity>, budgetMs: number): DrainEstimate {
   let itemsPerMs = 0;
   let batchMs = Infinity;
-  let any = false;
+  let fits = false;
   for (const r of replicas) {
     if (r.latency.samples === 0) return NO_ESTIMATE;
     const limit = Math.max(1, Math.min(r.cap, r.latency.maxBatchSize, LARGEST_BATCH_CONSIDERED));
     const size = largestWithin(r.latency, limit, budgetMs / 2);
     const ms = r.latency.expected(size);
     if (!(ms > 0 && Number.isFinite(ms))) return NO_ESTIMATE;
-    any = true;
+    if (ms <= budgetMs / 2) fits = true;
     itemsPerMs += (Math.max(1, r.slots) * size) / ms;
     batchMs = Math.min(batchMs, ms);
   }
-  return any ? { itemsPerMs, batchMs } : NO_ESTIMATE;
+  return fits ? { itemsPerMs, batchMs } : NO_ESTIMATE;
 }
 
 /**

@@ -196,12 +196,7 @@ export class Dispatcher implements BatchAnswers {
 
   /**
    * True when the queries ahead of `task` are predicted to keep it past its
-   * deadline (gateway/admission.ts). With nothing ahead a query is always
-   * admitted, even when its own batch is predicted to be late: the model is
-   * too slow for the deadline, not overloaded, and the query gets what a
-   * doomed query gets (the app's default). With work ahead it is refused:
-   * a gateway whose replicas' measured latency grows past the budget (a
-   * saturated host shows as exactly that) must shed, not queue more.
+   * deadline (gateway/admission.ts).
    */
   #predictedLate(pool: Pool, task: Task): boolean {
     const now = this.#now();
@@ -214,7 +209,6 @@ export class Dispatcher implements BatchAnswers {
     let ahead = pool.queue.size;
     for (const part of pool.parts) ahead += part.length;
     for (const r of pool.replicas) if (r.serving) for (const b of r.inFlight.values()) ahead += b.tasks.length;
-    if (ahead === 0) return false;
     return predictedWaitMs(ahead, estimate) > budget;
   }
 

@@ -46,7 +46,7 @@ run(["build", "-o", "gen/descriptors.binpb"]);
 // google/rpc files they import: a gen/python/grpc/ folder would shadow the
 // grpcio package itself.
 const onPath = (cmd) => execFileSync("sh", ["-c", `command -v ${cmd} || true`]).toString().trim() !== "";
-const pythonPaths = ["--path", "proto/clipper", "--path", "third_party/google"];
+const pythonPaths = ["--path", "proto/clipper", "--path", "proto/inference", "--path", "third_party/google"];
 if (onPath("protoc") && onPath("grpc_python_plugin")) {
   run(["generate", "--template", "buf.gen.python.yaml", ...pythonPaths]);
 } else if (onPath("protoc")) {

@@ -17,6 +17,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 command -v grpc_python_plugin >/dev/null 2>&1 || missing+=(protobuf-compiler-grpc)
 /usr/bin/python3 -c "import grpc, google.protobuf" >/dev/null 2>&1 || missing+=(python3-grpcio python3-protobuf)
+# The Open Inference Protocol test builds raw tensors with numpy, as tritonclient does.
+/usr/bin/python3 -c "import numpy" >/dev/null 2>&1 || missing+=(python3-numpy)
 # The Python model worker (worker/python) and its tests: ZeroMQ, numpy, X25519 for CURVE, the
 # metrics port; scikit-learn for examples/iris.
 /usr/bin/python3 -c "import zmq, numpy, cryptography, prometheus_client, sklearn" >/dev/null 2>&1 \

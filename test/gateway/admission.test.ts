@@ -39,9 +39,12 @@ test("the predicted wait is the queries ahead at the drain rate plus the query's
   t.is(predictedWaitMs(200, e), 50);
 });
 
-test("a model slower than half the budget drains one query per batch", (t) => {
-  const e = drainEstimate([{ latency: trained((n) => 30 + n), slots: 1, cap: Infinity }], 46);
-  t.true(Math.abs(e.itemsPerMs - 1 / 31) < 0.005, `rate ${e.itemsPerMs}`);
+test("a model that cannot run one query in half the budget predicts nothing (slow, not overloaded); with a faster replica beside it, it adds its one-item rate", (t) => {
+  const slow = { latency: trained((n) => 30 + n), slots: 1, cap: Infinity };
+  t.deepEqual(drainEstimate([slow], 46), NO_ESTIMATE);
+  const fast = { latency: trained(cost), slots: 1, cap: Infinity };
+  const both = drainEstimate([slow, fast], 46);
+  t.true(Math.abs(both.itemsPerMs - (180 / 23 + 1 / 31)) < 0.1, `rate ${both.itemsPerMs}`);
 });
 
 test("with one batch size seen, larger batches are taken to cost the same (the sizer must be free to try them)", (t) => {

@@ -263,7 +263,12 @@ test.serial("admission: a query the queries ahead would keep past its deadline i
   t.is(dispatcher.enqueue("m", "1", due(10_000)), "queued");
 });
 
-test.serial("admission: an empty queue admits a query even when the model is slower than its deadline (it is doomed, not overloaded)", async (t) => {
-  const { dispatcher, task } = setup(0);
+test.serial("admission: a model too slow for a query's deadline refuses nothing (it is slow, not overloaded: the query is doomed as before)", async (t) => {
+  const { dispatcher, sent, task, flush } = setup(0);
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 1);
+  for (let i = 0; i < 100; i++) dispatcher.enqueue("m", "1", task());
+  // 30 ms left, and one item takes 51 ms.
   t.is(dispatcher.enqueue("m", "1", { ...task(), deadline: Date.now() + 30 }), "queued");
 });
