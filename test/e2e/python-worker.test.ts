@@ -57,7 +57,8 @@ test.serial("every input type over gRPC, transcoded HTTP and Clipper REST", asyn
     ["pb", "bytes", { bytes: Buffer.from("hi").toString("base64") }, Buffer.from("hi").toString("base64"), "bytes:6869"],
     ["ps", "strings", { text: "héllo" }, "héllo", "text:héllo"],
   ];
-  await Promise.all(cases.map(([app, type]) => stack.deploy(app, `${app}-model`, "1", type)));
+  // A generous SLO: the gateway's admission must not shed the next test's burst on a replica it has seen run only batches of one.
+  await Promise.all(cases.map(([app, type]) => stack.deploy(app, `${app}-model`, "1", type, { sloMicros: 10_000_000 })));
   const workers = await Promise.all(
     cases.map(([app, type]) => pythonWorker(`${app}-model`, type, "test/fixtures/python/describe.py", type === "strings" ? ["--metrics-port", "0"] : [])),
   );
