@@ -147,3 +147,20 @@ test("--exit-with-stdin: the Python worker and the TypeScript one exit when thei
     t.regex(p.output, /standard input closed: the process that started this one is gone; exiting/);
   }
 });
+
+test("several gateways, one by host name: the Python worker registers with each under one worker id", async (t) => {
+  const [a, b] = [await FakeGateway.start(), await FakeGateway.start()];
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  const byName = b.endpoint.replace("127.0.0.1", "localhost");
+  const w = spawnPythonWorker(["--model", "m", "--version", "1", "--gateway", `${a.endpoint},${byName}`, "--module", "test/fixtures/python/sum.py", "--heartbeat-ms", "50"]);
+  t.teardown(() => w.stop("SIGKILL"));
+  const [ra, rb] = await Promise.all([a.acceptRegistration(1), b.acceptRegistration(1)]);
+  t.is(ra.value.workerId, rb.value.workerId);
+  t.not(ra.value.workerId, "");
+  // Batches from either gateway are answered on the connection they came on.
+  const [x, y] = await Promise.all([roundTrip(a, ra.identity, 1, [frames.doubles([1, 2])]), roundTrip(b, rb.identity, 2, [frames.doubles([3])])]);
+  t.deepEqual([x.outputs, y.outputs], [['{"sum":3.0}'], ['{"sum":3.0}']]);
+});
