@@ -252,10 +252,13 @@ class Worker:
 
     def on_batch(self, session: Session, conn, request, payloads) -> None:
         n = len(payloads)
-        if self.phase != "running":
+        # While draining, a batch still arrives when the gateway sent it before our DrainWorker reached it
+        # (the two cross on the wire): it is run like the ones already taken, since refusing it would fail
+        # its callers. Once stopped, the connections are closed and nothing arrives.
+        if self.phase == "stopped":
             if self._s.metrics:
                 self._s.metrics.rejected(n)
-            session.reply(conn, request, fail_all(n, UNAVAILABLE, "worker draining"))
+            session.reply(conn, request, fail_all(n, UNAVAILABLE, "worker stopped"))
             return
         if len(self._waiting) >= MAX_WAITING_BATCHES:
             if self._s.metrics:
