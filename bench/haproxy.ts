@@ -192,7 +192,7 @@ try {
   for (let r = 0; r < opts.killRounds; r++) {
     for (const [name, cfg] of [["shipped (retry-on conn-failure empty-response junk-response)", HAPROXY_CFG], ["without retry-on (HAProxy default: conn-failure only)", noRetry]] as const) {
       await lb.stop();
-      lb = await TestHaproxy.start(haproxyAddresses(), cfg);
+      lb = await TestHaproxy.start(haproxyAddresses(), { config: cfg });
       if (!(await eventually(async () => (await lb!.isUp("gw1")) && (await lb!.isUp("gw2")), 30_000))) throw new Error("haproxy did not see both gateways ready");
       const t = target(lb.grpcPort, lb.httpPort);
       let stop = false;

@@ -6,8 +6,18 @@ import { join } from "node:path";
 import { freePort } from "./ports.js";
 import { eventually, ROOT } from "./processes.js";
 
-/** The shipped configuration, used as it stands. */
+/** The shipped configurations, used as they stand: plaintext, and TLS terminated and opened again to TLS gateways. */
 export const HAPROXY_CFG = join(ROOT, "deploy/haproxy/haproxy.cfg");
+export const HAPROXY_TLS_CFG = join(ROOT, "deploy/haproxy/haproxy-tls.cfg");
+
+/** TLS settings haproxy-tls.cfg reads. */
+export interface HaproxyTls {
+  /** HAProxy's certificate chain and key in one PEM file. */
+  readonly pem: string;
+  /** The CA that signs the gateways' certificates, and the name they carry. */
+  readonly gatewayCa: string;
+  readonly gatewayName: string;
+}
 
 const live = new Set<ChildProcess>();
 process.once("exit", () => {
@@ -38,26 +48,31 @@ export interface ServerState {
 export class TestHaproxy {
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** haproxy-tls.cfg's one TLS port (gRPC and HTTPS). */
+  readonly tlsPort: number;
   readonly #child: ChildProcess;
   readonly #dir: string;
   output = "";
 
-  private constructor(child: ChildProcess, grpcPort: number, httpPort: number, dir: string) {
+  private constructor(child: ChildProcess, ports: { grpc: number; http: number; tls: number }, dir: string) {
     this.#child = child;
-    this.grpcPort = grpcPort;
-    this.httpPort = httpPort;
+    this.grpcPort = ports.grpc;
+    this.httpPort = ports.http;
+    this.tlsPort = ports.tls;
     this.#dir = dir;
     child.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));
   }
 
   /** The environment the configuration reads its addresses from. */
-  static env(lb: { grpc: number; http: number; statsSocket: string }, gateways: readonly [GatewayAddress, GatewayAddress]): Record<string, string> {
+  static env(lb: { grpc: number; http: number; tls: number; statsSocket: string }, gateways: readonly [GatewayAddress, GatewayAddress], tls: HaproxyTls | null): Record<string, string> {
     return {
       CLIPPER_LB_HOST: "127.0.0.1",
       CLIPPER_LB_GRPC_PORT: String(lb.grpc),
       CLIPPER_LB_HTTP_PORT: String(lb.http),
+      CLIPPER_LB_TLS_PORT: String(lb.tls),
       CLIPPER_LB_STATS_SOCKET: lb.statsSocket,
+      ...(tls === null ? {} : { CLIPPER_LB_TLS_PEM: tls.pem, CLIPPER_GW_TLS_CA: tls.gatewayCa, CLIPPER_GW_TLS_NAME: tls.gatewayName }),
       ...Object.fromEntries(
         gateways.flatMap((g, i) => [
           [`CLIPPER_GW${i + 1}_HOST`, "127.0.0.1"],
@@ -68,20 +83,26 @@ export class TestHaproxy {
     };
   }
 
-  /** Starts haproxy with `config` (the shipped one by default) and waits until both its ports accept connections. */
-  static async start(gateways: readonly [GatewayAddress, GatewayAddress], config = HAPROXY_CFG): Promise<TestHaproxy> {
+  /**
+   * Starts haproxy with `config` (haproxy.cfg by default; with `tls`,
+   * haproxy-tls.cfg) and waits until the ports it binds accept connections.
+   */
+  static async start(gateways: readonly [GatewayAddress, GatewayAddress], options: { config?: string; tls?: HaproxyTls } = {}): Promise<TestHaproxy> {
+    const tls = options.tls ?? null;
+    const config = options.config ?? (tls === null ? HAPROXY_CFG : HAPROXY_TLS_CFG);
     const dir = mkdtempSync(join(tmpdir(), "clipper-haproxy-"));
-    const grpc = await freePort();
-    const http = await freePort();
-    const env = TestHaproxy.env({ grpc, http, statsSocket: join(dir, "stats.sock") }, gateways);
+    const ports = { grpc: await freePort(), http: await freePort(), tls: await freePort() };
+    const listening = tls === null ? [ports.grpc, ports.http] : [ports.tls];
+    const env = TestHaproxy.env({ ...ports, statsSocket: join(dir, "stats.sock") }, gateways, tls);
     // -db: stay in the foreground, one process, so SIGKILL of this pid is the end of it.
     const child = spawn(haproxyBinary(), ["-db", "-f", config], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
     live.add(child);
     child.once("exit", () => live.delete(child));
-    const h = new TestHaproxy(child, grpc, http, dir);
+    const h = new TestHaproxy(child, ports, dir);
     const up = await eventually(async () => {
       if (child.exitCode !== null) throw new Error(`haproxy exited (${child.exitCode}):\n${h.output}`);
-      return (await accepts(grpc)) && (await accepts(http));
+      for (const port of listening) if (!(await accepts(port))) return false;
+      return true;
     }, 10_000);
     if (!up) {
       await h.stop();
