@@ -182,7 +182,7 @@ try {
     say(`| ${path} | haproxy, two gateways | ${hr.rate.toFixed(0)} | ${hr.p50.toFixed(0)} | ${hr.p99.toFixed(0)} | ${hr.failed} | ${(hr.rate / dr.rate).toFixed(2)} | ${(hr.p50 - dr.p50).toFixed(0)} |`);
   }
   say("");
-  say(`calls per gateway through haproxy, each run (gRPC over one client connection, then REST): ${split.map((s) => s.join("/")).join(", ")}`);
+  say(`calls per gateway (gw1/gw2) through haproxy, each run in order (per round: gRPC over one client connection, then REST): ${split.map((s) => s.join("/")).join(", ")}`);
   say("");
 
   // --- kill ---

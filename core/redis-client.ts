@@ -64,11 +64,11 @@ const READONLY_REPLY = /^READONLY\b/;
  *
  * With a redis+sentinel:// URL the connection asks the sentinels for the
  * master at every (re)connect, so after a failover it reconnects to the
- * promoted replica; it also listens for the sentinels' +switch-master (a
- * primary demoted while still up would otherwise keep the connection) and
- * reconnects on a READONLY reply for the same reason. Everything that
+ * promoted replica. A primary demoted while still up keeps its connections;
+ * the first write there gets READONLY, which makes the connection
+ * reconnect (through the sentinels) to the new primary. Everything that
  * happens on 'ready' (the catalog's CONFIG SET of keyspace notifications,
- * SUBSCRIBEs, reconciles) then runs on the new primary.
+ * SUBSCRIBEs, reconciles, DB 3 rewrites) then runs on the new primary.
  */
 export function connectRedis(url: string, options: { name: string; db?: number; redisTls?: RedisTls | null } & Partial<RedisOptions>): Redis {
   const { name, redisTls, ...rest } = options;
@@ -100,7 +100,9 @@ export function connectRedis(url: string, options: { name: string; db?: number; 
     ...(tls === undefined ? {} : { enableTLSForSentinelMode: true, sentinelTLS: tls }),
     sentinelRetryStrategy: (times) => Math.min(MIN_RECONNECT_DELAY_MS * 2 ** Math.min(times, 10), MAX_RECONNECT_DELAY_MS),
     sentinelCommandTimeout: CONNECT_TIMEOUT_MS,
-    failoverDetector: true,
+    // Not ioredis' failoverDetector: in ioredis 6.0 a +switch-master that
+    // arrives while the connection is already reconnecting (the primary
+    // died) aborts that attempt and leaves the connection ended for good.
     reconnectOnError: (err) => READONLY_REPLY.test(err.message),
     ...rest,
   });

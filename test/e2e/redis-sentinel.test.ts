@@ -52,6 +52,31 @@ async function predict(app: string, x: number): Promise<"ok" | string> {
   }
 }
 
+/** 4 closed-loop callers of `app` with distinct inputs (no cache, no coalescing) until the returned stop() is called. */
+function steadyLoad(app: string, from: number): { answered(): number; stop(): Promise<string[]> } {
+  let stop = false;
+  let next = from;
+  let answered = 0;
+  const failures: string[] = [];
+  const caller = async (): Promise<void> => {
+    while (!stop) {
+      const r = await predict(app, next++);
+      if (r === "ok") answered++;
+      else failures.push(r);
+      await new Promise((res) => setTimeout(res, 5));
+    }
+  };
+  const load = Promise.all(Array.from({ length: 4 }, caller));
+  return {
+    answered: () => answered,
+    stop: async () => {
+      stop = true;
+      await load;
+      return failures;
+    },
+  };
+}
+
 async function deployApp(app: string): Promise<boolean> {
   const a = await admin("add_app", { name: app, input_type: "doubles", default_output: "-1", latency_slo_micros: 10_000_000 });
   // A retried add_app whose first try reached Redis finds the app there: that is success too.
@@ -68,22 +93,9 @@ test.serial("the primary killed under load: the sentinels promote the replica, t
   t.true(await eventually(async () => (last = await predict("ha-app", 1)) === "ok", 20_000), `the gateway serves from the catalog it read through the sentinels (last: ${last})`);
   t.is(await configGet(set.servers[1].port, "notify-keyspace-events", PASSWORD), "", "the replica has no keyspace notifications before the failover");
 
-  // Steady, bounded load: 4 callers in closed loop, distinct inputs (no cache, no coalescing).
-  let stop = false;
-  let next = 1_000;
-  const failures: string[] = [];
-  let answered = 0;
-  const caller = async (): Promise<void> => {
-    while (!stop) {
-      const r = await predict("ha-app", next++);
-      if (r === "ok") answered++;
-      else failures.push(r);
-      await new Promise((res) => setTimeout(res, 5));
-    }
-  };
-  const load = Promise.all(Array.from({ length: 4 }, caller));
+  const load = steadyLoad("ha-app", 1_000);
   await new Promise((res) => setTimeout(res, 1_000));
-  const beforeKill = answered;
+  const beforeKill = load.answered();
   const killedAt = Date.now();
   await set.servers[0].stop();
   const promoted = await eventually(async () => (await set.masterPort()) === set.servers[1].port, 30_000, 100);
@@ -99,10 +111,33 @@ test.serial("the primary killed under load: the sentinels promote the replica, t
   const writesMs = Date.now() - killedAt;
   t.true(await eventually(async () => (await predict("ha-app-2", 5)) === "ok", 20_000), "the catalog follows the promoted replica");
   await new Promise((res) => setTimeout(res, 1_000));
-  stop = true;
-  await load;
+  const failures = await load.stop();
+  const answered = load.answered();
   t.log(`calls answered by the model: ${answered} (${beforeKill} before the kill); lost: ${failures.length}`);
   t.log(`after the kill (down-after-milliseconds 1000): promoted by ${promotedMs} ms, gateway ready by ${readyMs} ms, management writing by ${writesMs} ms`);
   t.true(answered > beforeKill, "calls kept being answered after the kill");
+  t.deepEqual(failures, [], "no call lost across the failover");
+});
+
+test.serial("a failover that leaves the old primary running: its first write gets READONLY and the servers move to the new primary; no prediction is lost", async (t) => {
+  // The killed primary comes back empty, as a replica of the promoted one.
+  const [old, current] = set.servers;
+  await old.restart();
+  await set.replicaOf(old.port, current.port);
+  t.true(await eventually(() => set.replicating(old.port), 30_000, 100), "the old primary replicates from the new one");
+  const load = steadyLoad("ha-app", 100_000);
+  await new Promise((res) => setTimeout(res, 500));
+  await set.failover();
+  t.true(await eventually(async () => (await set.masterPort()) === old.port, 30_000, 100), "the sentinels promoted it back");
+  // Demoted now rather than at the sentinels' next look; it keeps running and keeps its clients.
+  await set.replicaOf(current.port, old.port);
+  t.true(await eventually(() => set.replicating(current.port), 30_000, 100), "the demoted primary is still running, as a replica");
+  // Management's connection is still on the demoted server: a write gets READONLY, then goes to the new primary.
+  t.true(await eventually(() => deployApp("ha-app-3"), 30_000, 100), "management writes after the failover");
+  const flags = (await configGet(old.port, "notify-keyspace-events", PASSWORD)) ?? "";
+  t.true(await eventually(async () => (await predict("ha-app-3", 7)) === "ok", 30_000), `the catalog follows (notify-keyspace-events on the new primary: '${flags}')`);
+  await new Promise((res) => setTimeout(res, 500));
+  const failures = await load.stop();
+  t.log(`calls answered by the model: ${load.answered()}; lost: ${failures.length}`);
   t.deepEqual(failures, [], "no call lost across the failover");
 });

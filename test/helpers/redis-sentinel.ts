@@ -114,6 +114,23 @@ export class SentinelSet {
     return null;
   }
 
+  /** Asks a sentinel for a failover now (SENTINEL FAILOVER): the primary stays up and is demoted. */
+  async failover(): Promise<void> {
+    const r = await ask(this.sentinelPorts[0]!, "", "SENTINEL", "failover", SentinelSet.MASTER);
+    if (r !== "OK") throw new Error(`SENTINEL FAILOVER answered ${String(r)}`);
+  }
+
+  /** Makes the server on `port` a replica of the one on `primaryPort` at once (what the sentinels do on their own, within about 10 s). */
+  async replicaOf(port: number, primaryPort: number): Promise<void> {
+    const r = await ask(port, this.password, "REPLICAOF", "127.0.0.1", String(primaryPort));
+    if (typeof r !== "string" || !r.startsWith("OK")) throw new Error(`REPLICAOF answered ${String(r)}`);
+  }
+
+  /** Whether the server on `port` is a replica with its link to the primary up. */
+  async replicating(port: number): Promise<boolean> {
+    return (await info(port, "replication", this.password)).includes("master_link_status:up");
+  }
+
   async destroy(): Promise<void> {
     for (const child of this.#children) {
       if (child.exitCode === null && child.signalCode === null) {
