@@ -37,8 +37,15 @@ export class ModelVersionMap<V> {
     return n;
   }
 
+  /** The values of one model name, by version. */
+  versionsOf(name: string): IterableIterator<V> {
+    return (this.#byName.get(name) ?? EMPTY).values();
+  }
+
   /** Every value, grouped by model name. */
   *values(): IterableIterator<V> {
     for (const versions of this.#byName.values()) yield* versions.values();
   }
 }
+
+const EMPTY: ReadonlyMap<string, never> = new Map<string, never>();

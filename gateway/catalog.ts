@@ -120,6 +120,13 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     return this.#brokenApps.get(name);
   }
 
+  /** The versions of `model` that can be served (not marked invalid), in no particular order. */
+  versions(model: string): string[] {
+    const out: string[] = [];
+    for (const m of this.#models.versionsOf(model)) if (m.valid) out.push(m.version);
+    return out;
+  }
+
   currentVersion(model: string): string | undefined {
     return this.#current.get(model);
   }

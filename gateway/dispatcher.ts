@@ -2,6 +2,7 @@ import { status } from "@grpc/grpc-js";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "../core/telemetry/logger.js";
 import { endSpan } from "../core/telemetry/tracing.js";
+import { drainEstimate, predictedWaitMs, type DrainEstimate, type ReplicaCapacity } from "./admission.js";
 import { budgetMs as budgetOf, chooseBatchSize, choosePlan, isDoomed } from "./batch-sizer.js";
 import type { DropReason, GatewayMetrics, PoolInstruments } from "./metrics.js";
 import { ModelErrorLog } from "./model-error-log.js";
@@ -61,8 +62,16 @@ export interface DispatcherOptions {
 const REMOVED: TaskOutcome = { kind: "removed" };
 const SHED: TaskOutcome = { kind: "shed" };
 
-/** Result of offering a task to a model version. */
-export type EnqueueResult = "queued" | "full" | "no-replica";
+/**
+ * Result of offering a task to a model version: queued; refused because
+ * the queue is at capacity ("full") or because the queries ahead are
+ * predicted to outlast its deadline ("overloaded", gateway/admission.ts);
+ * or no replica serves it.
+ */
+export type EnqueueResult = "queued" | "full" | "overloaded" | "no-replica";
+
+/** How long one drain estimate serves admission before it is made again, ms: latency models move slowly, enqueues come by the thousand. */
+const DRAIN_ESTIMATE_TTL_MS = 20;
 
 interface Pool {
   readonly name: string;
@@ -95,6 +104,8 @@ interface Pool {
    * hold for `returning` queries should expect.
    */
   turnaroundMsPerQuery: number;
+  /** Drain estimates admission uses, per budget class, and when each was made (gateway/admission.ts); cleared when the replicas change. */
+  readonly drain: Map<number, { readonly at: number; readonly estimate: DrainEstimate }>;
   /**
    * Set when the owner asked to forget this pool while tasks a leaving
    * replica put back were still queued and no replica was left: it is
@@ -136,6 +147,7 @@ export class Dispatcher implements BatchAnswers {
     registry.on("added", (r) => {
       const pool = this.#pool(r.modelName, r.modelVersion);
       pool.replicas.add(r);
+      pool.drain.clear();
       // A replica came back in time: its version lives on, and its owner asks again when it leaves.
       this.#keep(pool);
       this.#schedule(pool);
@@ -159,6 +171,10 @@ export class Dispatcher implements BatchAnswers {
   enqueue(name: string, version: string, task: Task): EnqueueResult {
     const pool = this.#pools.get(poolKey(name, version));
     if (pool === undefined || this.replicaCount(name, version) === 0) return "no-replica";
+    if (this.#predictedLate(pool, task)) {
+      pool.metrics.dropped("overloaded");
+      return "overloaded";
+    }
     if (!pool.queue.push(task)) {
       pool.metrics.dropped("full");
       return "full";
@@ -176,6 +192,53 @@ export class Dispatcher implements BatchAnswers {
     if (pool.hold !== null && pool.queue.size >= pool.holdTarget) this.#endHold(pool);
     this.#schedule(pool);
     return "queued";
+  }
+
+  /**
+   * True when the queries ahead of `task` are predicted to keep it past its
+   * deadline (gateway/admission.ts).
+   */
+  #predictedLate(pool: Pool, task: Task): boolean {
+    const now = this.#now();
+    const budget = budgetOf(task.deadline, now);
+    if (!(budget > 0 && Number.isFinite(budget))) return false;
+    const estimate = this.#drainEstimate(pool, now, budget);
+    if (estimate.itemsPerMs === 0) return false;
+    // Ahead of it: the queue and parts to run again, once a slot frees.
+    let ahead = pool.queue.size;
+    for (const part of pool.parts) ahead += part.length;
+    return predictedWaitMs(ahead, estimate, this.#slotFreeMs(pool, now)) > budget;
+  }
+
+  /** Time until a serving replica of the pool has a free slot, by its latency estimate of the batches it runs (0 when one is free now). */
+  #slotFreeMs(pool: Pool, now: number): number {
+    let soonest = Infinity;
+    for (const r of pool.replicas) {
+      if (!r.serving) continue;
+      if (r.inFlight.size < r.slots) return 0;
+      for (const b of r.inFlight.values()) soonest = Math.min(soonest, b.sentAt + r.latency.expected(b.tasks.length) - now);
+    }
+    return Number.isFinite(soonest) ? Math.max(0, soonest) : 0;
+  }
+
+  /**
+   * The pool's drain estimate for `budget`, made again once older than
+   * {@link DRAIN_ESTIMATE_TTL_MS}. Estimates are kept per budget class
+   * (steps of about 19 %): the batch a replica can run depends on the
+   * budget, and callers with deadlines of their own differ from the SLO.
+   */
+  #drainEstimate(pool: Pool, now: number, budget: number): DrainEstimate {
+    const bucket = Math.floor(Math.log2(budget) * 4);
+    const kept = pool.drain.get(bucket);
+    if (kept !== undefined && now - kept.at <= DRAIN_ESTIMATE_TTL_MS) return kept.estimate;
+    const fixed = this.#options.batchSizeOf(pool.name, pool.version);
+    const serving: ReplicaCapacity[] = [];
+    for (const r of pool.replicas) {
+      if (r.serving) serving.push({ latency: r.latency, slots: r.slots, cap: Math.min(fixed > 0 ? fixed : Infinity, r.maxBatchSize) });
+    }
+    const estimate = drainEstimate(serving, budget);
+    pool.drain.set(bucket, { at: now, estimate });
+    return estimate;
   }
 
   /** Resolves a batch's tasks with a replica's answers and frees its slot. */
@@ -325,6 +388,7 @@ export class Dispatcher implements BatchAnswers {
         arrivals: 0,
         probe: null,
         turnaroundMsPerQuery: Number.NaN,
+        drain: new Map(),
         forget: null,
       };
       this.#pools.set(key, pool);
@@ -336,6 +400,7 @@ export class Dispatcher implements BatchAnswers {
     const pool = this.#pools.get(replica.pool);
     if (pool === undefined) return;
     pool.replicas.delete(replica);
+    pool.drain.clear();
     const now = this.#now();
     let requeued = 0;
     for (const batch of replica.inFlight.values()) {
@@ -626,7 +691,7 @@ export class Dispatcher implements BatchAnswers {
     endQueueSpan(task, reason);
     task.complete(
       reason === "removed" ? REMOVED
-      : reason === "full" ? SHED
+      : reason === "full" || reason === "overloaded" ? SHED
       : { kind: "expired", message: `the query could not be run before its deadline (${reason})` },
     );
   }

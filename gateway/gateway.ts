@@ -17,6 +17,7 @@ import { Catalog } from "./catalog.js";
 import { clusterMetricsSource, type MetricsSource } from "./cluster-metrics.js";
 import { DEFAULT_BATCH_TIMEOUT_MS, Dispatcher } from "./dispatcher.js";
 import { clipperPredictRoutes } from "./http/clipper-predict.js";
+import { inferenceRestRoutes } from "./http/inference-rest.js";
 import { GatewayMetrics } from "./metrics.js";
 import { Predictor } from "./predictor.js";
 import { GatewayReadiness } from "./readiness.js";
@@ -29,6 +30,7 @@ import type { AuthFailure, WorkerAuth } from "./rpc/worker-auth.js";
 import { WorkerRpc } from "./rpc/worker-rpc.js";
 import { StaleReplicaSweep } from "./stale-replica-sweep.js";
 import { HEARTBEAT_SERVICE_NAME, heartbeatBinding, heartbeatStreaming } from "./services/heartbeat.js";
+import { INFERENCE_SERVICE_NAME, inferenceBinding, inferenceHandlers } from "./services/inference.js";
 import { PREDICT_SERVICE_NAME, predictBinding, predictStreaming } from "./services/predict.js";
 
 /**
@@ -173,13 +175,23 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const cache = new PredictionCache(config.cacheBytes);
   const predictor = new Predictor(catalog, dispatcher, cache, metrics);
   const calls = new CallInstrument(metrics.rpc, log);
-  const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry))];
+  // Whether Predict (and so the inference service) is served: followed by health, /readyz and ServerReady.
+  let serving = false;
+  // The Open Inference Protocol has REST routes of its own (gateway/http/inference-rest.ts), not transcoded ones.
+  const inferenceCalls = inferenceHandlers({
+    predictor,
+    versions: (model) => catalog.versions(model),
+    replicaCount: (model, version) => dispatcher.replicaCount(model, version),
+    ready: () => serving,
+  });
+  const inference = calls.binding(inferenceBinding(inferenceCalls));
 
   const streamStallMs = config.streamStallMs ?? DEFAULT_STREAM_STALL_MS;
   await rpc.start();
   // The default id needs the bound worker port. Nothing is registered yet:
   // a replica joins only after its id came back from Redis.
   const identity: GatewayIdentity = { gatewayId: config.gatewayId ?? defaultGatewayId(rpc.port), run: randomUUID() };
+  const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry, identity.gatewayId))];
   const ttlMs = config.livenessTtlMs ?? DEFAULT_LIVENESS_TTL_MS;
   const sweep = new StaleReplicaSweep(redis, where, identity.run, log);
   // Presence listens to "ready" before the records do, so on a reconnect the renewal goes out ahead of the rewrites.
@@ -197,15 +209,16 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const grpc = await startGrpcServer({
     host: config.host,
     port: config.grpcPort,
-    bindings,
+    bindings: [...bindings, inference],
     ...(config.auth === undefined ? {} : { auth: config.auth }),
     ...(config.tls === undefined ? {} : { tls: config.tls }),
     streamStallMs,
-    streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls, streamStallMs), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry, streamStallMs) },
+    streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls, streamStallMs), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry, identity.gatewayId, streamStallMs) },
   });
-  // Predict (and the server as a whole, "") follow readiness; Heartbeat needs no Redis.
-  const setServing = (serving: boolean): void => {
-    for (const s of ["", PREDICT_SERVICE_NAME]) grpc.health.setServing(s, serving);
+  // Predict, the inference service and the server as a whole ("") follow readiness; Heartbeat needs no Redis.
+  const setServing = (ready: boolean): void => {
+    serving = ready;
+    for (const s of ["", PREDICT_SERVICE_NAME, INFERENCE_SERVICE_NAME]) grpc.health.setServing(s, ready);
   };
   setServing(false);
   const readiness = new GatewayReadiness(redis, sub, catalog, where, (state) => {
@@ -220,7 +233,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ready: () => readiness.state.ready,
   });
   const http = await startHttpServer(
-    [opsRoutes(metricsSource, () => readiness.state, config.warning ?? null), clipperPredictRoutes(predictor, calls), createTranscoder(bindings)],
+    [opsRoutes(metricsSource, () => readiness.state, config.warning ?? null), clipperPredictRoutes(predictor, calls), createTranscoder(bindings), inferenceRestRoutes(inferenceCalls, calls)],
     {
       host: config.host,
       port: config.httpPort,

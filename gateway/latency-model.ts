@@ -228,6 +228,24 @@ export class LatencyModel {
   }
 
   /**
+   * Central estimate of the latency in ms of a batch of `size` items: the
+   * linear fit without its margin (never a negative slope). With one size
+   * seen, the latency of larger batches is unknown and taken as that size's
+   * (the optimistic end: a caller of this must not stop the batch sizer
+   * from trying larger batches). `Infinity` before any observation, 0 for
+   * sizes ≤ 0. For rates (gateway/admission.ts); decisions about a
+   * deadline use the conservative {@link predict}.
+   */
+  expected(size: number): number {
+    if (!(size > 0)) return Number.isNaN(size) ? Infinity : 0;
+    if (this.#count === 0) return Infinity;
+    const meanY = Math.max(0, this.#meanY);
+    if (!this.hasSlope) return size < this.#meanX ? (meanY * size) / this.#meanX : meanY;
+    const b = Math.max(0, this.#cxy / this.#cxx);
+    return Math.max(0, meanY + b * (size - this.#meanX));
+  }
+
+  /**
    * Upper (sign 1) or lower (sign −1) bound of the linear fit at `size` > 0
    * (ms); requires at least one observation since the last restart.
    */

@@ -37,10 +37,11 @@ export type CacheResult = "hit" | "miss" | "coalesced";
 
 /**
  * Why a queued query left its queue without being batched: the queue was
- * full (never queued), its deadline passed, no replica could answer it in
+ * full or the queries ahead were predicted to outlast its deadline
+ * (overloaded; both never queued, the caller is shed), its deadline passed, no replica could answer it in
  * time (doomed), or its model version was removed.
  */
-export type DropReason = "full" | "expired" | "doomed" | "removed";
+export type DropReason = "full" | "overloaded" | "expired" | "doomed" | "removed";
 
 /** What the gateway's gauges read at scrape time. */
 export interface GaugeSources {
@@ -100,7 +101,7 @@ export class PoolInstruments {
     this.batchSplits = m.batchSplits.labels({ model, version });
     this.poisonItems = m.poisonItems.labels({ model, version });
     const dropped = (reason: DropReason): Counter.Internal => m.dropped.labels({ model, version, reason });
-    this.#dropped = { full: dropped("full"), expired: dropped("expired"), doomed: dropped("doomed"), removed: dropped("removed") };
+    this.#dropped = { full: dropped("full"), overloaded: dropped("overloaded"), expired: dropped("expired"), doomed: dropped("doomed"), removed: dropped("removed") };
   }
 
   dropped(reason: DropReason, count = 1): void {
@@ -162,7 +163,7 @@ export class GatewayMetrics {
     this.redisReconnects = createRedisReconnects(registry);
     this.#predictions = new Counter({
       name: "clipper_predictions_total",
-      help: "Queries answered, by app, model, version and outcome (ok: model answer or cache hit; default: the app's default output; error; shed: refused, queue full).",
+      help: "Queries answered, by app, model, version and outcome (ok: model answer or cache hit; default: the app's default output; error; shed: refused, queue full or overloaded).",
       labelNames: ["app", "model", "version", "outcome"] as const,
       registers,
     });
@@ -195,7 +196,7 @@ export class GatewayMetrics {
     });
     this.#dropped = new Counter({
       name: "clipper_queue_dropped_total",
-      help: "Queries that left a queue unbatched, by reason (full: refused; expired: deadline passed; doomed: no replica could answer in time; removed: version deleted).",
+      help: "Queries that left a queue unbatched, by reason (full: refused, queue at capacity; overloaded: refused, the queries ahead would outlast its deadline; expired: deadline passed; doomed: no replica could answer in time; removed: version deleted).",
       labelNames: ["model", "version", "reason"] as const,
       registers,
     });
@@ -330,7 +331,7 @@ export class GatewayMetrics {
   forgetVersion(model: string, version: string): void {
     this.#pools.delete(`${model}\u0000${version}`);
     for (const m of [this.#queueWait, this.#evictions, this.#missedBeats, this.#latencyRestarts, this.#batchSplits, this.#poisonItems, this.#quarantines]) m.remove({ model, version });
-    for (const reason of ["full", "expired", "doomed", "removed"] as const) this.#dropped.remove({ model, version, reason });
+    for (const reason of ["full", "overloaded", "expired", "doomed", "removed"] as const) this.#dropped.remove({ model, version, reason });
   }
 
   /** Children for one replica's batches; dropped by {@link replicaRemoved}. */

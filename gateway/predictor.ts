@@ -16,6 +16,8 @@ export const SLO_EXPLANATION = "Failed to retrieve a prediction response within 
 
 /** Seconds a caller refused for a full queue is told to wait before retrying. */
 const RETRY_AFTER_SECONDS = 1;
+/** The hint a shed caller gets (HTTP Retry-After; gRPC edges turn it into trailers, core/servers/grpc-server.ts). */
+const RETRY_AFTER = { "retry-after": String(RETRY_AFTER_SECONDS) } as const;
 
 /** What the predictor reads of the catalog. */
 export type AppDirectory = Pick<Catalog, "app" | "brokenApp" | "model" | "currentVersion" | "policy">;
@@ -111,7 +113,7 @@ export class Predictor {
       m.answered(p.isDefault ? "default" : "ok", start);
       return p;
     } catch (err) {
-      m.answered(err instanceof ServingError && err.reason === "QUEUE_FULL" ? "shed" : "error", start);
+      m.answered(err instanceof ServingError && (err.reason === "QUEUE_FULL" || err.reason === "OVERLOADED") ? "shed" : "error", start);
       throw err;
     }
   }
@@ -181,9 +183,10 @@ export class Predictor {
     const wait = new Wait();
     const query = new Query(this.#catalog.policy(model, version).cache ? this.#cache : null, ask, lead, wait);
     const queued = this.#dispatcher.enqueue(model, version, query);
-    if (queued === "full") {
-      lead.settle({ ok: true, value: SHED });
-      return { kind: "answer", outcome: SHED };
+    if (queued === "full" || queued === "overloaded") {
+      const shed = queued === "full" ? SHED : SHED_OVERLOADED;
+      lead.settle({ ok: true, value: shed });
+      return { kind: "answer", outcome: shed };
     }
     if (queued === "no-replica") {
       lead.settle({ ok: true, value: ABANDONED });
@@ -224,8 +227,16 @@ export class Predictor {
       case "failed":
         throw new ServingError(outcome.code === Status.OK ? Status.INTERNAL : outcome.code, "MODEL_ERROR", `model ${where} failed: ${outcome.message}`);
       case "shed":
+        if (outcome.overloaded === true) {
+          throw new ServingError(
+            Status.RESOURCE_EXHAUSTED,
+            "OVERLOADED",
+            `model ${where} is overloaded: the queries ahead of this one would not be answered before its deadline; retry in ${RETRY_AFTER_SECONDS} s or add replicas`,
+            { headers: RETRY_AFTER },
+          );
+        }
         throw new ServingError(Status.RESOURCE_EXHAUSTED, "QUEUE_FULL", `the queue of model ${where} is full; retry in ${RETRY_AFTER_SECONDS} s or add replicas`, {
-          headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
+          headers: RETRY_AFTER,
         });
       case "removed":
         throw new ServingError(Status.UNAVAILABLE, "MODEL_ERROR", `model ${where} was deleted while the query waited`);
@@ -274,6 +285,7 @@ const TIMEOUT: Ending = { kind: "timeout" };
 const CANCELLED: Ending = { kind: "cancelled" };
 const NO_REPLICA: Ending = { kind: "no-replica" };
 const SHED: TaskOutcome = { kind: "shed" };
+const SHED_OVERLOADED: TaskOutcome = { kind: "shed", overloaded: true };
 const ABANDONED: TaskOutcome = { kind: "abandoned" };
 
 /** Outcomes that mean "no answer is coming for the shared query" rather than an answer. */

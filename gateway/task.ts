@@ -11,7 +11,9 @@ import type { QueuedTask } from "./queue.js";
  *   input at fault may be another one (the dispatcher splits the batch);
  * - expired: it was not run before its deadline (dropped from the queue, or
  *   skipped by the worker);
- * - shed: it was put back in a queue that had no room (its replica left);
+ * - shed: it was refused by its queue, or put back in one that had no room
+ *   (its replica left); `overloaded` when refused because the queries ahead
+ *   were predicted to outlast its deadline (gateway/admission.ts);
  * - removed: its model version was deleted while it waited;
  * - abandoned: the caller leading it gave up, so nobody waits for it.
  */
@@ -19,7 +21,7 @@ export type TaskOutcome =
   | { readonly kind: "value"; readonly output: string }
   | { readonly kind: "failed"; readonly code: number; readonly message: string; readonly wholeBatch?: boolean }
   | { readonly kind: "expired"; readonly message: string }
-  | { readonly kind: "shed" }
+  | { readonly kind: "shed"; readonly overloaded?: boolean }
   | { readonly kind: "removed" }
   | { readonly kind: "abandoned" };
 

@@ -44,7 +44,7 @@ run(["build", "-o", "gen/descriptors.binpb"]);
 // gen/python/grpc/ folder would shadow the grpcio package itself.
 const onPath = (cmd) => execFileSync("sh", ["-c", `command -v ${cmd} || true`]).toString().trim() !== "";
 if (onPath("protoc") && onPath("grpc_python_plugin")) {
-  run(["generate", "--template", "buf.gen.python.yaml", "--path", "proto/clipper", "--path", "third_party/google"]);
+  run(["generate", "--template", "buf.gen.python.yaml", "--path", "proto/clipper", "--path", "proto/inference", "--path", "third_party/google"]);
 } else {
   console.log("gen: Python stubs skipped (no protoc / grpc_python_plugin; on Debian: apt-get install protobuf-compiler protobuf-compiler-grpc)");
 }

@@ -20,6 +20,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 command -v grpc_python_plugin >/dev/null 2>&1 || missing+=(protobuf-compiler-grpc)
 /usr/bin/python3 -c "import grpc, google.protobuf" >/dev/null 2>&1 || missing+=(python3-grpcio python3-protobuf)
+# The Open Inference Protocol test builds raw tensors with numpy, as tritonclient does.
+/usr/bin/python3 -c "import numpy" >/dev/null 2>&1 || missing+=(python3-numpy)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -68,3 +68,30 @@ export function readThreadCpuSeconds(pid: number): Map<string, number> {
   }
   return out;
 }
+
+/** `pid` and every process below it (children's children too), from /proc/<pid>/task/<tid>/children. */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const text = readFileSync(`/proc/${out[i]}/task/${tid}/children`, "utf8").trim();
+        if (text !== "") out.push(...text.split(" ").map(Number));
+      } catch {
+        // A thread that ended meanwhile.
+      }
+    }
+  }
+  return out;
+}
+
+/** CPU seconds used so far by `pid` and every process below it (a gateway run with --processes is a primary and its processes). */
+export function readTreeCpuSeconds(pid: number): number {
+  return processTree(pid).reduce((sum, p) => sum + (readCpuSeconds(p) || 0), 0);
+}

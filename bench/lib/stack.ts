@@ -6,7 +6,7 @@
  */
 import { pino } from "pino";
 import { distIsFresh, gatewayNodeFlags } from "../../bin/launch.js";
-import { GATEWAY_PORTS_LINE } from "../../core/ports-line.js";
+import { GATEWAY_PORTS_LINE, GATEWAY_RPC_ENDPOINTS, parseEndpointsLine } from "../../core/ports-line.js";
 import { startManagement, type Management } from "../../management/management.js";
 import { Proc, ROOT } from "../../test/helpers/processes.js";
 import { TestRedis } from "../../test/helpers/redis-server.js";
@@ -95,6 +95,8 @@ export interface GatewayProc {
   readonly grpc: number;
   readonly http: number;
   readonly rpc: number;
+  /** Every worker endpoint (several with --processes), as clipper-worker --gateway takes them. */
+  readonly rpcEndpoints: readonly string[];
 }
 
 /** Starts a gateway (cache off, heap flags, optional profiling) on the given ports (0: any) and waits for its ports line. */
@@ -115,11 +117,21 @@ async function spawnGateway(redisUrl: string, options: StackOptions, ports: { gr
     throw err;
   });
   const bound = GATEWAY_PORTS_LINE.read(m);
-  return { proc, pid: proc.child.pid!, grpc: bound.grpc.port, http: bound.http.port, rpc: bound.rpc.port };
+  let rpcEndpoints = [`tcp://127.0.0.1:${bound.rpc.port}`];
+  const args = options.gatewayArgs ?? [];
+  const processes = args.includes("--processes") ? Number(args[args.indexOf("--processes") + 1]) : 1;
+  // One process prints no endpoints line (its worker port is the ports line's).
+  if (processes !== 1) {
+    await proc.waitFor(/rpc-endpoints=\S+\n/, START_TIMEOUT_MS);
+    rpcEndpoints = (parseEndpointsLine(GATEWAY_RPC_ENDPOINTS, proc.output) ?? "").split(",");
+  }
+  return { proc, pid: proc.child.pid!, grpc: bound.grpc.port, http: bound.http.port, rpc: bound.rpc.port, rpcEndpoints };
 }
 
 export class BenchStack {
   readonly workers: CountedProc[] = [];
+  /** Gateways added with {@link addGateway}, on the same Redis. */
+  readonly extraGateways: GatewayProc[] = [];
   readonly redis: TestRedis;
   readonly management: Management;
   #gateway: GatewayProc;
@@ -164,6 +176,13 @@ export class BenchStack {
     this.#gateway = await spawnGateway(this.redis.url, this.#options, { grpc: old.grpc, http: old.http, rpc: old.rpc });
   }
 
+  /** Starts one more gateway on the same Redis (its own ports), stopped by {@link close}. */
+  async addGateway(): Promise<GatewayProc> {
+    const g = await spawnGateway(this.redis.url, this.#options, { grpc: 0, http: 0, rpc: 0 });
+    this.extraGateways.push(g);
+    return g;
+  }
+
   /** Adds an app linked to a new model version, as clipper_admin would. */
   async deploy(app: string, model: string, options: { sloMicros: number }): Promise<void> {
     const admin = async (endpoint: string, body: unknown): Promise<void> => {
@@ -177,12 +196,16 @@ export class BenchStack {
     await admin("add_model_links", { app_name: app, model_names: [model] });
   }
 
-  /** Starts a worker for `model` version 1 serving the counted model module at `modulePath` (absolute); `extra` flags are added. */
-  async worker(model: string, modulePath: string, extra: readonly string[] = []): Promise<CountedProc> {
+  /**
+   * Starts a worker for `model` version 1 serving the counted model module
+   * at `modulePath` (absolute); `extra` flags are added. It serves `gateways`
+   * (worker endpoints), by default every endpoint of the stack's gateway.
+   */
+  async worker(model: string, modulePath: string, extra: readonly string[] = [], gateways: readonly string[] = this.gateway.rpcEndpoints): Promise<CountedProc> {
     const proc = spawnBinWith(
       "clipper-worker",
       profileArgs(this.#options, `worker-${model}`),
-      ["--model", model, "--version", "1", "--input-type", "doubles", "--gateway", `tcp://127.0.0.1:${this.gateway.rpc}`, "--module", modulePath, ...extra],
+      ["--model", model, "--version", "1", "--input-type", "doubles", "--gateway", gateways.join(","), "--module", modulePath, ...extra],
       { CLIPPER_LOG_LEVEL: "info", ...profileEnv(this.#options) },
     );
     const w = { proc, pid: proc.child.pid!, counterPort: 0 };
@@ -206,7 +229,7 @@ export class BenchStack {
    */
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.proc.stop("SIGTERM", 5_000)));
-    await this.gateway.proc.stop("SIGTERM", 15_000);
+    await Promise.all([this.gateway, ...this.extraGateways].map((g) => g.proc.stop("SIGTERM", 15_000)));
     await this.management.close(0);
     await this.redis.destroy();
   }

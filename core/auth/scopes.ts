@@ -26,6 +26,9 @@ export function parseScopes(text: string): { ok: true; value: ReadonlySet<Scope>
 /**
  * The access a gRPC method needs, from its path (`/package.Service/Method`):
  * - Predict: predict;
+ * - the Open Inference Protocol: ModelInfer predict, ServerMetadata and
+ *   ModelMetadata read, ServerLive, ServerReady and ModelReady open (they
+ *   are its health checks);
  * - Heartbeat (ListWorkers, WatchWorkers), reflection: read;
  * - Admin: its Get* and List* methods read, DeployModel deploy (it decides
  *   what runs), every other method admin;
@@ -39,6 +42,8 @@ export function accessOfGrpcMethod(path: string): Access {
   switch (service) {
     case "clipper.v1.Predict":
       return "predict";
+    case "inference.GRPCInferenceService":
+      return accessOfInferenceMethod(method);
     case "clipper.v1.Heartbeat":
     case "grpc.reflection.v1.ServerReflection":
     case "grpc.reflection.v1alpha.ServerReflection":
@@ -48,6 +53,23 @@ export function accessOfGrpcMethod(path: string): Access {
     case "clipper.v1.Admin":
       if (method === "DeployModel") return "deploy";
       return method.startsWith("Get") || method.startsWith("List") ? "read" : "admin";
+    default:
+      return "admin";
+  }
+}
+
+/** The access each inference.GRPCInferenceService method needs; methods it may gain later need admin until listed. */
+function accessOfInferenceMethod(method: string): Access {
+  switch (method) {
+    case "ModelInfer":
+      return "predict";
+    case "ServerMetadata":
+    case "ModelMetadata":
+      return "read";
+    case "ServerLive":
+    case "ServerReady":
+    case "ModelReady":
+      return "open";
     default:
       return "admin";
   }

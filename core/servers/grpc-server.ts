@@ -201,10 +201,26 @@ function adaptUnary(
         // A thrown "OK" would end the call with no response; treat it as a bug.
         const code = status.code === grpc.status.OK ? grpc.status.INTERNAL : status.code;
         if (code === grpc.status.INTERNAL) onError?.(err, path);
-        callback({ code, details: code === status.code ? status.message : "internal error" });
+        callback({ code, details: code === status.code ? status.message : "internal error", metadata: trailersOf(status) });
       },
     );
   };
+}
+
+/**
+ * The trailers an error's hints become. A Retry-After (seconds) is sent as
+ * `retry-after` for people and proxies, and as gRPC's own server pushback,
+ * `grpc-retry-pushback-ms` (gRFC A6), which a client with a retry policy
+ * honours before its next attempt.
+ */
+function trailersOf(error: ServingError): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  const retryAfter = error.headers["retry-after"];
+  if (retryAfter !== undefined && /^\d+$/.test(retryAfter)) {
+    metadata.set("retry-after", retryAfter);
+    metadata.set("grpc-retry-pushback-ms", String(Number(retryAfter) * 1000));
+  }
+  return metadata;
 }
 
 function bind(server: grpc.Server, host: string, port: number, credentials: grpc.ServerCredentials): Promise<number> {

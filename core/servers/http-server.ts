@@ -18,7 +18,13 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
  * names the access it needs (core/auth/scopes.ts), checked before it runs.
  */
 export type HttpMatch =
-  | { readonly kind: "handler"; readonly access: Access; readonly handle: (req: HttpRequest, res: HttpResponse, url: URL) => Promise<void> }
+  | {
+      readonly kind: "handler";
+      readonly access: Access;
+      readonly handle: (req: HttpRequest, res: HttpResponse, url: URL) => Promise<void>;
+      /** Writes a refusal (no token, wrong scope) in the route's own error format; `google.rpc.Status` JSON when absent. */
+      readonly refuse?: (res: HttpResponse, err: ServingError) => void;
+    }
   | { readonly kind: "method-not-allowed"; readonly allow: readonly string[] };
 
 /**
@@ -182,7 +188,7 @@ async function dispatch(tables: readonly HttpRouteTable[], auth: Authorizer | nu
       const refused = auth?.check(req.headers.authorization, m.access) ?? null;
       if (refused !== null) {
         req.resume();
-        sendError(res, refused);
+        (m.refuse ?? sendError)(res, refused);
         return;
       }
       await m.handle(req, res, url);

@@ -16,7 +16,7 @@ import type { ReplicaRegistry } from "../replica-registry.js";
 
 export const HEARTBEAT_SERVICE_NAME = "clipper.v1.Heartbeat";
 
-function toWorker(r: Replica): Worker {
+function toWorker(r: Replica, gatewayId: string): Worker {
   return {
     modelName: r.modelName,
     modelVersion: r.modelVersion,
@@ -29,6 +29,8 @@ function toWorker(r: Replica): Worker {
     draining: r.draining,
     curvePublicKey: r.principal ?? "",
     quarantined: r.quarantined,
+    gatewayId,
+    workerId: r.workerId ?? "",
   };
 }
 
@@ -38,14 +40,18 @@ function sorted(registry: ReplicaRegistry, model: string): Replica[] {
     .sort((a, b) => a.modelName.localeCompare(b.modelName) || a.modelVersion.localeCompare(b.modelVersion) || a.replicaId - b.replicaId);
 }
 
-/** clipper.v1.Heartbeat.ListWorkers: the live replicas of this gateway. */
-export function heartbeatBinding(registry: ReplicaRegistry): UnaryServiceBinding {
+/**
+ * clipper.v1.Heartbeat.ListWorkers: the live replicas of this gateway
+ * (`gatewayId`), with their live state; the whole fleet's replicas, from
+ * DB 3, are Admin.ListReplicas.
+ */
+export function heartbeatBinding(registry: ReplicaRegistry, gatewayId: string): UnaryServiceBinding {
   return {
     name: HEARTBEAT_SERVICE_NAME,
     definition: HeartbeatService,
     handlers: {
       listWorkers: async (req: ListWorkersRequest): Promise<ListWorkersResponse> => ({
-        workers: sorted(registry, req.modelName).map(toWorker),
+        workers: sorted(registry, req.modelName).map((r) => toWorker(r, gatewayId)),
       }),
     },
   };
@@ -61,7 +67,7 @@ export const WATCH_BACKLOG = 1_024;
  * falls further behind, or stays blocked longer than `stallMs`, is ended
  * with RESOURCE_EXHAUSTED and can call again for a fresh snapshot.
  */
-export function heartbeatStreaming(registry: ReplicaRegistry, stallMs = DEFAULT_STREAM_STALL_MS): UntypedServiceImplementation {
+export function heartbeatStreaming(registry: ReplicaRegistry, gatewayId: string, stallMs = DEFAULT_STREAM_STALL_MS): UntypedServiceImplementation {
   return {
     watchWorkers: (call: ServerWritableStream<WatchWorkersRequest, WatchWorkersResponse>) => {
       const model = call.request.modelName;
@@ -72,7 +78,7 @@ export function heartbeatStreaming(registry: ReplicaRegistry, stallMs = DEFAULT_
       };
       const out = new BoundedStreamWriter<WatchWorkersResponse>(call, { stallMs, maxBacklog: snapshot.length + WATCH_BACKLOG, what: "WatchWorkers", onFailed: stop });
       const send = (kind: Kind, r: Replica, reason = ""): void => {
-        if (model === "" || r.modelName === model) out.send({ kind, worker: toWorker(r), reason });
+        if (model === "" || r.modelName === model) out.send({ kind, worker: toWorker(r, gatewayId), reason });
       };
       const onAdded = (r: Replica): void => send(Kind.KIND_REGISTERED, r);
       const onRemoved = (r: Replica, reason: RemovalReason): void => send(Kind.KIND_REMOVED, r, reason);

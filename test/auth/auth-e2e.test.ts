@@ -138,6 +138,12 @@ const APIS: Api[] = [
   grpcApi("ListWorkers", gw, "/clipper.v1.Heartbeat/ListWorkers", "read"),
   grpcApi("reflection", gw, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "read"),
   grpcApi("health", gw, "/grpc.health.v1.Health/Check", "open"),
+  grpcApi("OIP ModelInfer", gw, "/inference.GRPCInferenceService/ModelInfer", "predict"),
+  grpcApi("OIP ServerMetadata", gw, "/inference.GRPCInferenceService/ServerMetadata", "read"),
+  grpcApi("OIP ModelMetadata", gw, "/inference.GRPCInferenceService/ModelMetadata", "read"),
+  grpcApi("OIP ServerLive", gw, "/inference.GRPCInferenceService/ServerLive", "open"),
+  grpcApi("OIP ServerReady", gw, "/inference.GRPCInferenceService/ServerReady", "open"),
+  grpcApi("OIP ModelReady", gw, "/inference.GRPCInferenceService/ModelReady", "open"),
   grpcApi("Admin.ListApps", mg, "/clipper.v1.Admin/ListApps", "read"),
   grpcApi("Admin.GetApp", mg, "/clipper.v1.Admin/GetApp", "read"),
   grpcApi("Admin.DeleteModelVersion", mg, "/clipper.v1.Admin/DeleteModelVersion", "admin"),
@@ -148,6 +154,13 @@ const APIS: Api[] = [
   httpApi("transcoded ListWorkers", gwHttp, "GET", "/v1/workers", "read"),
   httpApi("Clipper predict", gwHttp, "POST", "/a/predict", "predict", { input: [1] }),
   httpApi("gateway /metrics", gwHttp, "GET", "/metrics", "read"),
+  httpApi("OIP POST /v2/models/a/infer", gwHttp, "POST", "/v2/models/a/infer", "predict", { inputs: [{ name: "x", shape: [1], datatype: "FP64", data: [1] }] }),
+  httpApi("OIP GET /v2", gwHttp, "GET", "/v2", "read"),
+  httpApi("OIP GET /v2/models/a", gwHttp, "GET", "/v2/models/a", "read"),
+  httpApi("OIP GET /v2/models/a/versions/1", gwHttp, "GET", "/v2/models/a/versions/1", "read"),
+  httpApi("OIP GET /v2/health/live", gwHttp, "GET", "/v2/health/live", "open"),
+  httpApi("OIP GET /v2/health/ready", gwHttp, "GET", "/v2/health/ready", "open"),
+  httpApi("OIP GET /v2/models/a/ready", gwHttp, "GET", "/v2/models/a/ready", "open"),
   httpApi("gateway /healthz", gwHttp, "GET", "/healthz", "open"),
   httpApi("gateway /readyz", gwHttp, "GET", "/readyz", "open"),
   httpApi("transcoded ListApps", mgHttp, "GET", "/v1/apps", "read"),
@@ -181,6 +194,17 @@ test("a malformed or unknown token is 401, not 403", async (t) => {
   t.is(body.code, status.UNAUTHENTICATED);
   const unknown = await fetch(`http://127.0.0.1:${gateway.httpPort}/metrics`, { headers: { authorization: "Bearer not-a-known-token-123" } });
   t.is(unknown.status, 401);
+});
+
+test("OIP REST refusals are the protocol's {\"error\"} body, so tritonclient can read them", async (t) => {
+  const res = await fetch(`http://127.0.0.1:${gateway.httpPort}/v2/models/a/infer`, { method: "POST", body: "{}" });
+  t.is(res.status, 401);
+  t.is(res.headers.get("www-authenticate"), 'Bearer realm="clipper"');
+  const body = (await res.json()) as { error: string };
+  t.regex(body.error, /needs a token with the 'predict' scope/);
+  const denied = await fetch(`http://127.0.0.1:${gateway.httpPort}/v2/models/a`, { headers: header("predict") });
+  t.is(denied.status, 403);
+  t.regex(((await denied.json()) as { error: string }).error, /lacks the 'read' scope/);
 });
 
 test("a gateway process re-reads its tokens on SIGHUP and keeps serving", async (t) => {

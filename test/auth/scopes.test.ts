@@ -19,6 +19,13 @@ test("each gRPC method needs its scope; health is open; unknown methods need adm
     ["/clipper.v1.Admin/SetNumReplicas", "admin"],
     ["/clipper.v1.Admin/SetModelVersion", "admin"],
     ["/clipper.v1.Admin/DeployModel", "deploy"],
+    ["/inference.GRPCInferenceService/ModelInfer", "predict"],
+    ["/inference.GRPCInferenceService/ServerMetadata", "read"],
+    ["/inference.GRPCInferenceService/ModelMetadata", "read"],
+    ["/inference.GRPCInferenceService/ServerLive", "open"],
+    ["/inference.GRPCInferenceService/ServerReady", "open"],
+    ["/inference.GRPCInferenceService/ModelReady", "open"],
+    ["/inference.GRPCInferenceService/ModelConfig", "admin"],
     ["/other.Service/Method", "admin"],
   ];
   for (const [path, access] of cases) t.is(accessOfGrpcMethod(path) as string, access, path);

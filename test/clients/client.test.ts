@@ -132,3 +132,15 @@ test("the TypeScript example runs against the stack", async (t) => {
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, "6\n");
 });
+
+(pythonHasGrpc && existsSync(resolve(ROOT, "gen/python/inference/open_inference_pb2_grpc.py")) ? test : test.skip)(
+  "the Python Open Inference Protocol example sends rows as one raw FP64 tensor and prints each row's output",
+  async (t) => {
+    const r = await run(PYTHON, ["clients/python/oip_example.py", "demo", "1,2,3", "4,5,6"], { CLIPPER_GATEWAY_ADDR: `127.0.0.1:${stack.gateway.grpc}` });
+    t.is(r.code, 0, r.stderr);
+    t.is(r.stdout, "6\n15\n");
+    const missing = await run(PYTHON, ["clients/python/oip_example.py", "no-such-app", "1"], { CLIPPER_GATEWAY_ADDR: `127.0.0.1:${stack.gateway.grpc}` });
+    t.is(missing.code, 1);
+    t.regex(missing.stderr, /not ready/);
+  },
+);

@@ -1,5 +1,6 @@
 import test from "ava";
-import { PredictRequest } from "../../gen/clipper/v1/predict.js";
+import { credentials, status } from "@grpc/grpc-js";
+import { PredictClient, PredictRequest } from "../../gen/clipper/v1/predict.js";
 import { call } from "../helpers/grpc.js";
 import { startGatewayProcess, startWorkerProcess } from "../helpers/processes.js";
 import { Stack } from "../helpers/stack.js";
@@ -60,7 +61,19 @@ test.serial("a full queue answers RESOURCE_EXHAUSTED / 429 with a retry hint; ot
     const res = await fetch(`http://127.0.0.1:${gw.http}/busy-app/predict`, { method: "POST", body: JSON.stringify({ input: [2000 + i] }) });
     return { status: res.status, headers: res.headers, json: await res.json() as any };
   };
-  const results = await Promise.all(Array.from({ length: 30 }, (_, i) => post(i)));
+  const posts = Promise.all(Array.from({ length: 30 }, (_, i) => post(i)));
+  // gRPC callers refused the same way get the hint as trailers: Retry-After and gRPC's own server pushback.
+  const predict = new PredictClient(`127.0.0.1:${gw.grpc}`, credentials.createInsecure());
+  t.teardown(() => predict.close());
+  const grpcResults = await Promise.all(Array.from({ length: 10 }, (_, i) => call<unknown, any>(predict, "predict", PredictRequest.fromPartial({ app: "busy-app", input: { doubles: [3000 + i] } }))));
+  const grpcRefused = grpcResults.flatMap((r) => (r.ok ? [] : [r.error]));
+  t.true(grpcRefused.length > 0, "some gRPC calls are refused");
+  for (const e of grpcRefused) {
+    t.is(e.code, status.RESOURCE_EXHAUSTED);
+    t.deepEqual(e.metadata.get("retry-after"), ["1"]);
+    t.deepEqual(e.metadata.get("grpc-retry-pushback-ms"), ["1000"]);
+  }
+  const results = await posts;
   const refused = results.filter((r) => r.status === 429);
   const served = results.filter((r) => r.status === 200);
   t.true(refused.length > 0, `statuses: ${results.map((r) => r.status).join(",")}`);

@@ -4,8 +4,9 @@
  */
 import test from "ava";
 import { join } from "node:path";
+import { execFile } from "node:child_process";
 import { credentials } from "@grpc/grpc-js";
-import { HeartbeatClient } from "../../gen/clipper/v1/heartbeat.js";
+import { HeartbeatClient, type Worker } from "../../gen/clipper/v1/heartbeat.js";
 import { call } from "../helpers/grpc.js";
 import { eventually, ROOT, spawnBin, startGatewayProcess, type Proc } from "../helpers/processes.js";
 import { Stack } from "../helpers/stack.js";
@@ -33,14 +34,28 @@ test.after.always(async () => {
   await stack?.close();
 });
 
-async function workersAt(grpcPort: number): Promise<number> {
+async function listAt(grpcPort: number): Promise<Worker[] | null> {
   const client = new HeartbeatClient(`127.0.0.1:${grpcPort}`, credentials.createInsecure());
   try {
-    const r = await call<unknown, { workers: unknown[] }>(client, "listWorkers", { modelName: "probe" });
-    return r.ok ? r.value.workers.length : -1;
+    const r = await call<unknown, { workers: Worker[] }>(client, "listWorkers", { modelName: "probe" });
+    return r.ok ? r.value.workers : null;
   } finally {
     client.close();
   }
+}
+
+async function workersAt(grpcPort: number): Promise<number> {
+  return (await listAt(grpcPort))?.length ?? -1;
+}
+
+/** `clipper status --json` against management and one gateway (bounded). */
+function status(gateway: { grpc: number; http: number }): Promise<{ code: number; json: any; stderr: string }> {
+  const flags = ["--management", `127.0.0.1:${stack.management.grpcPort}`, "--gateway", `127.0.0.1:${gateway.grpc}`, "--gateway-http", `127.0.0.1:${gateway.http}`];
+  return new Promise((resolve) => {
+    execFile(process.execPath, ["bin/clipper.js", "status", "--json", ...flags], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, json: stdout === "" ? null : JSON.parse(stdout), stderr }),
+    );
+  });
 }
 
 async function predictAt(httpPort: number, x: number): Promise<{ status: number; output: unknown; isDefault: unknown }> {
@@ -59,6 +74,23 @@ test.serial("one worker registers with both gateways and answers calls arriving 
   // The probe answers with the most model calls it ever saw at once: the
   // two gateways together never pushed it past --concurrency 1.
   t.true(answers.every((a) => a.output === 1), `max concurrent model calls: ${[...new Set(answers.map((a) => a.output))].join(",")}`);
+});
+
+test.serial("each gateway's ListWorkers names itself and the one worker; clipper status counts the fleet through either gateway", async (t) => {
+  t.true(await eventually(async () => (await workersAt(stack.gateway.grpc)) === 1 && (await workersAt(second.grpc)) === 1, 20_000), "registered with both");
+  const [a, b] = [(await listAt(stack.gateway.grpc))![0]!, (await listAt(second.grpc))![0]!];
+  t.not(a.gatewayId, "");
+  t.not(b.gatewayId, "");
+  t.not(a.gatewayId, b.gatewayId, "each connection names its own gateway");
+  t.not(a.workerId, "");
+  t.is(a.workerId, b.workerId, "one worker process behind both connections");
+  for (const gw of [stack.gateway, second]) {
+    const r = await status(gw);
+    t.is(r.code, 0, r.stderr);
+    t.deepEqual(r.json.fleet, { gateways: 2, workers: 1, connections: 2 });
+    t.is(r.json.workers, 1, "this gateway's own connections");
+    t.deepEqual(r.json.apps.map((x: any) => [x.name, x.liveReplicas]), [["p-app", 1]], "the worker counts once");
+  }
 });
 
 test.serial("with one gateway killed the worker keeps serving through the other, and re-attaches when it returns", async (t) => {

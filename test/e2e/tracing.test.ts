@@ -213,6 +213,39 @@ test.serial("Clipper REST continues the traceparent header too", async (t) => {
   t.is(parentOf(one(spansOf(tp.traceId), "batch sum:1")), server.spanContext().spanId);
 });
 
+test.serial("OIP ModelInfer (gRPC and REST) is one SERVER span continuing traceparent, with each row's queue wait under it", async (t) => {
+  const { credentials, Metadata } = await import("@grpc/grpc-js");
+  const { GRPCInferenceServiceClient, ModelInferRequest } = await import("../../gen/inference/open_inference.js");
+  const client = new GRPCInferenceServiceClient(`127.0.0.1:${gateway.grpcPort}`, credentials.createInsecure());
+  t.teardown(() => client.close());
+  const grpcTp = traceparent();
+  const md = new Metadata();
+  md.set("traceparent", grpcTp.header);
+  const request = ModelInferRequest.fromPartial({ modelName: "t-app", inputs: [{ name: "x", datatype: "FP64", shape: [2, 1], contents: { fp64Contents: [300, 301] } }] });
+  const outputs = await new Promise<string[]>((resolve, reject) =>
+    client.modelInfer(request, md, (err, res) => (err === null ? resolve(res.outputs[0]!.contents!.bytesContents.map(String)) : reject(err))),
+  );
+  t.deepEqual(outputs, ["300", "301"]);
+  const restTp = traceparent();
+  const rest = await fetch(`http://127.0.0.1:${gateway.httpPort}/v2/models/t-app/infer`, {
+    method: "POST",
+    headers: { traceparent: restTp.header },
+    body: JSON.stringify({ inputs: [{ name: "x", shape: [1], datatype: "FP64", data: [302] }] }),
+  });
+  t.is(rest.status, 200);
+  for (const [tp, transport] of [[grpcTp, "grpc"], [restTp, "http"]] as const) {
+    t.true(await eventually(() => spansOf(tp.traceId).some((s) => s.name === "predict sum:1")), transport);
+    const spans = spansOf(tp.traceId);
+    const server = one(spans, "inference.GRPCInferenceService/ModelInfer");
+    t.is(server.kind, SpanKind.SERVER);
+    t.is(parentOf(server), tp.parentId);
+    t.is(server.attributes["clipper.transport"], transport);
+    const waits = spans.filter((s) => s.name === "queue wait");
+    t.is(waits.length, transport === "grpc" ? 2 : 1, "one queue wait per row");
+    for (const w of waits) t.is(parentOf(w), server.spanContext().spanId);
+  }
+});
+
 test.serial("a log line written inside a call carries its trace id; a lifecycle line outside one does not", async (t) => {
   const lines: string[] = [];
   const log = createLogger("clipper-test", "info", { write: (line: string) => void lines.push(line) });

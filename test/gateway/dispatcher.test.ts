@@ -249,3 +249,26 @@ test.serial("a replica that registers while the tasks put back are queued serves
   t.true(dispatcher.forgetPool("m", "1"));
   t.deepEqual(pools(), []);
 });
+
+test.serial("admission: a query the queries ahead would keep past its deadline is refused as overloaded; one with time enough is queued", async (t) => {
+  const { dispatcher, sent, task, flush } = setup(0);
+  // The replica is busy with one batch; 100 queries wait behind it.
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 1);
+  for (let i = 0; i < 100; i++) t.is(dispatcher.enqueue("m", "1", task()), "queued");
+  const due = (ms: number): Task => ({ ...task(), deadline: Date.now() + ms });
+  // 200 ms left: batches within 92 ms hold about 40 items (50 ms + 1 ms each), so 100 ahead take ~230 ms.
+  t.is(dispatcher.enqueue("m", "1", due(200)), "overloaded");
+  t.is(dispatcher.enqueue("m", "1", due(10_000)), "queued");
+});
+
+test.serial("admission: a model too slow for a query's deadline refuses nothing (it is slow, not overloaded: the query is doomed as before)", async (t) => {
+  const { dispatcher, sent, task, flush } = setup(0);
+  dispatcher.enqueue("m", "1", task());
+  await flush();
+  t.is(sent.length, 1);
+  for (let i = 0; i < 100; i++) dispatcher.enqueue("m", "1", task());
+  // 30 ms left, and one item takes 51 ms.
+  t.is(dispatcher.enqueue("m", "1", { ...task(), deadline: Date.now() + 30 }), "queued");
+});

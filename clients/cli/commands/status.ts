@@ -10,8 +10,9 @@ const RATE_WINDOW_MS = 1_000;
 export const statusCommand: Command = {
   name: "status",
   args: "",
-  summary: "Shows whether management and the gateway answer, the apps and their models, live workers, calls/s, p99 latency and mean batch size.",
-  details: "Exit code 3 when management or the gateway cannot be reached.",
+  summary: "Shows whether management and the gateway answer, the apps and their models, the fleet's live workers, calls/s, p99 latency and mean batch size.",
+  details:
+    "Replicas and workers are the whole fleet's, from Redis DB 3 through management (every gateway sharing its Redis; a worker connected to several gateways counts once); traffic is the one gateway's /metrics. Exit code 3 when management or the gateway cannot be reached.",
   options: {},
   minArgs: 0,
   maxArgs: 0,
@@ -21,9 +22,10 @@ export const statusCommand: Command = {
     const problem = (err: unknown): string => (isServiceError(err) ? `${statusName(err.code)}: ${err.details}` : String(err));
     try {
       const first = scrape(globals.gatewayHttp, globals.token, globals.tlsCa);
-      const [apps, models, workers] = await Promise.all([
+      const [apps, models, replicas, workers] = await Promise.all([
         admin.listApps({}).then((r) => ({ ok: true as const, value: r.apps }), (e: unknown) => ({ ok: false as const, error: problem(e), unreachable: unreachable(e) })),
         admin.listModels({}).then((r) => r.models, () => []),
+        admin.listReplicas({ modelName: "", modelVersion: "" }).then((r) => r.replicas, () => null),
         heartbeat.listWorkers({}).then((r) => ({ ok: true as const, value: r.workers }), (e: unknown) => ({ ok: false as const, error: problem(e), unreachable: unreachable(e) })),
       ]);
       const before = await first;
@@ -36,11 +38,12 @@ export const statusCommand: Command = {
           ? apps.value.map((a) => {
               const model = a.linkedModels[0] ?? "";
               const current = models.find((x) => x.name === model && x.isCurrentVersion)?.version ?? "";
-              const live = workers.ok ? workers.value.filter((w) => w.modelName === model && w.modelVersion === current && !w.draining && !w.quarantined).length : null;
+              const live = replicas === null ? null : fleetWorkers(replicas.filter((r) => r.modelName === model && r.modelVersion === current));
               return { name: a.name, inputType: a.inputType, model, version: current, liveReplicas: live };
             })
           : [],
         workers: workers.ok ? workers.value.length : null,
+        fleet: replicas === null ? null : { gateways: new Set(replicas.map((r) => r.gatewayId || "(unnamed)")).size, workers: fleetWorkers(replicas), connections: replicas.length },
         callsPerSec: m.callsPerSec,
         p99Ms: m.p99Ms,
         meanBatchSize: m.meanBatchSize,
@@ -51,6 +54,9 @@ export const statusCommand: Command = {
         return [
           line("management", report.management),
           line("gateway", report.gateway),
+          report.fleet === null
+            ? "fleet       - (management could not list the replicas)"
+            : `fleet       ${report.fleet.gateways} gateway(s) with replicas, ${report.fleet.workers} worker(s), ${report.fleet.connections} replica connection(s); this gateway: ${report.workers ?? "?"}`,
           `traffic     ${fmt(m.callsPerSec, " calls/s")}  p99 ${fmt(m.p99Ms, " ms")}  mean batch ${fmt(m.meanBatchSize, "", 2)}  (from ${globals.tlsCa === undefined ? "http" : "https"}://${globals.gatewayHttp}/metrics)`,
           "",
           table(["APP", "INPUT TYPE", "MODEL", "VERSION", "LIVE REPLICAS"], report.apps.map((a) => [a.name, a.inputType, a.model || "-", a.version || "-", a.liveReplicas === null ? "?" : String(a.liveReplicas)])),
@@ -64,6 +70,11 @@ export const statusCommand: Command = {
     }
   },
 };
+
+/** Workers, not connections: a worker connected to several gateways has one DB 3 entry on each, with one worker id. */
+function fleetWorkers(replicas: readonly { workerId: string; gatewayId: string; replicaId: number }[]): number {
+  return new Set(replicas.map((r) => (r.workerId === "" ? `replica:${r.gatewayId}:${r.replicaId}` : `worker:${r.workerId}`))).size;
+}
 
 function unreachable(err: unknown): boolean {
   return isServiceError(err) && (err.code === Status.UNAVAILABLE || err.code === Status.DEADLINE_EXCEEDED);

@@ -19,21 +19,24 @@ function workerState(w: Worker): string {
 }
 
 function workerRow(w: Worker): string[] {
-  return [w.modelName, w.modelVersion, String(w.replicaId), dialect(w.dialect), w.inputType, String(w.inFlight), workerState(w), w.lastBeat?.toISOString() ?? "-", w.curvePublicKey === "" ? "-" : w.curvePublicKey];
+  return [
+    w.modelName, w.modelVersion, String(w.replicaId), dialect(w.dialect), w.inputType, String(w.inFlight), workerState(w), w.lastBeat?.toISOString() ?? "-",
+    w.gatewayId || "-", w.workerId || "-", w.curvePublicKey === "" ? "-" : w.curvePublicKey,
+  ];
 }
 
 export const workersCommands: readonly Command[] = [
   {
     name: "workers list",
     args: "[MODEL]",
-    summary: "Lists the workers connected to the gateway now.",
+    summary: "Lists the workers connected to this gateway now, with their live state (the whole fleet's replicas: `clipper replicas list`).",
     options: {},
     minArgs: 0,
     maxArgs: 1,
     async run({ positionals, globals, out }) {
       const res = await withClient(heartbeatClient(globals), (c) => c.listWorkers({ modelName: positionals[0] ?? "" }));
       out.result(fullJson(res, ListWorkersResponse.toJSON(res)), () =>
-        table(["MODEL", "VERSION", "REPLICA", "DIALECT", "INPUT TYPE", "IN FLIGHT", "STATE", "LAST BEAT", "CURVE KEY"], res.workers.map(workerRow)),
+        table(["MODEL", "VERSION", "REPLICA", "DIALECT", "INPUT TYPE", "IN FLIGHT", "STATE", "LAST BEAT", "GATEWAY", "WORKER", "CURVE KEY"], res.workers.map(workerRow)),
       );
     },
   },

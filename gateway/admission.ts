@@ -1,0 +1,117 @@
+/**
+ * Admission by predicted wait. A bounded queue alone sheds too late: a
+ * queue that holds more than the replicas can serve before the callers'
+ * deadlines admits calls that can only end in the app's default output (or
+ * DEADLINE_EXCEEDED), after waiting their whole SLO, while the work they
+ * queue delays everyone behind them. So a query is admitted only while the
+ * queries ahead of it and its own batch are predicted to finish before its
+ * deadline; otherwise its caller is told at once to retry later
+ * (RESOURCE_EXHAUSTED / 429 with Retry-After), which is the signal a client
+ * or a balancer can act on.
+ *
+ * The prediction comes from each serving replica's own latency model: the
+ * largest batch it can run within half of the budget (a query may wait for
+ * the batch in progress, then run in the next one) gives its drain rate in
+ * items per ms, times its slots; the replicas' rates add up. A new query
+ * first waits for a slot to free (the earliest end of the batches running
+ * now, by the same estimate); then, if the queue ahead and itself fit in
+ * that one batch, it runs in it; otherwise the queue drains at the rate
+ * and it runs in a batch of that size. A replica with
+ * no latency estimate yet makes no prediction: with any such replica the
+ * query is admitted (only the queue's capacity bounds it), so a cold
+ * start is never refused. The rate uses the latency model's central
+ * estimate, not the conservative bound the batch sizer decides with: that
+ * bound widens far from the sizes seen, and a rate taken from it would keep
+ * the queue too short for the batches that would show the bound wrong.
+ * When no replica can run even one query in half the budget, the model is
+ * too slow for that deadline to keep any queue: a wait predicted from it
+ * cannot tell overload from slowness, and limiting the queue to what it
+ * predicts would keep batches at one item for good (a batch of one never
+ * teaches the latency model that larger ones pay). Then nothing is
+ * predicted, and the queue's capacity and the deadlines (the app's default
+ * for a query out of time) govern, as without admission.
+ * Pure logic: the dispatcher owns when to ask.
+ */
+import type { LatencyModel } from "./latency-model.js";
+
+/** What admission reads of one serving replica. */
+export interface ReplicaCapacity {
+  readonly latency: LatencyModel;
+  /** Batches it runs at once. */
+  readonly slots: number;
+  /** Largest batch it may be sent (its own limit and the model's fixed batch size), ≥ 1. */
+  readonly cap: number;
+}
+
+/** How fast a model version's serving replicas empty its queue, for a given budget. */
+export interface DrainEstimate {
+  /** Items per ms all replicas together complete; 0 when any replica has no estimate (admit). */
+  readonly itemsPerMs: number;
+  /** The batch size behind the rate, on the fastest replica (items). */
+  readonly batchSize: number;
+  /** Its latency, ms. */
+  readonly batchMs: number;
+  /** Latency of a smaller batch of `items` on that replica, ms. */
+  readonly batchMsFor: (items: number) => number;
+}
+
+/** Never scan batch sizes past this, whatever a replica's limits (the queue's own bound is far below in practice). */
+const LARGEST_BATCH_CONSIDERED = 65_536;
+
+/** An estimate that predicts nothing: every query is admitted. */
+export const NO_ESTIMATE: DrainEstimate = { itemsPerMs: 0, batchSize: 0, batchMs: 0, batchMsFor: () => 0 };
+
+/**
+ * The drain rate of `replicas` for queries with `budgetMs` left (already
+ * reduced by the batch sizer's safety factor).
+ */
+export function drainEstimate(replicas: Iterable<ReplicaCapacity>, budgetMs: number): DrainEstimate {
+  let itemsPerMs = 0;
+  let fastest: { size: number; ms: number; rate: number; latency: LatencyModel } | null = null;
+  let fits = false;
+  for (const r of replicas) {
+    if (r.latency.samples === 0) return NO_ESTIMATE;
+    const limit = Math.max(1, Math.min(r.cap, r.latency.maxBatchSize, LARGEST_BATCH_CONSIDERED));
+    const size = largestWithin(r.latency, limit, budgetMs / 2);
+    const ms = r.latency.expected(size);
+    if (!(ms > 0 && Number.isFinite(ms))) return NO_ESTIMATE;
+    if (ms <= budgetMs / 2) fits = true;
+    const rate = (Math.max(1, r.slots) * size) / ms;
+    itemsPerMs += rate;
+    if (fastest === null || rate > fastest.rate) fastest = { size, ms, rate, latency: r.latency };
+  }
+  if (!fits || fastest === null) return NO_ESTIMATE;
+  const { latency } = fastest;
+  return { itemsPerMs, batchSize: fastest.size, batchMs: fastest.ms, batchMsFor: (items) => latency.expected(items) };
+}
+
+/**
+ * The wait in ms predicted for a query with `ahead` queries before it, once
+ * a replica's slot frees in `slotFreeMs`: the queue and the query in one
+ * batch when they fit the estimate's batch size, else the queue drained at
+ * the rate and then the query's own batch. 0 when the estimate predicts
+ * nothing.
+ */
+export function predictedWaitMs(ahead: number, estimate: DrainEstimate, slotFreeMs = 0): number {
+  if (!(estimate.itemsPerMs > 0)) return 0;
+  const free = Math.max(0, slotFreeMs);
+  if (ahead + 1 <= estimate.batchSize) return free + estimate.batchMsFor(ahead + 1);
+  return free + ahead / estimate.itemsPerMs + estimate.batchMs;
+}
+
+/**
+ * Largest n in [1, limit] whose predicted latency fits `ms` (1 when none
+ * does). The central estimate is affine in size, so a binary search finds
+ * the boundary.
+ */
+function largestWithin(model: LatencyModel, limit: number, ms: number): number {
+  if (!(model.expected(1) <= ms)) return 1;
+  let lo = 1;
+  let hi = Math.floor(limit);
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (model.expected(mid) <= ms) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}

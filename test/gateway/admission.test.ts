@@ -1,0 +1,62 @@
+import test from "ava";
+import { drainEstimate, NO_ESTIMATE, predictedWaitMs } from "../../gateway/admission.js";
+import { LatencyModel } from "../../gateway/latency-model.js";
+
+/** A latency model that has seen `cost` at several sizes, without noise. */
+function trained(cost: (n: number) => number): LatencyModel {
+  const m = new LatencyModel();
+  for (let round = 0; round < 8; round++) for (const n of [1, 10, 50, 100, 200]) m.observe(n, cost(n));
+  return m;
+}
+
+const cost = (n: number): number => 5 + 0.1 * n;
+
+test("a replica's drain rate is the largest batch within half the budget over its latency", (t) => {
+  const e = drainEstimate([{ latency: trained(cost), slots: 1, cap: Infinity }], 46);
+  // Half of 46 ms fits 180 items (5 + 18 ms).
+  t.true(Math.abs(e.itemsPerMs - 180 / 23) < 0.1, `rate ${e.itemsPerMs}`);
+  t.true(Math.abs(e.batchMs - 23) < 0.5, `batch ${e.batchMs}`);
+  t.is(e.batchSize, 180);
+  t.true(Math.abs(e.batchMsFor(10) - 6) < 0.01);
+});
+
+test("rates add up over replicas and slots, and a batch cap lowers them", (t) => {
+  const one = drainEstimate([{ latency: trained(cost), slots: 1, cap: Infinity }], 46).itemsPerMs;
+  const two = drainEstimate([{ latency: trained(cost), slots: 1, cap: Infinity }, { latency: trained(cost), slots: 2, cap: Infinity }], 46).itemsPerMs;
+  t.true(Math.abs(two - 3 * one) < 0.01);
+  const capped = drainEstimate([{ latency: trained(cost), slots: 1, cap: 20 }], 46);
+  t.true(Math.abs(capped.itemsPerMs - 20 / 7) < 0.05, `capped rate ${capped.itemsPerMs}`);
+});
+
+test("a replica with no latency estimate yet predicts nothing: every query is admitted", (t) => {
+  const e = drainEstimate([{ latency: trained(cost), slots: 1, cap: Infinity }, { latency: new LatencyModel(), slots: 1, cap: Infinity }], 46);
+  t.deepEqual(e, NO_ESTIMATE);
+  t.is(predictedWaitMs(10_000, e), 0);
+  t.deepEqual(drainEstimate([], 46), NO_ESTIMATE);
+});
+
+test("the predicted wait: a free slot, then the queue and the query in one batch while they fit, else the queue drained at the rate and a batch", (t) => {
+  const e = { itemsPerMs: 8, batchSize: 200, batchMs: 25, batchMsFor: (n: number) => 5 + 0.1 * n };
+  t.is(predictedWaitMs(0, e), 5.1);
+  t.is(predictedWaitMs(99, e, 10), 10 + 15);
+  t.is(predictedWaitMs(400, e), 400 / 8 + 25);
+  t.is(predictedWaitMs(400, e, 20), 20 + 400 / 8 + 25);
+});
+
+test("a model that cannot run one query in half the budget predicts nothing (slow, not overloaded); with a faster replica beside it, it adds its one-item rate", (t) => {
+  const slow = { latency: trained((n) => 30 + n), slots: 1, cap: Infinity };
+  t.deepEqual(drainEstimate([slow], 46), NO_ESTIMATE);
+  const fast = { latency: trained(cost), slots: 1, cap: Infinity };
+  const both = drainEstimate([slow, fast], 46);
+  t.true(Math.abs(both.itemsPerMs - (180 / 23 + 1 / 31)) < 0.1, `rate ${both.itemsPerMs}`);
+});
+
+test("with one batch size seen, larger batches are taken to cost the same (the sizer must be free to try them)", (t) => {
+  const m = new LatencyModel();
+  for (let i = 0; i < 8; i++) m.observe(1, 6);
+  t.false(m.hasSlope);
+  t.is(m.expected(1), 6);
+  t.is(m.expected(50), 6);
+  const e = drainEstimate([{ latency: m, slots: 1, cap: 100 }], 46);
+  t.is(e.itemsPerMs, 100 / 6);
+});
