@@ -15,6 +15,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentials as grpcCredentials, status as Status, type ChannelCredentials } from "@grpc/grpc-js";
 import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE, MANAGEMENT_PORTS_LINE } from "../../core/ports-line.js";
+import { parseRedisUrl, redactRedisUrl, redisUrlUsesTls } from "../../core/redis-url.js";
 import { createAdminClient, createHeartbeatClient, isServiceError, type AdminApi, type ClientOptions } from "../client.js";
 import { CliError, EXIT, intOption, strOption, type Command, type CommandContext, type Output } from "./cli-kit.js";
 import { scrape, summarize, type Scrape } from "./gateway-metrics.js";
@@ -71,7 +72,7 @@ export const upCommand: Command = {
   options: {
     host: { type: "string", value: "HOST", help: "address the servers listen on (env CLIPPER_HOST, default 127.0.0.1)" },
     insecure: { type: "boolean", help: "let the servers start on a non-loopback --host without TLS (they say so in their logs and /readyz)" },
-    "redis-url": { type: "string", value: "URL", help: "use this Redis instead of starting one, rediss:// for TLS (env CLIPPER_REDIS_URL)" },
+    "redis-url": { type: "string", value: "URL", help: "use this Redis instead of starting one, rediss:// for TLS, redis+sentinel://HOST:PORT,…/MASTER for Redis Sentinel (env CLIPPER_REDIS_URL)" },
     "redis-tls-ca": { type: "string", value: "FILE", help: "PEM CA that signs the certificate of a rediss:// --redis-url (env CLIPPER_REDIS_TLS_CA; default: the system's CAs)" },
     "redis-port": { type: "string", value: "N", help: "port of the private redis-server (env CLIPPER_REDIS_PORT, default 0 = a free one)" },
     ...Object.fromEntries(
@@ -115,7 +116,7 @@ function settings(values: CommandContext["values"], env: NodeJS.ProcessEnv): Set
     // Clients and workers reach a wildcard listener over loopback.
     connectHost: host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host,
     ports,
-    redisUrl: strOption(withEnv("redis-url", "CLIPPER_REDIS_URL"), "redis-url"),
+    redisUrl: redisUrl(strOption(withEnv("redis-url", "CLIPPER_REDIS_URL"), "redis-url")),
     redisTlsCa: redisTlsCa(strOption(withEnv("redis-url", "CLIPPER_REDIS_URL"), "redis-url"), strOption(withEnv("redis-tls-ca", "CLIPPER_REDIS_TLS_CA"), "redis-tls-ca")),
     redisPort: intOption(withEnv("redis-port", "CLIPPER_REDIS_PORT"), "redis-port", 0, 0),
     dataDir: resolve(strOption(withEnv("data-dir", "CLIPPER_DATA_DIR"), "data-dir", ".clipper")),
@@ -413,7 +414,14 @@ function packageRoot(start: string): string {
   }
 }
 
-/** A Redis URL as it may be shown: without its password. */
+/** --redis-url checked here by the servers' own rule, so a typo is a usage error before anything starts. */
+function redisUrl(url: string): string {
+  if (url === "") return url;
+  const parsed = parseRedisUrl(url);
+  if (!parsed.ok) throw new CliError(EXIT.USAGE, `--redis-url: ${parsed.error}`);
+  return url;
+}
+
 /**
  * --redis-tls-ca as an absolute path (the servers run elsewhere), checked
  * against the URL: a CA needs a rediss:// URL, and the private Redis is
@@ -422,17 +430,6 @@ function packageRoot(start: string): string {
 function redisTlsCa(url: string, ca: string): string {
   if (ca === "") return "";
   if (url === "") throw new CliError(EXIT.USAGE, "--redis-tls-ca goes with --redis-url rediss://…: the private redis-server clipper up starts is plaintext on loopback");
-  if (!/^rediss:\/\//i.test(url)) throw new CliError(EXIT.USAGE, "--redis-tls-ca is for a rediss:// --redis-url");
+  if (!redisUrlUsesTls(url)) throw new CliError(EXIT.USAGE, "--redis-tls-ca is for a rediss:// or rediss+sentinel:// --redis-url");
   return resolve(ca);
-}
-
-function redactRedisUrl(url: string): string {
-  if (url === "") return url;
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString().replace(/\/$/, "");
-  } catch {
-    return url;
-  }
 }
