@@ -2,7 +2,7 @@
  * What scaling out costs, in one command, ratios within one run:
  *
  *   node --import tsx bench/scale-out.ts [--part processes|batching|all] [--rounds 3] [--seconds 3]
- *       [--concurrency 16,64] [--batch-seconds 20] [--load 0.7]
+ *       [--concurrency 16,64] [--batch-seconds 20] [--item-ms 0.1] [--rate 1600]
  *
  * - processes: one gateway run three ways side by side, each with its own
  *   no-op worker serving every one of its worker endpoints: one process
@@ -12,10 +12,12 @@
  *   balances connections, not calls, so c ≥ 2 reaches both processes).
  *   Reported: throughput, and gateway CPU µs per call, summed over the
  *   primary and its processes (scale-out must cost nothing per call).
- * - batching: one replica of the batching model (5 ms + 1 ms per item, so
- *   the driver can offer the load on a small machine) behind one gateway,
- *   then the same replica shared by two gateways on one Redis with the same
- *   total load split between them (open loop, distinct inputs, SLO 50 ms).
+ * - batching: one replica of the batching model (5 ms + 0.1 ms per item by
+ *   default; --item-ms changes it) behind one gateway, then the same
+ *   replica shared by two gateways on one Redis with the same total load
+ *   split between them (open loop at --rate req/s, distinct inputs, SLO
+ *   50 ms). The default rate, 1600 req/s, is what one driver process can
+ *   offer on a 2-core machine that also runs the gateways and the worker.
  *   Reported: the share of time the model was busy, mean batch size, p99,
  *   the share answered by the model within the SLO.
  */
@@ -36,9 +38,9 @@ import { ensureTools } from "./lib/tools.js";
 const NOOP_MODULE = fileURLToPath(new URL("./models/noop.ts", import.meta.url));
 const BATCH_MODULE = fileURLToPath(new URL("./models/batch-cost.ts", import.meta.url));
 const USAGE =
-  "usage: node --import tsx bench/scale-out.ts [--part processes|batching|all] [--rounds N] [--seconds S] [--concurrency LIST] [--batch-seconds S] [--load 0..1]\n";
+  "usage: node --import tsx bench/scale-out.ts [--part processes|batching|all] [--rounds N] [--seconds S] [--concurrency LIST] [--batch-seconds S] [--item-ms MS] [--rate REQ/S]\n";
 
-let values: { part: string; rounds: string; seconds: string; concurrency: string; "batch-seconds": string; load: string };
+let values: { part: string; rounds: string; seconds: string; concurrency: string; "batch-seconds": string; "item-ms": string; rate: string };
 try {
   values = parseArgs({
     options: {
@@ -47,7 +49,8 @@ try {
       seconds: { type: "string", default: "3" },
       concurrency: { type: "string", default: "16,64" },
       "batch-seconds": { type: "string", default: "20" },
-      load: { type: "string", default: "0.7" },
+      "item-ms": { type: "string", default: "0.1" },
+      rate: { type: "string", default: "1600" },
     },
   }).values;
 } catch (err) {
@@ -58,10 +61,11 @@ const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const concurrency = values.concurrency.split(",").map(Number);
 const batchSeconds = Number(values["batch-seconds"]);
-const load = Number(values.load);
+const itemMs = Number(values["item-ms"]);
+const rate = Number(values.rate);
 const parts = values.part === "all" ? ["processes", "batching"] : [values.part];
 if (
-  !(Number.isInteger(rounds) && rounds >= 1 && seconds > 0 && batchSeconds > 0 && load > 0 && load <= 1) ||
+  !(Number.isInteger(rounds) && rounds >= 1 && seconds > 0 && batchSeconds > 0 && itemMs > 0 && itemMs < 100 && rate > 0) ||
   !concurrency.every((c) => Number.isSafeInteger(c) && c >= 1) ||
   parts.some((p) => p !== "processes" && p !== "batching")
 ) {
@@ -127,12 +131,8 @@ async function processesPart(): Promise<void> {
   out.push("");
 }
 
-/** The batching model's capacity within the SLO (a query may wait for the batch in progress, then run). */
 const SLO_MS = 50;
 const FIXED_MS = 5;
-const ITEM_MS = 1;
-const BATCH_ITEMS = Math.floor((SLO_MS / 2 - FIXED_MS) / ITEM_MS);
-const CAPACITY = BATCH_ITEMS * (1000 / (SLO_MS / 2));
 
 interface BatchingFigures {
   busyShare: number;
@@ -146,8 +146,9 @@ interface BatchingFigures {
 
 async function batchingPart(): Promise<void> {
   process.env.BENCH_MODEL_FIXED_MS = String(FIXED_MS);
-  process.env.BENCH_MODEL_ITEM_MS = String(ITEM_MS);
-  const rate = Math.round(load * CAPACITY);
+  process.env.BENCH_MODEL_ITEM_MS = String(itemMs);
+  // The model's capacity within the SLO: a query may wait for the batch in progress, then run.
+  const capacity = Math.floor((SLO_MS / 2 - FIXED_MS) / itemMs) * (1000 / (SLO_MS / 2));
   const stack = await BenchStack.start({ profileDir: null, profileIntervalUs: 1000 });
   try {
     const second = await stack.addGateway();
@@ -187,7 +188,7 @@ async function batchingPart(): Promise<void> {
     }
     for (const d of drivers) d.close();
     out.push(
-      `### One replica behind one gateway vs shared by two (batching model ${FIXED_MS} ms + ${ITEM_MS} ms per item, ${rate} req/s open loop = ${Math.round(load * 100)} % of ${CAPACITY} req/s, SLO ${SLO_MS} ms, ${batchSeconds} s per run)`,
+      `### One replica behind one gateway vs shared by two (batching model ${FIXED_MS} ms + ${itemMs} ms per item, ${rate} req/s open loop = ${Math.round((100 * rate) / capacity)} % of its ${capacity} req/s within the SLO, SLO ${SLO_MS} ms, ${batchSeconds} s per run)`,
       "",
       "| setup | model busy (median) | mean batch size | p99 ms | answered by the model within the SLO | shed | errors |",
       "|---|--:|--:|--:|--:|--:|--:|",

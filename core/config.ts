@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { parseRedisUrl } from "./redis-client.js";
+import { parseRedisUrl } from "./redis-url.js";
 import { DEFAULT_STREAM_STALL_MS } from "./servers/bounded-stream.js";
 
 /** How one option's text is checked and converted. */
@@ -26,7 +26,7 @@ export type ParsedConfig<S extends Record<string, OptionSpec>> =
 
 /** Options every server process shares. */
 export const COMMON_OPTIONS = {
-  "redis-url": { kind: "redis-url", env: "CLIPPER_REDIS_URL", default: "redis://127.0.0.1:6379", help: "Redis holding Clipper's metadata (rediss:// for TLS)" },
+  "redis-url": { kind: "redis-url", env: "CLIPPER_REDIS_URL", default: "redis://127.0.0.1:6379", help: "Redis holding Clipper's metadata (rediss:// for TLS; redis+sentinel://SENTINEL:PORT,…/MASTER_NAME[/DB] or rediss+sentinel:// through Redis Sentinel)" },
   "redis-tls-ca": { kind: "string", env: "CLIPPER_REDIS_TLS_CA", default: "", help: "PEM CA bundle that signs a rediss:// Redis's certificate (default: the system's CAs)" },
   host: { kind: "host", env: "CLIPPER_HOST", default: "127.0.0.1", help: "address to listen on (0.0.0.0 for every interface)" },
   "log-level": { kind: "level", env: "CLIPPER_LOG_LEVEL", default: "info", help: "fatal, error, warn, info, debug or trace" },

@@ -182,6 +182,8 @@ export function containerWorker(key: string, owner: ContainerOwner | null): stri
 export interface WorkerSpecRecord {
   module: string;
   command: string[];
+  /** A Python model (core/python-worker.ts); "" for none, and in records written before it existed. */
+  python: string;
   env: Record<string, string>;
   workingDir: string;
   concurrency: number;
@@ -240,6 +242,7 @@ export function decodeDeployment(key: string, h: Record<string, string>): Decode
       worker: {
         module: w.module,
         command: w.command,
+        python: typeof w.python === "string" ? w.python : "",
         env,
         workingDir: typeof w.workingDir === "string" ? w.workingDir : "",
         concurrency: concurrency?.value ?? 0,

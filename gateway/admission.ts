@@ -12,7 +12,11 @@
  * The prediction comes from each serving replica's own latency model: the
  * largest batch it can run within half of the budget (a query may wait for
  * the batch in progress, then run in the next one) gives its drain rate in
- * items per ms, times its slots; the replicas' rates add up. A replica with
+ * items per ms, times its slots; the replicas' rates add up. A new query
+ * first waits for a slot to free (the earliest end of the batches running
+ * now, by the same estimate); then, if the queue ahead and itself fit in
+ * that one batch, it runs in it; otherwise the queue drains at the rate
+ * and it runs in a batch of that size. A replica with
  * no latency estimate yet makes no prediction: with any such replica the
  * query is admitted (only the queue's capacity bounds it), so a cold
  * start is never refused. The rate uses the latency model's central
@@ -43,15 +47,19 @@ export interface ReplicaCapacity {
 export interface DrainEstimate {
   /** Items per ms all replicas together complete; 0 when any replica has no estimate (admit). */
   readonly itemsPerMs: number;
-  /** Predicted latency of the batch a new query would join, ms. */
+  /** The batch size behind the rate, on the fastest replica (items). */
+  readonly batchSize: number;
+  /** Its latency, ms. */
   readonly batchMs: number;
+  /** Latency of a smaller batch of `items` on that replica, ms. */
+  readonly batchMsFor: (items: number) => number;
 }
 
 /** Never scan batch sizes past this, whatever a replica's limits (the queue's own bound is far below in practice). */
 const LARGEST_BATCH_CONSIDERED = 65_536;
 
 /** An estimate that predicts nothing: every query is admitted. */
-export const NO_ESTIMATE: DrainEstimate = { itemsPerMs: 0, batchMs: 0 };
+export const NO_ESTIMATE: DrainEstimate = { itemsPerMs: 0, batchSize: 0, batchMs: 0, batchMsFor: () => 0 };
 
 /**
  * The drain rate of `replicas` for queries with `budgetMs` left (already
@@ -59,7 +67,7 @@ export const NO_ESTIMATE: DrainEstimate = { itemsPerMs: 0, batchMs: 0 };
  */
 export function drainEstimate(replicas: Iterable<ReplicaCapacity>, budgetMs: number): DrainEstimate {
   let itemsPerMs = 0;
-  let batchMs = Infinity;
+  let fastest: { size: number; ms: number; rate: number; latency: LatencyModel } | null = null;
   let fits = false;
   for (const r of replicas) {
     if (r.latency.samples === 0) return NO_ESTIMATE;
@@ -68,19 +76,27 @@ export function drainEstimate(replicas: Iterable<ReplicaCapacity>, budgetMs: num
     const ms = r.latency.expected(size);
     if (!(ms > 0 && Number.isFinite(ms))) return NO_ESTIMATE;
     if (ms <= budgetMs / 2) fits = true;
-    itemsPerMs += (Math.max(1, r.slots) * size) / ms;
-    batchMs = Math.min(batchMs, ms);
+    const rate = (Math.max(1, r.slots) * size) / ms;
+    itemsPerMs += rate;
+    if (fastest === null || rate > fastest.rate) fastest = { size, ms, rate, latency: r.latency };
   }
-  return fits ? { itemsPerMs, batchMs } : NO_ESTIMATE;
+  if (!fits || fastest === null) return NO_ESTIMATE;
+  const { latency } = fastest;
+  return { itemsPerMs, batchSize: fastest.size, batchMs: fastest.ms, batchMsFor: (items) => latency.expected(items) };
 }
 
 /**
- * The wait in ms predicted for a query with `ahead` queries before it:
- * draining them, then its own batch. 0 when the estimate predicts nothing.
+ * The wait in ms predicted for a query with `ahead` queries before it, once
+ * a replica's slot frees in `slotFreeMs`: the queue and the query in one
+ * batch when they fit the estimate's batch size, else the queue drained at
+ * the rate and then the query's own batch. 0 when the estimate predicts
+ * nothing.
  */
-export function predictedWaitMs(ahead: number, estimate: DrainEstimate): number {
+export function predictedWaitMs(ahead: number, estimate: DrainEstimate, slotFreeMs = 0): number {
   if (!(estimate.itemsPerMs > 0)) return 0;
-  return ahead / estimate.itemsPerMs + estimate.batchMs;
+  const free = Math.max(0, slotFreeMs);
+  if (ahead + 1 <= estimate.batchSize) return free + estimate.batchMsFor(ahead + 1);
+  return free + ahead / estimate.itemsPerMs + estimate.batchMs;
 }
 
 /**

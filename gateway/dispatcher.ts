@@ -204,12 +204,21 @@ export class Dispatcher implements BatchAnswers {
     if (!(budget > 0 && Number.isFinite(budget))) return false;
     const estimate = this.#drainEstimate(pool, now, budget);
     if (estimate.itemsPerMs === 0) return false;
-    // Ahead of it: the queue, parts to run again, and the batches running
-    // now (a replica busy with them takes no new batch until they end).
+    // Ahead of it: the queue and parts to run again, once a slot frees.
     let ahead = pool.queue.size;
     for (const part of pool.parts) ahead += part.length;
-    for (const r of pool.replicas) if (r.serving) for (const b of r.inFlight.values()) ahead += b.tasks.length;
-    return predictedWaitMs(ahead, estimate) > budget;
+    return predictedWaitMs(ahead, estimate, this.#slotFreeMs(pool, now)) > budget;
+  }
+
+  /** Time until a serving replica of the pool has a free slot, by its latency estimate of the batches it runs (0 when one is free now). */
+  #slotFreeMs(pool: Pool, now: number): number {
+    let soonest = Infinity;
+    for (const r of pool.replicas) {
+      if (!r.serving) continue;
+      if (r.inFlight.size < r.slots) return 0;
+      for (const b of r.inFlight.values()) soonest = Math.min(soonest, b.sentAt + r.latency.expected(b.tasks.length) - now);
+    }
+    return Number.isFinite(soonest) ? Math.max(0, soonest) : 0;
   }
 
   /**

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Authorizer } from "../core/auth/authorizer.js";
-import { connectRedis, type RedisTls } from "../core/redis-client.js";
+import { connectRedis, redisWhere, type RedisTls } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
 import { DEFAULT_STREAM_STALL_MS } from "../core/servers/bounded-stream.js";
 import { startGrpcServer } from "../core/servers/grpc-server.js";
@@ -121,7 +121,7 @@ export interface Gateway {
  * (and /readyz 503) until Redis is back and the catalog reconciled.
  */
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
-  const where = new URL(config.redisUrl).host;
+  const where = redisWhere(config.redisUrl);
   const index = config.processIndex ?? null;
   const metrics = new GatewayMetrics(createMetricsRegistry("clipper-gateway", index === null ? {} : { process: String(index) }));
   const metricsSource: MetricsSource = index === null ? metrics.registry : clusterMetricsSource(metrics.registry);

@@ -1,6 +1,6 @@
 import type { Authorizer } from "../core/auth/authorizer.js";
 import type { ServerTls } from "../core/tls/server-tls.js";
-import { connectRedis, type RedisTls } from "../core/redis-client.js";
+import { connectRedis, redisWhere, type RedisTls } from "../core/redis-client.js";
 import { watchRedis } from "../core/redis-watch.js";
 import { DEFAULT_CLOSE_GRACE_MS, startGrpcServer } from "../core/servers/grpc-server.js";
 import { startHttpServer } from "../core/servers/http-server.js";
@@ -74,16 +74,16 @@ export interface Management {
  * connection keeps retrying in the background.
  */
 export async function startManagement(config: ManagementConfig, log: Logger): Promise<Management> {
-  const redisWhere = new URL(config.redisUrl).host;
+  const redisAt = redisWhere(config.redisUrl);
   const redis = connectRedis(config.redisUrl, { name: "clipper-management", redisTls: config.redisTls ?? null });
   const registry = createMetricsRegistry("clipper-management");
   // Logs connect / loss / reconnect once each, and keeps ioredis 'error' events from crashing Node.
-  watchRedis(redis, { connection: "commands", where: redisWhere, log, reconnects: createRedisReconnects(registry) });
-  const store = new AdminStore(redis, redisWhere);
+  watchRedis(redis, { connection: "commands", where: redisAt, log, reconnects: createRedisReconnects(registry) });
+  const store = new AdminStore(redis, redisAt);
   const manager =
     config.gatewayRpc === undefined || config.gatewayRpc === ""
       ? null
-      : new ReplicaManager(store, new DeploymentStore(redis, redisWhere, ReplicaManager.host()), log.child({ component: "replica-manager" }), {
+      : new ReplicaManager(store, new DeploymentStore(redis, redisAt, ReplicaManager.host()), log.child({ component: "replica-manager" }), {
           gateway: config.gatewayAccess ?? plainAccess(config.gatewayRpc),
           workerLogLevel: config.logLevel ?? "info",
           workerPolicy: config.workerPolicy,
@@ -110,7 +110,7 @@ export async function startManagement(config: ManagementConfig, log: Logger): Pr
   redis.on("close", () => setServing(false));
 
   const readiness = () =>
-    redis.status === "ready" ? { ready: true, reason: "" } : { ready: false, reason: `Redis at ${redisWhere} is unreachable (${redis.status})` };
+    redis.status === "ready" ? { ready: true, reason: "" } : { ready: false, reason: `Redis at ${redisAt} is unreachable (${redis.status})` };
   let http;
   try {
     // See docs/security.md: DNS rebinding and cross-site "simple requests".

@@ -9,12 +9,18 @@ import { realpath } from "node:fs/promises";
 import { isAbsolute, relative, sep } from "node:path";
 import type { WorkerSpecRecord } from "../core/deployment-layout.js";
 import { permissionDenied, type ServingError } from "../core/errors.js";
+import { parsePythonTarget } from "../core/python-worker.js";
 
 /** What deployments may run on this management's host. */
 export interface WorkerPolicy {
   /** Whether `worker.command` deployments may run (--allow-worker-commands). */
   readonly allowCommands: boolean;
-  /** Directory every `worker.module` must be under, or "" for anywhere (--worker-module-root). */
+  /**
+   * Directory every `worker.module` (and `worker.python` file) must be
+   * under, or "" for anywhere (--worker-module-root). With a root, a
+   * `worker.python` module name is refused: what it imports is not a file
+   * management can place.
+   */
   readonly moduleRoot: string;
 }
 
@@ -34,13 +40,21 @@ export async function workerPolicyRefusal(w: WorkerSpecRecord, policy: WorkerPol
       "this management server does not run worker commands: start it with --allow-worker-commands (env CLIPPER_ALLOW_WORKER_COMMANDS=1) to let callers of DeployModel run programs on its host, or deploy a model module instead",
     );
   }
-  if (w.module !== "" && policy.moduleRoot !== "") {
-    const [root, module] = await Promise.all([realpath(policy.moduleRoot).catch(() => null), realpath(w.module).catch(() => null)]);
+  const python = w.python === "" ? null : parsePythonTarget(w.python);
+  if (python?.kind === "module" && policy.moduleRoot !== "") {
+    return permissionDenied(
+      "WORKER_MODULE_OUTSIDE_ROOT",
+      `Python module name '${python.name}' cannot be checked against --worker-module-root ${policy.moduleRoot}: deploy a .py file under it instead`,
+    );
+  }
+  const file = w.module !== "" ? w.module : python?.kind === "file" ? python.path : "";
+  if (file !== "" && policy.moduleRoot !== "") {
+    const [root, module] = await Promise.all([realpath(policy.moduleRoot).catch(() => null), realpath(file).catch(() => null)]);
     if (root === null) {
       return permissionDenied("WORKER_MODULE_OUTSIDE_ROOT", `--worker-module-root ${policy.moduleRoot} does not exist on the management host, so no module may be deployed`);
     }
     if (module !== null && !isUnder(module, root)) {
-      return permissionDenied("WORKER_MODULE_OUTSIDE_ROOT", `model module ${w.module} is not under --worker-module-root ${policy.moduleRoot} (symlinks resolved)`);
+      return permissionDenied("WORKER_MODULE_OUTSIDE_ROOT", `model module ${file} is not under --worker-module-root ${policy.moduleRoot} (symlinks resolved)`);
     }
   }
   return null;

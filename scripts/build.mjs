@@ -25,8 +25,6 @@ if (process.argv.includes("--if-stale") && distIsFresh(root)) process.exit(0);
 const ASSETS = [
   // core/descriptor-set.ts (reflection and transcoding)
   ["gen/descriptors.binpb", "gen/descriptors.binpb"],
-  // clients/cli/up.ts deploys it as the demo model
-  ["clients/demo/sum-model.js", "clients/demo/sum-model.js"],
 ];
 
 /**

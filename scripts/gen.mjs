@@ -38,13 +38,21 @@ run(["generate"]);
 // After generate: its `clean: true` empties gen/ first.
 run(["build", "-o", "gen/descriptors.binpb"]);
 
-// Python stubs (grpcio) from the same protos into gen/python/, when the
-// generators are installed (Debian: protobuf-compiler protobuf-compiler-grpc).
-// Only our contracts and the google/api + google/rpc files they import: a
-// gen/python/grpc/ folder would shadow the grpcio package itself.
+// Python stubs from the same protos into gen/python/: protobuf messages
+// whenever protoc is installed (the Python model worker,
+// worker/python/clipper_worker, needs only those), and grpcio services
+// beside them when grpc_python_plugin is too (Debian: protobuf-compiler,
+// protobuf-compiler-grpc). Only our contracts and the google/api +
+// google/rpc files they import: a gen/python/grpc/ folder would shadow the
+// grpcio package itself.
 const onPath = (cmd) => execFileSync("sh", ["-c", `command -v ${cmd} || true`]).toString().trim() !== "";
+const pythonPaths = ["--path", "proto/clipper", "--path", "proto/inference", "--path", "third_party/google"];
 if (onPath("protoc") && onPath("grpc_python_plugin")) {
-  run(["generate", "--template", "buf.gen.python.yaml", "--path", "proto/clipper", "--path", "proto/inference", "--path", "third_party/google"]);
+  run(["generate", "--template", "buf.gen.python.yaml", ...pythonPaths]);
+} else if (onPath("protoc")) {
+  const messagesOnly = { version: "v2", plugins: [{ protoc_builtin: "python", out: "gen/python" }] };
+  run(["generate", "--template", JSON.stringify(messagesOnly), ...pythonPaths]);
+  console.log("gen: Python grpcio services skipped (no grpc_python_plugin; on Debian: apt-get install protobuf-compiler-grpc); messages written");
 } else {
-  console.log("gen: Python stubs skipped (no protoc / grpc_python_plugin; on Debian: apt-get install protobuf-compiler protobuf-compiler-grpc)");
+  console.log("gen: Python stubs skipped (no protoc; on Debian: apt-get install protobuf-compiler protobuf-compiler-grpc)");
 }

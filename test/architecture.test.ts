@@ -35,8 +35,19 @@ const ALLOWED: Record<Folder, readonly Folder[]> = {
  * `clipper keys generate` and `clipper up` write the CURVE key files the
  * servers and workers read. core/input-types.ts: `clipper k8s manifests`
  * checks --input-type offline by the rule the worker applies at start.
+ * core/redis-url.ts: `clipper up` checks and redacts --redis-url by the
+ * servers' own rule. core/python-worker.ts: `clipper models deploy
+ * --python` resolves a file by the rule management checks it with.
  */
-const CLIENT_CORE_MODULES: ReadonlySet<string> = new Set(["core/ports-line.ts", "core/process-group.ts", "core/curve/key-pair.ts", "core/curve/z85.ts", "core/input-types.ts"]);
+const CLIENT_CORE_MODULES: ReadonlySet<string> = new Set([
+  "core/ports-line.ts",
+  "core/process-group.ts",
+  "core/curve/key-pair.ts",
+  "core/curve/z85.ts",
+  "core/input-types.ts",
+  "core/redis-url.ts",
+  "core/python-worker.ts",
+]);
 /** npm packages clients/ may import (besides Node built-ins). */
 const CLIENT_PACKAGES = new Set(["@grpc/grpc-js"]);
 const BUILTINS = new Set(builtinModules);

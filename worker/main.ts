@@ -92,4 +92,4 @@ await runUntilSignal(log, async () => {
     // SIGHUP: a new certificate for the metrics port; a worker has no tokens.
     reload: () => reloadAll(log, null, tls.value),
   };
-});
+}, { exitWithStdin: c.exitWithStdin });

@@ -49,8 +49,9 @@ export interface WorkerExit {
 /** A running worker. */
 export interface WorkerHandle {
   /**
-   * Graceful stop: tells the gateway (DrainWorker), answers new batches with
-   * UNAVAILABLE, finishes the batches already taken, then closes. Idempotent.
+   * Graceful stop: tells the gateway (DrainWorker), finishes the batches
+   * already taken and those the gateway sent before it heard of the drain,
+   * then closes. Idempotent.
    */
   drain(reason?: string): Promise<void>;
   /** Immediate stop: closes the socket; results of running batches are dropped. */
@@ -207,10 +208,14 @@ class WorkerRuntime implements SessionOwner {
 
   onBatch(session: GatewaySession, conn: GatewayConnection, request: BatchRequest, payloads: Buffer[]): void {
     this.#pendingItems += payloads.length;
-    if (this.#phase !== "running") {
+    // While draining, a batch still arrives when the gateway sent it before our
+    // DrainWorker reached it (the two cross on the wire): it is run like the
+    // ones already taken, since refusing it would fail its callers. Once the
+    // worker has stopped, its connections are closed and nothing arrives.
+    if (this.#phase === "stopped") {
       this.#s.metrics?.rejected(payloads.length);
       this.#pendingItems -= payloads.length;
-      session.reply(conn, request, failAll(payloads.length, Code.UNAVAILABLE, "worker draining"));
+      session.reply(conn, request, failAll(payloads.length, Code.UNAVAILABLE, "worker stopped"));
       return;
     }
     if (!this.#slots.offer({ request, payloads, session, conn, arrivedAt: performance.now() })) {

@@ -50,6 +50,12 @@ const WORKER_OPTIONS = {
     default: "",
     help: "file with this worker's CURVE secret key (clipper keys generate NAME); its public key must be in the gateway's --worker-keys",
   },
+  "exit-with-stdin": {
+    kind: "flag",
+    env: "CLIPPER_EXIT_WITH_STDIN",
+    default: "false",
+    help: "exit at once when standard input reaches its end: for a supervisor that keeps a pipe to it open, so the worker never outlives it",
+  },
   "log-level": COMMON_OPTIONS["log-level"],
 } as const satisfies Record<string, OptionSpec>;
 
@@ -75,6 +81,8 @@ export interface WorkerConfig {
   /** The CURVE flags as given (both or neither; WorkerCredentials.load reads them); null without CURVE. */
   readonly curve: { readonly secretKeyFile: string; readonly gatewayPublicKey: string } | null;
   readonly logLevel: string;
+  /** --exit-with-stdin: exit when standard input closes (core/parent-watch.ts). */
+  readonly exitWithStdin: boolean;
 }
 
 /** The config, the --help text, or an error to print before exiting 2. */
@@ -121,6 +129,7 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
       tls: { "tls-cert": c["tls-cert"], "tls-key": c["tls-key"], "tls-client-ca": c["tls-client-ca"] },
       curve: c["curve-secret-key"] === "" ? null : { secretKeyFile: c["curve-secret-key"], gatewayPublicKey: c["gateway-public-key"] },
       logLevel: c["log-level"],
+      exitWithStdin: c["exit-with-stdin"],
     }),
   };
 }

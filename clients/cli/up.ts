@@ -1,8 +1,9 @@
 /**
  * `clipper up`: the whole local stack in one command (design.md § Local
  * stack). Starts a private redis-server (unless --redis-url), the gateway,
- * management with its replica manager, and the demo (app `demo`, doubles,
- * linked to model `sum`); prints the endpoints and example calls; shows a
+ * management with its replica manager, and a demo (by default app `demo`,
+ * doubles, linked to model `sum`; `--demo iris` a scikit-learn model on the
+ * Python worker); prints the endpoints and example calls; shows a
  * live status line on a terminal; and on Ctrl-C / SIGTERM stops everything
  * it started, in order, leaving no process behind; killed outright (kill -9),
  * it still leaves none of its servers (local-processes.ts).
@@ -14,11 +15,13 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentials as grpcCredentials, status as Status, type ChannelCredentials } from "@grpc/grpc-js";
 import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE, MANAGEMENT_PORTS_LINE } from "../../core/ports-line.js";
+import { parseRedisUrl, redactRedisUrl, redisUrlUsesTls } from "../../core/redis-url.js";
 import { createAdminClient, createHeartbeatClient, isServiceError, type AdminApi, type ClientOptions } from "../client.js";
 import { CliError, EXIT, intOption, strOption, type Command, type CommandContext, type Output } from "./cli-kit.js";
 import { scrape, summarize, type Scrape } from "./gateway-metrics.js";
 import { freePort, killSession, LocalProcess, portProblem, SESSION_ENV } from "./local-processes.js";
 import { findRedisServer, installRedisServer, ping, privateRedisPassword, REDIS_HINT, startRedis } from "./local-redis.js";
+import { demoNamed, DEMOS, type Demo } from "./demos.js";
 import { ensureStackKeys } from "./local-curve.js";
 import { ensureLocalTls } from "./local-tls.js";
 import { ensureStackToken } from "./local-token.js";
@@ -29,7 +32,6 @@ import { ensureStackToken } from "./local-token.js";
  * model path relative to the servers' cwd must not change meaning with it.
  */
 const ROOT = packageRoot(fileURLToPath(new URL("../../", import.meta.url)));
-const DEMO_MODULE = fileURLToPath(new URL("../demo/sum-model.js", import.meta.url));
 /** Longest wait for one server to print its ports, in ms (a cold tsx start on a busy machine takes seconds). */
 const START_TIMEOUT_MS = 60_000;
 /** Longest wait for the demo worker to register, in ms. */
@@ -70,7 +72,7 @@ export const upCommand: Command = {
   options: {
     host: { type: "string", value: "HOST", help: "address the servers listen on (env CLIPPER_HOST, default 127.0.0.1)" },
     insecure: { type: "boolean", help: "let the servers start on a non-loopback --host without TLS (they say so in their logs and /readyz)" },
-    "redis-url": { type: "string", value: "URL", help: "use this Redis instead of starting one, rediss:// for TLS (env CLIPPER_REDIS_URL)" },
+    "redis-url": { type: "string", value: "URL", help: "use this Redis instead of starting one, rediss:// for TLS, redis+sentinel://HOST:PORT,…/MASTER for Redis Sentinel (env CLIPPER_REDIS_URL)" },
     "redis-tls-ca": { type: "string", value: "FILE", help: "PEM CA that signs the certificate of a rediss:// --redis-url (env CLIPPER_REDIS_TLS_CA; default: the system's CAs)" },
     "redis-port": { type: "string", value: "N", help: "port of the private redis-server (env CLIPPER_REDIS_PORT, default 0 = a free one)" },
     ...Object.fromEntries(
@@ -79,6 +81,7 @@ export const upCommand: Command = {
     fresh: { type: "boolean", help: "delete the private Redis's data first" },
     gateways: { type: "string", value: "N", help: "gateway processes sharing the gateway's ports (clipper-gateway --processes; 0: one per core; default 1)" },
     tls: { type: "boolean", help: "serve TLS on every gRPC and HTTP port, with a private CA and certificate made in <data-dir>/tls/ (openssl)" },
+    demo: { type: "string", value: "NAME", help: `the demo app and model to deploy: ${Object.keys(DEMOS).join(" or ")} (default sum)` },
     "no-demo": { type: "boolean", help: "do not deploy the demo app and model" },
     "no-status": { type: "boolean", help: "no live status line, even on a terminal" },
     "log-level": { type: "string", value: "LEVEL", help: "log level of every process (env CLIPPER_LOG_LEVEL, default info)" },
@@ -113,7 +116,7 @@ function settings(values: CommandContext["values"], env: NodeJS.ProcessEnv): Set
     // Clients and workers reach a wildcard listener over loopback.
     connectHost: host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host,
     ports,
-    redisUrl: strOption(withEnv("redis-url", "CLIPPER_REDIS_URL"), "redis-url"),
+    redisUrl: redisUrl(strOption(withEnv("redis-url", "CLIPPER_REDIS_URL"), "redis-url")),
     redisTlsCa: redisTlsCa(strOption(withEnv("redis-url", "CLIPPER_REDIS_URL"), "redis-url"), strOption(withEnv("redis-tls-ca", "CLIPPER_REDIS_TLS_CA"), "redis-tls-ca")),
     redisPort: intOption(withEnv("redis-port", "CLIPPER_REDIS_PORT"), "redis-port", 0, 0),
     dataDir: resolve(strOption(withEnv("data-dir", "CLIPPER_DATA_DIR"), "data-dir", ".clipper")),
@@ -123,6 +126,7 @@ function settings(values: CommandContext["values"], env: NodeJS.ProcessEnv): Set
 
 async function up({ values, out }: CommandContext): Promise<number> {
   const s = settings(values, process.env);
+  const demo = chosenDemo(values);
   const session = randomUUID();
   const started: LocalProcess[] = [];
   let stopping: Promise<void> | null = null;
@@ -248,7 +252,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
       gatewayHttp: `${s.connectHost}:${gatewayHttp}`,
       management: `${s.connectHost}:${mgmtGrpc}`,
     };
-    if (values["no-demo"] !== true) await deployDemo(where, { token, ...(credentials === undefined ? {} : { credentials }) }, say);
+    if (demo !== null) await deployDemo(demo, where, { token, ...(credentials === undefined ? {} : { credentials }) }, say);
 
     for (const p of started) {
       void p.exited.then((exit) => {
@@ -257,7 +261,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
         void stopAll(`${p.name} failed`).then(() => process.exit(EXIT.FAILED));
       });
     }
-    printBanner(say, s, where, { rpc, clipperV3, mgmtHttp, redisUrl: redisShown, demo: values["no-demo"] !== true, privateRedis: s.redisUrl === "", ca: tls?.ca ?? null });
+    printBanner(say, s, where, { rpc, clipperV3, mgmtHttp, redisUrl: redisShown, demo, privateRedis: s.redisUrl === "", ca: tls?.ca ?? null });
     if (out.stdout.isTTY === true && values["no-status"] !== true) statusTimer = startStatusLine(out, where, credentials, tls === null ? undefined : readFileSync(tls.ca));
     // Runs until a signal: stopAll() ends the process.
     return await new Promise<number>(() => {});
@@ -283,23 +287,23 @@ async function checkPorts(s: Settings, gatewayProcesses: number): Promise<void> 
   }
 }
 
-/** Creates app `demo`, deploys model `sum` (unless the replica manager already runs it) and links them; waits for a live worker. */
-async function deployDemo(where: { gateway: string; management: string }, options: ClientOptions, say: (l: string) => void): Promise<void> {
+/** Creates the demo's app, deploys its model (unless the replica manager already runs it) and links them; waits for a live worker. */
+async function deployDemo(demo: Demo, where: { gateway: string; management: string }, options: ClientOptions, say: (l: string) => void): Promise<void> {
   const admin = createAdminClient(where.management, options);
   const heartbeat = createHeartbeatClient(where.gateway, options);
   const tolerate = (code: Status) => (err: unknown) => {
     if (!(isServiceError(err) && err.code === code)) throw err;
   };
   try {
-    await admin.createApp({ name: "demo", inputType: "doubles", defaultOutput: "-1.0", latencySloMicros: 1_000_000 }).catch(tolerate(Status.ALREADY_EXISTS));
+    await admin.createApp({ name: demo.app, inputType: demo.inputType, defaultOutput: demo.defaultOutput, latencySloMicros: 1_000_000 }).catch(tolerate(Status.ALREADY_EXISTS));
     const managed = await listDeploymentsWhenLoaded(admin);
-    if (!managed.some((d) => d.modelName === "sum")) {
-      say("clipper up: deploying the demo model `sum` (clients/demo/sum-model.js)…");
-      await admin.deployModel({ name: "sum", version: "1", inputType: "doubles", numReplicas: 1, worker: { module: DEMO_MODULE } });
+    if (!managed.some((d) => d.modelName === demo.model)) {
+      say(`clipper up: deploying ${demo.what}…`);
+      await admin.deployModel({ name: demo.model, version: "1", inputType: demo.inputType, numReplicas: 1, worker: demo.worker(ROOT) });
     }
-    await admin.linkModel({ app: "demo", model: "sum" }).catch(tolerate(Status.ALREADY_EXISTS));
+    await admin.linkModel({ app: demo.app, model: demo.model }).catch(tolerate(Status.ALREADY_EXISTS));
     const end = Date.now() + DEMO_TIMEOUT_MS;
-    while (!(await heartbeat.listWorkers({ modelName: "sum" })).workers.some((w) => !w.draining)) {
+    while (!(await heartbeat.listWorkers({ modelName: demo.model })).workers.some((w) => !w.draining)) {
       if (Date.now() > end) throw new Error(`the demo worker did not register within ${DEMO_TIMEOUT_MS / 1000} s; see the management log`);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -326,7 +330,7 @@ function printBanner(
   say: (l: string) => void,
   s: Settings,
   where: { gateway: string; gatewayHttp: string; management: string },
-  x: { rpc: number; clipperV3: number; mgmtHttp: number; redisUrl: string; demo: boolean; privateRedis: boolean; ca: string | null },
+  x: { rpc: number; clipperV3: number; mgmtHttp: number; redisUrl: string; demo: Demo | null; privateRedis: boolean; ca: string | null },
 ): void {
   const rel = relative(process.cwd(), s.dataDir) || ".";
   const defaults = where.gateway === "127.0.0.1:50051" && where.management === "127.0.0.1:50052" && where.gatewayHttp === "127.0.0.1:1337";
@@ -348,15 +352,16 @@ function printBanner(
     `  token       ${rel}/token: every API needs it, but predict and read (the clipper CLI reads it from there)`,
     ...(ca === null ? [] : [`  TLS         trust ${ca} (the stack's own CA; the CLI takes --tls-ca or CLIPPER_CLIENT_TLS_CA)`]),
   ];
-  if (x.demo) {
+  const d = x.demo;
+  if (d !== null) {
     lines.push(
       "",
-      "The demo app `demo` (doubles) answers with the sum of its input. From another terminal:",
-      `  ${curl} -X POST ${http}://${where.gatewayHttp}/v1/apps/demo:predict -d '{"input":{"doubles":[1,2,3]}}'`,
-      `  ${buf} -d '{"app":"demo","input":{"doubles":[1,2,3]}}' ${http}://${where.gateway}/clipper.v1.Predict/Predict`,
-      `  ${curl} -X POST ${http}://${where.gatewayHttp}/demo/predict -d '{"input":[1,2,3]}'     # Clipper's REST API`,
-      `  npx clipper predict demo --input '{"doubles":[1,2,3]}'${flags}`,
-      `  npx clipper replicas set sum 3${flags}`,
+      `${d.blurb} From another terminal:`,
+      `  ${curl} -X POST ${http}://${where.gatewayHttp}/v1/apps/${d.app}:predict -d '{"input":${d.input}}'`,
+      `  ${buf} -d '{"app":"${d.app}","input":${d.input}}' ${http}://${where.gateway}/clipper.v1.Predict/Predict`,
+      `  ${curl} -X POST ${http}://${where.gatewayHttp}/${d.app}/predict -d '{"input":${d.clipperInput}}'     # Clipper's REST API`,
+      `  npx clipper predict ${d.app} --input '${d.input}'${flags}     # ${d.answer}`,
+      `  npx clipper replicas set ${d.model} 3${flags}`,
       `  npx clipper status${flags}`,
     );
   }
@@ -388,6 +393,20 @@ function startStatusLine(out: Output, where: { gateway: string; gatewayHttp: str
   return timer;
 }
 
+/** --demo NAME (default sum), or null with --no-demo. */
+function chosenDemo(values: CommandContext["values"]): Demo | null {
+  const name = strOption(values, "demo", "sum");
+  if (values["no-demo"] === true) {
+    if (values.demo !== undefined) throw new CliError(EXIT.USAGE, "--demo and --no-demo exclude each other");
+    return null;
+  }
+  const demo = demoNamed(name);
+  if (demo === null) throw new CliError(EXIT.USAGE, `--demo: no demo '${name}'; choose ${Object.keys(DEMOS).join(" or ")}`);
+  const missing = demo.missing();
+  if (missing !== null) throw new CliError(EXIT.FAILED, missing);
+  return demo;
+}
+
 function packageRoot(start: string): string {
   for (let dir = start; ; dir = dirname(dir)) {
     if (existsSync(join(dir, "package.json"))) return dir;
@@ -395,7 +414,14 @@ function packageRoot(start: string): string {
   }
 }
 
-/** A Redis URL as it may be shown: without its password. */
+/** --redis-url checked here by the servers' own rule, so a typo is a usage error before anything starts. */
+function redisUrl(url: string): string {
+  if (url === "") return url;
+  const parsed = parseRedisUrl(url);
+  if (!parsed.ok) throw new CliError(EXIT.USAGE, `--redis-url: ${parsed.error}`);
+  return url;
+}
+
 /**
  * --redis-tls-ca as an absolute path (the servers run elsewhere), checked
  * against the URL: a CA needs a rediss:// URL, and the private Redis is
@@ -404,17 +430,6 @@ function packageRoot(start: string): string {
 function redisTlsCa(url: string, ca: string): string {
   if (ca === "") return "";
   if (url === "") throw new CliError(EXIT.USAGE, "--redis-tls-ca goes with --redis-url rediss://…: the private redis-server clipper up starts is plaintext on loopback");
-  if (!/^rediss:\/\//i.test(url)) throw new CliError(EXIT.USAGE, "--redis-tls-ca is for a rediss:// --redis-url");
+  if (!redisUrlUsesTls(url)) throw new CliError(EXIT.USAGE, "--redis-tls-ca is for a rediss:// or rediss+sentinel:// --redis-url");
   return resolve(ca);
-}
-
-function redactRedisUrl(url: string): string {
-  if (url === "") return url;
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString().replace(/\/$/, "");
-  } catch {
-    return url;
-  }
 }

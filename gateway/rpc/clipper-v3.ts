@@ -57,7 +57,7 @@ export class ClipperV3Dialect implements WorkerDialect {
       case "register": {
         if (replica !== undefined) return;
         if (msg.rpcVersion !== RPC_VERSION) {
-          log.warn({ address, model: msg.modelName, rpcVersion: msg.rpcVersion }, "container did not specify RPC version 3; not registered");
+          if (this.#ctx.mayLog(`v3-version ${address}`)) log.warn({ address, model: msg.modelName, rpcVersion: msg.rpcVersion }, "container did not specify RPC version 3; not registered");
           return;
         }
         // Clipper RPC has no refusal message: a bad name is logged and the container ignored.
@@ -67,7 +67,7 @@ export class ClipperV3Dialect implements WorkerDialect {
           modelNameProblem("model version", msg.modelVersion) ??
           (allowed === null || allowed.has(msg.modelName) ? null : `model '${msg.modelName}' is not in --clipper-v3-models`);
         if (problem !== null) {
-          log.warn({ address, problem }, "container registration refused");
+          if (this.#ctx.mayLog(`v3-refused ${address}`)) log.warn({ address, problem }, "container registration refused");
           return;
         }
         void registry.join({

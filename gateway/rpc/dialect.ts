@@ -27,6 +27,12 @@ export interface DialectContext {
   authFailed(reason: AuthFailure, address: string, message: string): void;
   /** Models Clipper v3 containers may register for on this port; null for any. */
   readonly clipperV3Models: ReadonlySet<string> | null;
+  /**
+   * True at most once per peer-log interval for `key`: a peer that keeps
+   * repeating a refused message (a container re-registering every few
+   * seconds) is logged once a minute, not every time.
+   */
+  mayLog(key: string): boolean;
 }
 
 /**

@@ -120,6 +120,7 @@ export class WorkerRpc {
         if (this.#logOnce.allow(`refused ${address}`)) log.warn({ address, reason, problem: message }, "worker registration refused");
       },
       clipperV3Models: options.clipperV3Models ?? null,
+      mayLog: (key) => this.#logOnce.allow(key),
     };
     this.#v3 = new ClipperV3Dialect(ctx);
     this.#native = new NativeDialect(ctx);

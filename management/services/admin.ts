@@ -133,6 +133,7 @@ export function adminBinding(store: AdminStore, manager: ReplicaManager | null =
             worker: {
               module: w?.module ?? "",
               command: w?.command ?? [],
+              python: w?.python ?? "",
               env: w?.env ?? {},
               workingDir: w?.workingDir ?? "",
               concurrency: w?.concurrency ?? 0,

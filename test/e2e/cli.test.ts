@@ -153,7 +153,7 @@ test("usage errors exit 2 with one line; --help exits 0", async (t) => {
   t.regex(r.stderr, /expected an Input such as/);
   r = await clipper(["models", "deploy", "m", "--version", "1", "--input-type", "doubles"]);
   t.is(r.code, 2);
-  t.regex(r.stderr, /--module PATH or -- COMMAND/);
+  t.regex(r.stderr, /give exactly one of --module PATH, --python PATH_OR_MODULE and -- COMMAND/);
   r = await clipper(["models"], { flags: false });
   t.is(r.code, 2);
   t.regex(r.stdout, /clipper models deploy/);

@@ -306,3 +306,17 @@ test.serial("clipper up --gateways 2 runs two gateway processes on one port pair
   proc.child.kill("SIGINT");
   t.is(await proc.waitExit(60_000), 0);
 });
+
+test.serial("clipper up --demo iris serves the scikit-learn model on the Python worker", async (t) => {
+  const p = await ports();
+  const proc = up(p, randomUUID(), ["--demo", "iris", "--no-status"]);
+  await proc.waitFor(/the stack is running/, UP_TIMEOUT_MS);
+  const predict = async (x: number[]): Promise<unknown> => {
+    const res = await fetch(`http://127.0.0.1:${p["gateway-http-port"]}/v1/apps/iris:predict`, { method: "POST", body: JSON.stringify({ input: { doubles: x } }) });
+    return res.json();
+  };
+  t.like(await predict([5.1, 3.5, 1.4, 0.2]), { output: "setosa", default: false, model: "iris" });
+  t.like(await predict([6.7, 3.0, 5.2, 2.3]), { output: "virginica", default: false, model: "iris" });
+  proc.child.kill("SIGINT");
+  t.is(await proc.waitExit(60_000), 0);
+});

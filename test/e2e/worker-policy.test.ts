@@ -64,6 +64,13 @@ test.serial("modules are limited to --worker-module-root, symlinks resolved", as
   t.regex(outside?.details ?? "", /--worker-module-root/);
   const linked = await refusal(deploy("linked", { module: join(root, "linked-sum.js") }));
   t.is(linked?.code, status.PERMISSION_DENIED, "a link under the root to a file outside it is outside");
+  // A Python model file is limited the same way; a module name cannot be placed under a root at all.
+  const python = await refusal(deploy("py-outside", { python: resolve(ROOT, "examples/iris/model.py") }));
+  t.is(python?.code, status.PERMISSION_DENIED);
+  t.regex(python?.details ?? "", /model\.py is not under --worker-module-root/);
+  const named = await refusal(deploy("py-named", { python: "json:dumps" }));
+  t.is(named?.code, status.PERMISSION_DENIED);
+  t.regex(named?.details ?? "", /Python module name 'json' cannot be checked against --worker-module-root/);
   t.is((await stack.admin.listDeployments({})).deployments.length, 0);
   t.is((await deploy("env-model", { module: join(root, "env-reporter.js"), env: { SPEC_VAR: "from-spec" } })).numReplicas, 1);
 });

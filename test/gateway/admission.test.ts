@@ -16,6 +16,8 @@ test("a replica's drain rate is the largest batch within half the budget over it
   // Half of 46 ms fits 180 items (5 + 18 ms).
   t.true(Math.abs(e.itemsPerMs - 180 / 23) < 0.1, `rate ${e.itemsPerMs}`);
   t.true(Math.abs(e.batchMs - 23) < 0.5, `batch ${e.batchMs}`);
+  t.is(e.batchSize, 180);
+  t.true(Math.abs(e.batchMsFor(10) - 6) < 0.01);
 });
 
 test("rates add up over replicas and slots, and a batch cap lowers them", (t) => {
@@ -33,10 +35,12 @@ test("a replica with no latency estimate yet predicts nothing: every query is ad
   t.deepEqual(drainEstimate([], 46), NO_ESTIMATE);
 });
 
-test("the predicted wait is the queries ahead at the drain rate plus the query's own batch", (t) => {
-  const e = { itemsPerMs: 8, batchMs: 25 };
-  t.is(predictedWaitMs(0, e), 25);
-  t.is(predictedWaitMs(200, e), 50);
+test("the predicted wait: a free slot, then the queue and the query in one batch while they fit, else the queue drained at the rate and a batch", (t) => {
+  const e = { itemsPerMs: 8, batchSize: 200, batchMs: 25, batchMsFor: (n: number) => 5 + 0.1 * n };
+  t.is(predictedWaitMs(0, e), 5.1);
+  t.is(predictedWaitMs(99, e, 10), 10 + 15);
+  t.is(predictedWaitMs(400, e), 400 / 8 + 25);
+  t.is(predictedWaitMs(400, e, 20), 20 + 400 / 8 + 25);
 });
 
 test("a model that cannot run one query in half the budget predicts nothing (slow, not overloaded); with a faster replica beside it, it adds its one-item rate", (t) => {

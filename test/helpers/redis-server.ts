@@ -29,13 +29,16 @@ export class TestRedis {
   readonly password: string;
   /** Its certificate and key when it serves TLS only (rediss://), else null. */
   readonly tls: RedisTlsFiles | null;
+  /** More redis-server arguments (e.g. --replicaof HOST PORT). */
+  readonly args: readonly string[];
   #child: ChildProcess | null = null;
 
-  private constructor(port: number, dir: string, password: string, tls: RedisTlsFiles | null) {
+  private constructor(port: number, dir: string, password: string, tls: RedisTlsFiles | null, args: readonly string[]) {
     this.port = port;
     this.dir = dir;
     this.password = password;
     this.tls = tls;
+    this.args = args;
   }
 
   get url(): string {
@@ -46,13 +49,14 @@ export class TestRedis {
   /**
    * Starts a fresh server on a free port (retrying if the port was taken
    * meanwhile); with `password`, it requires it; with `tls`, it serves TLS
-   * only (`--tls-port`, no plaintext port) and asks no client certificate.
+   * only (`--tls-port`, no plaintext port) and asks no client certificate;
+   * `args` are passed on to redis-server.
    */
-  static async start(options: { password?: string; tls?: RedisTlsFiles } = {}): Promise<TestRedis> {
+  static async start(options: { password?: string; tls?: RedisTlsFiles; args?: readonly string[] } = {}): Promise<TestRedis> {
     const dir = mkdtempSync(join(tmpdir(), "clipper-redis-"));
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const r = new TestRedis(await freePort(), dir, options.password ?? "", options.tls ?? null);
+      const r = new TestRedis(await freePort(), dir, options.password ?? "", options.tls ?? null, options.args ?? []);
       try {
         await r.restart();
         return r;
@@ -73,7 +77,7 @@ export class TestRedis {
         ...(this.tls === null
           ? ["--port", String(this.port)]
           : ["--port", "0", "--tls-port", String(this.port), "--tls-cert-file", this.tls.cert, "--tls-key-file", this.tls.key, "--tls-auth-clients", "no"]),
-        "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir, "--logfile", "", ...(this.password === "" ? [] : ["--requirepass", this.password])],
+        "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir, "--logfile", "", ...(this.password === "" ? [] : ["--requirepass", this.password]), ...this.args],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.#child = child;

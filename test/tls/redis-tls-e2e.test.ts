@@ -56,7 +56,7 @@ test.serial("connectRedis reaches a TLS-only Redis with rediss:// and the privat
   t.regex(await ping(redis.url, ""), /self[- ]signed|unable to (verify|get)|certificate/i, "the system's CAs do not know the private one");
   t.not(await ping(redis.url.replace(/^rediss:/, "redis:"), ""), "PONG", "plaintext to the TLS port");
   t.regex(await ping(redis.url.replace(/^rediss:/, "REDISS:"), certs.ca), /^PONG$/, "the scheme in capitals is TLS too");
-  t.regex(await ping(redis.url.replace(/^rediss:/, "redis:"), certs.ca), /--redis-tls-ca is for a rediss:\/\/ --redis-url/);
+  t.regex(await ping(redis.url.replace(/^rediss:/, "redis:"), certs.ca), /--redis-tls-ca is for a rediss:\/\/ or rediss\+sentinel:\/\/ --redis-url/);
   t.notRegex(await ping(redis.url.replace(/^rediss:/, "redis:"), certs.ca), /redis tls password/, "the message hides the password");
   t.regex(await ping(redis.url, join(certs.dir, "missing.pem")), /--redis-tls-ca: cannot read/);
 });
@@ -93,7 +93,7 @@ test.serial("gateway and management use a rediss:// Redis with --redis-tls-ca (o
   // Misconfigured: each stops at start, naming the flag.
   const plain = spawnBin("clipper-management", ["--grpc-port", "0", "--http-port", "0", "--redis-url", "redis://127.0.0.1:1", "--redis-tls-ca", certs.ca]);
   t.is(await plain.waitExit(30_000), 2);
-  t.regex(plain.output, /--redis-tls-ca is for a rediss:\/\/ --redis-url/);
+  t.regex(plain.output, /--redis-tls-ca is for a rediss:\/\/ or rediss\+sentinel:\/\/ --redis-url/);
   const notPem = spawnBin("clipper-gateway", ["--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--redis-tls-ca", join(ROOT, "package.json")], { CLIPPER_REDIS_URL: redis.url });
   t.is(await notPem.waitExit(30_000), 2);
   t.regex(notPem.output, /--redis-tls-ca: .*package\.json holds no PEM certificate/);
@@ -122,4 +122,9 @@ test.serial("clipper up runs its servers on a given rediss:// URL with --redis-t
   const privateRedis = spawnBin("clipper", ["up", "--data-dir", dir, "--redis-tls-ca", certs.ca]);
   t.is(await privateRedis.waitExit(30_000), 2);
   t.regex(privateRedis.output, /--redis-tls-ca goes with --redis-url rediss:\/\//);
+  // A Redis URL is checked by the servers' own rule before anything starts; the password stays out of the message.
+  const badUrl = spawnBin("clipper", ["up", "--data-dir", dir], { CLIPPER_REDIS_URL: "redis+sentinel://:hunter2@127.0.0.1:26379" });
+  t.is(await badUrl.waitExit(30_000), 2);
+  t.regex(badUrl.output, /--redis-url: invalid Redis Sentinel URL .*master group/);
+  t.false(badUrl.output.includes("hunter2"));
 });

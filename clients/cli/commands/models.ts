@@ -12,6 +12,7 @@ import {
   SetModelVersionResponse,
   type Model,
 } from "../../../gen/clipper/v1/admin.js";
+import { formatPythonTarget, parsePythonTarget } from "../../../core/python-worker.js";
 import { adminClient, CliError, EXIT, fullJson, intOption, strOption, table, usageError, withClient, type Command, type CommandContext } from "../cli-kit.js";
 
 const MODEL_HEADERS = ["NAME", "VERSION", "CURRENT", "INPUT TYPE", "BATCH SIZE", "LABELS", "CONTAINER", "POLICY"];
@@ -40,6 +41,12 @@ function required(values: CommandContext["values"], name: string): string {
   const v = strOption(values, name);
   if (v === "") throw usageError(`--${name} is required`);
   return v;
+}
+
+/** A --python file made absolute against this directory (management checks it on its host); a module name as given. */
+function resolvedPython(spec: string): string {
+  const t = parsePythonTarget(spec);
+  return t.kind === "file" ? formatPythonTarget({ ...t, path: resolve(t.path) }) : spec;
 }
 
 function labels(values: CommandContext["values"]): string[] {
@@ -77,16 +84,19 @@ export const modelsCommands: readonly Command[] = [
     args: "NAME",
     summary: "Deploys a model version with the replica manager: starts its workers, waits until they serve, then makes it current and drains the previous version's replicas (no call fails).",
     details: [
-      "The worker is a model module for clipper-worker (--module), or any program after -- (run as is, with",
+      "The worker is a model module for clipper-worker (--module), a Python model for the Python worker (--python:",
+      "a .py file or an importable module, optionally :FUNCTION; run with Debian's /usr/bin/python3), or any program after -- (run as is, with",
       "CLIPPER_MODEL_NAME, CLIPPER_MODEL_VERSION, CLIPPER_INPUT_TYPE, CLIPPER_IP, CLIPPER_PORT and CLIPPER_GATEWAY set).",
       "Examples:",
       "  clipper models deploy sum --version 2 --input-type doubles --replicas 2 --module ./clients/demo/sum-model.js",
+      "  clipper models deploy iris --version 1 --input-type doubles --python ./examples/iris/model.py",
       "  clipper models deploy py --version 1 --input-type doubles -- python3 my_clipper_container.py",
     ].join("\n"),
     options: {
       ...VERSION_OPTIONS,
       replicas: { type: "string", value: "N", help: "worker processes to run (default 1)" },
       module: { type: "string", value: "PATH", help: "model module for clipper-worker (resolved against this directory)" },
+      python: { type: "string", value: "PATH_OR_MODULE", help: "Python model for the Python worker: a .py file (resolved against this directory) or a module name, optionally :FUNCTION" },
       concurrency: { type: "string", value: "N", help: "batches each clipper-worker runs at once (default 1)" },
       "max-batch-size": { type: "string", value: "N", help: "largest batch each clipper-worker takes (default no limit)" },
       env: { type: "string", value: "KEY=VALUE", multiple: true, help: "environment variable of each worker" },
@@ -97,7 +107,10 @@ export const modelsCommands: readonly Command[] = [
     takesRest: true,
     async run({ positionals, values, rest, globals, out }) {
       const module = strOption(values, "module");
-      if ((module === "") === (rest.length === 0)) throw usageError("give either --module PATH or -- COMMAND [ARGS…] (exactly one)");
+      const python = strOption(values, "python");
+      if ([module !== "", python !== "", rest.length > 0].filter(Boolean).length !== 1) {
+        throw usageError("give exactly one of --module PATH, --python PATH_OR_MODULE and -- COMMAND [ARGS…]");
+      }
       const env: Record<string, string> = {};
       for (const kv of (values.env as string[] | undefined) ?? []) {
         const i = kv.indexOf("=");
@@ -117,6 +130,7 @@ export const modelsCommands: readonly Command[] = [
           worker: {
             module: module === "" ? "" : resolve(module),
             command: [...rest],
+            python: python === "" ? "" : resolvedPython(python),
             env,
             workingDir: workdir === "" ? "" : resolve(workdir),
             concurrency: intOption(values, "concurrency", 0),

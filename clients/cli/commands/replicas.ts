@@ -49,7 +49,7 @@ export const replicasCommands: readonly Command[] = [
                 ["MODEL", "VERSION", "CURRENT", "DESIRED", "RUNNING", "REGISTERED", "RESTARTS", "LAST EXIT", "WORKER"],
                 deployments.map((d) => [
                   d.modelName, d.modelVersion, d.isCurrentVersion ? "*" : "", String(d.desiredReplicas), String(d.runningProcesses),
-                  String(d.registeredReplicas), String(d.restarts), d.lastExit || "-", d.worker?.module || (d.worker?.command ?? []).join(" "),
+                  String(d.registeredReplicas), String(d.restarts), d.lastExit || "-", d.worker?.module || (d.worker?.python ? `python ${d.worker.python}` : "") || (d.worker?.command ?? []).join(" "),
                 ]),
               ),
             );
