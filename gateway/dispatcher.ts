@@ -72,6 +72,14 @@ export type EnqueueResult = "queued" | "full" | "overloaded" | "no-replica";
 
 /** How long one drain estimate serves admission before it is made again, ms: latency models move slowly, enqueues come by the thousand. */
 const DRAIN_ESTIMATE_TTL_MS = 20;
+/**
+ * Share of a query's budget its predicted wait may take to be admitted. The
+ * prediction is a central estimate of a queue whose batches the sizer cuts
+ * by the earliest deadline, not by the newest query's: measured at 2x a
+ * model's capacity, admitting up to the whole budget answered 72-90 % of
+ * admitted queries in time, 0.8 of it 91-92 %, 0.7 no better (86-92 %).
+ */
+const ADMISSION_SHARE = 0.8;
 
 interface Pool {
   readonly name: string;
@@ -207,7 +215,7 @@ export class Dispatcher implements BatchAnswers {
     // Ahead of it: the queue and parts to run again, once a slot frees.
     let ahead = pool.queue.size;
     for (const part of pool.parts) ahead += part.length;
-    return predictedWaitMs(ahead, estimate, this.#slotFreeMs(pool, now)) > budget;
+    return predictedWaitMs(ahead, estimate, this.#slotFreeMs(pool, now)) > ADMISSION_SHARE * budget;
   }
 
   /** Time until a serving replica of the pool has a free slot, by its latency estimate of the batches it runs (0 when one is free now). */
