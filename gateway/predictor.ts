@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { status as Status } from "@grpc/grpc-js";
 import type { Span } from "@opentelemetry/api";
 import type { CallContext } from "../core/call-context.js";
-import { ServingError, failedPrecondition, invalidArgument, notFound } from "../core/errors.js";
+import { ServingError, failedPrecondition, invalidArgument, notFound, unavailable } from "../core/errors.js";
 import { InFlight, KeySpace, type CacheKey, type InFlightOutcome, type PredictionCache } from "./cache.js";
 import type { Catalog, CatalogApp } from "./catalog.js";
 import type { Dispatcher } from "./dispatcher.js";
@@ -20,7 +20,7 @@ const RETRY_AFTER_SECONDS = 1;
 const RETRY_AFTER = { "retry-after": String(RETRY_AFTER_SECONDS) } as const;
 
 /** What the predictor reads of the catalog. */
-export type AppDirectory = Pick<Catalog, "app" | "brokenApp" | "model" | "currentVersion" | "policy">;
+export type AppDirectory = Pick<Catalog, "app" | "brokenApp" | "model" | "currentVersion" | "policy" | "loaded">;
 
 /** The answer to one query. */
 export interface Prediction {
@@ -79,6 +79,10 @@ export class Predictor {
     if (app === undefined) {
       const broken = this.#catalog.brokenApp(appName);
       if (broken !== undefined) throw failedPrecondition("APP_MISCONFIGURED", `application '${appName}' cannot be served: ${broken}; fix or re-create it (clipper apps delete / create)`);
+      // A gateway just started (or restarted) knows no app until its first
+      // load from Redis: "not found" then would be a wrong answer a caller
+      // acts on, where a retry in a moment is the right one.
+      if (!this.#catalog.loaded) throw unavailable("STORE_UNAVAILABLE", `the gateway has not loaded its catalog from Redis yet, so application '${appName}' is not known yet; retry shortly`);
       throw notFound("APP_NOT_FOUND", `No application with name '${appName}' exists.`);
     }
     const model = app.linkedModels[0];

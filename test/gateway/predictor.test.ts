@@ -43,7 +43,7 @@ function caller(deadline = Infinity) {
   return { ctx, cancel: () => controller.abort() };
 }
 
-function setup(options: { app?: CatalogApp; replicas?: number; queueCapacity?: number; policy?: ModelPolicy } = {}) {
+function setup(options: { app?: CatalogApp; replicas?: number; queueCapacity?: number; policy?: ModelPolicy; loaded?: boolean } = {}) {
   const app = options.app ?? APP;
   const log = pino({ level: "silent" });
   const registry = new ReplicaRegistry(log);
@@ -55,6 +55,7 @@ function setup(options: { app?: CatalogApp; replicas?: number; queueCapacity?: n
     brokenApp: () => undefined,
     policy: () => options.policy ?? DEFAULT_MODEL_POLICY,
     currentVersion: (model) => (model === MODEL.name ? MODEL.version : undefined),
+    loaded: options.loaded ?? true,
   };
   const predictor = new Predictor(catalog, dispatcher, new PredictionCache(1 << 20), metrics);
   const batches: { replica: Replica; batch: SentBatch }[] = [];
@@ -203,4 +204,11 @@ test("a query whose model version is deleted while it waits is UNAVAILABLE", asy
   t.is(err?.code, status.UNAVAILABLE);
   t.regex(err?.message ?? "", /model m:1 was deleted/);
   void running.catch(() => {});
+});
+
+test("an unknown app is NOT_FOUND once the catalog has loaded, and UNAVAILABLE (retry) before its first load", (t) => {
+  t.like(t.throws(() => setup().predictor.target("nope", "")), { code: status.NOT_FOUND, reason: "APP_NOT_FOUND" });
+  const starting = t.throws(() => setup({ loaded: false }).predictor.target("nope", ""));
+  t.like(starting, { code: status.UNAVAILABLE, reason: "STORE_UNAVAILABLE" });
+  t.regex(starting?.message ?? "", /not loaded its catalog/);
 });
