@@ -23,13 +23,12 @@
  * estimate, not the conservative bound the batch sizer decides with: that
  * bound widens far from the sizes seen, and a rate taken from it would keep
  * the queue too short for the batches that would show the bound wrong.
- * When no replica can run even one query in half the budget, the model is
- * too slow for that deadline to keep any queue: a wait predicted from it
- * cannot tell overload from slowness, and limiting the queue to what it
- * predicts would keep batches at one item for good (a batch of one never
- * teaches the latency model that larger ones pay). Then nothing is
- * predicted, and the queue's capacity and the deadlines (the app's default
- * for a query out of time) govern, as without admission.
+ * When no replica can run even one query within the budget, the model is
+ * too slow for that deadline, not overloaded: nothing is predicted, and the
+ * queue's capacity and the deadlines (the app's default for a query out of
+ * time) govern, as without admission. (A stricter test, one query in half
+ * the budget, let an early fit with too high an intercept switch admission
+ * off exactly while the first overload built up.)
  * Pure logic: the dispatcher owns when to ask.
  */
 import type { LatencyModel } from "./latency-model.js";
@@ -75,7 +74,7 @@ export function drainEstimate(replicas: Iterable<ReplicaCapacity>, budgetMs: num
     const size = largestWithin(r.latency, limit, budgetMs / 2);
     const ms = r.latency.expected(size);
     if (!(ms > 0 && Number.isFinite(ms))) return NO_ESTIMATE;
-    if (ms <= budgetMs / 2) fits = true;
+    if (r.latency.expected(1) <= budgetMs) fits = true;
     const rate = (Math.max(1, r.slots) * size) / ms;
     itemsPerMs += rate;
     if (fastest === null || rate > fastest.rate) fastest = { size, ms, rate, latency: r.latency };
@@ -114,4 +113,50 @@ function largestWithin(model: LatencyModel, limit: number, ms: number): number {
     else hi = mid - 1;
   }
   return lo;
+}
+
+/** Admitted queries per adjustment of the share. */
+const SHARE_WINDOW = 200;
+/** Late queries tolerated per window before the share is lowered. */
+const LATE_TOLERATED = 0.01;
+const SHARE_START = 0.8;
+const SHARE_MIN = 0.2;
+const SHARE_MAX = 0.9;
+/** Multiplied into the share after a window with too many late queries… */
+const SHARE_DECREASE = 0.85;
+/** …and added to it after a window without. */
+const SHARE_INCREASE = 0.02;
+
+/**
+ * The share of a query's budget its predicted wait may take, corrected by
+ * what happened to the queries admitted: the prediction is an estimate of
+ * a queue whose batches the sizer cuts by the earliest deadline, and its
+ * error depends on the model and the load. After every window of admitted
+ * queries, more than 1 % of them late (answered after their deadline, or
+ * dropped at it) lowers the share by 15 %; fewer raises it by 0.02, between
+ * 0.2 and 0.9 (additive increase, multiplicative decrease, as TCP's
+ * congestion window). Pure logic.
+ */
+export class AdmissionShare {
+  #share = SHARE_START;
+  #admitted = 0;
+  #late = 0;
+
+  get value(): number {
+    return this.#share;
+  }
+
+  /** A query was admitted. */
+  admitted(): void {
+    if (++this.#admitted < SHARE_WINDOW) return;
+    const lateRatio = this.#late / this.#admitted;
+    this.#share = lateRatio > LATE_TOLERATED ? Math.max(SHARE_MIN, this.#share * SHARE_DECREASE) : Math.min(SHARE_MAX, this.#share + SHARE_INCREASE);
+    this.#admitted = 0;
+    this.#late = 0;
+  }
+
+  /** An admitted query ended after its deadline (or was dropped at it). */
+  late(): void {
+    this.#late++;
+  }
 }

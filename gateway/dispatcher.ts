@@ -2,7 +2,7 @@ import { status } from "@grpc/grpc-js";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "../core/telemetry/logger.js";
 import { endSpan } from "../core/telemetry/tracing.js";
-import { drainEstimate, predictedWaitMs, type DrainEstimate, type ReplicaCapacity } from "./admission.js";
+import { AdmissionShare, drainEstimate, predictedWaitMs, type DrainEstimate, type ReplicaCapacity } from "./admission.js";
 import { budgetMs as budgetOf, chooseBatchSize, choosePlan, isDoomed } from "./batch-sizer.js";
 import type { DropReason, GatewayMetrics, PoolInstruments } from "./metrics.js";
 import { ModelErrorLog } from "./model-error-log.js";
@@ -72,14 +72,6 @@ export type EnqueueResult = "queued" | "full" | "overloaded" | "no-replica";
 
 /** How long one drain estimate serves admission before it is made again, ms: latency models move slowly, enqueues come by the thousand. */
 const DRAIN_ESTIMATE_TTL_MS = 20;
-/**
- * Share of a query's budget its predicted wait may take to be admitted. The
- * prediction is a central estimate of a queue whose batches the sizer cuts
- * by the earliest deadline, not by the newest query's: measured at 2x a
- * model's capacity, admitting up to the whole budget answered 72-90 % of
- * admitted queries in time, 0.8 of it 91-92 %, 0.7 no better (86-92 %).
- */
-const ADMISSION_SHARE = 0.8;
 
 interface Pool {
   readonly name: string;
@@ -112,6 +104,8 @@ interface Pool {
    * hold for `returning` queries should expect.
    */
   turnaroundMsPerQuery: number;
+  /** How much of its budget a query's predicted wait may take, corrected by how admitted queries ended (gateway/admission.ts). */
+  readonly admission: AdmissionShare;
   /** Drain estimates admission uses, per budget class, and when each was made (gateway/admission.ts); cleared when the replicas change. */
   readonly drain: Map<number, { readonly at: number; readonly estimate: DrainEstimate }>;
   /**
@@ -215,7 +209,9 @@ export class Dispatcher implements BatchAnswers {
     // Ahead of it: the queue and parts to run again, once a slot frees.
     let ahead = pool.queue.size;
     for (const part of pool.parts) ahead += part.length;
-    return predictedWaitMs(ahead, estimate, this.#slotFreeMs(pool, now)) > ADMISSION_SHARE * budget;
+    if (predictedWaitMs(ahead, estimate, this.#slotFreeMs(pool, now)) > pool.admission.value * budget) return true;
+    pool.admission.admitted();
+    return false;
   }
 
   /** Time until a serving replica of the pool has a free slot, by its latency estimate of the batches it runs (0 when one is free now). */
@@ -271,7 +267,9 @@ export class Dispatcher implements BatchAnswers {
     const pool = this.#pools.get(replica.pool);
     const answered: [Task, TaskOutcome][] = [];
     const retry: Task[] = [];
+    const answeredAt = this.#now();
     batch.tasks.forEach((task, i) => {
+      if (answeredAt > task.deadline && pool !== undefined) pool.admission.late();
       const outcome: TaskOutcome = outcomes[i] ?? { kind: "failed", code: status.INTERNAL, message: `replica answered ${outcomes.length} outputs for a batch of ${batch.tasks.length}` };
       if (outcome.kind === "failed" && outcome.wholeBatch === true && pool !== undefined) {
         // The model call failed for all its inputs together: with others in
@@ -396,6 +394,7 @@ export class Dispatcher implements BatchAnswers {
         arrivals: 0,
         probe: null,
         turnaroundMsPerQuery: Number.NaN,
+        admission: new AdmissionShare(),
         drain: new Map(),
         forget: null,
       };
@@ -696,6 +695,7 @@ export class Dispatcher implements BatchAnswers {
    */
   #drop(pool: Pool, task: Task, reason: DropReason): void {
     pool.metrics.dropped(reason);
+    if (reason === "expired" || reason === "doomed") pool.admission.late();
     endQueueSpan(task, reason);
     task.complete(
       reason === "removed" ? REMOVED

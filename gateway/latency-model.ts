@@ -229,10 +229,11 @@ export class LatencyModel {
 
   /**
    * Central estimate of the latency in ms of a batch of `size` items: the
-   * linear fit without its margin (never a negative slope). With one size
-   * seen, the latency of larger batches is unknown and taken as that size's
+   * linear fit without its margin. Without a positive slope (one size seen,
+   * or sizes too alike for the fit to see growth) the latency of larger
+   * batches is taken as the mean's and of smaller ones as proportional
    * (the optimistic end: a caller of this must not stop the batch sizer
-   * from trying larger batches). `Infinity` before any observation, 0 for
+   * from trying other batch sizes). `Infinity` before any observation, 0 for
    * sizes ≤ 0. For rates (gateway/admission.ts); decisions about a
    * deadline use the conservative {@link predict}.
    */
@@ -240,8 +241,13 @@ export class LatencyModel {
     if (!(size > 0)) return Number.isNaN(size) ? Infinity : 0;
     if (this.#count === 0) return Infinity;
     const meanY = Math.max(0, this.#meanY);
-    if (!this.hasSlope) return size < this.#meanX ? (meanY * size) / this.#meanX : meanY;
-    const b = Math.max(0, this.#cxy / this.#cxx);
+    const b = this.hasSlope ? this.#cxy / this.#cxx : 0;
+    // No slope, or none above noise (a fit of batches that all had about one
+    // size): nothing is known of how latency grows with size, so below the
+    // mean size it is taken as proportional and above it as flat, the
+    // optimistic end both ways. Taking the flat mean for small batches too
+    // would call a model that ran large batches too slow for one item.
+    if (!(b > 0)) return size < this.#meanX ? (meanY * size) / this.#meanX : meanY;
     return Math.max(0, meanY + b * (size - this.#meanX));
   }
 

@@ -1,5 +1,5 @@
 import test from "ava";
-import { drainEstimate, NO_ESTIMATE, predictedWaitMs } from "../../gateway/admission.js";
+import { AdmissionShare, drainEstimate, NO_ESTIMATE, predictedWaitMs } from "../../gateway/admission.js";
 import { LatencyModel } from "../../gateway/latency-model.js";
 
 /** A latency model that has seen `cost` at several sizes, without noise. */
@@ -43,9 +43,10 @@ test("the predicted wait: a free slot, then the queue and the query in one batch
   t.is(predictedWaitMs(400, e, 20), 20 + 400 / 8 + 25);
 });
 
-test("a model that cannot run one query in half the budget predicts nothing (slow, not overloaded); with a faster replica beside it, it adds its one-item rate", (t) => {
+test("a model that cannot run one query within the budget predicts nothing (slow, not overloaded); one that can, only not in half of it, drains one query per batch; with a faster replica beside it, it adds its one-item rate", (t) => {
+  t.deepEqual(drainEstimate([{ latency: trained((n) => 50 + n), slots: 1, cap: Infinity }], 46), NO_ESTIMATE);
   const slow = { latency: trained((n) => 30 + n), slots: 1, cap: Infinity };
-  t.deepEqual(drainEstimate([slow], 46), NO_ESTIMATE);
+  t.true(Math.abs(drainEstimate([slow], 46).itemsPerMs - 1 / 31) < 0.005);
   const fast = { latency: trained(cost), slots: 1, cap: Infinity };
   const both = drainEstimate([slow, fast], 46);
   t.true(Math.abs(both.itemsPerMs - (180 / 23 + 1 / 31)) < 0.1, `rate ${both.itemsPerMs}`);
@@ -59,4 +60,21 @@ test("with one batch size seen, larger batches are taken to cost the same (the s
   t.is(m.expected(50), 6);
   const e = drainEstimate([{ latency: m, slots: 1, cap: 100 }], 46);
   t.is(e.itemsPerMs, 100 / 6);
+});
+
+test("the admission share falls by 15 % after a window with more than 1 % late, and climbs by 0.02 after one without, within 0.2..0.9", (t) => {
+  const share = new AdmissionShare();
+  t.is(share.value, 0.8);
+  const window = (late: number): void => {
+    for (let i = 0; i < late; i++) share.late();
+    for (let i = 0; i < 200; i++) share.admitted();
+  };
+  window(2); // exactly 1 %: tolerated
+  t.true(Math.abs(share.value - 0.82) < 1e-9);
+  window(3);
+  t.true(Math.abs(share.value - 0.82 * 0.85) < 1e-9);
+  for (let i = 0; i < 40; i++) window(50);
+  t.is(share.value, 0.2);
+  for (let i = 0; i < 100; i++) window(0);
+  t.is(share.value, 0.9);
 });
