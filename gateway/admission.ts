@@ -17,9 +17,9 @@
  * now, by the same estimate); then, if the queue ahead and itself fit in
  * that one batch, it runs in it; otherwise the queue drains at the rate
  * and it runs in a batch of that size. A replica with
- * no latency estimate yet makes no prediction: with any such replica the
- * query is admitted (only the queue's capacity bounds it), so a cold
- * start is never refused. The rate uses the latency model's central
+ * no latency estimate yet (fewer than 32 batches answered) makes no
+ * prediction: with any such replica the query is admitted (only the
+ * queue's capacity bounds it), so a cold start is never refused. The rate uses the latency model's central
  * estimate, not the conservative bound the batch sizer decides with: that
  * bound widens far from the sizes seen, and a rate taken from it would keep
  * the queue too short for the batches that would show the bound wrong.
@@ -54,6 +54,13 @@ export interface DrainEstimate {
   readonly batchMsFor: (items: number) => number;
 }
 
+/**
+ * Batches a replica must have answered before it predicts anything: the
+ * first ones of a fresh worker (module load, JIT) run far slower than the
+ * rest, and an estimate made of them would refuse calls at light load.
+ */
+const MIN_SAMPLES = 32;
+
 /** Never scan batch sizes past this, whatever a replica's limits (the queue's own bound is far below in practice). */
 const LARGEST_BATCH_CONSIDERED = 65_536;
 
@@ -69,7 +76,7 @@ export function drainEstimate(replicas: Iterable<ReplicaCapacity>, budgetMs: num
   let fastest: { size: number; ms: number; rate: number; latency: LatencyModel } | null = null;
   let fits = false;
   for (const r of replicas) {
-    if (r.latency.samples === 0) return NO_ESTIMATE;
+    if (r.latency.samples < MIN_SAMPLES) return NO_ESTIMATE;
     const limit = Math.max(1, Math.min(r.cap, r.latency.maxBatchSize, LARGEST_BATCH_CONSIDERED));
     const size = largestWithin(r.latency, limit, budgetMs / 2);
     const ms = r.latency.expected(size);

@@ -209,12 +209,12 @@ export class Dispatcher implements BatchAnswers {
     // Ahead of it: the queue and parts to run again, once a slot frees.
     let ahead = pool.queue.size;
     for (const part of pool.parts) ahead += part.length;
-    const slotFreeMs = this.#slotFreeMs(pool, now);
-    // Alone (a free replica, nothing ahead), a query late by the estimate is
-    // late because the model is slow for its deadline, which no refusal
-    // fixes: it runs, and is doomed rather than overloaded.
-    if (ahead === 0 && slotFreeMs === 0) return false;
-    if (predictedWaitMs(ahead, estimate, slotFreeMs) > pool.admission.value * budget) return true;
+    // With nothing queued ahead there is no overload to shed, whatever the
+    // estimate says: alone, a query late by it is late because the model is
+    // slow for its deadline (or its estimate is still cold), which no refusal
+    // fixes. Under overload there is always a queue.
+    if (ahead === 0) return false;
+    if (predictedWaitMs(ahead, estimate, this.#slotFreeMs(pool, now)) > pool.admission.value * budget) return true;
     pool.admission.admitted();
     return false;
   }

@@ -28,7 +28,12 @@ test("rates add up over replicas and slots, and a batch cap lowers them", (t) =>
   t.true(Math.abs(capped.itemsPerMs - 20 / 7) < 0.05, `capped rate ${capped.itemsPerMs}`);
 });
 
-test("a replica with no latency estimate yet predicts nothing: every query is admitted", (t) => {
+test("a replica with no latency estimate yet (fewer than 32 batches) predicts nothing: every query is admitted", (t) => {
+  const young = new LatencyModel();
+  for (let i = 0; i < 31; i++) young.observe(1 + (i % 4), cost(1 + (i % 4)));
+  t.deepEqual(drainEstimate([{ latency: young, slots: 1, cap: Infinity }], 46), NO_ESTIMATE);
+  young.observe(1, cost(1));
+  t.not(drainEstimate([{ latency: young, slots: 1, cap: Infinity }], 46), NO_ESTIMATE);
   const e = drainEstimate([{ latency: trained(cost), slots: 1, cap: Infinity }, { latency: new LatencyModel(), slots: 1, cap: Infinity }], 46);
   t.deepEqual(e, NO_ESTIMATE);
   t.is(predictedWaitMs(10_000, e), 0);
@@ -54,7 +59,7 @@ test("a model that cannot run one query within the budget predicts nothing (slow
 
 test("with one batch size seen, larger batches are taken to cost the same (the sizer must be free to try them)", (t) => {
   const m = new LatencyModel();
-  for (let i = 0; i < 8; i++) m.observe(1, 6);
+  for (let i = 0; i < 40; i++) m.observe(1, 6);
   t.false(m.hasSlope);
   t.is(m.expected(1), 6);
   t.is(m.expected(50), 6);
