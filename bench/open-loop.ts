@@ -42,6 +42,8 @@ interface Outcome {
   sent: number;
   inTime: number;
   defaults: number;
+  /** Refused at once (429: admission or a full queue), a designed outcome under overload. */
+  shed: number;
   errors: number;
   latencies: number[];
 }
@@ -49,7 +51,7 @@ interface Outcome {
 /** Sends `rate` queries per second for `seconds`, each with a distinct input; resolves when all are answered. */
 function drive(port: number, agent: http.Agent, rate: number, secs: number, salt: { n: number }): Promise<Outcome> {
   return new Promise((resolve) => {
-    const out: Outcome = { sent: 0, inTime: 0, defaults: 0, errors: 0, latencies: [] };
+    const out: Outcome = { sent: 0, inTime: 0, defaults: 0, shed: 0, errors: 0, latencies: [] };
     const t0 = performance.now();
     const end = t0 + secs * 1000;
     let pending = 0;
@@ -60,9 +62,9 @@ function drive(port: number, agent: http.Agent, rate: number, secs: number, salt
         resolve(out);
       }
     };
-    const settle = (start: number, kind: "inTime" | "defaults" | "errors"): void => {
+    const settle = (start: number, kind: "inTime" | "defaults" | "shed" | "errors"): void => {
       pending--;
-      out.latencies.push(performance.now() - start);
+      if (kind !== "shed") out.latencies.push(performance.now() - start);
       out[kind]++;
       finish();
     };
@@ -80,7 +82,9 @@ function drive(port: number, agent: http.Agent, rate: number, secs: number, salt
             let text = "";
             res.setEncoding("utf8");
             res.on("data", (c: string) => (text += c));
-            res.on("end", () => settle(start, res.statusCode !== 200 ? "errors" : text.includes('"default":true') ? "defaults" : "inTime"));
+            res.on("end", () =>
+              settle(start, res.statusCode === 429 ? "shed" : res.statusCode !== 200 ? "errors" : text.includes('"default":true') ? "defaults" : "inTime"),
+            );
           },
         );
         req.on("error", () => settle(start, "errors"));
@@ -107,8 +111,8 @@ try {
   const salt = { n: 0 };
   await drive(stack.gateway.http, agent, 2000, 2, salt); // warm-up; also waits for the worker
   console.log(`Open-loop batching, Clipper REST, SLO ${sloMs} ms, ${seconds} s per rate; model capacity within the SLO ${capacity.toFixed(0)} req/s.\n`);
-  console.log("| offered req/s | share of capacity | answered in time | in-time req/s | defaults | errors | p50 ms | p99 ms | mean batch |");
-  console.log("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+  console.log("| offered req/s | share of capacity | answered in time | in-time req/s | defaults | shed | errors | p50 ms | p99 ms | mean batch |");
+  console.log("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
   for (const rate of rates) {
     const before = await batchTotals(stack.gateway.http);
     const o = await drive(stack.gateway.http, agent, rate, seconds, salt);
@@ -116,7 +120,7 @@ try {
     const lat = o.latencies.sort((a, b) => a - b);
     const q = (p: number): string => (lat[Math.floor(p * (lat.length - 1))] ?? NaN).toFixed(1);
     const batch = (after.items - before.items) / Math.max(1, after.batches - before.batches);
-    console.log(`| ${rate} | ${((100 * rate) / capacity).toFixed(0)} % | ${((100 * o.inTime) / o.sent).toFixed(1)} % | ${(o.inTime / seconds).toFixed(0)} | ${o.defaults} | ${o.errors} | ${q(0.5)} | ${q(0.99)} | ${batch.toFixed(1)} |`);
+    console.log(`| ${rate} | ${((100 * rate) / capacity).toFixed(0)} % | ${((100 * o.inTime) / o.sent).toFixed(1)} % | ${(o.inTime / seconds).toFixed(0)} | ${o.defaults} | ${o.shed} | ${o.errors} | ${q(0.5)} | ${q(0.99)} | ${batch.toFixed(1)} |`);
   }
   agent.destroy();
 } finally {

@@ -13,12 +13,13 @@ test("bench/open-loop.ts drives the batching model at a fixed rate and prints a 
   });
   t.is(run.code, 0, run.stderr.slice(-4000));
   t.regex(run.stdout, /model capacity within the SLO 8000 req\/s/);
-  // | offered | share | answered in time | in-time req/s | defaults | errors | p50 | p99 | mean batch |
+  // | offered | share | answered in time | in-time req/s | defaults | shed | errors | p50 | p99 | mean batch |
   const row = run.stdout.split("\n").find((l) => l.startsWith("| 300 |"));
   t.truthy(row, run.stdout);
   const cells = row!.split("|").map((c) => c.trim()).filter((c) => c !== "");
-  t.is(cells.length, 9);
-  t.is(cells[5], "0", "no errors");
+  t.is(cells.length, 10);
+  // A call shed (429) on a machine the rest of the suite loads is admission at work, not an error.
+  t.is(cells[6], "0", "no errors");
   t.true(Number(cells[3]) > 0, "the model answered queries in time");
 });
 
