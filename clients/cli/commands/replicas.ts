@@ -3,6 +3,7 @@ import { status as Status } from "@grpc/grpc-js";
 import { Deployment, Replica } from "../../../gen/clipper/v1/admin.js";
 import { isServiceError } from "../../client.js";
 import { adminClient, CliError, EXIT, fullJson, intOption, strOption, table, withClient, type Command } from "../cli-kit.js";
+import { countWorkers } from "../worker-count.js";
 
 /** Default bound of `replicas set`'s wait for the registered count, in ms. */
 const DEFAULT_WAIT_MS = 60_000;
@@ -88,7 +89,7 @@ export const replicasCommands: readonly Command[] = [
           for (;;) {
             // Workers, not connections: a worker connected to several gateways has one entry per gateway.
             const { replicas } = await c.listReplicas({ modelName: model, modelVersion: version });
-            registered = new Set(replicas.map((r) => (r.workerId === "" ? `replica:${r.replicaId}` : `worker:${r.workerId}`))).size;
+            registered = countWorkers(replicas);
             if (registered === n || Date.now() >= end) break;
             await new Promise((r) => setTimeout(r, POLL_MS));
           }

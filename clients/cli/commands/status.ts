@@ -3,6 +3,7 @@ import { status as Status } from "@grpc/grpc-js";
 import { isServiceError, statusName } from "../../client.js";
 import { adminClient, EXIT, heartbeatClient, table, type Command } from "../cli-kit.js";
 import { scrape, summarize } from "../gateway-metrics.js";
+import { countWorkers } from "../worker-count.js";
 
 /** Gap between the two /metrics scrapes that give calls/s, in ms. */
 const RATE_WINDOW_MS = 1_000;
@@ -38,12 +39,12 @@ export const statusCommand: Command = {
           ? apps.value.map((a) => {
               const model = a.linkedModels[0] ?? "";
               const current = models.find((x) => x.name === model && x.isCurrentVersion)?.version ?? "";
-              const live = replicas === null ? null : fleetWorkers(replicas.filter((r) => r.modelName === model && r.modelVersion === current));
+              const live = replicas === null ? null : countWorkers(replicas.filter((r) => r.modelName === model && r.modelVersion === current));
               return { name: a.name, inputType: a.inputType, model, version: current, liveReplicas: live };
             })
           : [],
         workers: workers.ok ? workers.value.length : null,
-        fleet: replicas === null ? null : { gateways: new Set(replicas.map((r) => r.gatewayId || "(unnamed)")).size, workers: fleetWorkers(replicas), connections: replicas.length },
+        fleet: replicas === null ? null : { gateways: new Set(replicas.map((r) => r.gatewayId || "(unnamed)")).size, workers: countWorkers(replicas), connections: replicas.length },
         callsPerSec: m.callsPerSec,
         p99Ms: m.p99Ms,
         meanBatchSize: m.meanBatchSize,
@@ -70,11 +71,6 @@ export const statusCommand: Command = {
     }
   },
 };
-
-/** Workers, not connections: a worker connected to several gateways has one DB 3 entry on each, with one worker id. */
-function fleetWorkers(replicas: readonly { workerId: string; gatewayId: string; replicaId: number }[]): number {
-  return new Set(replicas.map((r) => (r.workerId === "" ? `replica:${r.gatewayId}:${r.replicaId}` : `worker:${r.workerId}`))).size;
-}
 
 function unreachable(err: unknown): boolean {
   return isServiceError(err) && (err.code === Status.UNAVAILABLE || err.code === Status.DEADLINE_EXCEEDED);
