@@ -18,6 +18,7 @@ import http from "node:http";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { BenchStack } from "./lib/stack.js";
+import { batchModelCapacity } from "./lib/batch-capacity.js";
 
 const BATCH_MODULE = fileURLToPath(new URL("./models/batch-cost.ts", import.meta.url));
 
@@ -36,7 +37,7 @@ if (rates.some((r) => !(r > 0)) || !(seconds > 0) || !(sloMs > 10)) {
   console.error(USAGE);
   process.exit(2);
 }
-const capacity = ((sloMs / 2 - 5) / 0.1) * (1000 / (sloMs / 2));
+const capacity = batchModelCapacity(sloMs, 5, 0.1).perSecond;
 
 interface Outcome {
   sent: number;

@@ -45,6 +45,7 @@ import { BenchStack } from "./lib/stack.js";
 import { MAX_PENDING, OpenLoopDriver, type Tally } from "./lib/open-loop-driver.js";
 import { readMemory } from "./lib/proc-status.js";
 import { leastSquaresSlope, quantileSorted } from "./lib/stats.js";
+import { batchModelCapacity } from "./lib/batch-capacity.js";
 
 const BATCH_MODULE = fileURLToPath(new URL("./models/batch-cost.ts", import.meta.url));
 const APP = "batch";
@@ -79,8 +80,7 @@ const seconds = values.seconds === undefined ? null : Number(values.seconds);
 const phases = values.phase === "all" ? ["overload", "soak", "kill"] : [values.phase];
 const fixedMs = Number(values["fixed-ms"]);
 const itemMs = Number(values["item-ms"]);
-/** Items one batch may hold within the SLO: it may wait for the batch in progress, then run. */
-const batchItems = Math.floor((sloMs / 2 - fixedMs) / itemMs);
+const { batchItems, perSecond: capacity } = batchModelCapacity(sloMs, fixedMs, itemMs);
 const queueCapacity = values["queue-capacity"] === undefined ? null : Number(values["queue-capacity"]);
 if (
   !(fixedMs >= 0 && itemMs > 0 && batchItems >= 1) ||
@@ -90,7 +90,6 @@ if (
   console.error(USAGE);
   process.exit(2);
 }
-const capacity = batchItems * (1000 / (sloMs / 2));
 
 /** Table rows: figure, measured, target. */
 const rows: [string, string, string][] = [];

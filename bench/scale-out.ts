@@ -34,6 +34,7 @@ import { readTreeCpuSeconds } from "./lib/proc-status.js";
 import { BenchStack } from "./lib/stack.js";
 import { median, quantileSorted } from "./lib/stats.js";
 import { ensureTools } from "./lib/tools.js";
+import { batchModelCapacity } from "./lib/batch-capacity.js";
 
 const NOOP_MODULE = fileURLToPath(new URL("./models/noop.ts", import.meta.url));
 const BATCH_MODULE = fileURLToPath(new URL("./models/batch-cost.ts", import.meta.url));
@@ -147,8 +148,7 @@ interface BatchingFigures {
 async function batchingPart(): Promise<void> {
   process.env.BENCH_MODEL_FIXED_MS = String(FIXED_MS);
   process.env.BENCH_MODEL_ITEM_MS = String(itemMs);
-  // The model's capacity within the SLO: a query may wait for the batch in progress, then run.
-  const capacity = Math.floor((SLO_MS / 2 - FIXED_MS) / itemMs) * (1000 / (SLO_MS / 2));
+  const capacity = batchModelCapacity(SLO_MS, FIXED_MS, itemMs).perSecond;
   const stack = await BenchStack.start({ profileDir: null, profileIntervalUs: 1000 });
   try {
     const second = await stack.addGateway();
