@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { awaitOutput } from "./child-output.js";
 import { freePort } from "./ports.js";
 import { eventually } from "./processes.js";
 import { TestRedis } from "./redis-server.js";
@@ -149,26 +150,7 @@ async function startSentinel(conf: string): Promise<ChildProcess> {
   const child = spawn("redis-sentinel", [conf], { stdio: ["ignore", "pipe", "pipe"] });
   live.add(child);
   child.once("exit", () => live.delete(child));
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => fail(new Error(`redis-sentinel did not start within ${STEP_TIMEOUT_MS} ms:\n${out}`)), STEP_TIMEOUT_MS);
-    const fail = (err: Error): void => {
-      clearTimeout(timer);
-      child.kill("SIGKILL");
-      reject(err);
-    };
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("+monitor master")) {
-        clearTimeout(timer);
-        child.removeAllListeners("exit");
-        child.once("exit", () => live.delete(child));
-        resolve();
-      }
-    });
-    child.once("exit", (code) => fail(new Error(`redis-sentinel exited with ${code}:\n${out}`)));
-    child.once("error", fail);
-  });
+  await awaitOutput(child, "+monitor master", "redis-sentinel", STEP_TIMEOUT_MS);
   return child;
 }
 

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { awaitOutput } from "./child-output.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -83,25 +84,7 @@ export class TestRedis {
     this.#child = child;
     live.add(child);
     child.once("exit", () => live.delete(child));
-    await new Promise<void>((resolve, reject) => {
-      let out = "";
-      const timer = setTimeout(() => fail(new Error(`redis-server did not start within ${READY_TIMEOUT_MS} ms:\n${out}`)), READY_TIMEOUT_MS);
-      const fail = (err: Error): void => {
-        clearTimeout(timer);
-        child.kill("SIGKILL");
-        reject(err);
-      };
-      child.stdout!.on("data", (d: Buffer) => {
-        out += d.toString();
-        if (out.includes("Ready to accept connections")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once("exit", (code) => fail(new Error(`redis-server exited with ${code}:\n${out}`)));
-      child.once("error", fail);
-    });
-    child.removeAllListeners("exit");
+    await awaitOutput(child, "Ready to accept connections", "redis-server", READY_TIMEOUT_MS);
   }
 
   /** Stops the server (SIGKILL: tests want an abrupt outage, not a save). */
