@@ -15,10 +15,9 @@ import { call } from "../helpers/grpc.js";
 import { HealthClient } from "../helpers/health-client.js";
 import { eventually, ROOT } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
+import { PYTHON } from "../helpers/python-worker.js";
 import { Stack } from "../helpers/stack.js";
 
-/** Debian's interpreter, whose dist-packages hold python3-grpcio and python3-numpy. */
-const PYTHON = "/usr/bin/python3";
 const pythonReady =
   existsSync(PYTHON) &&
   spawnSync(PYTHON, ["-c", "import grpc, numpy, google.protobuf"], { stdio: "ignore" }).status === 0 &&

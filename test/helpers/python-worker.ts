@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { PYTHON_INTERPRETER } from "../../core/python-worker.js";
 import { Proc, ROOT } from "./processes.js";
 
-/** Debian's interpreter, whose python3-zmq / -protobuf / -numpy the worker uses (another python3 may be first on PATH). */
-export const PYTHON = "/usr/bin/python3";
+/** Debian's interpreter, whose python3-* packages the worker and the Python tests use (another python3 may be first on PATH). */
+export const PYTHON = PYTHON_INTERPRETER;
 
 /** The Python worker's environment: its package on PYTHONPATH, and no CLIPPER_* inherited from the test run. */
 export function pythonWorkerEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
