@@ -261,7 +261,8 @@ export class Dispatcher implements BatchAnswers {
     // Time the batch waited in the worker behind another gateway's batches
     // is that gateway's load, not this replica's speed (never more than the
     // round trip, whatever a worker claims).
-    const roundTripMs = this.#now() - batch.sentAt;
+    const answeredAt = this.#now();
+    const roundTripMs = answeredAt - batch.sentAt;
     replica.latency.observe(batch.tasks.length, roundTripMs - Math.min(waitMs, roundTripMs));
     if (replica.latency.restarts !== restarts) this.#options.metrics.latencyModelRestarted(replica);
     this.#options.metrics.replica(replica).batchDuration.observe((performance.now() - batch.startedAt) / 1000);
@@ -272,7 +273,6 @@ export class Dispatcher implements BatchAnswers {
     const pool = this.#pools.get(replica.pool);
     const answered: [Task, TaskOutcome][] = [];
     const retry: Task[] = [];
-    const answeredAt = this.#now();
     batch.tasks.forEach((task, i) => {
       if (answeredAt > task.deadline && pool !== undefined) pool.admission.late();
       const outcome: TaskOutcome = outcomes[i] ?? { kind: "failed", code: status.INTERNAL, message: `replica answered ${outcomes.length} outputs for a batch of ${batch.tasks.length}` };
