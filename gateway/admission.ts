@@ -19,8 +19,8 @@
  * and it runs in a batch of that size. A replica with
  * no latency estimate yet (fewer than 32 batches answered) makes no
  * prediction: with any such replica the query is admitted (only the
- * queue's capacity bounds it), so a cold start is never refused. The rate uses the latency model's central
- * estimate, not the conservative bound the batch sizer decides with: that
+ * queue's capacity bounds it), so a cold start is never refused. The rate
+ * uses the latency model's central estimate, not the conservative bound the batch sizer decides with: that
  * bound widens far from the sizes seen, and a rate taken from it would keep
  * the queue too short for the batches that would show the bound wrong.
  * When no replica can run even one query within the budget, the model is
@@ -38,7 +38,7 @@ export interface ReplicaCapacity {
   readonly latency: LatencyModel;
   /** Batches it runs at once. */
   readonly slots: number;
-  /** Largest batch it may be sent (its own limit and the model's fixed batch size), ≥ 1. */
+  /** Largest batch it may be sent (its own limit, its latency model's and the model's fixed batch size), ≥ 1. */
   readonly cap: number;
 }
 

@@ -219,6 +219,12 @@ export class Dispatcher implements BatchAnswers {
     return false;
   }
 
+  /** Largest batch `replica` may be sent: the model's fixed batch size, the worker's limit and its latency model's. */
+  #batchCap(replica: Replica): number {
+    const fixed = this.#options.batchSizeOf(replica.modelName, replica.modelVersion);
+    return Math.min(fixed > 0 ? fixed : Infinity, replica.maxBatchSize, replica.latency.maxBatchSize);
+  }
+
   /** Time until a serving replica of the pool has a free slot, by its latency estimate of the batches it runs (0 when one is free now). */
   #slotFreeMs(pool: Pool, now: number): number {
     let soonest = Infinity;
@@ -240,11 +246,8 @@ export class Dispatcher implements BatchAnswers {
     const bucket = Math.floor(Math.log2(budget) * 4);
     const kept = pool.drain.get(bucket);
     if (kept !== undefined && now - kept.at <= DRAIN_ESTIMATE_TTL_MS) return kept.estimate;
-    const fixed = this.#options.batchSizeOf(pool.name, pool.version);
     const serving: ReplicaCapacity[] = [];
-    for (const r of pool.replicas) {
-      if (r.serving) serving.push({ latency: r.latency, slots: r.slots, cap: Math.min(fixed > 0 ? fixed : Infinity, r.maxBatchSize) });
-    }
+    for (const r of pool.replicas) if (r.serving) serving.push({ latency: r.latency, slots: r.slots, cap: this.#batchCap(r) });
     const estimate = drainEstimate(serving, budget);
     pool.drain.set(bucket, { at: now, estimate });
     return estimate;
@@ -558,8 +561,7 @@ export class Dispatcher implements BatchAnswers {
       const replica = this.#freeReplica(pool);
       if (replica === undefined) return;
       const now = this.#now();
-      const fixed = this.#options.batchSizeOf(replica.modelName, replica.modelVersion);
-      const cap = Math.min(fixed > 0 ? fixed : Infinity, replica.maxBatchSize, replica.latency.maxBatchSize);
+      const cap = this.#batchCap(replica);
       if (pool.parts.length > 0) {
         const part = this.#nextPart(pool, now, Math.max(1, cap));
         if (part.length > 0) this.#send(pool, replica, part, now);
