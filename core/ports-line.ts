@@ -89,12 +89,25 @@ function escape(text: string): string {
  */
 export const GATEWAY_RPC_ENDPOINTS = { process: "clipper-gateway", key: "rpc-endpoints" } as const;
 
-/** Writes an endpoints line. */
+/**
+ * `clipper-gateway: rpc-ipc-endpoints=ipc:///DIR/rpc-0.sock,…`: the worker
+ * port's Unix domain sockets (--rpc-ipc-dir), one per process in process
+ * order, printed after the other lines only when the flag is set; workers
+ * on the gateway's host connect to them instead of tcp://.
+ */
+export const GATEWAY_RPC_IPC_ENDPOINTS = { process: "clipper-gateway", key: "rpc-ipc-endpoints" } as const;
+
+/** Writes an endpoints line of TCP endpoints. */
 export function formatEndpointsLine(line: { readonly process: string; readonly key: string }, endpoints: readonly HostPort[]): string {
-  return `${line.process}: ${line.key}=${endpoints.map((e) => `tcp://${e.host.includes(":") ? `[${e.host}]` : e.host}:${e.port}`).join(",")}`;
+  return formatAddressesLine(line, endpoints.map((e) => `tcp://${e.host.includes(":") ? `[${e.host}]` : e.host}:${e.port}`));
 }
 
-/** The endpoint list of the first complete endpoints line in `output` (as text, tcp://… comma-separated), or null. */
+/** Writes an endpoints line of addresses as they are (ipc://…). */
+export function formatAddressesLine(line: { readonly process: string; readonly key: string }, addresses: readonly string[]): string {
+  return `${line.process}: ${line.key}=${addresses.join(",")}`;
+}
+
+/** The endpoint list of the first complete endpoints line in `output` (as text, tcp://… or ipc://… comma-separated), or null. */
 export function parseEndpointsLine(line: { readonly process: string; readonly key: string }, output: string): string | null {
   const m = new RegExp(`(?:^|\\n)${escape(line.process)}: ${escape(line.key)}=(\\S+)(?=\\r?\\n)`).exec(output);
   return m === null ? null : m[1]!;

@@ -55,6 +55,8 @@ export interface GatewayConfig {
   readonly grpcPort: number;
   readonly httpPort: number;
   readonly rpcPort: number;
+  /** A Unix domain socket the worker port binds too (--rpc-ipc-dir: `<dir>/rpc-<i>.sock`); none when absent. */
+  readonly rpcIpcPath?: string | null;
   /** Prediction cache size in bytes; 0 turns the cache off. */
   readonly cacheBytes: number;
   /** Queries one model version's queue holds before refusing with RESOURCE_EXHAUSTED. */
@@ -102,6 +104,8 @@ export interface Gateway {
   readonly grpcPort: number;
   readonly httpPort: number;
   readonly rpcPort: number;
+  /** `ipc://<path>` of the worker port's Unix domain socket, when it has one. */
+  readonly rpcIpcEndpoint: string | null;
   /** The Clipper v3 port, when one is open. */
   readonly clipperV3Port: number | null;
   /** Its id on its DB 3 entries and liveness key. */
@@ -163,6 +167,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ...portBase,
     host: config.host,
     port: config.rpcPort,
+    ipcPath: config.rpcIpcPath ?? null,
     dialects: workerAuth === null ? "both" : "native",
     auth: workerAuth,
     clipperV3Models: config.clipperV3Models ?? null,
@@ -244,12 +249,13 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   );
   await catalog.start();
   readiness.start();
-  log.info({ grpcPort: grpc.port, httpPort: http.port, rpcPort: rpc.port, host: config.host, gatewayId: identity.gatewayId }, "gateway listening");
+  log.info({ grpcPort: grpc.port, httpPort: http.port, rpcPort: rpc.port, rpcIpc: rpc.ipcEndpoint ?? undefined, host: config.host, gatewayId: identity.gatewayId }, "gateway listening");
 
   return {
     grpcPort: grpc.port,
     httpPort: http.port,
     rpcPort: rpc.port,
+    rpcIpcEndpoint: rpc.ipcEndpoint,
     clipperV3Port: v3rpc?.port ?? null,
     gatewayId: identity.gatewayId,
     catalog,

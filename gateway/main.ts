@@ -4,11 +4,12 @@ import { loadRedisTls } from "../core/redis-client.js";
 import { COMMON_OPTIONS, configOrExit } from "../core/config.js";
 import { gatewayIdProblem } from "../core/deployment-layout.js";
 import { runUntilSignal } from "../core/lifecycle.js";
-import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE } from "../core/ports-line.js";
+import { formatAddressesLine, GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE, GATEWAY_RPC_IPC_ENDPOINTS } from "../core/ports-line.js";
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
 import { startGateway } from "./gateway.js";
 import { MAX_PROCESSES, processCount, processIndex, reportPorts, runPrimary } from "./process-cluster.js";
+import { claimIpcPath, prepareIpcDir } from "./rpc/ipc-socket.js";
 import { loadWorkerPortSecurity } from "./worker-port-security.js";
 
 const OPTIONS = {
@@ -16,6 +17,12 @@ const OPTIONS = {
   "grpc-port": { kind: "port", env: "CLIPPER_GATEWAY_GRPC_PORT", default: "50051", help: "gRPC port (clipper.v1.Predict, Heartbeat, health, reflection)" },
   "http-port": { kind: "port", env: "CLIPPER_GATEWAY_HTTP_PORT", default: "1337", help: "HTTP port (transcoded Predict, Clipper POST /<app>/predict, /metrics)" },
   "rpc-port": { kind: "port", env: "CLIPPER_RPC_PORT", default: "7000", help: "ZeroMQ port model workers connect to" },
+  "rpc-ipc-dir": {
+    kind: "string",
+    env: "CLIPPER_RPC_IPC_DIR",
+    default: "",
+    help: "absolute directory (created 0700; refused if another user may write it) where the worker port also listens on ipc://DIR/rpc-<process>.sock, for workers on this host; empty for none",
+  },
   "cache-bytes": { kind: "bytes", env: "CLIPPER_CACHE_BYTES", default: "33554432", help: "prediction cache size in bytes; 0 turns it off" },
   "queue-capacity": { kind: "count", env: "CLIPPER_QUEUE_CAPACITY", default: "4096", help: "queries one model version may queue before callers get RESOURCE_EXHAUSTED / 429" },
   "max-batch-wait-ms": { kind: "count", env: "CLIPPER_MAX_BATCH_WAIT_MS", default: "0", help: "longest a free replica waits for callers just answered to fill its next batch, ms (e.g. 2 for a model-bound closed-loop load); 0 never waits" },
@@ -105,6 +112,27 @@ if (!redisTls.ok) {
 }
 const index = processIndex();
 const log = createLogger("clipper-gateway", c["log-level"]).child(index === null ? {} : { process: index });
+// The sockets are checked before anything starts, so a taken one is a usage
+// error (exit 2) and not a failed start. The primary of --processes checks
+// every process's; each process checks its own again, and once more right
+// before it binds (gateway/rpc/ipc-socket.ts).
+let ipcPath: string | null = null;
+if (c["rpc-ipc-dir"] !== "") {
+  const paths = await prepareIpcDir(c["rpc-ipc-dir"], processes);
+  if (!paths.ok) {
+    process.stderr.write(`clipper-gateway: ${paths.error}\n`);
+    process.exit(2);
+  }
+  for (const path of index === null ? paths.value : [paths.value[index]!]) {
+    const claimed = await claimIpcPath(path);
+    if (!claimed.ok) {
+      process.stderr.write(`clipper-gateway: ${claimed.error}\n`);
+      process.exit(2);
+    }
+    if (claimed.value) log.warn({ path }, "removed a stale worker socket: the gateway that made it is gone");
+  }
+  ipcPath = paths.value[index ?? 0]!;
+}
 if (index === null && processes > 1) {
   // The primary: it forks the gateway processes and serves nothing itself.
   await runPrimary(processes, { host: c.host, clipperV3Host: c["clipper-v3-host"] }, log, { exitWithStdin: c["exit-with-stdin"] });
@@ -122,6 +150,7 @@ await runUntilSignal(log, async () => {
       httpPort: c["http-port"],
       // A ZeroMQ ROUTER cannot share a port: each process has its own.
       rpcPort: c["rpc-port"] === 0 ? 0 : c["rpc-port"] + (index ?? 0),
+      rpcIpcPath: ipcPath,
       cacheBytes: c["cache-bytes"],
       queueCapacity: c["queue-capacity"],
       evictionMs: c["eviction-ms"],
@@ -143,11 +172,12 @@ await runUntilSignal(log, async () => {
     },
     log,
   );
-  if (index !== null) reportPorts({ grpc: g.grpcPort, http: g.httpPort, rpc: g.rpcPort, clipperV3: g.clipperV3Port });
+  if (index !== null) reportPorts({ grpc: g.grpcPort, http: g.httpPort, rpc: g.rpcPort, ipc: g.rpcIpcEndpoint, clipperV3: g.clipperV3Port });
   else {
     const at = (port: number) => ({ host: c.host, port });
     process.stdout.write(`${GATEWAY_PORTS_LINE.format({ grpc: at(g.grpcPort), http: at(g.httpPort), rpc: at(g.rpcPort) })}\n`);
     if (g.clipperV3Port !== null) process.stdout.write(`${GATEWAY_CLIPPER_V3_LINE.format({ rpc: { host: c["clipper-v3-host"], port: g.clipperV3Port } })}\n`);
+    if (g.rpcIpcEndpoint !== null) process.stdout.write(`${formatAddressesLine(GATEWAY_RPC_IPC_ENDPOINTS, [g.rpcIpcEndpoint])}\n`);
   }
   const workerAuth = workers.value.auth;
   if (workerAuth !== null) log.info({ publicKey: workerAuth.publicKey, workerKeys: workerAuth.size }, "worker port runs CURVE");

@@ -8,12 +8,13 @@
  * share one): --rpc-port P gives process i port P + i (0: a free port
  * each), and every worker serves all of them (clipper-worker --gateway
  * takes the list). The primary prints the usual ports line (process 0's
- * worker port) and a line with every worker endpoint, forwards SIGHUP,
+ * worker port) and a line with every worker endpoint (and, with
+ * --rpc-ipc-dir, one with every process's socket), forwards SIGHUP,
  * stops the processes on SIGINT/SIGTERM, and restarts one that dies.
  */
 import cluster, { type Worker } from "node:cluster";
 import { availableParallelism } from "node:os";
-import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE, formatEndpointsLine, GATEWAY_RPC_ENDPOINTS } from "../core/ports-line.js";
+import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE, formatAddressesLine, formatEndpointsLine, GATEWAY_RPC_ENDPOINTS, GATEWAY_RPC_IPC_ENDPOINTS } from "../core/ports-line.js";
 import { watchStdinClose } from "../core/parent-watch.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import { serveClusterMetrics } from "./cluster-metrics.js";
@@ -27,6 +28,8 @@ export interface ProcessPorts {
   readonly grpc: number;
   readonly http: number;
   readonly rpc: number;
+  /** `ipc://…` of its worker socket (--rpc-ipc-dir), or null. */
+  readonly ipc: string | null;
   readonly clipperV3: number | null;
 }
 
@@ -143,5 +146,6 @@ function printLines(count: number, ports: ReadonlyMap<number, ProcessPorts>, hos
   const lines = [GATEWAY_PORTS_LINE.format({ grpc: at(first.grpc), http: at(first.http), rpc: at(first.rpc) })];
   lines.push(formatEndpointsLine(GATEWAY_RPC_ENDPOINTS, Array.from({ length: count }, (_, i) => at(ports.get(i)!.rpc))));
   if (first.clipperV3 !== null) lines.push(GATEWAY_CLIPPER_V3_LINE.format({ rpc: { host: hosts.clipperV3Host, port: first.clipperV3 } }));
+  if (first.ipc !== null) lines.push(formatAddressesLine(GATEWAY_RPC_IPC_ENDPOINTS, Array.from({ length: count }, (_, i) => ports.get(i)!.ipc ?? "")));
   process.stdout.write(`${lines.join("\n")}\n`);
 }

@@ -1,20 +1,21 @@
 /**
  * How the workers the replica manager starts reach the gateway: the native
- * worker endpoint (clipper-worker's CLIPPER_GATEWAY), the endpoint Clipper's
- * containers are given (CLIPPER_IP / CLIPPER_PORT: the worker port, or the
- * gateway's --clipper-v3-port while the worker port runs CURVE), and the
+ * worker endpoints (clipper-worker's CLIPPER_GATEWAY, tcp:// or ipc://), the
+ * endpoint Clipper's containers are given (CLIPPER_IP / CLIPPER_PORT: the
+ * first tcp:// worker endpoint, or the gateway's --clipper-v3-port while the
+ * worker port runs CURVE; they speak no ipc://), and the
  * CURVE keys native workers present. Keys travel as a file path and a
  * public key, never a secret on a command line or in the environment.
  */
 import { readPublicKey, readSecretKeyFile } from "../core/curve/curve-keys.js";
 import type { Decoded } from "../core/decoded.js";
-import { parseTcpEndpoint, parseTcpEndpointList, type TcpEndpoint } from "../core/tcp-endpoint.js";
+import { parseTcpEndpoint, parseWorkerEndpointList, type TcpEndpoint, type WorkerEndpoint } from "../core/worker-endpoint.js";
 
 export interface GatewayAccess {
-  /** The gateways' worker RPC endpoints as given (tcp://host:port, comma-separated: clipper-worker serves them all). */
+  /** The gateways' worker RPC endpoints as given (tcp://host:port or ipc:///path, comma-separated: clipper-worker serves them all). */
   readonly rpc: string;
-  /** Where Clipper containers connect (one gateway, as in Clipper). */
-  readonly clipperV3: TcpEndpoint;
+  /** Where Clipper containers connect (one gateway, as in Clipper); null when only ipc:// endpoints were given and no --gateway-clipper-v3. */
+  readonly clipperV3: TcpEndpoint | null;
   /** CURVE for native workers; null when the worker port runs none. */
   readonly curve: { readonly secretKeyFile: string; readonly gatewayPublicKey: string } | null;
 }
@@ -29,9 +30,9 @@ export interface GatewayAccessFlags {
 
 /** Checks the flags (the key files are read to be sure they are keys); errors name the flag. */
 export async function loadGatewayAccess(flags: GatewayAccessFlags): Promise<Decoded<GatewayAccess>> {
-  const rpc = parseTcpEndpointList(flags["gateway-rpc"]);
+  const rpc = parseWorkerEndpointList(flags["gateway-rpc"]);
   if (!rpc.ok) return { ok: false, error: `--gateway-rpc: ${rpc.error}` };
-  let clipperV3 = rpc.value[0]!;
+  let clipperV3 = firstTcp(rpc.value);
   if (flags["gateway-clipper-v3"] !== "") {
     const v3 = parseTcpEndpoint(flags["gateway-clipper-v3"]);
     if (!v3.ok) return { ok: false, error: `--gateway-clipper-v3: ${v3.error}` };
@@ -52,7 +53,13 @@ export async function loadGatewayAccess(flags: GatewayAccessFlags): Promise<Deco
 
 /** An access from the worker endpoint alone (no CURVE, Clipper containers on the same port). */
 export function plainGatewayAccess(rpc: string): Decoded<GatewayAccess> {
-  const endpoints = parseTcpEndpointList(rpc);
+  const endpoints = parseWorkerEndpointList(rpc);
   if (!endpoints.ok) return { ok: false, error: endpoints.error };
-  return { ok: true, value: { rpc, clipperV3: endpoints.value[0]!, curve: null } };
+  return { ok: true, value: { rpc, clipperV3: firstTcp(endpoints.value), curve: null } };
+}
+
+/** Clipper's containers take a host and a port: the first TCP endpoint, if any. */
+function firstTcp(endpoints: readonly WorkerEndpoint[]): TcpEndpoint | null {
+  const e = endpoints.find((x) => x.kind === "tcp");
+  return e === undefined || e.kind !== "tcp" ? null : { host: e.host, port: e.port };
 }

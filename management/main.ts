@@ -17,13 +17,13 @@ const OPTIONS = {
     kind: "string",
     env: "CLIPPER_MANAGEMENT_GATEWAY_RPC",
     default: "",
-    help: "turns on the replica manager: the gateways' worker RPC endpoints (tcp://HOST:PORT, comma-separated) its workers connect to; it then starts processes on this host for whoever can call Admin",
+    help: "turns on the replica manager: the gateways' worker RPC endpoints (tcp://HOST:PORT, or ipc:///PATH for a gateway on this host; comma-separated) its workers connect to; it then starts processes on this host for whoever can call Admin",
   },
   "gateway-clipper-v3": {
     kind: "string",
     env: "CLIPPER_MANAGEMENT_GATEWAY_CLIPPER_V3",
     default: "",
-    help: "the gateway's --clipper-v3-port endpoint (tcp://HOST:PORT) given to Clipper containers (CLIPPER_IP/CLIPPER_PORT); default: --gateway-rpc",
+    help: "the gateway's --clipper-v3-port endpoint (tcp://HOST:PORT) given to Clipper containers (CLIPPER_IP/CLIPPER_PORT); default: the first tcp:// endpoint of --gateway-rpc (none when it has only ipc:// ones)",
   },
   "worker-curve-secret-key": {
     kind: "string",
@@ -92,6 +92,9 @@ const log = createLogger("clipper-management", c["log-level"]);
 if (warning !== null) log.warn(warning);
 if (c["allow-worker-commands"] && c["gateway-rpc"] !== "") {
   log.warn("--allow-worker-commands: whoever can call DeployModel can run programs on this host as this user");
+  if (gatewayAccess?.ok === true && gatewayAccess.value.clipperV3 === null) {
+    log.warn("--gateway-rpc has only ipc:// endpoints: command workers get no CLIPPER_IP/CLIPPER_PORT, so Clipper containers cannot connect; give --gateway-clipper-v3 tcp://HOST:PORT for them");
+  }
 }
 // Only when OTEL_* configures an exporter (core/telemetry/tracing.ts).
 const tracing = await startTracing("clipper-management");

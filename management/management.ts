@@ -33,7 +33,7 @@ export interface ManagementConfig {
   readonly grpcPort: number;
   readonly httpPort: number;
   /**
-   * The gateway's worker RPC endpoint (tcp://host:port). When set, a replica
+   * The gateways' worker RPC endpoints (tcp://host:port or ipc:///path, comma-separated). When set, a replica
    * manager runs worker processes on this host (SetNumReplicas, DeployModel);
    * when empty or absent, those calls fail with FAILED_PRECONDITION.
    */

@@ -41,8 +41,9 @@ export function workerCommand(d: DeploymentRecord, gateway: GatewayAccess, logLe
     CLIPPER_MODEL_VERSION: d.version,
     CLIPPER_INPUT_TYPE: d.inputType,
     CLIPPER_GATEWAY: gateway.rpc,
-    CLIPPER_IP: gateway.clipperV3.host,
-    CLIPPER_PORT: String(gateway.clipperV3.port),
+    // Clipper's containers speak only TCP: with ipc:// endpoints alone and no
+    // --gateway-clipper-v3 they get no address rather than a wrong one.
+    ...(gateway.clipperV3 === null ? {} : { CLIPPER_IP: gateway.clipperV3.host, CLIPPER_PORT: String(gateway.clipperV3.port) }),
     // The key's file, never the key: the environment of a process is readable by its user's other processes.
     ...(gateway.curve === null
       ? {}

@@ -27,7 +27,7 @@ export interface ConnectionHandlers {
 
 /** Settings for one connection. */
 export interface ConnectionOptions {
-  /** Gateway RPC endpoint, `tcp://host:port`. */
+  /** Gateway RPC endpoint, `tcp://host:port` or `ipc:///path`. */
   readonly gateway: string;
   /** ZMTP PING interval, in ms (the worker's heartbeat interval). */
   readonly pingIntervalMs: number;

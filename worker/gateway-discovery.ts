@@ -3,11 +3,12 @@
  * resolved to every address its host name has, again every `everyMs`. A
  * Kubernetes headless Service resolves to one address per gateway pod, so
  * a worker finds every gateway and follows them as they come and go. An
- * endpoint given as an IP address is used as it is, with no lookups.
+ * endpoint given as an IP address, or a Unix domain socket (`ipc://`), is
+ * used as it is, with no lookups.
  */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import type { TcpEndpoint } from "../core/tcp-endpoint.js";
+import { ipcAddress, type WorkerEndpoint } from "../core/worker-endpoint.js";
 import type { Logger } from "../core/telemetry/logger.js";
 
 /** The ZeroMQ address of one host address and port (IPv6 in brackets). */
@@ -27,26 +28,26 @@ async function addressesOf(host: string): Promise<string[]> {
 }
 
 export class GatewayDiscovery {
-  readonly #endpoints: readonly TcpEndpoint[];
+  readonly #endpoints: readonly WorkerEndpoint[];
   readonly #everyMs: number;
   readonly #log: Logger;
   readonly #onChange: (addresses: ReadonlySet<string>) => void;
   /** The last good answer for each endpoint, kept when a lookup fails. */
-  readonly #known = new Map<TcpEndpoint, string[]>();
+  readonly #known = new Map<WorkerEndpoint, string[]>();
   #current = new Set<string>();
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
 
-  constructor(endpoints: readonly TcpEndpoint[], everyMs: number, log: Logger, onChange: (addresses: ReadonlySet<string>) => void) {
+  constructor(endpoints: readonly WorkerEndpoint[], everyMs: number, log: Logger, onChange: (addresses: ReadonlySet<string>) => void) {
     this.#endpoints = endpoints;
     this.#everyMs = everyMs;
     this.#log = log;
     this.#onChange = onChange;
   }
 
-  /** True when every endpoint is an IP address: nothing to look up, now or later. */
+  /** True when every endpoint is an IP address or a socket path: nothing to look up, now or later. */
   get isStatic(): boolean {
-    return this.#endpoints.every((e) => isIP(e.host) !== 0);
+    return this.#endpoints.every((e) => e.kind === "ipc" || isIP(e.host) !== 0);
   }
 
   /** Resolves once now (reporting the addresses), then every `everyMs` unless static. */
@@ -66,6 +67,10 @@ export class GatewayDiscovery {
   async #resolve(): Promise<void> {
     const next = new Set<string>();
     for (const e of this.#endpoints) {
+      if (e.kind === "ipc") {
+        next.add(ipcAddress(e.path));
+        continue;
+      }
       let ips: string[];
       if (isIP(e.host) !== 0) ips = [e.host];
       else {

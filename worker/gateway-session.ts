@@ -30,7 +30,7 @@ export interface SessionOwner {
 }
 
 export class GatewaySession {
-  /** The gateway address, tcp://host:port. */
+  /** The gateway address, tcp://host:port or ipc:///path. */
   readonly address: string;
   readonly #s: Settings;
   readonly #log: Logger;

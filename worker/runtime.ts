@@ -15,6 +15,7 @@ import { BatchSlots } from "./batch-slots.js";
 import { inPredictSpan } from "./batch-span.js";
 import type { GatewayConnection } from "./gateway-connection.js";
 import { GatewayDiscovery } from "./gateway-discovery.js";
+import { formatWorkerEndpoint } from "../core/worker-endpoint.js";
 import { GatewaySession, type SessionOwner } from "./gateway-session.js";
 import { checkOptions, type Settings, type WorkerOptions } from "./worker-options.js";
 
@@ -175,7 +176,7 @@ class WorkerRuntime implements SessionOwner {
       if (this.#sessions.has(address) || this.#refused.has(address)) continue;
       this.#sessions.set(address, new GatewaySession(address, this.#s, this.#log, this));
     }
-    if (addresses.size === 0) this.#log.warn({ gateways: this.#s.gateways.map((g) => `${g.host}:${g.port}`) }, "no gateway address resolved yet");
+    if (addresses.size === 0) this.#log.warn({ gateways: this.#s.gateways.map(formatWorkerEndpoint) }, "no gateway address resolved yet");
   }
 
   load(): { inFlight: number; pendingItems: number } {

@@ -6,7 +6,7 @@
 import { COMMON_OPTIONS, parseConfig, type OptionSpec } from "../core/config.js";
 import { parseInputType, unknownInputTypeMessage } from "../core/input-types.js";
 import { modelNameProblem } from "../core/names.js";
-import { parseTcpEndpointList } from "../core/tcp-endpoint.js";
+import { parseWorkerEndpointList } from "../core/worker-endpoint.js";
 
 /** Shortest heartbeat interval accepted, in ms: below it the beats themselves become load. */
 const MIN_HEARTBEAT_MS = 10;
@@ -20,7 +20,7 @@ const WORKER_OPTIONS = {
     kind: "string",
     env: "CLIPPER_GATEWAY",
     default: "tcp://127.0.0.1:7000",
-    help: "the gateways' worker RPC endpoints, tcp://host:port, comma-separated; a host name means every address it resolves to (re-resolved)",
+    help: "the gateways' worker RPC endpoints, tcp://host:port or ipc:///path (a gateway on this host, --rpc-ipc-dir), comma-separated; a host name means every address it resolves to (re-resolved)",
   },
   "gateway-resolve-ms": { kind: "count", env: "CLIPPER_GATEWAY_RESOLVE_MS", default: "10000", help: "how often gateway host names are resolved again, ms (>= 100)" },
   module: { kind: "string", env: "CLIPPER_MODULE", default: "", help: "model module (required): default export or `predict` is async (inputs) => outputs" },
@@ -93,7 +93,8 @@ const HINT = "run clipper-worker --help for every option";
 /**
  * Parses flags > env > defaults, then checks what a worker needs: name and
  * version present and free of Clipper's key separators, a known input type,
- * a `tcp://host:port` gateway, a module path, sane counts. Never throws.
+ * a list of `tcp://host:port` or `ipc:///path` gateways, a module path, sane
+ * counts. Never throws.
  */
 export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedWorkerConfig {
   const parsed = parseConfig("clipper-worker", WORKER_OPTIONS, argv, env);
@@ -148,6 +149,6 @@ function checkMetricsPort(text: string): string | null {
 }
 
 function checkGatewayUrl(list: string): string | null {
-  const endpoints = parseTcpEndpointList(list);
+  const endpoints = parseWorkerEndpointList(list);
   return endpoints.ok ? null : `--gateway: ${endpoints.error}`;
 }

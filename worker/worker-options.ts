@@ -9,7 +9,7 @@ import { modelNameProblem } from "../core/names.js";
 import type { Logger } from "../core/telemetry/logger.js";
 import type { PredictFn } from "./batch-executor.js";
 import type { WorkerMetrics } from "./metrics.js";
-import { parseTcpEndpointList, type TcpEndpoint } from "../core/tcp-endpoint.js";
+import { parseWorkerEndpointList, type WorkerEndpoint } from "../core/worker-endpoint.js";
 import type { WorkerCredentials } from "./worker-credentials.js";
 
 /** How often gateway host names are resolved again, in ms: a new gateway pod is found within this. */
@@ -34,8 +34,9 @@ export interface WorkerOptions {
   /** Input type in any Clipper spelling; sent to the gateway as given. */
   readonly inputType: string;
   /**
-   * Gateway RPC endpoints, `tcp://host:port`, comma-separated: the worker
-   * serves every one, and every address a host name resolves to.
+   * Gateway RPC endpoints, `tcp://host:port` or `ipc:///path` (a gateway on
+   * this host), comma-separated: the worker serves every one, and every
+   * address a host name resolves to.
    */
   readonly gateway: string;
   /** How often host names in `gateway` are resolved again, in ms; default 10000. */
@@ -71,7 +72,7 @@ export interface Settings {
   readonly version: string;
   readonly inputTypeText: string;
   readonly inputType: InputType;
-  readonly gateways: readonly TcpEndpoint[];
+  readonly gateways: readonly WorkerEndpoint[];
   readonly gatewayResolveMs: number;
   readonly predict: PredictFn;
   readonly concurrency: number;
@@ -121,8 +122,8 @@ export function checkOptions(o: WorkerOptions): Settings {
   };
 }
 
-function parseGateways(text: string): TcpEndpoint[] {
-  const parsed = parseTcpEndpointList(text);
+function parseGateways(text: string): WorkerEndpoint[] {
+  const parsed = parseWorkerEndpointList(text);
   if (!parsed.ok) throw new TypeError(`gateway: ${parsed.error}`);
   return parsed.value;
 }

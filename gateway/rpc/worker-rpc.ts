@@ -5,6 +5,7 @@ import { isNative } from "../../core/wire/native.js";
 import type { ReplicaRegistry } from "../replica-registry.js";
 import { ClipperV3Dialect } from "./clipper-v3.js";
 import type { BatchAnswers, DialectContext } from "./dialect.js";
+import { bindIpcSocket, type BoundIpcSocket } from "./ipc-socket.js";
 import { NativeDialect } from "./native.js";
 import { PeerSendQueues, type PeerSendLimits, type SendAttempt } from "./peer-send-queues.js";
 import type { AuthFailure, WorkerAuth } from "./worker-auth.js";
@@ -46,6 +47,11 @@ export interface WorkerRpcOptions {
   readonly clipperV3Models?: ReadonlySet<string> | null;
   /** Counts a worker turned away (clipper_worker_auth_failures_total). */
   readonly onAuthFailure?: (reason: AuthFailure) => void;
+  /**
+   * A Unix domain socket path the same socket binds too, for workers on
+   * this host (--rpc-ipc-dir): same dialects, same CURVE; none when absent.
+   */
+  readonly ipcPath?: string | null;
 }
 
 /**
@@ -75,6 +81,7 @@ export class WorkerRpc {
   readonly #registry: ReplicaRegistry;
   #receiving: Promise<void> | null = null;
   #port = 0;
+  #ipc: BoundIpcSocket | null = null;
 
   constructor(registry: ReplicaRegistry, answers: BatchAnswers, log: Logger, options: WorkerRpcOptions) {
     const auth = options.auth ?? null;
@@ -100,7 +107,13 @@ export class WorkerRpc {
         }
       };
       this.#router.events.on("handshake:error:protocol", handshakeFailed);
-      this.#router.events.on("handshake:error:other", handshakeFailed);
+      this.#router.events.on("handshake:error:other", (event) => {
+        // Only this user can connect to the ipc socket (its file mode), and a
+        // peer there that hangs up before a word is another gateway checking
+        // whether the socket is live (ipc-socket.ts claimIpcPath), not a worker.
+        if (event.address.startsWith("ipc://") && event.error.code === "ECONNRESET") return;
+        handshakeFailed();
+      });
       this.#router.events.on("handshake:error:auth", () => options.onAuthFailure?.("unknown_key"));
       auth.on("changed", () => this.#dropRevoked(auth));
     }
@@ -138,20 +151,28 @@ export class WorkerRpc {
     return this.#port;
   }
 
+  /** `ipc://<path>` while the socket is bound there too; null otherwise. */
+  get ipcEndpoint(): string | null {
+    return this.#ipc?.address ?? null;
+  }
+
   async start(): Promise<void> {
     await this.#zap?.start();
     await this.#router.bind(`tcp://${this.#options.host}:${this.#options.port}`);
     const endpoint = this.#router.lastEndpoint ?? "";
     this.#port = Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
+    const ipcPath = this.#options.ipcPath ?? null;
+    if (ipcPath !== null) this.#ipc = await bindIpcSocket(ipcPath, (address) => this.#router.bind(address));
     this.#receiving = this.#receiveLoop();
   }
 
-  /** Closes the socket at once (linger 0: unsent messages are dropped) and waits for the receive loop to end. */
+  /** Closes the socket at once (linger 0: unsent messages are dropped), waits for the receive loop to end, and removes the socket file. */
   async close(): Promise<void> {
     this.#sendQueues.close();
     this.#router.close();
     await this.#receiving?.catch(() => {});
     await this.#zap?.close();
+    await this.#ipc?.release().catch((err: unknown) => this.#log.warn({ err, path: this.#ipc?.path }, "could not remove the worker socket file"));
   }
 
   async #receiveLoop(): Promise<void> {

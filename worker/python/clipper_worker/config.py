@@ -24,7 +24,7 @@ OPTIONS: List[Tuple[str, str, str, str, str]] = [
     ("version", "CLIPPER_MODEL_VERSION", "", "string", "model version (required)"),
     ("input-type", "CLIPPER_INPUT_TYPE", "doubles", "string", "bytes, integers, floats, doubles or strings (Clipper aliases accepted)"),
     ("gateway", "CLIPPER_GATEWAY", "tcp://127.0.0.1:7000", "string",
-     "the gateways' worker RPC endpoints, tcp://host:port, comma-separated; a host name means every address it resolves to (re-resolved)"),
+     "the gateways' worker RPC endpoints, tcp://host:port or ipc:///path (a gateway on this host, --rpc-ipc-dir), comma-separated; a host name means every address it resolves to (re-resolved)"),
     ("gateway-resolve-ms", "CLIPPER_GATEWAY_RESOLVE_MS", "10000", "count", "how often gateway host names are resolved again, ms (>= 100)"),
     ("module", "CLIPPER_MODULE", "", "string",
      "model module (required): a .py file or an importable module, optionally :FUNCTION (default predict); predict(inputs) -> outputs"),
@@ -51,14 +51,46 @@ OPTIONS: List[Tuple[str, str, str, str, str]] = [
 
 _FLAG_VALUES = {"1": True, "true": True, "0": False, "false": False}
 _LEVELS = {"fatal", "error", "warn", "info", "debug", "trace", "silent"}
-# As core/tcp-endpoint.ts: a bracketed IPv6 address, or a name / IPv4 address.
+# As core/worker-endpoint.ts: a bracketed IPv6 address, or a name / IPv4 address.
 _TCP_ENDPOINT = re.compile(r"^tcp://(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_][A-Za-z0-9_.-]*)):(\d{1,5})$")
+_IPC_SCHEME = "ipc://"
+# Lists are comma-separated and the gateway's endpoints line space-separated: neither may be in a path.
+_IPC_FORBIDDEN = re.compile(r"[\x00-\x20\x7f,]")
+#: Longest Unix domain socket path, in bytes: sockaddr_un's sun_path holds 108, the last a NUL.
+IPC_PATH_MAX_BYTES = 107
 
 
 @dataclass(frozen=True)
 class Endpoint:
+    """tcp://HOST:PORT."""
     host: str
     port: int
+
+    def __str__(self) -> str:
+        return f"tcp://[{self.host}]:{self.port}" if ":" in self.host else f"tcp://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class IpcEndpoint:
+    """ipc:///absolute/path: a Unix domain socket of a gateway on this host."""
+    path: str
+
+    def __str__(self) -> str:
+        return f"{_IPC_SCHEME}{self.path}"
+
+
+def ipc_path_problem(path: str) -> Optional[str]:
+    """Why `path` cannot be a worker socket's path, or None (core/worker-endpoint.ts ipcPathProblem)."""
+    if not path.startswith("/"):
+        return f"the socket path '{path}' is not absolute"
+    if _IPC_FORBIDDEN.search(path):
+        shown = re.sub(r"[\x00-\x1f\x7f]", "?", path)
+        return f"the socket path '{shown}' holds whitespace, a ',' or a control character"
+    size = len(path.encode("utf-8", "surrogateescape"))
+    if size > IPC_PATH_MAX_BYTES:
+        return (f"the socket path {path} is {size} bytes long; a Unix domain socket's path holds at most "
+                f"{IPC_PATH_MAX_BYTES} (use a shorter directory)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -101,18 +133,31 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def parse_endpoint_list(text: str) -> Union[List[Endpoint], str]:
-    """The endpoints of a comma-separated tcp://HOST:PORT list, or why not."""
+def parse_endpoint(text: str) -> Union[Endpoint, IpcEndpoint, str]:
+    """tcp://HOST:PORT or ipc:///absolute/path, or why not."""
+    if text.startswith(_IPC_SCHEME):
+        path = text[len(_IPC_SCHEME):]
+        problem = ipc_path_problem(path)
+        return IpcEndpoint(path) if problem is None else f"'{text}': {problem}"
+    # fullmatch: $ in a Python pattern also matches before a final newline.
+    m = _TCP_ENDPOINT.fullmatch(text)
+    port = int(m.group(3)) if m else 0
+    if m is None or port < 1 or port > 65535:
+        return (f"'{text}' is not tcp://HOST:PORT with a port from 1 to 65535 (e.g. tcp://127.0.0.1:7000) "
+                "nor ipc:///absolute/path (e.g. ipc:///run/clipper/rpc-0.sock)")
+    return Endpoint(m.group(1) or m.group(2), port)
+
+
+def parse_endpoint_list(text: str) -> Union[List[Union[Endpoint, IpcEndpoint]], str]:
+    """The endpoints of a comma-separated list of tcp://HOST:PORT and ipc:///PATH, or why not."""
     parts = [p.strip() for p in text.split(",") if p.strip() != ""]
     if not parts:
-        return "no endpoint given (tcp://HOST:PORT, comma-separated for several)"
-    out: List[Endpoint] = []
+        return "no endpoint given (tcp://HOST:PORT or ipc:///PATH, comma-separated for several)"
+    out: List[Union[Endpoint, IpcEndpoint]] = []
     for p in parts:
-        m = _TCP_ENDPOINT.match(p)
-        port = int(m.group(3)) if m else 0
-        if m is None or port < 1 or port > 65535:
-            return f"'{p}' is not tcp://HOST:PORT with a port from 1 to 65535, e.g. tcp://127.0.0.1:7000"
-        e = Endpoint(m.group(1) or m.group(2), port)
+        e = parse_endpoint(p)
+        if isinstance(e, str):
+            return e
         if e not in out:
             out.append(e)
     return out

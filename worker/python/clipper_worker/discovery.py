@@ -3,11 +3,13 @@ its --gateway endpoints, each host name resolved to every address it has
 (IPv4 ones when it has any), again every --gateway-resolve-ms, so a worker
 follows the gateways behind a Kubernetes headless Service as they come and
 go. Lookups block, so they run on a thread of their own; an endpoint given
-as an IP address is used as it is."""
+as an IP address, or a Unix domain socket (ipc://), is used as it is."""
 import ipaddress
 import socket
 import threading
 from typing import Callable, Dict, FrozenSet, List, Sequence
+
+from .config import IpcEndpoint
 
 
 def is_ip(host: str) -> bool:
@@ -41,7 +43,7 @@ class Discovery:
 
     @property
     def is_static(self) -> bool:
-        return all(is_ip(e.host) for e in self._endpoints)
+        return all(isinstance(e, IpcEndpoint) or is_ip(e.host) for e in self._endpoints)
 
     def start(self) -> None:
         """Static endpoints are reported at once; names from a thread that looks them up again and again."""
@@ -61,6 +63,9 @@ class Discovery:
     def _resolve(self) -> None:
         found = set()
         for e in self._endpoints:
+            if isinstance(e, IpcEndpoint):
+                found.add(str(e))
+                continue
             if is_ip(e.host):
                 ips = [e.host]
             else:

@@ -209,7 +209,7 @@ class Worker:
                 continue
             self._sessions[address] = Session(address, self._s, self._ctx, self._log, self)
         if not addresses:
-            self._log.warn("no gateway address resolved yet", gateways=[f"{e.host}:{e.port}" for e in self._s.gateways])
+            self._log.warn("no gateway address resolved yet", gateways=[str(e) for e in self._s.gateways])
 
     def on_connection_opened(self, conn) -> None:
         self._conns[conn] = True
