@@ -38,6 +38,8 @@ const ALLOWED: Record<Folder, readonly Folder[]> = {
  * core/redis-url.ts: `clipper up` checks and redacts --redis-url by the
  * servers' own rule. core/python-worker.ts: `clipper models deploy
  * --python` resolves a file by the rule management checks it with.
+ * core/worker-endpoint.ts (with core/decoded.ts): `clipper up` checks that
+ * its gateway's worker sockets fit a socket path by the gateway's own rule.
  */
 const CLIENT_CORE_MODULES: ReadonlySet<string> = new Set([
   "core/ports-line.ts",
@@ -47,6 +49,8 @@ const CLIENT_CORE_MODULES: ReadonlySet<string> = new Set([
   "core/input-types.ts",
   "core/redis-url.ts",
   "core/python-worker.ts",
+  "core/worker-endpoint.ts",
+  "core/decoded.ts",
 ]);
 /** npm packages clients/ may import (besides Node built-ins). */
 const CLIENT_PACKAGES = new Set(["@grpc/grpc-js"]);

@@ -14,7 +14,8 @@ import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentials as grpcCredentials, status as Status, type ChannelCredentials } from "@grpc/grpc-js";
-import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE, MANAGEMENT_PORTS_LINE } from "../../core/ports-line.js";
+import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE, GATEWAY_RPC_IPC_ENDPOINTS, MANAGEMENT_PORTS_LINE, parseEndpointsLine } from "../../core/ports-line.js";
+import { ipcPathProblem } from "../../core/worker-endpoint.js";
 import { parseRedisUrl, redactRedisUrl, redisUrlUsesTls } from "../../core/redis-url.js";
 import { createAdminClient, createHeartbeatClient, isServiceError, type AdminApi, type ClientOptions } from "../client.js";
 import { CliError, EXIT, intOption, strOption, type Command, type CommandContext, type Output } from "./cli-kit.js";
@@ -208,11 +209,18 @@ async function up({ values, out }: CommandContext): Promise<number> {
     // The CA is set (or cleared) for them too, so an inherited one never meets the private, plaintext Redis.
     const serverEnv: NodeJS.ProcessEnv = { ...env, CLIPPER_REDIS_URL: redisUrl, CLIPPER_REDIS_TLS_CA: s.redisTlsCa };
 
+    // The workers it starts on this host reach the gateway over Unix domain
+    // sockets (cheaper per call than TCP loopback); the TCP worker port stays
+    // open for workers elsewhere.
+    const ipcDir = join(s.dataDir, "ipc");
+    const ipcProblem = ipcPathProblem(join(ipcDir, `rpc-${gatewayProcesses - 1}.sock`));
+    if (ipcProblem !== null) say(`clipper up: workers connect over TCP: ${ipcProblem}`);
     const gateway = new LocalProcess(
       "gateway",
       node("clipper-gateway", [
         "--host", s.host,
         "--grpc-port", String(s.ports["gateway-grpc-port"]), "--http-port", String(s.ports["gateway-http-port"]), "--rpc-port", String(s.ports["rpc-port"]),
+        ...(ipcProblem === null ? ["--rpc-ipc-dir", ipcDir] : []),
         "--processes", String(gatewayProcesses),
         "--curve-secret-key", keys.gatewaySecretKey, "--worker-keys", keys.workerKeys,
         "--clipper-v3-port", String(s.ports["clipper-v3-port"]), "--clipper-v3-host", "127.0.0.1",
@@ -225,8 +233,14 @@ async function up({ values, out }: CommandContext): Promise<number> {
     const [gatewayGrpc, gatewayHttp, rpc] = [g.grpc.port, g.http.port, g.rpc.port];
     const clipperV3 = GATEWAY_CLIPPER_V3_LINE.read(await gateway.waitFor(GATEWAY_CLIPPER_V3_LINE.pattern, START_TIMEOUT_MS)).rpc.port;
     // With several gateway processes, workers serve every one's worker port.
-    const workerEndpoints =
+    const tcpEndpoints =
       gatewayProcesses === 1 ? `tcp://${s.connectHost}:${rpc}` : (await gateway.waitFor(/rpc-endpoints=(\S+)\r?\n/, START_TIMEOUT_MS))[1]!;
+    let ipcEndpoints: string | null = null;
+    if (ipcProblem === null) {
+      await gateway.waitFor(/rpc-ipc-endpoints=\S+\r?\n/, START_TIMEOUT_MS);
+      ipcEndpoints = parseEndpointsLine(GATEWAY_RPC_IPC_ENDPOINTS, gateway.output());
+    }
+    const workerEndpoints = ipcEndpoints ?? tcpEndpoints;
 
     const management = new LocalProcess(
       "management",
@@ -261,7 +275,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
         void stopAll(`${p.name} failed`).then(() => process.exit(EXIT.FAILED));
       });
     }
-    printBanner(say, s, where, { rpc, clipperV3, mgmtHttp, redisUrl: redisShown, demo, privateRedis: s.redisUrl === "", ca: tls?.ca ?? null });
+    printBanner(say, s, where, { rpc, ipc: ipcEndpoints, clipperV3, mgmtHttp, redisUrl: redisShown, demo, privateRedis: s.redisUrl === "", ca: tls?.ca ?? null });
     if (out.stdout.isTTY === true && values["no-status"] !== true) statusTimer = startStatusLine(out, where, credentials, tls === null ? undefined : readFileSync(tls.ca));
     // Runs until a signal: stopAll() ends the process.
     return await new Promise<number>(() => {});
@@ -330,7 +344,7 @@ function printBanner(
   say: (l: string) => void,
   s: Settings,
   where: { gateway: string; gatewayHttp: string; management: string },
-  x: { rpc: number; clipperV3: number; mgmtHttp: number; redisUrl: string; demo: Demo | null; privateRedis: boolean; ca: string | null },
+  x: { rpc: number; ipc: string | null; clipperV3: number; mgmtHttp: number; redisUrl: string; demo: Demo | null; privateRedis: boolean; ca: string | null },
 ): void {
   const rel = relative(process.cwd(), s.dataDir) || ".";
   const defaults = where.gateway === "127.0.0.1:50051" && where.management === "127.0.0.1:50052" && where.gatewayHttp === "127.0.0.1:1337";
@@ -346,6 +360,7 @@ function printBanner(
     "",
     `  gateway     gRPC ${where.gateway}   HTTP ${http}://${where.gatewayHttp}`,
     `  workers     tcp://${s.connectHost}:${x.rpc} (CURVE: keys in ${rel}/curve/)   Clipper containers tcp://127.0.0.1:${x.clipperV3}`,
+    ...(x.ipc === null ? [] : [`              on this host: ${x.ipc} (the replica manager's workers use it)`]),
     `  management  gRPC ${where.management}   HTTP ${http}://${s.connectHost}:${x.mgmtHttp}`,
     `  redis       ${x.redisUrl}${x.privateRedis ? ` (data in ${rel}/redis, password in ${rel}/redis-password)` : ""}`,
     `  logs        ${rel}/logs/`,

@@ -1,6 +1,6 @@
 import test from "ava";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -120,12 +120,20 @@ test.serial("clipper up serves the demo over HTTP, Clipper REST and gRPC, and Ct
   // (redis-server rewrites its process title over its environment, so its port is checked instead).
   const running = processesWithEnv(`CLIPPER_TEST_MARKER=${marker}`);
   t.true(running.length >= 4, `processes with the marker: ${running.length}`);
+  // The demo worker, on the gateway's host, reaches it over the gateway's Unix domain socket (0600, in a 0700 directory).
+  const socket = join(dir, "ipc", "rpc-0.sock");
+  t.regex(proc.output, new RegExp(`on this host: ipc://${socket.replace(/[/.]/g, "\\$&")}`));
+  t.is(statSync(socket).mode & 0o777, 0o600);
+  t.is(statSync(join(dir, "ipc")).mode & 0o777, 0o700);
+  const overIpc = processesWithEnv(`CLIPPER_GATEWAY=ipc://${socket}`);
+  t.is(overIpc.filter((pid) => running.includes(pid)).length, 1, "the demo worker was given the socket");
   const redisPort = Number(/redis +redis:\/\/127\.0\.0\.1:(\d+)/.exec(proc.output)?.[1]);
   t.true(redisPort > 0);
   t.is(await proc.stop("SIGINT", 40_000), 0);
   t.regex(proc.output, /everything stopped/);
   t.deepEqual(processesWithEnv(`CLIPPER_TEST_MARKER=${marker}`), [], "no process left");
   for (const [flag, port] of Object.entries({ ...p, redis: redisPort })) t.is(await portProblem("127.0.0.1", port), null, `${flag} ${port} is free again`);
+  t.false(existsSync(socket), "the gateway removed its socket");
 });
 
 test.serial("clipper up --tls serves every port over TLS with its own CA and says how to call", async (t) => {
