@@ -7,7 +7,7 @@
  * latest.md and latest.png and prints the table. Everything runs on
  * 127.0.0.1, each run is bounded in time, and it all stops by itself.
  *
- *   npm run bench [-- --rounds 3 --seconds 4 --concurrency 1,16,64 --callers 32,128 --slo-ms 50 --batch-seconds 5 --quiet-wait 120 --out DIR]
+ *   npm run bench [-- --rounds 3 --seconds 4 --concurrency 1,16,64 --callers 32,128 --slo-ms 50 --batch-seconds 5 --quiet-wait 120 --worker-transport ipc --out DIR]
  *   npm run bench -- --smoke            tiny run (the test suite's smoke check)
  *   npm run bench -- --profile [--profile-path grpc --profile-concurrency 64 --profile-seconds 15]
  *                                       CPU profiles of gateway and worker under no-op load
@@ -25,6 +25,7 @@ import { drawChart } from "./lib/chart.js";
 import { stopAll } from "./lib/cleanup.js";
 import { runProfile } from "./lib/profiling.js";
 import { renderMarkdown, type BenchSettings } from "./lib/report.js";
+import { parseWorkerTransport } from "./lib/stack.js";
 import { ensureTools } from "./lib/tools.js";
 
 const DEFAULT_OUT = fileURLToPath(new URL("./results/", import.meta.url));
@@ -71,6 +72,7 @@ function parse() {
       "batch-seconds": { type: "string" },
       "quiet-wait": { type: "string" },
       out: { type: "string" },
+      "worker-transport": { type: "string", default: "ipc" },
       smoke: { type: "boolean", default: false },
       "no-chart": { type: "boolean", default: false },
       profile: { type: "boolean", default: false },
@@ -105,6 +107,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+const workerTransport = parseWorkerTransport(v["worker-transport"]) ?? fail(`--worker-transport is ipc or tcp, got '${v["worker-transport"]}'`);
 const outDir = v.out ?? DEFAULT_OUT;
 mkdirSync(outDir, { recursive: true });
 
@@ -113,7 +116,14 @@ if (v.profile) {
   if (path !== "grpc" && path !== "http-transcoded" && path !== "clipper-rest") fail(`--profile-path is grpc, http-transcoded or clipper-rest, got '${path}'`);
   ensureTools(path === "grpc" ? ["h2load"] : ["wrk"], log);
   const text = await runProfile(
-    { path, concurrency: positive("profile-concurrency", v["profile-concurrency"]), seconds: positive("profile-seconds", v["profile-seconds"]), outDir: join(outDir, "profile"), top: positive("top", v.top) },
+    {
+      path,
+      concurrency: positive("profile-concurrency", v["profile-concurrency"]),
+      seconds: positive("profile-seconds", v["profile-seconds"]),
+      outDir: join(outDir, "profile"),
+      top: positive("top", v.top),
+      workerTransport,
+    },
     log,
   );
   process.stdout.write(text);
@@ -129,6 +139,7 @@ const settings: BenchSettings = {
   sloMs: positive("slo-ms", v["slo-ms"]),
   batchSeconds: positive("batch-seconds", v["batch-seconds"] ?? preset.batchSeconds),
   quietWaitSeconds: Number(v["quiet-wait"] ?? preset.quietWait),
+  workerTransport,
   smoke: v.smoke,
 };
 if (settings.concurrency.length === 0 && settings.callers.length === 0) fail("--concurrency and --callers cannot both be empty");
@@ -172,6 +183,7 @@ function readmeUsage(): string {
     "  --batch-seconds S     length of each batching run (5)",
     "  --quiet-wait S        longest all runs together wait for other work on the machine to stop (120)",
     "  --out DIR             where latest.json, latest.md and latest.png go (bench/results)",
+    "  --worker-transport T  how workers reach the gateway: ipc (its Unix domain socket, default) or tcp (127.0.0.1)",
     "  --smoke               a tiny run that only checks the harness works",
     "  --no-chart            skip the PNG (and gnuplot)",
     "  --profile             profile gateway and worker under no-op load instead (bench/results/profile/)",

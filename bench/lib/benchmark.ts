@@ -138,8 +138,8 @@ export async function runBenchmark(settings: BenchSettings, log: Log): Promise<B
   const loadAvgStart = loadavg();
   const workDir = mkdtempSync(join(tmpdir(), "clipper-bench-"));
   try {
-    log("starting redis, management, gateway (--cache-bytes 0), workers and the bare servers");
-    const stack = await BenchStack.start({ profileDir: null, profileIntervalUs: 0 });
+    log(`starting redis, management, gateway (--cache-bytes 0), workers (over ${settings.workerTransport}) and the bare servers`);
+    const stack = await BenchStack.start({ profileDir: null, profileIntervalUs: 0, workerTransport: settings.workerTransport });
     atStop(() => stack.close());
     const bareGrpc = await startBareServer("bare-grpc");
     atStop(() => bareGrpc.proc.stop("SIGTERM", 5_000));

@@ -13,7 +13,7 @@ import { countsDelta, settledCounts } from "./counter.js";
 import { runGrpcLoad, warmUpGrpc, writeFrames } from "./h2load.js";
 import type { LoadResult } from "./load-result.js";
 import { readCpuSeconds, readThreadCpuSeconds } from "./proc-status.js";
-import { BenchStack } from "./stack.js";
+import { BenchStack, type WorkerTransport } from "./stack.js";
 import type { Log } from "./benchmark.js";
 import { CLIPPER_BODY, runHttpLoad, TRANSCODED_BODY } from "./wrk.js";
 
@@ -50,6 +50,8 @@ export interface ProfileSettings {
   readonly seconds: number;
   readonly outDir: string;
   readonly top: number;
+  /** How the worker reaches the gateway. */
+  readonly workerTransport: WorkerTransport;
 }
 
 /** Profiles the gateway and worker under no-op load on one path; returns the markdown summary (also written to outDir/summary-<path>-c<c>.md). */
@@ -65,7 +67,7 @@ export async function runProfile(s: ProfileSettings, log: Log): Promise<string> 
   let loadEnd = 0;
   try {
     log(`profiling: gateway and worker under --cpu-prof, ${s.path} no-op load at c=${s.concurrency} for ~${s.seconds} s`);
-    stack = await BenchStack.start({ profileDir: workDir, profileIntervalUs: PROFILE_INTERVAL_US });
+    stack = await BenchStack.start({ profileDir: workDir, profileIntervalUs: PROFILE_INTERVAL_US, workerTransport: s.workerTransport });
     const started = stack;
     atStop(() => started.close());
     await stack.deploy("noop", "noop", { sloMicros: 10_000_000 });

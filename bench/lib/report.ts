@@ -5,6 +5,7 @@
 import type { BatchPoint, MemoryRecord, Point } from "./results.js";
 import { QUIET_CORES } from "./quiet.js";
 import { CEILING_OF } from "./results.js";
+import type { WorkerTransport } from "./stack.js";
 
 /** Where and with what the numbers were taken. */
 export interface Machine {
@@ -30,6 +31,8 @@ export interface BenchSettings {
   readonly batchSeconds: number;
   /** Longest all runs together wait for other work on the machine to finish, seconds. */
   readonly quietWaitSeconds: number;
+  /** How the workers reach the gateway (--worker-transport). */
+  readonly workerTransport: WorkerTransport;
   readonly smoke: boolean;
 }
 
@@ -104,7 +107,7 @@ export function renderMarkdown(r: BenchResults): string {
   lines.push(`Machine: ${m.cpus} × ${m.cpuModel}, ${f(m.memGiB, 1)} GiB, Linux ${m.kernel}, Node ${m.node}; load average ${m.loadAvgStart.map((x) => x.toFixed(2)).join(" ")} at start, ${m.loadAvgEnd.map((x) => x.toFixed(2)).join(" ")} at end.`);
   lines.push(`Tools: ${Object.entries(m.tools).map(([k, v]) => `${k} (${v})`).join(", ")}.`);
   lines.push(`Code: ${m.code.commit}${m.code.uncommitted.length === 0 ? "" : ` plus uncommitted changes to ${m.code.uncommitted.join(", ")}`}.`);
-  lines.push(`Settings: ${s.rounds} rounds, ${s.runSeconds} s per run, concurrency ${s.concurrency.join(", ")}; batching ${s.callers.join(" and ")} callers, SLO ${s.sloMs} ms, ${s.batchSeconds} s per run. Wall time ${f(r.wallSeconds, 0)} s.`, "");
+  lines.push(`Settings: ${s.rounds} rounds, ${s.runSeconds} s per run, concurrency ${s.concurrency.join(", ")}; batching ${s.callers.join(" and ")} callers, SLO ${s.sloMs} ms, ${s.batchSeconds} s per run; workers reach the gateway over ${s.workerTransport === "ipc" ? "its Unix domain socket (ipc://)" : "TCP (127.0.0.1)"}. Wall time ${f(r.wallSeconds, 0)} s.`, "");
 
   if (r.points.length > 0) {
     lines.push("## Gateway (cache off, no-op worker) against the bare transport", "");

@@ -1,17 +1,22 @@
 /**
  * The processes one benchmark run needs, all on 127.0.0.1: a private
  * redis-server, management (in this process), a gateway process (cache off),
- * counted model workers, and the bare ceiling servers. Everything is stopped
- * by close(), also after a failure.
+ * counted model workers, and the bare ceiling servers. Workers reach the
+ * gateway over its Unix domain socket (--rpc-ipc-dir, in a temporary
+ * directory of its own), as workers on a gateway's host do, unless the
+ * stack is asked for TCP. Everything is stopped by close(), also after a
+ * failure.
  */
 import { pino } from "pino";
 import { distIsFresh, gatewayNodeFlags } from "../../bin/launch.js";
-import { GATEWAY_PORTS_LINE, GATEWAY_RPC_ENDPOINTS, parseEndpointsLine } from "../../core/ports-line.js";
+import { GATEWAY_PORTS_LINE, GATEWAY_RPC_ENDPOINTS, GATEWAY_RPC_IPC_ENDPOINTS, parseEndpointsLine } from "../../core/ports-line.js";
 import { startManagement, type Management } from "../../management/management.js";
 import { Proc, ROOT } from "../../test/helpers/processes.js";
 import { TestRedis } from "../../test/helpers/redis-server.js";
 import { COUNTER_LINE } from "./counter.js";
 import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /** Longest wait for a spawned process to say it is ready, in ms (from the sources, tsx compiles on first start). */
@@ -36,6 +41,16 @@ export interface StackOptions {
   readonly profileIntervalUs: number;
   /** Extra gateway flags (auth, TLS). */
   readonly gatewayArgs?: readonly string[];
+  /** How workers reach the gateway: its Unix domain socket (default) or its TCP worker port. */
+  readonly workerTransport?: WorkerTransport;
+}
+
+/** How workers reach the gateway: `ipc` (--rpc-ipc-dir, a Unix domain socket) or `tcp` (127.0.0.1). */
+export type WorkerTransport = "ipc" | "tcp";
+
+/** `--worker-transport` of the bench scripts: the transport, or null when the text names none. */
+export function parseWorkerTransport(text: string): WorkerTransport | null {
+  return text === "ipc" || text === "tcp" ? text : null;
 }
 
 /**
@@ -95,12 +110,21 @@ export interface GatewayProc {
   readonly grpc: number;
   readonly http: number;
   readonly rpc: number;
-  /** Every worker endpoint (several with --processes), as clipper-worker --gateway takes them. */
+  /** Every worker endpoint (several with --processes) of the stack's transport, as clipper-worker --gateway takes them. */
   readonly rpcEndpoints: readonly string[];
+  /** Its --rpc-ipc-dir with the ipc transport (a restart on the same ports reuses it), else null. */
+  readonly ipcDir: string | null;
 }
 
-/** Starts a gateway (cache off, heap flags, optional profiling) on the given ports (0: any) and waits for its ports line. */
-async function spawnGateway(redisUrl: string, options: StackOptions, ports: { grpc: number; http: number; rpc: number }): Promise<GatewayProc> {
+/**
+ * Starts a gateway (cache off, heap flags, optional profiling) on the given
+ * ports (0: any) and, with the ipc transport, socket directory (null: a new
+ * one), and waits for its ports line.
+ */
+async function spawnGateway(redisUrl: string, options: StackOptions, ports: { grpc: number; http: number; rpc: number; ipcDir: string | null }): Promise<GatewayProc> {
+  const ipc = (options.workerTransport ?? "ipc") === "ipc";
+  // mkdtemp makes it 0700, as the gateway requires.
+  const ipcDir = ipc ? (ports.ipcDir ?? mkdtempSync(join(tmpdir(), "clipper-bench-ipc-"))) : null;
   // The heap flags on the command line: on Node 20 the launcher cannot apply the semi-space size itself (bin/launch.js).
   const nodeArgs = profileArgs(options, "gateway");
   const proc = spawnBinWith(
@@ -108,24 +132,30 @@ async function spawnGateway(redisUrl: string, options: StackOptions, ports: { gr
     [...gatewayNodeFlags(process.env, nodeArgs), ...nodeArgs],
     [
       "--redis-url", redisUrl, "--host", "127.0.0.1", "--grpc-port", String(ports.grpc), "--http-port", String(ports.http), "--rpc-port", String(ports.rpc),
-      "--cache-bytes", "0", ...(options.gatewayArgs ?? []),
+      "--cache-bytes", "0", ...(ipcDir === null ? [] : ["--rpc-ipc-dir", ipcDir]), ...(options.gatewayArgs ?? []),
     ],
     profileEnv(options),
   );
-  const m = await proc.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS).catch(async (err: unknown) => {
+  const started = async (): Promise<{ bound: ReturnType<typeof GATEWAY_PORTS_LINE.read>; rpcEndpoints: string[] }> => {
+    const bound = GATEWAY_PORTS_LINE.read(await proc.waitFor(GATEWAY_PORTS_LINE.pattern, START_TIMEOUT_MS));
+    // The sockets line comes last, for one process or several.
+    if (ipcDir !== null) {
+      await proc.waitFor(/rpc-ipc-endpoints=\S+\n/, START_TIMEOUT_MS);
+      return { bound, rpcEndpoints: (parseEndpointsLine(GATEWAY_RPC_IPC_ENDPOINTS, proc.output) ?? "").split(",") };
+    }
+    const args = options.gatewayArgs ?? [];
+    const processes = args.includes("--processes") ? Number(args[args.indexOf("--processes") + 1]) : 1;
+    // One process prints no endpoints line (its worker port is the ports line's).
+    if (processes === 1) return { bound, rpcEndpoints: [`tcp://127.0.0.1:${bound.rpc.port}`] };
+    await proc.waitFor(/rpc-endpoints=\S+\n/, START_TIMEOUT_MS);
+    return { bound, rpcEndpoints: (parseEndpointsLine(GATEWAY_RPC_ENDPOINTS, proc.output) ?? "").split(",") };
+  };
+  const { bound, rpcEndpoints } = await started().catch(async (err: unknown) => {
     await proc.stop("SIGKILL");
+    if (ipcDir !== null && ports.ipcDir === null) rmSync(ipcDir, { recursive: true, force: true });
     throw err;
   });
-  const bound = GATEWAY_PORTS_LINE.read(m);
-  let rpcEndpoints = [`tcp://127.0.0.1:${bound.rpc.port}`];
-  const args = options.gatewayArgs ?? [];
-  const processes = args.includes("--processes") ? Number(args[args.indexOf("--processes") + 1]) : 1;
-  // One process prints no endpoints line (its worker port is the ports line's).
-  if (processes !== 1) {
-    await proc.waitFor(/rpc-endpoints=\S+\n/, START_TIMEOUT_MS);
-    rpcEndpoints = (parseEndpointsLine(GATEWAY_RPC_ENDPOINTS, proc.output) ?? "").split(",");
-  }
-  return { proc, pid: proc.child.pid!, grpc: bound.grpc.port, http: bound.http.port, rpc: bound.rpc.port, rpcEndpoints };
+  return { proc, pid: proc.child.pid!, grpc: bound.grpc.port, http: bound.http.port, rpc: bound.rpc.port, rpcEndpoints, ipcDir };
 }
 
 export class BenchStack {
@@ -151,7 +181,7 @@ export class BenchStack {
     let management: Management | null = null;
     try {
       management = await startManagement({ redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0 }, pino({ level: "silent" }));
-      return new BenchStack(redis, management, await spawnGateway(redis.url, options, { grpc: 0, http: 0, rpc: 0 }), options);
+      return new BenchStack(redis, management, await spawnGateway(redis.url, options, { grpc: 0, http: 0, rpc: 0, ipcDir: null }), options);
     } catch (err) {
       await management?.close(0);
       await redis.destroy();
@@ -166,19 +196,20 @@ export class BenchStack {
 
   /**
    * Kills the gateway with SIGKILL (no cleanup of any kind) and starts a new
-   * one on the same three ports, as a supervisor would; resolves once the
-   * new one has printed its ports.
+   * one on the same three ports and socket directory (where it finds the
+   * dead one's socket and replaces it), as a supervisor would; resolves once
+   * the new one has printed its ports.
    */
   async killAndRestartGateway(hooks: { killed(): void | Promise<void> }): Promise<void> {
     const old = this.#gateway;
     await old.proc.stop("SIGKILL");
     await hooks.killed();
-    this.#gateway = await spawnGateway(this.redis.url, this.#options, { grpc: old.grpc, http: old.http, rpc: old.rpc });
+    this.#gateway = await spawnGateway(this.redis.url, this.#options, { grpc: old.grpc, http: old.http, rpc: old.rpc, ipcDir: old.ipcDir });
   }
 
-  /** Starts one more gateway on the same Redis (its own ports), stopped by {@link close}. */
+  /** Starts one more gateway on the same Redis (its own ports and socket directory), stopped by {@link close}. */
   async addGateway(): Promise<GatewayProc> {
-    const g = await spawnGateway(this.redis.url, this.#options, { grpc: 0, http: 0, rpc: 0 });
+    const g = await spawnGateway(this.redis.url, this.#options, { grpc: 0, http: 0, rpc: 0, ipcDir: null });
     this.extraGateways.push(g);
     return g;
   }
@@ -229,7 +260,9 @@ export class BenchStack {
    */
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.proc.stop("SIGTERM", 5_000)));
-    await Promise.all([this.gateway, ...this.extraGateways].map((g) => g.proc.stop("SIGTERM", 15_000)));
+    const gateways = [this.gateway, ...this.extraGateways];
+    await Promise.all(gateways.map((g) => g.proc.stop("SIGTERM", 15_000)));
+    for (const g of gateways) if (g.ipcDir !== null) rmSync(g.ipcDir, { recursive: true, force: true });
     await this.management.close(0);
     await this.redis.destroy();
   }
