@@ -88,7 +88,7 @@ try {
   for (const t of targets) await stack.deploy(t.app, t.app, { sloMicros: 10_000_000 });
   targets[0]!.pid = (await stack.worker("noop-ts", NOOP_TS)).pid;
   for (const [t, module] of [[targets[1]!, NOOP_PY], [targets[2]!, IRIS]] as const) {
-    const w = spawnPythonWorker(["--model", t.app, "--version", "1", "--input-type", "doubles", "--gateway", `tcp://127.0.0.1:${stack.gateway.rpc}`, "--module", module], { CLIPPER_LOG_LEVEL: "warn" });
+    const w = spawnPythonWorker(["--model", t.app, "--version", "1", "--input-type", "doubles", "--gateway", stack.gateway.rpcEndpoints.join(","), "--module", module], { CLIPPER_LOG_LEVEL: "warn" });
     pythonWorkers.push(w);
     await w.waitFor(/connecting to/);
     t.pid = w.child.pid!;
