@@ -122,9 +122,9 @@ function largestWithin(model: LatencyModel, limit: number, ms: number): number {
   return lo;
 }
 
-/** Admitted queries per adjustment of the share. */
+/** Admission decisions (admitted or refused) per adjustment of the share. */
 const SHARE_WINDOW = 200;
-/** Late queries tolerated per window before the share is lowered. */
+/** Late queries tolerated per window, as a share of those it admitted, before the share is lowered. */
 const LATE_TOLERATED = 0.01;
 const SHARE_START = 0.8;
 const SHARE_MIN = 0.2;
@@ -138,14 +138,23 @@ const SHARE_INCREASE = 0.02;
  * The share of a query's budget its predicted wait may take, corrected by
  * what happened to the queries admitted: the prediction is an estimate of
  * a queue whose batches the sizer cuts by the earliest deadline, and its
- * error depends on the model and the load. After every window of admitted
- * queries, more than 1 % of them late (answered after their deadline, or
- * dropped at it) lowers the share by 15 %; fewer raises it by 0.02, between
- * 0.2 and 0.9 (additive increase, multiplicative decrease, as TCP's
- * congestion window). Pure logic.
+ * error depends on the model and the load. After every window of
+ * admission decisions, more than 1 % of the queries it admitted late
+ * (answered after their deadline, or dropped at it) lowers the share by
+ * 15 %; fewer raises it by 0.02, between 0.2 and 0.9 (additive increase,
+ * multiplicative decrease, as TCP's congestion window). Pure logic.
+ *
+ * Every queued query counts as admitted, also one admitted without a
+ * prediction (nothing queued ahead, or a cold replica): its lateness is
+ * counted too, so leaving it out of the window made a cold start's first
+ * late queries look like 100 % of what was admitted. Refusals close windows
+ * as well: a share that refused everything would otherwise never be
+ * revised, and a low one, set while the model was briefly slow, shed most
+ * of the load at 75 % of capacity for good (bench/README.md, round two §3).
  */
 export class AdmissionShare {
   #share = SHARE_START;
+  #decisions = 0;
   #admitted = 0;
   #late = 0;
 
@@ -153,17 +162,28 @@ export class AdmissionShare {
     return this.#share;
   }
 
-  /** A query was admitted. */
+  /** A query was queued. */
   admitted(): void {
-    if (++this.#admitted < SHARE_WINDOW) return;
-    const lateRatio = this.#late / this.#admitted;
-    this.#share = lateRatio > LATE_TOLERATED ? Math.max(SHARE_MIN, this.#share * SHARE_DECREASE) : Math.min(SHARE_MAX, this.#share + SHARE_INCREASE);
-    this.#admitted = 0;
-    this.#late = 0;
+    this.#admitted++;
+    this.#decided();
+  }
+
+  /** A query was refused as overloaded. */
+  refused(): void {
+    this.#decided();
   }
 
   /** An admitted query ended after its deadline (or was dropped at it). */
   late(): void {
     this.#late++;
+  }
+
+  #decided(): void {
+    if (++this.#decisions < SHARE_WINDOW) return;
+    const lateRatio = this.#admitted === 0 ? 0 : this.#late / this.#admitted;
+    this.#share = lateRatio > LATE_TOLERATED ? Math.max(SHARE_MIN, this.#share * SHARE_DECREASE) : Math.min(SHARE_MAX, this.#share + SHARE_INCREASE);
+    this.#decisions = 0;
+    this.#admitted = 0;
+    this.#late = 0;
   }
 }

@@ -174,6 +174,7 @@ export class Dispatcher implements BatchAnswers {
     const pool = this.#pools.get(poolKey(name, version));
     if (pool === undefined || this.replicaCount(name, version) === 0) return "no-replica";
     if (this.#predictedLate(pool, task)) {
+      pool.admission.refused();
       pool.metrics.dropped("overloaded");
       return "overloaded";
     }
@@ -181,6 +182,7 @@ export class Dispatcher implements BatchAnswers {
       pool.metrics.dropped("full");
       return "full";
     }
+    pool.admission.admitted();
     task.enqueuedAt = performance.now();
     startQueueSpan(task, name, version);
     pool.arrivals++;
@@ -214,9 +216,7 @@ export class Dispatcher implements BatchAnswers {
     // slow for its deadline (or its estimate is still cold), which no refusal
     // fixes. Under overload there is always a queue.
     if (ahead === 0) return false;
-    if (predictedWaitMs(ahead, estimate, this.#slotFreeMs(pool, now)) > pool.admission.value * budget) return true;
-    pool.admission.admitted();
-    return false;
+    return predictedWaitMs(ahead, estimate, this.#slotFreeMs(pool, now)) > pool.admission.value * budget;
   }
 
   /** Largest batch `replica` may be sent: the model's fixed batch size, the worker's limit and its latency model's. */

@@ -248,7 +248,15 @@ export class LatencyModel {
     // optimistic end both ways. Taking the flat mean for small batches too
     // would call a model that ran large batches too slow for one item.
     if (!(b > 0)) return size < this.#meanX ? (meanY * size) / this.#meanX : meanY;
-    return Math.max(0, meanY + b * (size - this.#meanX));
+    // A latency of a + b·size with a ≥ 0 lies between the flat and the
+    // proportional line through the mean point. A fitted slope steeper than
+    // that (a negative intercept) is noise in sizes that barely vary, and
+    // taken as it is it made the largest batch within a budget, and with it
+    // the drain rate admission uses, swing by 20× from one estimate to the
+    // next under steady open-loop load (bench/README.md, round two §3).
+    const fit = meanY + b * (size - this.#meanX);
+    const proportional = (meanY * size) / this.#meanX;
+    return size < this.#meanX ? Math.max(fit, proportional) : Math.min(fit, proportional);
   }
 
   /**

@@ -83,3 +83,36 @@ test("the admission share falls by 15 % after a window with more than 1 % late, 
   for (let i = 0; i < 100; i++) window(0);
   t.is(share.value, 0.9);
 });
+
+test("refusals close windows too: a share that refuses everything climbs back, and lateness is a share of the queries admitted", (t) => {
+  const share = new AdmissionShare();
+  for (let w = 0; w < 3; w++) {
+    for (let i = 0; i < 10; i++) share.late();
+    for (let i = 0; i < 200; i++) share.admitted();
+  }
+  const low = 0.8 * 0.85 ** 3;
+  t.true(Math.abs(share.value - low) < 1e-9);
+  // Nothing admitted, nothing late: each window of refusals raises the share.
+  for (let i = 0; i < 400; i++) share.refused();
+  t.true(Math.abs(share.value - (low + 0.04)) < 1e-9);
+  // 100 refused and 100 admitted with 2 late: 2 % of those admitted, lowered.
+  for (let i = 0; i < 2; i++) share.late();
+  for (let i = 0; i < 100; i++) share.refused();
+  for (let i = 0; i < 100; i++) share.admitted();
+  t.true(Math.abs(share.value - (low + 0.04) * 0.85) < 1e-9);
+});
+
+test("the central estimate keeps a non-negative intercept: a slope fitted from sizes that barely vary cannot make larger batches cost more than in proportion", (t) => {
+  const m = new LatencyModel();
+  // Batches of 60–62 items with latencies that look steep only by noise.
+  for (let i = 0; i < 40; i++) m.observe(60 + (i % 3), 10 + 3 * (i % 3));
+  t.true(m.hasSlope);
+  const meanRate = 61 / 13;
+  // Proportional growth at most (the line through the origin and the mean point)…
+  t.true(m.expected(200) <= 1.05 * ((13 * 200) / 61), `expected(200) = ${m.expected(200)}`);
+  // …and at least proportional shrinking below the mean size.
+  t.true(m.expected(1) >= 0.95 * (13 / 61), `expected(1) = ${m.expected(1)}`);
+  // So the drain rate a budget allows is at least the rate seen at the mean size.
+  const e = drainEstimate([{ latency: m, slots: 1, cap: Infinity }], 46);
+  t.true(e.itemsPerMs >= 0.95 * meanRate, `rate ${e.itemsPerMs} below ${meanRate}`);
+});
