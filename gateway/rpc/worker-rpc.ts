@@ -21,6 +21,8 @@ const SEND_TIMEOUT_MS = 0;
 const PEER_SEND_LIMITS: PeerSendLimits = { stallMs: 1_000, maxBacklog: 1_024, retryMs: 5 };
 /** A peer's refusals and stray messages are logged at most once per address per minute: it could send them endlessly. */
 const PEER_LOG_EVERY_MS = 60_000;
+/** Errors of a handshake whose peer hung up without a word. */
+const HUNG_UP: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE"]);
 /** The ZAP domain of CURVE worker ports (libzmq requires one to enforce ZAP). */
 const ZAP_DOMAIN = "clipper-workers";
 
@@ -109,9 +111,10 @@ export class WorkerRpc {
       this.#router.events.on("handshake:error:protocol", handshakeFailed);
       this.#router.events.on("handshake:error:other", (event) => {
         // Only this user can connect to the ipc socket (its file mode), and a
-        // peer there that hangs up before a word is another gateway checking
-        // whether the socket is live (ipc-socket.ts claimIpcPath), not a worker.
-        if (event.address.startsWith("ipc://") && event.error.code === "ECONNRESET") return;
+        // peer there that hangs up before a word (libzmq then reads a reset,
+        // or an end it reports as EPIPE) is another gateway checking whether
+        // the socket is live (ipc-socket.ts claimIpcPath), not a worker.
+        if (event.address.startsWith("ipc://") && HUNG_UP.has(event.error.code)) return;
         handshakeFailed();
       });
       this.#router.events.on("handshake:error:auth", () => options.onAuthFailure?.("unknown_key"));

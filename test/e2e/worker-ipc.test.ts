@@ -91,6 +91,20 @@ test.serial("a Python worker with its CURVE key registers over ipc:// and answer
   t.deepEqual([r.json.output, r.json.default], [{ sum: 4.5 }, false]);
 });
 
+test.serial("a second gateway on the same directory is refused (exit 2) and the first keeps its socket and serves", async (t) => {
+  const before = lstatSync(join(ipcDir, "rpc-0.sock")).ino;
+  const failures = await handshakeFailures();
+  const second = spawnBin("clipper-gateway", ["--redis-url", stack.redis.url, "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--rpc-ipc-dir", ipcDir]);
+  t.is(await second.waitExit(30_000), 2);
+  t.regex(second.output, new RegExp(`another gateway is listening on ${ipc.replace(/[/.]/g, "\\$&")}`));
+  t.is(lstatSync(join(ipcDir, "rpc-0.sock")).ino, before, "the socket file was left alone");
+  // No peer without keys has connected yet, so nothing else can have failed a handshake.
+  t.is(await handshakeFailures(), failures, "its probe hung up without counting as a worker that failed CURVE");
+  // The worker connected before is still served through it.
+  const r = await stack.http("/ts-app/predict", { input: [4, 4] });
+  t.deepEqual([r.json.output, r.json.default], [8, false]);
+});
+
 test.serial("CURVE holds over ipc://: a worker without keys never registers", async (t) => {
   const before = await handshakeFailures();
   const w = tsWorker("other", ipc, []);
@@ -99,19 +113,6 @@ test.serial("CURVE holds over ipc://: a worker without keys never registers", as
   t.deepEqual(await workersOf("other"), []);
   t.true((await stack.http("/other-app/predict", { input: [1] })).json.default, "no replica: the app's default");
   await w.stop("SIGKILL");
-});
-
-test.serial("a second gateway on the same directory is refused (exit 2) and the first keeps its socket and serves", async (t) => {
-  const before = lstatSync(join(ipcDir, "rpc-0.sock")).ino;
-  const failures = await handshakeFailures();
-  const second = spawnBin("clipper-gateway", ["--redis-url", stack.redis.url, "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--rpc-ipc-dir", ipcDir]);
-  t.is(await second.waitExit(30_000), 2);
-  t.regex(second.output, new RegExp(`another gateway is listening on ${ipc.replace(/[/.]/g, "\\$&")}`));
-  t.is(lstatSync(join(ipcDir, "rpc-0.sock")).ino, before, "the socket file was left alone");
-  t.is(await handshakeFailures(), failures, "its probe hung up without counting as a worker that failed CURVE");
-  // The worker connected before is still served through it.
-  const r = await stack.http("/ts-app/predict", { input: [4, 4] });
-  t.deepEqual([r.json.output, r.json.default], [8, false]);
 });
 
 test.serial("a socket left by a killed gateway is replaced by the next one, which serves workers on it; a clean stop removes it", async (t) => {
