@@ -69,13 +69,10 @@ export function distIsFresh(root = ROOT, paths = RUNTIME_INPUTS) {
 // (gRPC no-op load at c=64, compiled: 22 MiB live, full GC at ~100 MiB,
 // peak RSS ~190 MiB). With both caps below the peak was ~114 MiB, with the
 // growing percentage alone ~131 MiB; full GCs run ~4× as often, but GC time
-// per request stayed within the noise of a shared 2-core machine. Semi-spaces
-// of 4 MiB rather than 8 took the peak of `npm run bench` from 125–129 MiB to
-// 117–119 MiB, with gateway CPU per call at c=64 within the run-to-run noise
-// (bench/README.md, round two).
+// per request stayed within the noise of a shared 2-core machine.
 
 /** Young-generation cap, MiB per semi-space (V8's default is 16). */
-export const GATEWAY_SEMI_SPACE_MIB = 4;
+export const GATEWAY_SEMI_SPACE_MIB = 8;
 /** Old-space growth allowed before the next full GC, per cent of the heap live after the last one (V8's default is dynamic, up to 300). */
 export const GATEWAY_HEAP_GROWING_PERCENT = 50;
 
