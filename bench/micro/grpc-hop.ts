@@ -17,14 +17,15 @@
  *   node --import tsx bench/micro/grpc-hop.ts [--seconds 4] [--rounds 3]
  */
 import { fork, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import * as zmq from "zeromq";
-import { PredictRequest, PredictService, type PredictResponse } from "../../gen/clipper/v1/predict.js";
+import { PredictService, type PredictRequest, type PredictResponse } from "../../gen/clipper/v1/predict.js";
+import { runGrpcLoad, warmUpGrpc, writeFrames } from "../lib/h2load.js";
 import { readCpuSeconds } from "../lib/proc-status.js";
 import { median } from "../lib/stats.js";
 
@@ -108,12 +109,7 @@ async function main(): Promise<void> {
   }
   const dir = mkdtempSync(join(tmpdir(), "grpc-hop-"));
   try {
-    const message = PredictRequest.encode(PredictRequest.fromPartial({ app: "hop", input: { doubles: [1, 2, 3] } })).finish();
-    const frame = Buffer.alloc(5 + message.length);
-    frame.writeUInt32BE(message.length, 1);
-    frame.set(message, 5);
-    const framePath = join(dir, "call.grpc");
-    writeFileSync(framePath, frame);
+    const [framePath] = writeFrames(dir, "hop", 1, 0) as [string];
     const rows = new Map<Mode, Row[]>(MODES.map((m) => [m, []]));
     for (let round = 0; round < rounds; round++) {
       for (const mode of round % 2 === 0 ? MODES : [...MODES].reverse()) {
@@ -133,7 +129,7 @@ async function main(): Promise<void> {
   }
 }
 
-/** Starts a server in `mode`, warms it up, then drives it for `seconds` with h2load at c=1. */
+/** Starts a server in `mode`, warms it up, then drives it for about `seconds` with h2load at c=1. */
 async function measure(mode: Mode, endpoint: string, framePath: string, seconds: number, dir: string): Promise<Row> {
   const server = spawn(process.execPath, [...process.execArgv, SELF, "--server", mode, endpoint], { stdio: ["ignore", "pipe", "inherit"] });
   try {
@@ -150,30 +146,15 @@ async function measure(mode: Mode, endpoint: string, framePath: string, seconds:
       });
       server.once("exit", () => reject(new Error(`server (${mode}) exited`)));
     });
-    const url = `http://127.0.0.1:${port}/clipper.v1.Predict/Predict`;
-    const h2load = (extra: string[]): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const child = spawn("h2load", ["-t", "1", "-c", "1", "-m", "1", ...extra, "-d", framePath, "-H", "content-type: application/grpc", "-H", "te: trailers", url], { stdio: ["ignore", "pipe", "pipe"] });
-        let text = "";
-        child.stdout.on("data", (d: Buffer) => (text += d.toString()));
-        const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 10) * 1000);
-        child.once("error", reject);
-        child.once("close", () => {
-          clearTimeout(timer);
-          resolve(text);
-        });
-      });
-    await h2load(["-D", "1"]);
-    const log = join(dir, `${mode}.log`);
+    // Count mode sized by a 1 s warm-up, as the main benchmark runs h2load.
+    const rate = await warmUpGrpc(port, [framePath], 1);
+    const calls = Math.max(100, Math.round(rate * seconds));
     const cpu0 = readCpuSeconds(server.pid!);
-    const text = await h2load(["-D", String(seconds), "--log-file", log]);
-    const cpu = readCpuSeconds(server.pid!) - cpu0;
-    // Log rows: start µs, status, µs to the end of the response.
-    const times = readFileSync(log, "utf8").split("\n").filter((l) => l !== "").map((l) => Number(l.split("\t")[2])).filter((us) => us > 0).sort((a, b) => a - b);
-    if (times.length === 0) throw new Error(`no calls completed (${mode}):\n${text}`);
-    const meanUs = times.reduce((a, b) => a + b, 0) / times.length;
+    const r = await runGrpcLoad(port, [framePath], calls, seconds * 2, dir);
     // The echo process is the server's child: its CPU is not counted (readCpuSeconds reads one process).
-    return { meanUs, p99Us: times[Math.min(times.length - 1, Math.floor(times.length * 0.99))]!, cpuUsPerCall: (cpu * 1e6) / times.length };
+    const cpu = readCpuSeconds(server.pid!) - cpu0;
+    if (r.succeeded === 0) throw new Error(`no calls completed (${mode})`);
+    return { meanUs: r.meanMs * 1000, p99Us: r.p99Ms * 1000, cpuUsPerCall: (cpu * 1e6) / r.succeeded };
   } finally {
     server.kill("SIGTERM");
     await new Promise((r) => server.once("exit", r).once("error", r));
