@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { PredictRequest } from "../gen/clipper/v1/predict.js";
 import { Scrape } from "../test/helpers/prometheus.js";
 import { spawnPythonWorker } from "../test/helpers/python-worker.js";
-import type { Proc } from "../test/helpers/processes.js";
+import { workerArgs, type Proc } from "../test/helpers/processes.js";
 import { runGrpcLoad, warmUpGrpc, writeFrames } from "./lib/h2load.js";
 import { readCpuSeconds } from "./lib/proc-status.js";
 import { BenchStack } from "./lib/stack.js";
@@ -88,7 +88,7 @@ try {
   for (const t of targets) await stack.deploy(t.app, t.app, { sloMicros: 10_000_000 });
   targets[0]!.pid = (await stack.worker("noop-ts", NOOP_TS)).pid;
   for (const [t, module] of [[targets[1]!, NOOP_PY], [targets[2]!, IRIS]] as const) {
-    const w = spawnPythonWorker(["--model", t.app, "--version", "1", "--input-type", "doubles", "--gateway", stack.gateway.rpcEndpoints.join(","), "--module", module], { CLIPPER_LOG_LEVEL: "warn" });
+    const w = spawnPythonWorker(workerArgs({ model: t.app, version: "1", inputType: "doubles", gateway: stack.gateway.rpcEndpoints.join(","), module }), { CLIPPER_LOG_LEVEL: "warn" });
     pythonWorkers.push(w);
     await w.waitFor(/connecting to/);
     t.pid = w.child.pid!;

@@ -11,7 +11,7 @@ import { pino } from "pino";
 import { distIsFresh, gatewayNodeFlags } from "../../bin/launch.js";
 import { GATEWAY_PORTS_LINE, GATEWAY_RPC_ENDPOINTS, GATEWAY_RPC_IPC_ENDPOINTS, parseEndpointsLine } from "../../core/ports-line.js";
 import { startManagement, type Management } from "../../management/management.js";
-import { Proc, ROOT } from "../../test/helpers/processes.js";
+import { Proc, ROOT, workerArgs } from "../../test/helpers/processes.js";
 import { TestRedis } from "../../test/helpers/redis-server.js";
 import { COUNTER_LINE } from "./counter.js";
 import { execFileSync, spawn } from "node:child_process";
@@ -236,7 +236,7 @@ export class BenchStack {
     const proc = spawnBinWith(
       "clipper-worker",
       profileArgs(this.#options, `worker-${model}`),
-      ["--model", model, "--version", "1", "--input-type", "doubles", "--gateway", gateways.join(","), "--module", modulePath, ...extra],
+      workerArgs({ model, version: "1", inputType: "doubles", gateway: gateways.join(","), module: modulePath }, extra),
       { CLIPPER_LOG_LEVEL: "info", ...profileEnv(this.#options) },
     );
     const w = { proc, pid: proc.child.pid!, counterPort: 0 };

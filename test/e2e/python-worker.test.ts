@@ -13,7 +13,7 @@ import { generateKeyPair, writeKeyPair } from "../../core/curve/key-pair.js";
 import { WORKER_PORTS_LINE } from "../../core/ports-line.js";
 import { PredictRequest } from "../../gen/clipper/v1/predict.js";
 import { call } from "../helpers/grpc.js";
-import { eventually, type Proc } from "../helpers/processes.js";
+import { eventually, workerArgs, type Proc } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
 import { spawnPythonWorker } from "../helpers/python-worker.js";
 import { Stack } from "../helpers/stack.js";
@@ -39,7 +39,7 @@ test.after.always(async () => {
 
 /** A registered Python worker of `model` version 1 on the stack's gateway. */
 async function pythonWorker(model: string, inputType: string, module: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
-  const w = spawnPythonWorker(["--model", model, "--version", "1", "--input-type", inputType, "--gateway", `tcp://127.0.0.1:${stack.gateway.rpc}`, "--module", module, ...curve, ...extra], env);
+  const w = spawnPythonWorker(workerArgs({ model, version: "1", inputType, gateway: `tcp://127.0.0.1:${stack.gateway.rpc}`, module }, [...curve, ...extra]), env);
   stack.workers.push(w);
   await w.waitFor(/worker registered/);
   return w;

@@ -17,7 +17,7 @@ import { GATEWAY_CLIPPER_V3_LINE } from "../../core/ports-line.js";
 import { decodeGatewayMessage, encodeWorkerMessage } from "../../core/wire/native.js";
 import type { RegisterWorker } from "../../gen/clipper/v1/heartbeat.js";
 import { call } from "../helpers/grpc.js";
-import { eventually, spawnBin, type Proc } from "../helpers/processes.js";
+import { eventually, spawnBin, workerArgs, type Proc } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
 import { Stack } from "../helpers/stack.js";
 import { E, hex } from "../helpers/zmq-frames.js";
@@ -62,7 +62,7 @@ test.after.always(async () => {
 const curveArgs = (k: { key: string }): string[] => ["--gateway-public-key", gateway.pub, "--curve-secret-key", k.key];
 
 function startWorker(model: string, extra: readonly string[]): Proc {
-  const p = spawnBin("clipper-worker", ["--model", model, "--version", "1", "--input-type", "doubles", "--gateway", `tcp://127.0.0.1:${stack.gateway.rpc}`, "--module", SUM, ...extra], {
+  const p = spawnBin("clipper-worker", workerArgs({ model, version: "1", inputType: "doubles", gateway: `tcp://127.0.0.1:${stack.gateway.rpc}`, module: SUM }, extra), {
     CLIPPER_LOG_LEVEL: "info",
   });
   stack.workers.push(p);

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { generateKeyPair, writeKeyPair } from "../../core/curve/key-pair.js";
 import { GATEWAY_PORTS_LINE, GATEWAY_RPC_IPC_ENDPOINTS, parseEndpointsLine } from "../../core/ports-line.js";
 import { call } from "../helpers/grpc.js";
-import { eventually, ROOT, spawnBin, type Proc } from "../helpers/processes.js";
+import { eventually, ROOT, spawnBin, workerArgs, type Proc } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
 import { spawnPythonWorker } from "../helpers/python-worker.js";
 import { Stack } from "../helpers/stack.js";
@@ -49,7 +49,7 @@ test.after.always(async () => {
 });
 
 function tsWorker(model: string, gateway: string, extra: readonly string[]): Proc {
-  const w = spawnBin("clipper-worker", ["--model", model, "--version", "1", "--input-type", "doubles", "--gateway", gateway, "--module", SUM, ...extra], { CLIPPER_LOG_LEVEL: "info" });
+  const w = spawnBin("clipper-worker", workerArgs({ model, version: "1", inputType: "doubles", gateway, module: SUM }, extra), { CLIPPER_LOG_LEVEL: "info" });
   stack.workers.push(w);
   return w;
 }
@@ -83,7 +83,7 @@ test.serial("a TypeScript worker with its CURVE key registers over ipc:// and an
 });
 
 test.serial("a Python worker with its CURVE key registers over ipc:// and answers a Predict", async (t) => {
-  const w = spawnPythonWorker(["--model", "py", "--version", "1", "--input-type", "doubles", "--gateway", ipc, "--module", "test/fixtures/python/sum.py", ...curve]);
+  const w = spawnPythonWorker(workerArgs({ model: "py", version: "1", inputType: "doubles", gateway: ipc, module: "test/fixtures/python/sum.py" }, curve));
   stack.workers.push(w);
   await w.waitFor(/worker registered/);
   const r = await stack.http("/py-app/predict", { input: [2, 2.5] });

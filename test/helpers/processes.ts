@@ -110,6 +110,21 @@ export async function startGatewayProcess(
   return { proc, grpc: ports.grpc.port, http: ports.http.port, rpc: ports.rpc.port };
 }
 
+/** What a worker serves and where: the flags both runtimes (clipper-worker and the Python worker) take alike. */
+export interface WorkerTarget {
+  readonly model: string;
+  readonly version: string;
+  readonly inputType: string;
+  /** Gateway endpoints, tcp://HOST:PORT or ipc:///path, comma-separated. */
+  readonly gateway: string;
+  readonly module: string;
+}
+
+/** The command-line flags of a worker serving `t`, then `extra`. */
+export function workerArgs(t: WorkerTarget, extra: readonly string[] = []): string[] {
+  return ["--model", t.model, "--version", t.version, "--input-type", t.inputType, "--gateway", t.gateway, "--module", t.module, ...extra];
+}
+
 /** A worker process serving `module` for a model version. */
 export async function startWorkerProcess(
   rpcPort: number,
@@ -120,10 +135,7 @@ export async function startWorkerProcess(
   extra: readonly string[] = [],
   env: NodeJS.ProcessEnv = {},
 ): Promise<Proc> {
-  const proc = spawnBin("clipper-worker", [
-    "--model", model, "--version", version, "--input-type", inputType,
-    "--gateway", `tcp://127.0.0.1:${rpcPort}`, "--module", module, ...extra,
-  ], { CLIPPER_LOG_LEVEL: "info", ...env });
+  const proc = spawnBin("clipper-worker", workerArgs({ model, version, inputType, gateway: `tcp://127.0.0.1:${rpcPort}`, module }, extra), { CLIPPER_LOG_LEVEL: "info", ...env });
   await proc.waitFor(/worker registered/);
   return proc;
 }

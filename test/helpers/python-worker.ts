@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { PYTHON_INTERPRETER } from "../../core/python-worker.js";
-import { Proc, ROOT } from "./processes.js";
+import { Proc, ROOT, workerArgs } from "./processes.js";
 
 /** Debian's interpreter, whose python3-* packages the worker and the Python tests use (another python3 may be first on PATH). */
 export const PYTHON = PYTHON_INTERPRETER;
@@ -27,7 +27,7 @@ export async function startPythonWorker(
   extra: readonly string[] = [],
   env: NodeJS.ProcessEnv = {},
 ): Promise<Proc> {
-  const proc = spawnPythonWorker(["--model", model, "--version", version, "--input-type", inputType, "--gateway", gateway, "--module", module, ...extra], env);
+  const proc = spawnPythonWorker(workerArgs({ model, version, inputType, gateway, module }, extra), env);
   await proc.waitFor(/worker registered/);
   return proc;
 }

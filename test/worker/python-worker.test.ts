@@ -4,7 +4,7 @@
 import test from "ava";
 import { spawn } from "node:child_process";
 import type { BatchRequest } from "../../gen/clipper/v1/heartbeat.js";
-import { Proc, ROOT } from "../helpers/processes.js";
+import { Proc, ROOT, workerArgs } from "../helpers/processes.js";
 import { PYTHON, pythonWorkerEnv, spawnPythonWorker } from "../helpers/python-worker.js";
 import { FakeGateway, frames } from "./fake-gateway.js";
 
@@ -12,7 +12,7 @@ const farFuture = (): number => (Date.now() + 60_000) * 1000;
 
 async function serve(t: import("ava").ExecutionContext, inputType: string, extra: string[] = []): Promise<{ gw: FakeGateway; w: Proc }> {
   const gw = await FakeGateway.start();
-  const w = spawnPythonWorker(["--model", "m", "--version", "1", "--input-type", inputType, "--gateway", gw.endpoint, "--module", "test/fixtures/python/describe.py", "--heartbeat-ms", "50", ...extra]);
+  const w = spawnPythonWorker(workerArgs({ model: "m", version: "1", inputType, gateway: gw.endpoint, module: "test/fixtures/python/describe.py" }, ["--heartbeat-ms", "50", ...extra]));
   t.teardown(async () => {
     await w.stop("SIGKILL");
     gw.close();
