@@ -13,6 +13,7 @@ import { credentials, status } from "@grpc/grpc-js";
 import { GRPCInferenceServiceClient, ModelInferRequest } from "../../gen/inference/open_inference.js";
 import { call } from "../helpers/grpc.js";
 import { HealthClient } from "../helpers/health-client.js";
+import { deployOipCatalog } from "../helpers/oip-catalog.js";
 import { eventually, ROOT } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
 import { PYTHON } from "../helpers/python-worker.js";
@@ -29,21 +30,11 @@ let oip: GRPCInferenceServiceClient;
 
 test.before(async () => {
   stack = await Stack.start(["--cache-bytes", "0"]);
-  await stack.deploy("d-app", "describe-d", "1", "doubles");
-  // Version 2 registered (and so current), then 1 made current again: 2 is only reachable pinned.
-  await stack.admin("add_model", { model_name: "describe-d", model_version: "2", labels: [], input_type: "doubles", container_name: "", model_data_path: "", batch_size: -1 });
-  await stack.admin("set_model_version", { model_name: "describe-d", model_version: "1" });
-  await stack.deploy("s-app", "describe-s", "1", "strings");
   await stack.deploy("count-app", "describe-c", "1", "doubles");
-  await stack.deploy("slow-app", "slow", "1", "doubles", { sloMicros: 20_000_000 });
   await stack.deploy("slo-app", "slow-slo", "1", "doubles", { sloMicros: 200_000, defaultOutput: "fallback" });
-  await stack.admin("add_app", { name: "nolink", input_type: "doubles", default_output: "none", latency_slo_micros: 1_000_000 });
   await Promise.all([
-    stack.worker("describe-d", "1", "doubles", "test/fixtures/models/describe.js"),
-    stack.worker("describe-d", "2", "doubles", "test/fixtures/models/describe.js"),
-    stack.worker("describe-s", "1", "strings", "test/fixtures/models/describe.js"),
+    deployOipCatalog(stack),
     stack.worker("describe-c", "1", "doubles", "test/fixtures/models/describe.js"),
-    stack.worker("slow", "1", "doubles", "test/fixtures/models/slow.js"),
     stack.worker("slow-slo", "1", "doubles", "test/fixtures/models/slow.js"),
   ]);
   oip = new GRPCInferenceServiceClient(`127.0.0.1:${stack.gateway.grpc}`, credentials.createInsecure());

@@ -9,6 +9,7 @@ import test from "ava";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { eventually, ROOT } from "../helpers/processes.js";
+import { deployOipCatalog } from "../helpers/oip-catalog.js";
 import { Scrape } from "../helpers/prometheus.js";
 import { Stack } from "../helpers/stack.js";
 
@@ -16,18 +17,7 @@ let stack: Stack;
 
 test.before(async () => {
   stack = await Stack.start(["--cache-bytes", "0"]);
-  await stack.deploy("d-app", "describe-d", "1", "doubles");
-  await stack.admin("add_model", { model_name: "describe-d", model_version: "2", labels: [], input_type: "doubles", container_name: "", model_data_path: "", batch_size: -1 });
-  await stack.admin("set_model_version", { model_name: "describe-d", model_version: "1" });
-  await stack.deploy("s-app", "describe-s", "1", "strings");
-  await stack.deploy("slow-app", "slow", "1", "doubles", { sloMicros: 20_000_000 });
-  await stack.admin("add_app", { name: "nolink", input_type: "doubles", default_output: "none", latency_slo_micros: 1_000_000 });
-  await Promise.all([
-    stack.worker("describe-d", "1", "doubles", "test/fixtures/models/describe.js"),
-    stack.worker("describe-d", "2", "doubles", "test/fixtures/models/describe.js"),
-    stack.worker("describe-s", "1", "strings", "test/fixtures/models/describe.js"),
-    stack.worker("slow", "1", "doubles", "test/fixtures/models/slow.js"),
-  ]);
+  await deployOipCatalog(stack);
   const seen = await eventually(async () => (await get("/v2/models/nolink")).status === 200, 15_000);
   if (!seen) throw new Error("the gateway did not learn of the apps");
 });
