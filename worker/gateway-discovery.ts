@@ -8,13 +8,8 @@
  */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { ipcAddress, type WorkerEndpoint } from "../core/worker-endpoint.js";
+import { formatWorkerEndpoint, type WorkerEndpoint } from "../core/worker-endpoint.js";
 import type { Logger } from "../core/telemetry/logger.js";
-
-/** The ZeroMQ address of one host address and port (IPv6 in brackets). */
-export function zmqAddress(ip: string, port: number): string {
-  return isIP(ip) === 6 ? `tcp://[${ip}]:${port}` : `tcp://${ip}:${port}`;
-}
 
 /**
  * The addresses of one host name: IPv4 ones when it has any (a name such as
@@ -68,7 +63,7 @@ export class GatewayDiscovery {
     const next = new Set<string>();
     for (const e of this.#endpoints) {
       if (e.kind === "ipc") {
-        next.add(ipcAddress(e.path));
+        next.add(formatWorkerEndpoint(e));
         continue;
       }
       let ips: string[];
@@ -82,7 +77,7 @@ export class GatewayDiscovery {
           this.#log.warn({ host: e.host, err: (err as Error).message, keeping: ips.length }, "cannot resolve gateway host; keeping its last addresses");
         }
       }
-      for (const ip of ips) next.add(zmqAddress(ip, e.port));
+      for (const ip of ips) next.add(formatWorkerEndpoint({ kind: "tcp", host: ip, port: e.port }));
     }
     if (this.#stopped) return;
     const changed = next.size !== this.#current.size || [...next].some((a) => !this.#current.has(a));
