@@ -40,6 +40,12 @@ export type ErrorReason =
   | "INTERNAL";
 
 /**
+ * Codes that mean the server itself is at fault: only errors with one of
+ * these keep a stack trace (see {@link ServingError}).
+ */
+const SERVER_FAULTS: ReadonlySet<Status> = new Set([Status.INTERNAL, Status.UNKNOWN, Status.DATA_LOSS]);
+
+/**
  * The one error type of clipper-ts. It carries the gRPC status every edge
  * adapter maps from (gRPC directly, HTTP through core/status), a message a
  * user can act on, a stable reason, and the original `cause`, which is
@@ -57,7 +63,16 @@ export class ServingError extends Error {
     message: string,
     options: { cause?: unknown; headers?: Record<string, string> } = {},
   ) {
+    // Every shed, expired or refused call makes one of these, and capturing
+    // a stack costs ~8.5 µs (the frames of the awaits above it): under
+    // overload, where refusing must be cheap, it was an eighth of the
+    // gateway's time (bench/README.md, round two §7). A caller's or the
+    // load's outcome has no use for a trace; a server fault keeps its own,
+    // and a wrapped error's is in `cause`.
+    const limit = Error.stackTraceLimit;
+    if (!SERVER_FAULTS.has(code)) Error.stackTraceLimit = 0;
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    Error.stackTraceLimit = limit;
     this.name = "ServingError";
     this.code = code;
     this.reason = reason;
