@@ -13,11 +13,17 @@
  * which allows (SLO / 2 − 5) / 0.1 items: 200 items per 25 ms, 8000 req/s,
  * for a 50 ms SLO. The load generator runs in this process (node:http,
  * keep-alive), on the same two cores as the gateway.
+ *
+ * A second table gives, per rate, the CPU the gateway, the worker and the
+ * load generator used per call, against bare node:http
+ * (bench/servers/bare-http.ts) driven the same way at the same rates after
+ * the gateway's runs: how much of the box the gateway leaves free at each rate.
  */
 import http from "node:http";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { BenchStack } from "./lib/stack.js";
+import { readTreeCpuSeconds } from "./lib/proc-status.js";
+import { BenchStack, startBareServer } from "./lib/stack.js";
 import { batchModelCapacity } from "./lib/batch-capacity.js";
 
 const BATCH_MODULE = fileURLToPath(new URL("./models/batch-cost.ts", import.meta.url));
@@ -104,10 +110,23 @@ async function batchTotals(port: number): Promise<{ items: number; batches: numb
   return { items: value("clipper_batch_size_sum"), batches: value("clipper_batch_size_count") };
 }
 
+/** CPU used per call sent while `run` drives one rate, µs: by each of `pids` (with their children), and by this process (the load generator) in cores. */
+async function withCpu<T extends { sent: number }>(pids: readonly number[], run: () => Promise<T>): Promise<{ out: T; perCallUs: number[]; driverCores: number }> {
+  const before = pids.map(readTreeCpuSeconds);
+  const self = process.cpuUsage();
+  const t0 = performance.now();
+  const out = await run();
+  const wallS = (performance.now() - t0) / 1000;
+  const used = process.cpuUsage(self);
+  const perCallUs = pids.map((pid, i) => ((readTreeCpuSeconds(pid) - before[i]!) * 1e6) / Math.max(1, out.sent));
+  return { out, perCallUs, driverCores: (used.user + used.system) / 1e6 / wallS };
+}
+
+const cpuRows: string[] = [];
 const stack = await BenchStack.start({ profileDir: null, profileIntervalUs: 0 });
 try {
   await stack.deploy("batch", "batch-cost", { sloMicros: sloMs * 1000 });
-  await stack.worker("batch-cost", BATCH_MODULE);
+  const worker = await stack.worker("batch-cost", BATCH_MODULE);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
   const salt = { n: 0 };
   await drive(stack.gateway.http, agent, 2000, 2, salt); // warm-up; also waits for the worker
@@ -116,8 +135,9 @@ try {
   console.log("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
   for (const rate of rates) {
     const before = await batchTotals(stack.gateway.http);
-    const o = await drive(stack.gateway.http, agent, rate, seconds, salt);
+    const { out: o, perCallUs, driverCores } = await withCpu([stack.gateway.pid, worker.pid], () => drive(stack.gateway.http, agent, rate, seconds, salt));
     const after = await batchTotals(stack.gateway.http);
+    cpuRows.push(`| ${rate} | ${perCallUs[0]!.toFixed(0)} | ${perCallUs[1]!.toFixed(0)} | ${driverCores.toFixed(2)}`);
     const lat = o.latencies.sort((a, b) => a - b);
     const q = (p: number): string => (lat[Math.floor(p * (lat.length - 1))] ?? NaN).toFixed(1);
     const batch = (after.items - before.items) / Math.max(1, after.batches - before.batches);
@@ -126,4 +146,23 @@ try {
   agent.destroy();
 } finally {
   await stack.close();
+}
+
+// The same driver against bare node:http at the same rates.
+const bare = await startBareServer("bare-http");
+try {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+  const salt = { n: 0 };
+  await drive(bare.port, agent, 2000, 2, salt); // warm-up
+  console.log("\nCPU per call sent (µs; /proc, children included) and the load generator's share of the box (cores), the gateway's runs against bare node:http at the same rates:\n");
+  console.log("| offered req/s | gateway µs/call | worker µs/call | load generator cores | bare node:http µs/call | load generator cores | bare p99 ms |");
+  console.log("|--:|--:|--:|--:|--:|--:|--:|");
+  for (const [i, rate] of rates.entries()) {
+    const { out, perCallUs, driverCores } = await withCpu([bare.pid], () => drive(bare.port, agent, rate, seconds, salt));
+    const lat = out.latencies.sort((a, b) => a - b);
+    console.log(`${cpuRows[i]} | ${perCallUs[0]!.toFixed(0)} | ${driverCores.toFixed(2)} | ${(lat[Math.floor(0.99 * (lat.length - 1))] ?? NaN).toFixed(1)} |`);
+  }
+  agent.destroy();
+} finally {
+  await bare.proc.stop("SIGTERM");
 }
