@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { GATEWAY_HEAP_GROWING_PERCENT, GATEWAY_SEMI_SPACE_MIB, gatewayNodeFlags } from "../../bin/launch.js";
 import { GATEWAY_PORTS_LINE } from "../../core/ports-line.js";
-import { Proc, ROOT } from "../helpers/processes.js";
+import { eventually, Proc, ROOT } from "../helpers/processes.js";
 import { TestRedis } from "../helpers/redis-server.js";
 
 const run = promisify(execFile);
@@ -156,6 +156,8 @@ test("a gateway built by scripts/build.mjs serves from dist/ alone; a compiled w
   t.teardown(() => gw.stop("SIGKILL"));
   const ports = GATEWAY_PORTS_LINE.read(await gw.waitFor(GATEWAY_PORTS_LINE.pattern, 60_000));
   const http = ports.http.port;
+  // The ports line comes before the catalog's first load; until then every app is 503.
+  t.true(await eventually(async () => (await fetch(`http://127.0.0.1:${http}/readyz`)).status === 200, 60_000), "the gateway never became ready");
   // Transcoding reads dist/gen/descriptors.binpb: an unknown app is a JSON 404, not a crash.
   const res = await fetch(`http://127.0.0.1:${http}/v1/apps/nope:predict`, { method: "POST", body: '{"input":{"doubles":[1]}}' });
   t.is(res.status, 404);
