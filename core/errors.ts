@@ -26,6 +26,7 @@ export type ErrorReason =
   | "HOST_NOT_ALLOWED"
   | "QUEUE_FULL"
   | "OVERLOADED"
+  | "GATEWAY_BEHIND"
   | "DEADLINE_EXCEEDED"
   | "CANCELLED"
   | "STORE_UNAVAILABLE"

@@ -76,6 +76,12 @@ const OPTIONS = {
     default: "10000",
     help: "TTL of the gateway's liveness key in Redis, ms (renewed every third of it): after it, the DB 3 entries of a gateway that died without cleanup stop counting and other gateways remove them",
   },
+  "shed-loop-delay-ms": {
+    kind: "count",
+    env: "CLIPPER_SHED_LOOP_DELAY_MS",
+    default: "0",
+    help: "refuse Predict and ModelInfer calls at the door (429 / RESOURCE_EXHAUSTED, reason GATEWAY_BEHIND) while the event loop runs this many ms behind, e.g. half the smallest SLO; 0 never does",
+  },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
 
@@ -166,6 +172,7 @@ await runUntilSignal(log, async () => {
       // Each process of --processes is a gateway of its own in DB 3 (the default id already differs by worker port).
       ...(c["gateway-id"] === "" ? {} : { gatewayId: index === null ? c["gateway-id"] : `${c["gateway-id"]}.${index}` }),
       livenessTtlMs: c["liveness-ttl-ms"],
+      shedLoopDelayMs: c["shed-loop-delay-ms"],
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),

@@ -149,6 +149,8 @@ export class GatewayMetrics {
   readonly #workerAuthFailures: Counter<"reason">;
   readonly #batchSplits: Counter<"model" | "version">;
   readonly #quarantines: Counter<"model" | "version">;
+  readonly #behindRefusals: Counter<"transport">;
+  readonly #behind: Record<"grpc" | "http", Counter.Internal>;
   readonly #poisonItems: Counter<"model" | "version">;
   readonly #apps = new Map<string, AppInstruments>();
   readonly #pools = new Map<string, PoolInstruments>();
@@ -256,6 +258,13 @@ export class GatewayMetrics {
       labelNames: ["model", "version"] as const,
       registers,
     });
+    this.#behindRefusals = new Counter({
+      name: "clipper_behind_refusals_total",
+      help: "Predict and ModelInfer calls refused at the door (RESOURCE_EXHAUSTED / 429, reason GATEWAY_BEHIND) because the gateway's event loop was behind by --shed-loop-delay-ms, by transport (grpc, http).",
+      labelNames: ["transport"] as const,
+      registers,
+    });
+    this.#behind = { grpc: this.#behindRefusals.labels({ transport: "grpc" }), http: this.#behindRefusals.labels({ transport: "http" }) };
     const sources = (): GaugeSources | null => this.#sources;
     new Gauge({
       name: "clipper_queue_depth",
@@ -293,6 +302,11 @@ export class GatewayMetrics {
         this.set(sources()?.ready() === true ? 1 : 0);
       },
     });
+  }
+
+  /** A call refused at the door while the event loop was behind. */
+  refusedBehind(transport: "grpc" | "http"): void {
+    this.#behind[transport].inc();
   }
 
   /** A worker turned away by a CURVE worker port. */

@@ -7,6 +7,8 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Authorizer } from "../auth/authorizer.js";
 import { authInterceptor } from "../auth/grpc-auth.js";
+import { accessOfGrpcMethod } from "../auth/scopes.js";
+import type { DoorCheck } from "./shed-while-behind.js";
 import type { UnaryHandler } from "../call-context.js";
 import { descriptorSet } from "../descriptor-set.js";
 import { ServingError } from "../errors.js";
@@ -48,6 +50,12 @@ export interface GrpcServerOptions {
   readonly tls?: ServerTls;
   /** How long reflection streams may stay blocked on a client that does not read, ms (default: core/servers/bounded-stream.ts). */
   readonly streamStallMs?: number;
+  /**
+   * A check each unary call needing the predict scope (core/auth/scopes.ts)
+   * passes before its context is built (core/servers/shed-while-behind.ts);
+   * a refusal ends the call with its status and Retry-After trailers.
+   */
+  readonly door?: DoorCheck;
 }
 
 /** A started server. */
@@ -84,7 +92,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     }
   }
   for (const binding of options.bindings) {
-    server.addService(tolerantDefinition(binding), serviceImplementation(binding, streaming[binding.name] ?? {}, options.onError));
+    server.addService(tolerantDefinition(binding), serviceImplementation(binding, streaming[binding.name] ?? {}, options.onError, options.door ?? null));
     served.push(binding.name);
   }
 
@@ -159,6 +167,7 @@ function serviceImplementation(
   binding: UnaryServiceBinding,
   streaming: grpc.UntypedServiceImplementation,
   onError: GrpcServerOptions["onError"],
+  door: DoorCheck | null,
 ): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [key, handler] of Object.entries(binding.handlers)) {
@@ -167,7 +176,7 @@ function serviceImplementation(
     if (method.requestStream || method.responseStream) {
       throw new Error(`${binding.name}.${key} is streaming; pass it in options.streaming, not as a unary handler`);
     }
-    impl[key] = adaptUnary(method.path, handler, onError);
+    impl[key] = adaptUnary(method.path, handler, onError, accessOfGrpcMethod(method.path) === "predict" ? door : null);
   }
   for (const [key, handler] of Object.entries(streaming)) {
     if (binding.definition[key] === undefined) throw new Error(`${binding.name} has no method ${key}`);
@@ -183,8 +192,14 @@ function adaptUnary(
   path: string,
   handler: UnaryHandler<unknown, unknown>,
   onError: GrpcServerOptions["onError"],
+  door: DoorCheck | null,
 ): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
+    const refused = door?.() ?? null;
+    if (refused !== null) {
+      callback({ code: refused.code, details: refused.message, metadata: trailersOf(refused) });
+      return;
+    }
     if (call.request instanceof UndecodableRequest) {
       callback({ code: grpc.status.INVALID_ARGUMENT, details: `the request is not a valid message for ${path}: ${call.request.reason}` });
       return;

@@ -6,6 +6,7 @@ import type { Access } from "../auth/scopes.js";
 import type { ServerTls } from "../tls/server-tls.js";
 import type { HttpRequest, HttpResponse } from "./http-exchange.js";
 import { createSecureHttpServer } from "./https-server.js";
+import type { DoorCheck } from "./shed-while-behind.js";
 import { ServingError } from "../errors.js";
 import { status as Status } from "@grpc/grpc-js";
 import { httpErrorOf } from "../status.js";
@@ -142,11 +143,20 @@ export interface RunningHttpServer {
  */
 export async function startHttpServer(
   tables: readonly HttpRouteTable[],
-  options: { host: string; port: number; onError?: (err: unknown) => void; auth?: Authorizer; tls?: ServerTls },
+  options: {
+    host: string;
+    port: number;
+    onError?: (err: unknown) => void;
+    auth?: Authorizer;
+    tls?: ServerTls;
+    /** A check each request needing the predict scope passes after its authorization, before its body is read (core/servers/shed-while-behind.ts). */
+    door?: DoorCheck;
+  },
 ): Promise<RunningHttpServer> {
   const auth = options.auth ?? null;
+  const door = options.door ?? null;
   const onRequest = (req: HttpRequest, res: HttpResponse): void => {
-    void dispatch(tables, auth, req, res).catch((err: unknown) => {
+    void dispatch(tables, auth, door, req, res).catch((err: unknown) => {
       options.onError?.(err);
       sendError(res, err);
     });
@@ -177,7 +187,7 @@ function plainServer(onRequest: (req: HttpRequest, res: HttpResponse) => void): 
   };
 }
 
-async function dispatch(tables: readonly HttpRouteTable[], auth: Authorizer | null, req: HttpRequest, res: HttpResponse): Promise<void> {
+async function dispatch(tables: readonly HttpRouteTable[], auth: Authorizer | null, door: DoorCheck | null, req: HttpRequest, res: HttpResponse): Promise<void> {
   const url = new URL(req.url ?? "/", "http://localhost");
   const method = req.method ?? "GET";
   let allow: string[] | null = null;
@@ -185,7 +195,8 @@ async function dispatch(tables: readonly HttpRouteTable[], auth: Authorizer | nu
     const m = table.match(method, url);
     if (m === null) continue;
     if (m.kind === "handler") {
-      const refused = auth?.check(req.headers.authorization, m.access) ?? null;
+      // Authorization first: a caller without the scope learns that, not that the gateway is busy.
+      const refused = auth?.check(req.headers.authorization, m.access) ?? (m.access === "predict" ? door?.() : null) ?? null;
       if (refused !== null) {
         req.resume();
         (m.refuse ?? sendError)(res, refused);

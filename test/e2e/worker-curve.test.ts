@@ -31,7 +31,7 @@ let v3Port: number;
 async function generate(name: string): Promise<{ key: string; pub: string; publicKey: string }> {
   const p = spawnBin("clipper", ["keys", "generate", name, "--dir", dir]);
   const code = await p.waitExit(30_000);
-  if (code !== 0) throw new Error(`clipper keys generate failed: ${p.output}`);
+  if (code !== 0) throw new Error(`clipper keys generate failed (exit ${String(code)}): ${p.output}`);
   const pub = join(dir, `${name}.pub`);
   return { key: join(dir, `${name}.key`), pub, publicKey: keyLines(readFileSync(pub, "utf8"))[0]! };
 }

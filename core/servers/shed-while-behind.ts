@@ -1,0 +1,35 @@
+/**
+ * The refusal a server sends at its door while its event loop is behind
+ * (core/loop-pressure.ts): one home for the rule, used by the HTTP predict
+ * routes (a request guard, before the body is read) and by gRPC unary
+ * methods (before the call's context is built). Streams already open are
+ * not affected.
+ */
+import { status as Status } from "@grpc/grpc-js";
+import { ServingError } from "../errors.js";
+
+/** A check at a server's door: the error to answer with, or null to let the call in. */
+export type DoorCheck = () => ServingError | null;
+
+/** Seconds a refused caller is asked to wait (Retry-After; grpc-retry-pushback-ms for gRPC). */
+const RETRY_AFTER_SECONDS = 1;
+
+/**
+ * Refuses every call while `pressure` says the loop is behind, with
+ * RESOURCE_EXHAUSTED (HTTP 429) and Retry-After, the answer clients and
+ * balancers already take as "retry later or elsewhere"; `onRefuse` counts it.
+ */
+export function shedWhileBehind(pressure: { readonly behind: boolean }, onRefuse: () => void): DoorCheck {
+  // One error for every refusal: it is immutable and carries no stack (core/errors.ts).
+  const refusal = new ServingError(
+    Status.RESOURCE_EXHAUSTED,
+    "GATEWAY_BEHIND",
+    `the gateway's event loop is behind on its work, so this call was refused unread; retry in ${RETRY_AFTER_SECONDS} s, or on another gateway`,
+    { headers: { "retry-after": String(RETRY_AFTER_SECONDS) } },
+  );
+  return () => {
+    if (!pressure.behind) return null;
+    onRefuse();
+    return refusal;
+  };
+}
