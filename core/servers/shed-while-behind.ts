@@ -1,9 +1,10 @@
 /**
  * The refusal a server sends at its door while its event loop is behind
- * (core/loop-pressure.ts): one home for the rule, used by the HTTP predict
- * routes (a request guard, before the body is read) and by gRPC unary
- * methods (before the call's context is built). Streams already open are
- * not affected.
+ * (core/loop-pressure.ts): one home for the rule, used by the HTTP server
+ * for routes needing the predict scope (after authorization, before the
+ * body is read) and by the gRPC server for unary methods needing it
+ * (before the call's context is built). Streaming methods (PredictStream)
+ * are not checked: a stream's queries share one call and its flow control.
  */
 import { status as Status } from "@grpc/grpc-js";
 import { ServingError } from "../errors.js";
