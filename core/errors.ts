@@ -47,6 +47,14 @@ export type ErrorReason =
 const SERVER_FAULTS: ReadonlySet<Status> = new Set([Status.INTERNAL, Status.UNKNOWN, Status.DATA_LOSS]);
 
 /**
+ * Seconds a caller refused under load (a full queue, an overload, a
+ * gateway behind on its work) is told to wait before retrying.
+ */
+export const RETRY_AFTER_SECONDS = 1;
+/** That hint as headers (HTTP Retry-After; gRPC edges turn it into trailers, core/servers/grpc-server.ts). */
+export const RETRY_AFTER_HEADERS: Readonly<Record<string, string>> = { "retry-after": String(RETRY_AFTER_SECONDS) };
+
+/**
  * The one error type of clipper-ts. It carries the gRPC status every edge
  * adapter maps from (gRPC directly, HTTP through core/status), a message a
  * user can act on, a stable reason, and the original `cause`, which is

@@ -6,8 +6,6 @@ import { watchRedis } from "../core/redis-watch.js";
 import { DEFAULT_STREAM_STALL_MS } from "../core/servers/bounded-stream.js";
 import { startGrpcServer } from "../core/servers/grpc-server.js";
 import { startHttpServer } from "../core/servers/http-server.js";
-import { shedWhileBehind } from "../core/servers/shed-while-behind.js";
-import { LoopPressure } from "../core/loop-pressure.js";
 import { opsRoutes } from "../core/servers/ops-routes.js";
 import { CallInstrument } from "../core/telemetry/call-instrument.js";
 import type { Logger } from "../core/telemetry/logger.js";
@@ -20,6 +18,7 @@ import { clusterMetricsSource, type MetricsSource } from "./cluster-metrics.js";
 import { DEFAULT_BATCH_TIMEOUT_MS, Dispatcher } from "./dispatcher.js";
 import { clipperPredictRoutes } from "./http/clipper-predict.js";
 import { inferenceRestRoutes } from "./http/inference-rest.js";
+import { startLoopDoor } from "./loop-door.js";
 import { GatewayMetrics } from "./metrics.js";
 import { Predictor } from "./predictor.js";
 import { GatewayReadiness } from "./readiness.js";
@@ -205,27 +204,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   // a replica joins only after its id came back from Redis.
   const identity: GatewayIdentity = { gatewayId: config.gatewayId ?? defaultGatewayId(rpc.port), run: randomUUID() };
   const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry, identity.gatewayId))];
-  const shedMs = config.shedLoopDelayMs ?? 0;
-  // Spells can come many a second under overload: one line per 10 s says how many.
-  let spells = 0;
-  let warnedAt = Number.NEGATIVE_INFINITY;
-  const pressure =
-    shedMs > 0
-      ? new LoopPressure({
-          thresholdMs: shedMs,
-          onChange: (state, lateMs) => {
-            if (state !== "behind") return;
-            spells++;
-            const now = performance.now();
-            if (now - warnedAt < 10_000) return;
-            log.warn({ lateMs: Math.round(lateMs), spells, thresholdMs: shedMs }, "event loop behind: Predict and ModelInfer calls are refused at the door while it is (clipper_behind_refusals_total)");
-            warnedAt = now;
-            spells = 0;
-          },
-        })
-      : null;
-  pressure?.start();
-  const door = pressure === null ? null : (transport: "grpc" | "http") => shedWhileBehind(pressure, () => metrics.refusedBehind(transport));
+  const door = startLoopDoor(config.shedLoopDelayMs ?? 0, metrics, log);
   const ttlMs = config.livenessTtlMs ?? DEFAULT_LIVENESS_TTL_MS;
   const sweep = new StaleReplicaSweep(redis, where, identity.run, log);
   // Presence listens to "ready" before the records do, so on a reconnect the renewal goes out ahead of the rewrites.
@@ -247,7 +226,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ...(config.auth === undefined ? {} : { auth: config.auth }),
     ...(config.tls === undefined ? {} : { tls: config.tls }),
     streamStallMs,
-    ...(door === null ? {} : { door: door("grpc") }),
+    ...(door === null ? {} : { door: door.check("grpc") }),
     streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls, streamStallMs), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry, identity.gatewayId, streamStallMs) },
   });
   // Predict, the inference service and the server as a whole ("") follow readiness; Heartbeat needs no Redis.
@@ -275,7 +254,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       onError: (err) => log.error({ err }, "internal error in HTTP request"),
       ...(config.auth === undefined ? {} : { auth: config.auth }),
       ...(config.tls === undefined ? {} : { tls: config.tls }),
-      ...(door === null ? {} : { door: door("http") }),
+      ...(door === null ? {} : { door: door.check("http") }),
     },
   );
   await catalog.start();
@@ -296,7 +275,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       // 2. No new calls; calls in flight get the grace period to be answered
       //    while the workers still answer them.
       await Promise.all([grpc.close(graceMs), http.close()]);
-      pressure?.stop();
+      door?.stop();
       // 3. Then the workers go: no more answers, no more evictions.
       registry.stopSweeping();
       sweep.stop();

@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { status as Status } from "@grpc/grpc-js";
 import type { Span } from "@opentelemetry/api";
 import type { CallContext } from "../core/call-context.js";
-import { ServingError, failedPrecondition, invalidArgument, notFound, unavailable } from "../core/errors.js";
+import { RETRY_AFTER_HEADERS, RETRY_AFTER_SECONDS, ServingError, failedPrecondition, invalidArgument, notFound, unavailable } from "../core/errors.js";
 import { InFlight, KeySpace, type CacheKey, type InFlightOutcome, type PredictionCache } from "./cache.js";
 import type { Catalog, CatalogApp } from "./catalog.js";
 import type { Dispatcher } from "./dispatcher.js";
@@ -13,11 +13,6 @@ import type { Task, TaskOutcome } from "./task.js";
 /** Clipper's explanations for a default output (clipper.md §3.4). */
 export const NO_MODEL_EXPLANATION = "No connected models found for query";
 export const SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO";
-
-/** Seconds a caller refused for a full queue is told to wait before retrying. */
-const RETRY_AFTER_SECONDS = 1;
-/** The hint a shed caller gets (HTTP Retry-After; gRPC edges turn it into trailers, core/servers/grpc-server.ts). */
-const RETRY_AFTER = { "retry-after": String(RETRY_AFTER_SECONDS) } as const;
 
 /** What the predictor reads of the catalog. */
 export type AppDirectory = Pick<Catalog, "app" | "brokenApp" | "model" | "currentVersion" | "policy" | "loaded">;
@@ -236,11 +231,11 @@ export class Predictor {
             Status.RESOURCE_EXHAUSTED,
             "OVERLOADED",
             `model ${where} is overloaded: the queries ahead of this one would not be answered before its deadline; retry in ${RETRY_AFTER_SECONDS} s or add replicas`,
-            { headers: RETRY_AFTER },
+            { headers: RETRY_AFTER_HEADERS },
           );
         }
         throw new ServingError(Status.RESOURCE_EXHAUSTED, "QUEUE_FULL", `the queue of model ${where} is full; retry in ${RETRY_AFTER_SECONDS} s or add replicas`, {
-          headers: RETRY_AFTER,
+          headers: RETRY_AFTER_HEADERS,
         });
       case "removed":
         throw new ServingError(Status.UNAVAILABLE, "MODEL_ERROR", `model ${where} was deleted while the query waited`);

@@ -8,7 +8,7 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Authorizer } from "../auth/authorizer.js";
 import { authInterceptor } from "../auth/grpc-auth.js";
 import { accessOfGrpcMethod } from "../auth/scopes.js";
-import type { DoorCheck } from "./shed-while-behind.js";
+import { checkedAtDoor, type DoorCheck } from "./shed-while-behind.js";
 import type { UnaryHandler } from "../call-context.js";
 import { descriptorSet } from "../descriptor-set.js";
 import { ServingError } from "../errors.js";
@@ -176,7 +176,7 @@ function serviceImplementation(
     if (method.requestStream || method.responseStream) {
       throw new Error(`${binding.name}.${key} is streaming; pass it in options.streaming, not as a unary handler`);
     }
-    impl[key] = adaptUnary(method.path, handler, onError, accessOfGrpcMethod(method.path) === "predict" ? door : null);
+    impl[key] = adaptUnary(method.path, handler, onError, checkedAtDoor(accessOfGrpcMethod(method.path)) ? door : null);
   }
   for (const [key, handler] of Object.entries(streaming)) {
     if (binding.definition[key] === undefined) throw new Error(`${binding.name} has no method ${key}`);

@@ -6,7 +6,7 @@ import type { Access } from "../auth/scopes.js";
 import type { ServerTls } from "../tls/server-tls.js";
 import type { HttpRequest, HttpResponse } from "./http-exchange.js";
 import { createSecureHttpServer } from "./https-server.js";
-import type { DoorCheck } from "./shed-while-behind.js";
+import { checkedAtDoor, type DoorCheck } from "./shed-while-behind.js";
 import { ServingError } from "../errors.js";
 import { status as Status } from "@grpc/grpc-js";
 import { httpErrorOf } from "../status.js";
@@ -196,7 +196,7 @@ async function dispatch(tables: readonly HttpRouteTable[], auth: Authorizer | nu
     if (m === null) continue;
     if (m.kind === "handler") {
       // Authorization first: a caller without the scope learns that, not that the gateway is busy.
-      const refused = auth?.check(req.headers.authorization, m.access) ?? (m.access === "predict" ? door?.() : null) ?? null;
+      const refused = auth?.check(req.headers.authorization, m.access) ?? (checkedAtDoor(m.access) ? door?.() : null) ?? null;
       if (refused !== null) {
         req.resume();
         (m.refuse ?? sendError)(res, refused);

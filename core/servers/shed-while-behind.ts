@@ -7,13 +7,16 @@
  * are not checked: a stream's queries share one call and its flow control.
  */
 import { status as Status } from "@grpc/grpc-js";
-import { ServingError } from "../errors.js";
+import type { Access } from "../auth/scopes.js";
+import { RETRY_AFTER_HEADERS, RETRY_AFTER_SECONDS, ServingError } from "../errors.js";
 
 /** A check at a server's door: the error to answer with, or null to let the call in. */
 export type DoorCheck = () => ServingError | null;
 
-/** Seconds a refused caller is asked to wait (Retry-After; grpc-retry-pushback-ms for gRPC). */
-const RETRY_AFTER_SECONDS = 1;
+/** Whether calls needing `access` pass the door: those asking for predictions, the load it sheds. */
+export function checkedAtDoor(access: Access): boolean {
+  return access === "predict";
+}
 
 /**
  * Refuses every call while `pressure` says the loop is behind, with
@@ -26,7 +29,7 @@ export function shedWhileBehind(pressure: { readonly behind: boolean }, onRefuse
     Status.RESOURCE_EXHAUSTED,
     "GATEWAY_BEHIND",
     `the gateway's event loop is behind on its work, so this call was refused unread; retry in ${RETRY_AFTER_SECONDS} s, or on another gateway`,
-    { headers: { "retry-after": String(RETRY_AFTER_SECONDS) } },
+    { headers: RETRY_AFTER_HEADERS },
   );
   return () => {
     if (!pressure.behind) return null;
