@@ -14,12 +14,20 @@
  * - right now, when the sample is overdue by the threshold: the current
  *   turn (often the poll phase reading a stall's backlog) has run that
  *   long without reaching the timers;
- * - or from a sample that fired late by the threshold until one fires
- *   late by less than half of it, so a loop that is only recovering does
- *   not flap between the two answers.
+ * - or from the second of two samples in a row that fired late by the
+ *   threshold until one fires late by less than half of it, so a loop
+ *   that is only recovering does not flap between the two answers.
+ *
+ * One late sample is not enough: a process descheduled once (a busy host
+ * does that for tens of ms now and then) finds a small backlog it clears
+ * in one turn, and refusing those calls would cost their callers a
+ * Retry-After second instead of the stall's few ms. A backlog too big for
+ * one turn keeps the timer overdue and is refused by the first rule; load
+ * the loop cannot keep up with makes every sample late and trips the
+ * second.
  */
 
-/** calm: calls are taken; behind: a sample fired late by the threshold and none has since fired nearly on time. */
+/** calm: calls are taken; behind: two samples in a row fired late by the threshold and none has since fired nearly on time. */
 export type LoopState = "calm" | "behind";
 
 export interface LoopPressureOptions {
@@ -36,12 +44,17 @@ export interface LoopPressureOptions {
 /** Sampling period: short enough that a stall of a few tens of ms shows, long enough to cost nothing (100 wake-ups a second). */
 export const DEFAULT_SAMPLE_MS = 10;
 
+/** Late samples in a row that make the loop behind (see above: one is a stall, two are load). */
+const LATE_SAMPLES_TO_FALL_BEHIND = 2;
+
 export class LoopPressure {
-  readonly #thresholdMs: number;
+  #thresholdMs: number;
   readonly #sampleMs: number;
   readonly #onChange: ((state: LoopState, lateMs: number) => void) | undefined;
   readonly #now: () => number;
   #state: LoopState = "calm";
+  /** Samples in a row, up to the last, that fired late by the threshold. */
+  #lateRun = 0;
   #timer: NodeJS.Timeout | null = null;
   /** When the next sample is due, ms on the clock. */
   #due: number;
@@ -55,6 +68,16 @@ export class LoopPressure {
     this.#onChange = options.onChange;
     this.#now = options.now ?? (() => performance.now());
     this.#due = this.#now() + sampleMs;
+  }
+
+  get thresholdMs(): number {
+    return this.#thresholdMs;
+  }
+
+  /** Changes the threshold from the next call or sample on (the catalog's SLOs change while the loop runs). */
+  set thresholdMs(ms: number) {
+    if (!(ms > 0)) throw new RangeError(`thresholdMs must be > 0, got ${ms}`);
+    this.#thresholdMs = ms;
   }
 
   get state(): LoopState {
@@ -78,6 +101,7 @@ export class LoopPressure {
   stop(): void {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
+    this.#lateRun = 0;
     this.#set("calm", 0);
     this.#due = Number.POSITIVE_INFINITY;
   }
@@ -87,7 +111,8 @@ export class LoopPressure {
     const now = this.#now();
     const late = Math.max(0, now - this.#due);
     this.#due = now + this.#sampleMs;
-    if (this.#state === "calm" && late >= this.#thresholdMs) this.#set("behind", late);
+    this.#lateRun = late >= this.#thresholdMs ? this.#lateRun + 1 : 0;
+    if (this.#state === "calm" && this.#lateRun >= LATE_SAMPLES_TO_FALL_BEHIND) this.#set("behind", late);
     else if (this.#state === "behind" && late < this.#thresholdMs / 2) this.#set("calm", late);
   }
 

@@ -55,6 +55,8 @@ export interface CatalogEvents {
    * Listeners remove its replicas; then the catalog deletes its DB 4 key.
    */
   modelVersionRemoved: [name: string, version: string];
+  /** The set of servable apps, or one's settings (its SLO), may have changed. */
+  appsChanged: [];
 }
 
 /** Distinct problems remembered as logged; past it, they may be logged again. */
@@ -248,6 +250,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     this.#current = current;
     this.#policies = policies;
     this.#loaded = true;
+    this.emit("appsChanged");
     await this.#writeStates([...apps.values()]);
     for (const m of gone) this.#versionRemoved(m.name, m.version);
     this.#log.info({ apps: apps.size, models: models.size }, "catalog reconciled");
@@ -261,10 +264,11 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     else this.#brokenApps.delete(name);
     if (app === null || typeof app === "string") {
       if (before !== undefined) this.#log.info({ app: name }, "app removed");
-      this.#apps.delete(name);
+      if (this.#apps.delete(name)) this.emit("appsChanged");
       return;
     }
     this.#apps.set(name, app);
+    this.emit("appsChanged");
     if (before === undefined) {
       this.#log.info({ app: name, inputType: app.inputType, linkedModels: app.linkedModels }, "app seen");
       await this.#writeStates([app]);

@@ -18,7 +18,7 @@ import { clusterMetricsSource, type MetricsSource } from "./cluster-metrics.js";
 import { DEFAULT_BATCH_TIMEOUT_MS, Dispatcher } from "./dispatcher.js";
 import { clipperPredictRoutes } from "./http/clipper-predict.js";
 import { inferenceRestRoutes } from "./http/inference-rest.js";
-import { startLoopDoor } from "./loop-door.js";
+import { startLoopDoor, type DoorSetting } from "./loop-door.js";
 import { GatewayMetrics } from "./metrics.js";
 import { Predictor } from "./predictor.js";
 import { GatewayReadiness } from "./readiness.js";
@@ -92,10 +92,10 @@ export interface GatewayConfig {
   readonly livenessTtlMs?: number;
   /**
    * How far behind the event loop may fall before Predict and ModelInfer
-   * calls are refused at the door, ms (core/loop-pressure.ts); 0 or absent
-   * never refuses.
+   * calls are refused at the door (gateway/loop-door.ts): a fixed number
+   * of ms, off, or (the default) half the smallest SLO the catalog serves.
    */
-  readonly shedLoopDelayMs?: number;
+  readonly shedLoopDelay?: DoorSetting;
 }
 
 /** The plaintext port Clipper's containers connect to while the worker port runs CURVE. */
@@ -204,7 +204,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   // a replica joins only after its id came back from Redis.
   const identity: GatewayIdentity = { gatewayId: config.gatewayId ?? defaultGatewayId(rpc.port), run: randomUUID() };
   const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry, identity.gatewayId))];
-  const door = startLoopDoor(config.shedLoopDelayMs ?? 0, metrics, log);
+  const door = startLoopDoor(config.shedLoopDelay ?? { kind: "auto" }, metrics, log);
+  if (door !== null) {
+    const fit = (): void => door.fit(Array.from(catalog.apps(), (a) => a.latencySloMicros));
+    catalog.on("appsChanged", fit);
+    fit();
+  }
   const ttlMs = config.livenessTtlMs ?? DEFAULT_LIVENESS_TTL_MS;
   const sweep = new StaleReplicaSweep(redis, where, identity.run, log);
   // Presence listens to "ready" before the records do, so on a reconnect the renewal goes out ahead of the rewrites.
@@ -245,6 +250,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     liveReplicas: () => countReplicas(registry.all()),
     cacheBytes: () => cache.bytes,
     ready: () => readiness.state.ready,
+    doorThresholdMs: () => door?.thresholdMs ?? 0,
   });
   const http = await startHttpServer(
     [opsRoutes(metricsSource, () => readiness.state, config.warning ?? null), clipperPredictRoutes(predictor, calls), createTranscoder(bindings), inferenceRestRoutes(inferenceCalls, calls)],

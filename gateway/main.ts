@@ -8,6 +8,7 @@ import { formatAddressesLine, GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE, GATEW
 import { createLogger } from "../core/telemetry/logger.js";
 import { startTracing } from "../core/telemetry/tracing.js";
 import { startGateway } from "./gateway.js";
+import { AUTO_FLOOR_MS, parseDoorSetting } from "./loop-door.js";
 import { MAX_PROCESSES, processCount, processIndex, reportPorts, runPrimary } from "./process-cluster.js";
 import { claimIpcPath, prepareIpcDir } from "./rpc/ipc-socket.js";
 import { loadWorkerPortSecurity } from "./worker-port-security.js";
@@ -77,10 +78,10 @@ const OPTIONS = {
     help: "TTL of the gateway's liveness key in Redis, ms (renewed every third of it): after it, the DB 3 entries of a gateway that died without cleanup stop counting and other gateways remove them",
   },
   "shed-loop-delay-ms": {
-    kind: "count",
+    kind: "string",
     env: "CLIPPER_SHED_LOOP_DELAY_MS",
-    default: "0",
-    help: "refuse Predict and ModelInfer calls at the door (429 / RESOURCE_EXHAUSTED, reason GATEWAY_BEHIND) while the event loop runs this many ms behind, e.g. half the smallest SLO; 0 never does",
+    default: "auto",
+    help: `refuse Predict and ModelInfer calls at the door (429 / RESOURCE_EXHAUSTED, reason GATEWAY_BEHIND) while the event loop runs this many ms behind; auto is half the smallest SLO served (at least ${AUTO_FLOOR_MS}), following the catalog; 0 never refuses`,
   },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;
@@ -98,6 +99,11 @@ if (processes > MAX_PROCESSES || (c["rpc-port"] !== 0 && c["rpc-port"] + process
 const gatewayIdError = c["gateway-id"] === "" ? null : gatewayIdProblem(c["gateway-id"]);
 if (gatewayIdError !== null || c["liveness-ttl-ms"] < 300) {
   process.stderr.write(`clipper-gateway: ${gatewayIdError ?? "--liveness-ttl-ms must be at least 300"}\n`);
+  process.exit(2);
+}
+const door = parseDoorSetting(c["shed-loop-delay-ms"]);
+if (!door.ok) {
+  process.stderr.write(`clipper-gateway: ${door.error}\n`);
   process.exit(2);
 }
 const workers = await loadWorkerPortSecurity(c);
@@ -172,7 +178,7 @@ await runUntilSignal(log, async () => {
       // Each process of --processes is a gateway of its own in DB 3 (the default id already differs by worker port).
       ...(c["gateway-id"] === "" ? {} : { gatewayId: index === null ? c["gateway-id"] : `${c["gateway-id"]}.${index}` }),
       livenessTtlMs: c["liveness-ttl-ms"],
-      shedLoopDelayMs: c["shed-loop-delay-ms"],
+      shedLoopDelay: door.setting,
       auth: auth.authorizer ?? undefined,
       tls: tls ?? undefined,
       ...(warning === null ? {} : { warning }),

@@ -53,6 +53,8 @@ export interface GaugeSources {
   cacheBytes(): number;
   /** Whether clipper.v1.Predict is SERVING (Redis reachable, catalog loaded). */
   ready(): boolean;
+  /** How far behind the event loop may run before the door refuses calls, ms; 0 when it never does. */
+  doorThresholdMs(): number;
 }
 
 /** The predictor's metric children for one app answered by one model version. */
@@ -292,6 +294,14 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.set(sources()?.cacheBytes() ?? 0);
+      },
+    });
+    new Gauge({
+      name: "clipper_loop_door_threshold_seconds",
+      help: "How far behind the event loop may run before Predict and ModelInfer calls are refused at the door (--shed-loop-delay-ms; auto follows the smallest SLO served), in seconds; 0 when it never refuses.",
+      registers,
+      collect() {
+        this.set((sources()?.doorThresholdMs() ?? 0) / 1000);
       },
     });
     new Gauge({

@@ -33,23 +33,39 @@ test("a call in a turn that has kept the timer overdue by the threshold is behin
   t.deepEqual(changes, []);
 });
 
-test("a late sample turns the state behind until one fires late by less than half the threshold", (t) => {
+test("one late sample is a stall, not load: the loop stays calm, and an on-time sample starts the count again", (t) => {
   const { pressure, changes, at } = onClock();
   at(1070); // due 1010: 60 ms late
   pressure.sample();
+  t.is(pressure.state, "calm");
+  t.false(pressure.behind, "the backlog of one stall is served");
+  at(1081); // due 1080: on time
+  pressure.sample();
+  at(1150); // due 1091: 59 ms late, but not in a row with the first
+  pressure.sample();
+  t.is(pressure.state, "calm");
+  t.deepEqual(changes, []);
+});
+
+test("two late samples in a row turn the state behind until one fires late by less than half the threshold", (t) => {
+  const { pressure, changes, at } = onClock();
+  at(1070); // due 1010: 60 ms late
+  pressure.sample();
+  at(1130); // due 1080: 50 ms late
+  pressure.sample();
   t.is(pressure.state, "behind");
-  t.deepEqual(changes, [["behind", 60]]);
-  // Due 1080; 25 ms late is under the threshold but not under half of it: still behind.
-  at(1105);
+  t.deepEqual(changes, [["behind", 50]]);
+  // Due 1140; 25 ms late is under the threshold but not under half of it: still behind.
+  at(1165);
   pressure.sample();
   t.true(pressure.behind);
-  // Due 1115; 19 ms late: calm again.
-  at(1134);
+  // Due 1175; 19 ms late: calm again.
+  at(1194);
   pressure.sample();
   t.is(pressure.state, "calm");
   t.false(pressure.behind);
   t.deepEqual(changes, [
-    ["behind", 60],
+    ["behind", 50],
     ["calm", 19],
   ]);
 });
@@ -57,6 +73,8 @@ test("a late sample turns the state behind until one fires late by less than hal
 test("stop leaves the loop calm, whatever the clock says", (t) => {
   const { pressure, at } = onClock();
   at(1200);
+  pressure.sample();
+  at(1300);
   pressure.sample();
   t.true(pressure.behind);
   pressure.stop();
@@ -88,4 +106,15 @@ test("the door lets calls in while calm and refuses them with RESOURCE_EXHAUSTED
   behind = false;
   t.is(door(), null);
   t.is(refused, 2);
+});
+
+test("a changed threshold applies from the next check, and a threshold that is not positive is refused", (t) => {
+  const { pressure, at } = onClock();
+  at(1040); // due 1010: 30 ms overdue, under 40
+  t.false(pressure.behind);
+  pressure.thresholdMs = 25;
+  t.true(pressure.behind);
+  t.is(pressure.thresholdMs, 25);
+  t.throws(() => (pressure.thresholdMs = 0), { instanceOf: RangeError });
+  t.is(pressure.thresholdMs, 25);
 });

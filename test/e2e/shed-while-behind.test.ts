@@ -1,8 +1,8 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { status as Status } from "@grpc/grpc-js";
 import { PredictRequest } from "../../gen/clipper/v1/predict.js";
 import { call } from "../helpers/grpc.js";
-import { eventually } from "../helpers/processes.js";
+import { eventually, spawnBin } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
 import { Stack } from "../helpers/stack.js";
 
@@ -12,39 +12,68 @@ const SUM = "test/fixtures/sum-doubles.ts";
 // run while the calls sent to it wait in its sockets, as on a host whose
 // CPU is taken by others. When it runs again, the timer LoopPressure
 // samples is overdue by the whole stop.
-test.serial("with --shed-loop-delay-ms, calls that waited out a stall are refused at the door with 429 / RESOURCE_EXHAUSTED; health is answered and later calls are served", async (t) => {
-  const stack = await Stack.start(["--cache-bytes", "0", "--shed-loop-delay-ms", "50"]);
+
+/** A stack whose app has a 100 ms SLO, so the default door's threshold is 50 ms; answered once over HTTP and gRPC. */
+async function servingStack(t: ExecutionContext) {
+  const stack = await Stack.start(["--cache-bytes", "0"]);
   t.teardown(() => stack.close());
-  await stack.deploy("behind", "bm", "1", "doubles");
+  await stack.deploy("behind", "bm", "1", "doubles", { sloMicros: 100_000 });
   await stack.worker("bm", "1", "doubles", SUM);
   const grpcPredict = (x: number) => call<unknown, any>(stack.predict, "predict", PredictRequest.fromPartial({ app: "behind", input: { doubles: [x, 1] } }), { deadlineMs: 20_000 });
   t.true(await eventually(async () => (await stack.http("/behind/predict", { input: [1, 2] })).json?.output === 3, 20_000), "the app never answered");
+  t.true(await eventually(async () => (await threshold(stack)) === 0.05, 20_000), "the door follows the 100 ms SLO");
   t.true((await grpcPredict(0)).ok, "a gRPC Predict before the stall");
-
-  const pid = stack.gateway.proc.child.pid!;
   const base = `http://127.0.0.1:${stack.gateway.http}`;
   const post = (path: string, body: unknown) => fetch(base + path, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+  return { stack, grpcPredict, base, post, pid: stack.gateway.proc.child.pid! };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test.serial("one stall is not load: the few calls that waited it out are served, none refused at the door", async (t) => {
+  const { post, pid, base } = await servingStack(t);
   process.kill(pid, "SIGSTOP");
-  let clipper: Array<Promise<Response>>;
-  let transcoded: Promise<Response>;
-  let oip: Promise<Response>;
-  let grpc: Promise<Awaited<ReturnType<typeof grpcPredict>>>;
-  let health: Promise<Response>;
-  let live: Promise<Response>;
+  let calls: Array<Promise<Response>>;
   try {
-    clipper = Array.from({ length: 8 }, (_, i) => post("/behind/predict", { input: [i, 10] }));
-    transcoded = post("/v1/apps/behind:predict", { input: { doubles: [5, 5] } });
-    oip = post("/v2/models/behind/infer", { inputs: [{ name: "input", shape: [1, 2], datatype: "FP64", data: [2, 2] }] });
-    grpc = grpcPredict(41);
-    health = fetch(`${base}/healthz`);
-    live = fetch(`${base}/v2/health/live`);
+    calls = Array.from({ length: 8 }, (_, i) => post("/behind/predict", { input: [i, 10] }));
     // Long enough for this process to have written every request; not an assertion on time.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+  for (const r of await Promise.all(calls)) t.is(r.status, 200, await r.text());
+  const m = await Scrape.of(`${base}/metrics`);
+  t.is(m.value("clipper_behind_refusals_total", { transport: "http" }) ?? 0, 0);
+});
+
+test.serial("by default, while the loop keeps falling behind by half the SLO, calls are refused at the door with 429 / RESOURCE_EXHAUSTED; health is answered and later calls are served", async (t) => {
+  const { stack, grpcPredict, base, post, pid } = await servingStack(t);
+  // Stopped 80 ms at a time with a few ms to run in between: every sample
+  // it takes is late by more than the 50 ms threshold, as under load the
+  // loop cannot keep up with.
+  const clipper: Array<Promise<Response>> = [];
+  const others: Array<Promise<Response>> = [];
+  const grpc: Array<ReturnType<typeof grpcPredict>> = [];
+  const health: Array<Promise<Response>> = [];
+  try {
+    for (let cycle = 0; cycle < 40; cycle++) {
+      process.kill(pid, "SIGSTOP");
+      clipper.push(post("/behind/predict", { input: [cycle, 10] }), post("/behind/predict", { input: [cycle, 20] }));
+      if (cycle % 8 === 0) {
+        others.push(post("/v1/apps/behind:predict", { input: { doubles: [cycle, 5] } }));
+        others.push(post("/v2/models/behind/infer", { inputs: [{ name: "input", shape: [1, 2], datatype: "FP64", data: [cycle, 2] }] }));
+        grpc.push(grpcPredict(cycle));
+        health.push(fetch(`${base}/healthz`), fetch(`${base}/v2/health/live`));
+      }
+      await sleep(80);
+      process.kill(pid, "SIGCONT");
+      await sleep(2);
+    }
   } finally {
     process.kill(pid, "SIGCONT");
   }
 
-  // Every call is either refused at the door or answered by the model: nothing else, nothing lost.
+  // Every call is either refused at the door or answered: nothing else, nothing lost.
   let refusedHttp = 0;
   for (const r of await Promise.all(clipper)) {
     const body = (await r.json()) as any;
@@ -57,26 +86,58 @@ test.serial("with --shed-loop-delay-ms, calls that waited out a stall are refuse
       t.is(r.status, 200, JSON.stringify(body));
     }
   }
-  t.true(refusedHttp > 0, "no Clipper REST call was refused after the stall");
-  for (const r of [await transcoded, await oip]) {
+  t.true(refusedHttp > 0, "no Clipper REST call was refused while the loop kept falling behind");
+  for (const r of await Promise.all(others)) {
     const text = await r.text();
     t.true(r.status === 429 || r.status === 200, `${r.url}: ${r.status} ${text}`);
     if (r.status === 429) refusedHttp++;
   }
-  const g = await grpc;
-  if (!g.ok) {
+  let refusedGrpc = 0;
+  for (const g of await Promise.all(grpc)) {
+    if (g.ok) continue;
+    refusedGrpc++;
     t.is(g.error.code, Status.RESOURCE_EXHAUSTED, g.error.details);
     t.deepEqual(g.error.metadata.get("grpc-retry-pushback-ms"), ["1000"]);
   }
-  t.is((await health).status, 200, "health is never refused at the door");
-  t.is((await live).status, 200, "OIP liveness is never refused at the door");
+  for (const r of await Promise.all(health)) t.is(r.status, 200, `${r.url}: health is never refused at the door`);
 
-  t.log(`refused after the stall: ${refusedHttp} of 10 HTTP calls, gRPC ${g.ok ? "served" : "refused"}`);
+  t.log(`refused: ${refusedHttp} of ${clipper.length + others.length} HTTP calls, ${refusedGrpc} of ${grpc.length} gRPC`);
   const m = await Scrape.of(`${base}/metrics`);
   t.is(m.value("clipper_behind_refusals_total", { transport: "http" }), refusedHttp);
-  t.is(m.value("clipper_behind_refusals_total", { transport: "grpc" }), g.ok ? 0 : 1);
+  t.is(m.value("clipper_behind_refusals_total", { transport: "grpc" }), refusedGrpc);
 
   // Caught up: calls are served again.
   t.true(await eventually(async () => (await stack.http("/behind/predict", { input: [20, 22] })).json?.output === 42, 20_000), "calls were not served again after the stall");
   t.true((await grpcPredict(1)).ok);
+});
+
+const threshold = async (stack: Stack): Promise<number | undefined> => (await Scrape.of(`http://127.0.0.1:${stack.gateway.http}/metrics`)).value("clipper_loop_door_threshold_seconds");
+
+test.serial("the default door's threshold is half the smallest SLO served, at least 20 ms, and follows apps as they come and go", async (t) => {
+  const stack = await Stack.start();
+  t.teardown(() => stack.close());
+  t.true(await eventually(async () => (await threshold(stack)) === 0.05, 20_000), "with no app: half of Clipper's default 100 ms SLO");
+  await stack.deploy("slow", "sm", "1", "doubles", { sloMicros: 600_000 });
+  t.true(await eventually(async () => (await threshold(stack)) === 0.3, 20_000), `an app with a 600 ms SLO: ${await threshold(stack)}`);
+  await stack.deploy("fast", "fm", "1", "doubles", { sloMicros: 10_000 });
+  t.true(await eventually(async () => (await threshold(stack)) === 0.02, 20_000), `an app with a 10 ms SLO: the floor, ${await threshold(stack)}`);
+  await stack.admin("delete_app", { name: "fast" });
+  t.true(await eventually(async () => (await threshold(stack)) === 0.3, 20_000), `the 10 ms app deleted: ${await threshold(stack)}`);
+});
+
+test.serial("a fixed --shed-loop-delay-ms ignores the SLOs, 0 turns the door off, and anything else is a usage error (exit 2)", async (t) => {
+  const fixed = await Stack.start(["--shed-loop-delay-ms", "35"]);
+  t.teardown(() => fixed.close());
+  await fixed.deploy("slow", "sm", "1", "doubles", { sloMicros: 600_000 });
+  await fixed.deploy("fast", "fm", "1", "doubles", { sloMicros: 10_000 });
+  t.true(await eventually(async () => (await fixed.http("/fast/predict", { input: [1] })).status !== 404, 20_000), "the catalog has the apps");
+  t.is(await threshold(fixed), 0.035);
+
+  const off = await Stack.start([], { CLIPPER_SHED_LOOP_DELAY_MS: "0" });
+  t.teardown(() => off.close());
+  t.is(await threshold(off), 0);
+
+  const bad = spawnBin("clipper-gateway", ["--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--shed-loop-delay-ms", "50ms"]);
+  t.is(await bad.waitExit(30_000), 2);
+  t.regex(bad.output, /--shed-loop-delay-ms: '50ms' is not 'auto' or a whole number of ms/);
 });
