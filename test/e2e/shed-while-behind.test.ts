@@ -11,7 +11,10 @@ const SUM = "test/fixtures/sum-doubles.ts";
 // A stopped process is the plainest stall there is: its event loop cannot
 // run while the calls sent to it wait in its sockets, as on a host whose
 // CPU is taken by others. When it runs again, the timer LoopPressure
-// samples is overdue by the whole stop.
+// samples is overdue by the whole stop. That one stall alone is served,
+// not refused, is shown on an injected clock (test/core/loop-pressure.test.ts):
+// here, on a loaded host, the gateway may be descheduled again right after
+// it resumes, which is load, and whether that happens is up to the host.
 
 /** A stack whose app has a 100 ms SLO, so the default door's threshold is 50 ms; answered once over HTTP and gRPC. */
 async function servingStack(t: ExecutionContext) {
@@ -29,22 +32,6 @@ async function servingStack(t: ExecutionContext) {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-test.serial("one stall is not load: the few calls that waited it out are served, none refused at the door", async (t) => {
-  const { post, pid, base } = await servingStack(t);
-  process.kill(pid, "SIGSTOP");
-  let calls: Array<Promise<Response>>;
-  try {
-    calls = Array.from({ length: 8 }, (_, i) => post("/behind/predict", { input: [i, 10] }));
-    // Long enough for this process to have written every request; not an assertion on time.
-    await sleep(1000);
-  } finally {
-    process.kill(pid, "SIGCONT");
-  }
-  for (const r of await Promise.all(calls)) t.is(r.status, 200, await r.text());
-  const m = await Scrape.of(`${base}/metrics`);
-  t.is(m.value("clipper_behind_refusals_total", { transport: "http" }) ?? 0, 0);
-});
 
 test.serial("by default, while the loop keeps falling behind by half the SLO, calls are refused at the door with 429 / RESOURCE_EXHAUSTED; health is answered and later calls are served", async (t) => {
   const { stack, grpcPredict, base, post, pid } = await servingStack(t);
