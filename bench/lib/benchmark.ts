@@ -27,6 +27,7 @@ import {
   type RunRecord,
 } from "./results.js";
 import { ROOT } from "../../test/helpers/processes.js";
+import { formatRefusals, readRefusals, refusalsDelta } from "./refusals.js";
 import { BenchStack, startBareServer, type CountedProc } from "./stack.js";
 import { waitForQuiet } from "./quiet.js";
 import { round3 } from "./stats.js";
@@ -368,10 +369,12 @@ async function runBatching(env: Env, s: BenchSettings): Promise<BatchPoint[]> {
       const restarted = await unstarve(env);
       const batch = env.batch!;
       const watched: Watched[] = [{ name: "gateway", pid: stack.gateway.pid }, { name: "worker", pid: batch.pid }];
+      const refusedBefore = await readRefusals(stack.gateway.http);
       const m = await counted(env, batch.counterPort, watched, () => runHttpLoad(stack.gateway.http, scenario, p.callers, s.batchSeconds, workDir, salt++));
       const r = m.result;
       const capacityRps = (p.callers * 1000) / batchCostMs(p.callers);
-      const check = httpCheck(`round ${round} batching callers=${p.callers}`, r, m.counts.items, p.callers);
+      const checked = httpCheck(`round ${round} batching callers=${p.callers}`, r, m.counts.items, p.callers);
+      const check = checked.ok ? checked : { ok: false, detail: `${checked.detail}; ${formatRefusals(refusalsDelta(await readRefusals(stack.gateway.http), refusedBefore))}` };
       p.rounds.push({
         round,
         result: r,
