@@ -31,9 +31,29 @@ let v3Port: number;
 async function generate(name: string): Promise<{ key: string; pub: string; publicKey: string }> {
   const p = spawnBin("clipper", ["keys", "generate", name, "--dir", dir]);
   const code = await p.waitExit(30_000);
+  if (code === "timeout") {
+    // It has hung once in a full-suite run, silent; say where it was.
+    const where = procState(p.child.pid!);
+    await p.stop("SIGKILL");
+    throw new Error(`clipper keys generate did not exit in 30 s (${where}): ${p.output}`);
+  }
   if (code !== 0) throw new Error(`clipper keys generate failed (exit ${String(code)}): ${p.output}`);
   const pub = join(dir, `${name}.pub`);
   return { key: join(dir, `${name}.key`), pub, publicKey: keyLines(readFileSync(pub, "utf8"))[0]! };
+}
+
+/** A process's scheduler state, kernel wait channel and thread count, from /proc. */
+function procState(pid: number): string {
+  const read = (f: string): string => {
+    try {
+      return readFileSync(`/proc/${pid}/${f}`, "utf8");
+    } catch {
+      return "?";
+    }
+  };
+  const status = read("status");
+  const field = (name: string): string => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1] ?? "?";
+  return `state ${field("State")}, wchan ${read("wchan")}, threads ${field("Threads")}`;
 }
 
 type Key = Awaited<ReturnType<typeof generate>>;
