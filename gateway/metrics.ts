@@ -21,6 +21,7 @@ import {
   DURATION_BUCKETS_SECONDS,
   type RpcMetrics,
 } from "../core/telemetry/metrics.js";
+import { DeferredCounter, type DeferredCount } from "../core/telemetry/deferred-counter.js";
 
 /** How one query ended: a model answer (or cache hit), the app's default, an error, or refused for a full queue. */
 export type Outcome = "ok" | "default" | "error" | "shed";
@@ -59,13 +60,13 @@ export interface GaugeSources {
 
 /** The predictor's metric children for one app answered by one model version. */
 export class AppInstruments {
-  readonly #outcomes: Record<Outcome, Counter.Internal>;
+  readonly #outcomes: Record<Outcome, DeferredCount>;
   readonly #defaults: Record<DefaultReason, Counter.Internal>;
   readonly #latency: Histogram.Internal<"app">;
 
   /** @internal built by {@link GatewayMetrics.app} */
-  constructor(m: { predictions: Counter<string>; defaults: Counter<string>; latency: Histogram<"app"> }, app: string, model: string, version: string) {
-    const outcome = (o: Outcome): Counter.Internal => m.predictions.labels({ app, model, version, outcome: o });
+  constructor(m: { predictions: DeferredCounter<"app" | "model" | "version" | "outcome">; defaults: Counter<string>; latency: Histogram<"app"> }, app: string, model: string, version: string) {
+    const outcome = (o: Outcome): DeferredCount => m.predictions.labels({ app, model, version, outcome: o });
     this.#outcomes = { ok: outcome("ok"), default: outcome("default"), error: outcome("error"), shed: outcome("shed") };
     const reason = (r: DefaultReason): Counter.Internal => m.defaults.labels({ app, reason: r });
     this.#defaults = { no_model: reason("no_model"), no_replica: reason("no_replica"), slo: reason("slo") };
@@ -137,10 +138,10 @@ export class GatewayMetrics {
   readonly rpc: RpcMetrics;
   /** clipper_redis_reconnects_total{connection}. */
   readonly redisReconnects: Counter<"connection">;
-  readonly #predictions: Counter<"app" | "model" | "version" | "outcome">;
+  readonly #predictions: DeferredCounter<"app" | "model" | "version" | "outcome">;
   readonly #latency: Histogram<"app">;
   readonly #defaults: Counter<"app" | "reason">;
-  readonly #cacheLookups: Record<CacheResult, Counter.Internal>;
+  readonly #cacheLookups: Record<CacheResult, DeferredCount>;
   readonly #queueWait: Histogram<"model" | "version">;
   readonly #dropped: Counter<"model" | "version" | "reason">;
   readonly #batchSize: Histogram<"model" | "version" | "replica">;
@@ -165,7 +166,7 @@ export class GatewayMetrics {
     const seconds = [...DURATION_BUCKETS_SECONDS];
     this.rpc = createRpcMetrics(registry);
     this.redisReconnects = createRedisReconnects(registry);
-    this.#predictions = new Counter({
+    this.#predictions = new DeferredCounter({
       name: "clipper_predictions_total",
       help: "Queries answered, by app, model, version and outcome (ok: model answer or cache hit; default: the app's default output; error; shed: refused, queue full or overloaded).",
       labelNames: ["app", "model", "version", "outcome"] as const,
@@ -184,7 +185,7 @@ export class GatewayMetrics {
       labelNames: ["app", "reason"] as const,
       registers,
     });
-    const lookups = new Counter({
+    const lookups = new DeferredCounter<"result">({
       name: "clipper_cache_lookups_total",
       help: "Prediction cache lookups by result (hit; miss: sent to the model; coalesced: joined an identical query in flight).",
       labelNames: ["result"] as const,

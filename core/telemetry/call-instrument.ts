@@ -8,7 +8,8 @@
 import { performance } from "node:perf_hooks";
 import { context, SpanKind, SpanStatusCode, trace, type Attributes } from "@opentelemetry/api";
 import { status as Status } from "@grpc/grpc-js";
-import type { Counter, Histogram } from "prom-client";
+import type { Histogram } from "prom-client";
+import type { DeferredCount } from "./deferred-counter.js";
 import type { CallContext, Transport, UnaryHandler } from "../call-context.js";
 import { ServingError } from "../errors.js";
 import type { UnaryServiceBinding } from "../service-binding.js";
@@ -34,7 +35,7 @@ export class InstrumentedMethod {
   readonly attributes: Attributes;
   readonly #metrics: RpcMetrics;
   /** Children by transport, then code, made on first use (most pairs never occur). */
-  readonly #calls: Record<Transport, (Counter.Internal | undefined)[]> = { grpc: [], http: [], "clipper-rest": [] };
+  readonly #calls: Record<Transport, (DeferredCount | undefined)[]> = { grpc: [], http: [], "clipper-rest": [] };
   readonly #durations: Partial<Record<Transport, Histogram.Internal<"method" | "transport">>> = {};
 
   constructor(name: string, attributes: Attributes, metrics: RpcMetrics) {

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { DeferredCounter } from "./deferred-counter.js";
 
 /**
  * Histogram buckets for durations, in seconds: 100 µs to 10 s, about three
@@ -32,8 +33,8 @@ export function createMetricsRegistry(service: string, labels: Readonly<Record<s
  * (`clipper.v1.Admin/CreateApp`), transport and gRPC status code name.
  */
 export interface RpcMetrics {
-  /** `clipper_rpc_calls_total{method, transport, code}`. */
-  readonly calls: Counter<"method" | "transport" | "code">;
+  /** `clipper_rpc_calls_total{method, transport, code}`, counted once per call (core/telemetry/deferred-counter.ts). */
+  readonly calls: DeferredCounter<"method" | "transport" | "code">;
   /** `clipper_rpc_duration_seconds{method, transport}`: time from the call's start to its answer. */
   readonly duration: Histogram<"method" | "transport">;
 }
@@ -41,7 +42,7 @@ export interface RpcMetrics {
 /** Defines {@link RpcMetrics} on `registry`. */
 export function createRpcMetrics(registry: Registry): RpcMetrics {
   return {
-    calls: new Counter({
+    calls: new DeferredCounter({
       name: "clipper_rpc_calls_total",
       help: "Calls handled, by full gRPC method, transport (grpc, http, clipper-rest) and gRPC status code.",
       labelNames: ["method", "transport", "code"] as const,
