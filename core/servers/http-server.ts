@@ -10,6 +10,7 @@ import { checkedAtDoor, type DoorCheck } from "./shed-while-behind.js";
 import { ServingError } from "../errors.js";
 import { status as Status } from "@grpc/grpc-js";
 import { httpErrorOf } from "../status.js";
+import { requestTarget, type RequestTarget } from "./request-target.js";
 
 /** Largest request body any route reads, in bytes (grpc-js's default max message size). */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -22,7 +23,7 @@ export type HttpMatch =
   | {
       readonly kind: "handler";
       readonly access: Access;
-      readonly handle: (req: HttpRequest, res: HttpResponse, url: URL) => Promise<void>;
+      readonly handle: (req: HttpRequest, res: HttpResponse, url: RequestTarget) => Promise<void>;
       /** Writes a refusal (no token, wrong scope) in the route's own error format; `google.rpc.Status` JSON when absent. */
       readonly refuse?: (res: HttpResponse, err: ServingError) => void;
     }
@@ -34,7 +35,7 @@ export type HttpMatch =
  * another method gets 405 (with Allow), anything else 404.
  */
 export interface HttpRouteTable {
-  match(method: string, url: URL): HttpMatch | null;
+  match(method: string, url: RequestTarget): HttpMatch | null;
 }
 
 /**
@@ -188,7 +189,7 @@ function plainServer(onRequest: (req: HttpRequest, res: HttpResponse) => void): 
 }
 
 async function dispatch(tables: readonly HttpRouteTable[], auth: Authorizer | null, door: DoorCheck | null, req: HttpRequest, res: HttpResponse): Promise<void> {
-  const url = new URL(req.url ?? "/", "http://localhost");
+  const url = requestTarget(req.url);
   const method = req.method ?? "GET";
   let allow: string[] | null = null;
   for (const table of tables) {

@@ -11,6 +11,7 @@ import { ServingError } from "../errors.js";
 import { hostnameOfAuthority, isLoopbackHost } from "../loopback.js";
 import { requestAuthorities, requestHasBody, type HttpRequest } from "./http-exchange.js";
 import { sendError, type HttpRouteTable } from "./http-server.js";
+import type { RequestTarget } from "./request-target.js";
 
 /** The one request body type management's HTTP APIs take. */
 export const ACCEPTED_BODY_TYPE = "application/json";
@@ -19,7 +20,7 @@ export const ACCEPTED_BODY_TYPE = "application/json";
  * A check of a request before its handler runs: the error to answer with,
  * or null to let it through. Guards see headers only; they never read the body.
  */
-export type RequestGuard = (req: HttpRequest, url: URL) => ServingError | null;
+export type RequestGuard = (req: HttpRequest, url: RequestTarget) => ServingError | null;
 
 /**
  * Wraps `table` so that each handler it matches runs only after every guard

@@ -11,6 +11,7 @@ import { bindJson } from "./binder.js";
 import { loadDescriptorRegistry } from "./http-rule.js";
 import { matchPathTemplate } from "./path-template.js";
 import { compileRoutes, type Route } from "./route.js";
+import type { RequestTarget } from "../servers/request-target.js";
 
 /** Options of {@link createTranscoder}. */
 export interface TranscoderOptions {
@@ -62,7 +63,7 @@ class Transcoder implements HttpRouteTable {
     this.#onError = onError;
   }
 
-  match(method: string, url: URL): HttpMatch | null {
+  match(method: string, url: RequestTarget): HttpMatch | null {
     for (const route of this.#routes) {
       if (route.httpMethod !== method) continue;
       const captures = matchPathTemplate(route.template, url.pathname);
@@ -73,7 +74,7 @@ class Transcoder implements HttpRouteTable {
       return {
         kind: "handler",
         access: route.access,
-        handle(req: HttpRequest, res: HttpResponse, url: URL): Promise<void> {
+        handle(req: HttpRequest, res: HttpResponse, url: RequestTarget): Promise<void> {
           return serve(route, captures, req, res, url, maxBodyBytes, onError);
         },
       };
@@ -94,7 +95,7 @@ async function serve(
   captures: readonly string[],
   req: HttpRequest,
   res: HttpResponse,
-  url: URL,
+  url: RequestTarget,
   maxBodyBytes: number,
   onError: ErrorHook | null,
 ): Promise<void> {
@@ -111,7 +112,7 @@ async function serve(
   }
 }
 
-async function invoke(route: Route, captures: readonly string[], req: HttpRequest, url: URL, ctx: CallContext, maxBodyBytes: number): Promise<string> {
+async function invoke(route: Route, captures: readonly string[], req: HttpRequest, url: RequestTarget, ctx: CallContext, maxBodyBytes: number): Promise<string> {
   let body: Buffer | null = null;
   if (route.plan.body.kind === "none") req.resume();
   else body = await readBody(req, maxBodyBytes);

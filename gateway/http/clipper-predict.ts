@@ -8,6 +8,7 @@ import type { HttpRequest, HttpResponse } from "../../core/servers/http-exchange
 import type { CallInstrument, InstrumentedMethod } from "../../core/telemetry/call-instrument.js";
 import type { Prediction, Predictor } from "../predictor.js";
 import { MAX_BATCH_INPUTS } from "../services/predict.js";
+import type { RequestTarget } from "../../core/servers/request-target.js";
 
 /** Clipper's route: `POST /<app>/predict`, a trailing slash allowed. */
 const ROUTE = /^\/([^/]+)\/predict\/?$/;
@@ -25,7 +26,7 @@ const ROUTE = /^\/([^/]+)\/predict\/?$/;
 export function clipperPredictRoutes(predictor: Predictor, calls: CallInstrument): HttpRouteTable {
   const instrumented = calls.method("POST /{app}/predict", { "http.request.method": "POST", "http.route": "/{app}/predict" });
   return {
-    match(method: string, url: URL): HttpMatch | null {
+    match(method: string, url: RequestTarget): HttpMatch | null {
       const m = ROUTE.exec(url.pathname);
       if (m === null) return null;
       if (method !== "POST") return { kind: "method-not-allowed", allow: ["POST"] };

@@ -18,6 +18,7 @@ import { httpErrorOf } from "../../core/status.js";
 import type { CallInstrument, InstrumentedMethod } from "../../core/telemetry/call-instrument.js";
 import { HEADER_LENGTH_HEADER, parseInferBody, renderInferResponse } from "../oip/rest-codec.js";
 import { INFERENCE_SERVICE_NAME, type InferenceHandlers } from "../services/inference.js";
+import type { RequestTarget } from "../../core/servers/request-target.js";
 
 /** What one route answers: a status, a body (JSON value or ready bytes) and headers. */
 interface Answer {
@@ -56,7 +57,7 @@ export function inferenceRestRoutes(handlers: InferenceHandlers, calls: CallInst
     ]),
   ) as Record<keyof InferenceHandlers, InstrumentedMethod>;
   return {
-    match(method: string, url: URL): HttpMatch | null {
+    match(method: string, url: RequestTarget): HttpMatch | null {
       if (url.pathname !== "/v2" && !url.pathname.startsWith("/v2/")) return null;
       const route = routeOf(handlers, url.pathname);
       if (route === null) return null;

@@ -8,6 +8,7 @@ import type { CallInstrument, InstrumentedMethod } from "../../core/telemetry/ca
 import { untilAborted } from "../../core/until-aborted.js";
 import type { AdminStore, AppView, ModelView } from "../admin-store.js";
 import { ClipperJson, ClipperJsonError } from "./clipper-json.js";
+import type { RequestTarget } from "../../core/servers/request-target.js";
 
 type Reply = { json: unknown } | { text: string };
 type Endpoint = { schema: string; run: (body: ClipperJson, store: AdminStore) => Promise<Reply> };
@@ -180,7 +181,7 @@ export function clipperAdminRoutes(store: AdminStore, options: { maxBodyBytes?: 
     }
   }
   return {
-    match(method: string, url: URL): HttpMatch | null {
+    match(method: string, url: RequestTarget): HttpMatch | null {
       if (!url.pathname.startsWith(PREFIX)) return null;
       const name = url.pathname.slice(PREFIX.length).replace(/\/$/, "");
       if (name === "ping") {

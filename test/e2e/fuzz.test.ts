@@ -8,6 +8,7 @@
  * failure reproduces; FUZZ_SEED overrides it.
  */
 import test from "ava";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { credentials, makeGenericClientConstructor, Metadata, status as Status, type ServiceError } from "@grpc/grpc-js";
 import fc from "fast-check";
@@ -273,4 +274,36 @@ test.serial("garbage written straight into Clipper's Redis tables: the gateway k
   // Management still lists what it can read.
   const list = await fetch(`http://127.0.0.1:${stack.management.httpPort}/admin/get_all_applications`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
   t.true(list.status < 500, `get_all_applications: ${list.status}`);
+});
+
+/** Sends one raw HTTP/1.1 request line for `target` and resolves with the status of the answer (0 if the connection closed without one). */
+function rawStatus(port: number, method: string, target: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    let text = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (d: string) => {
+      text += d;
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      if (m !== null) {
+        socket.destroy();
+        resolve(Number(m[1]));
+      }
+    });
+    socket.on("close", () => resolve(0));
+    socket.on("error", reject);
+    socket.write(`${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`);
+  });
+}
+
+test.serial("request targets that are not plain paths: a 4xx or the route they resolve to, never a 5xx", async (t) => {
+  const targets = ["//%", "//x/s-app/predict", "/s-app/../s-app/predict", "/s-app/%2e/predict", "/v1/apps/s-app%3Apredict", "/s-app/predict?x=%zz", "/s-app/predict#f", "*"];
+  for (const port of [stack.gateway.http, stack.management.httpPort]) {
+    for (const target of targets) {
+      const status = await rawStatus(port, "POST", target);
+      t.true(status === 0 || (status >= 200 && status < 500), `${port} POST ${target}: ${status}`);
+    }
+    t.is(await rawStatus(port, "POST", "//%"), 400, "a target that is not a URL path is 400");
+  }
+  await stillServes(t);
 });
