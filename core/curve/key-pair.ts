@@ -5,7 +5,7 @@
  * itself. This module imports only Node and z85.ts, so the CLI can use it
  * (`clipper keys generate`, `clipper up`).
  */
-import { generateKeyPairSync } from "node:crypto";
+import { createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z85Encode } from "./z85.js";
@@ -16,14 +16,30 @@ export interface CurveKeyPair {
   readonly secretKey: string;
 }
 
-/** A fresh key pair. */
+/** DER of an X25519 private key (PKCS #8) and public key (SPKI) before their 32 raw bytes (RFC 8410). */
+const PKCS8_X25519_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
+const SPKI_X25519_PREFIX = Buffer.from("302a300506032b656e032100", "hex");
+
+/**
+ * A fresh key pair: 32 random bytes, clamped as X25519 secret keys are,
+ * and the public key OpenSSL derives from them. Not generateKeyPairSync:
+ * on Node 20 a key generation job collected by a GC that runs while one of
+ * its keys is being exported locks the key's mutex a second time, and the
+ * process hangs for good (seen in `clipper keys generate`: the main thread
+ * in ~KeyGenJob under KeyObjectHandle::ExportJWK). Without a job there is
+ * nothing for that GC to collect.
+ */
 export function generateKeyPair(): CurveKeyPair {
-  const { publicKey, privateKey } = generateKeyPairSync("x25519");
-  const raw = (jwkPart: string | undefined): Buffer => Buffer.from(jwkPart ?? "", "base64url");
-  return {
-    publicKey: z85Encode(raw(publicKey.export({ format: "jwk" }).x)),
-    secretKey: z85Encode(raw(privateKey.export({ format: "jwk" }).d)),
-  };
+  const secret = randomBytes(32);
+  secret[0]! &= 248;
+  secret[31]! &= 127;
+  secret[31]! |= 64;
+  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, secret]), format: "der", type: "pkcs8" });
+  const spki = createPublicKey(privateKey).export({ format: "der", type: "spki" });
+  if (spki.length !== SPKI_X25519_PREFIX.length + 32 || !spki.subarray(0, SPKI_X25519_PREFIX.length).equals(SPKI_X25519_PREFIX)) {
+    throw new Error("X25519 public key export gave an unexpected encoding");
+  }
+  return { publicKey: z85Encode(spki.subarray(SPKI_X25519_PREFIX.length)), secretKey: z85Encode(secret) };
 }
 
 /** A key file's one key line, without its comments. */

@@ -32,7 +32,9 @@ async function generate(name: string): Promise<{ key: string; pub: string; publi
   const p = spawnBin("clipper", ["keys", "generate", name, "--dir", dir]);
   const code = await p.waitExit(30_000);
   if (code === "timeout") {
-    // It has hung once in a full-suite run, silent; say where it was.
+    // It hung in full-suite runs before core/curve/key-pair.ts stopped using
+    // Node's key generation (a deadlock in Node 20's crypto); if it ever
+    // hangs again, say where it was.
     const where = procState(p.child.pid!);
     await p.stop("SIGKILL");
     throw new Error(`clipper keys generate did not exit in 30 s (${where}): ${p.output}`);
