@@ -13,7 +13,7 @@ import { AdminClient } from "../../gen/clipper/v1/admin.js";
 import { HeartbeatClient } from "../../gen/clipper/v1/heartbeat.js";
 import { startManagement, type Management } from "../../management/management.js";
 import { call } from "../helpers/grpc.js";
-import { eventually, spawnBin, startGatewayProcess, startWorkerProcess, type Proc } from "../helpers/processes.js";
+import { eventually, spawnBin, startGatewayProcess, startWorkerProcess, type Proc, untilReady } from "../helpers/processes.js";
 import { redisDb } from "../helpers/redis-dump.js";
 import { TestRedis } from "../helpers/redis-server.js";
 
@@ -31,6 +31,7 @@ const procs: Proc[] = [];
 test.before(async () => {
   redis = await TestRedis.start();
   mgmt = await startManagement({ redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0 }, pino({ level: "silent" }));
+  await untilReady(mgmt.httpPort);
   admin = new AdminClient(`127.0.0.1:${mgmt.grpcPort}`, credentials.createInsecure());
 });
 

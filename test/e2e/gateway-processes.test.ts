@@ -8,7 +8,7 @@ import { lstatSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GATEWAY_PORTS_LINE, GATEWAY_RPC_ENDPOINTS, GATEWAY_RPC_IPC_ENDPOINTS, parseEndpointsLine } from "../../core/ports-line.js";
-import { eventually, ROOT, spawnBin, type Proc } from "../helpers/processes.js";
+import { eventually, ROOT, spawnBin, type Proc, untilReady } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
 import { TestRedis } from "../helpers/redis-server.js";
 import { startManagement, type Management } from "../../management/management.js";
@@ -35,6 +35,7 @@ test.after.always(async () => {
 test("two processes share one port pair, each with its own worker port; one worker serves both, and /metrics shows both answering", async (t) => {
   redis = await TestRedis.start();
   management = await startManagement({ redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0 }, pino({ level: "silent" }));
+  await untilReady(management.httpPort);
   gateway = spawnBin("clipper-gateway", ["--redis-url", redis.url, "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", "--processes", "2", "--rpc-ipc-dir", ipcDir]);
   const ports = GATEWAY_PORTS_LINE.read(await gateway.waitFor(GATEWAY_PORTS_LINE.pattern));
   await gateway.waitFor(/rpc-endpoints=\S+\n/);

@@ -7,6 +7,7 @@ import { startManagement, type Management } from "../../management/management.js
 import { TestRedis } from "../helpers/redis-server.js";
 import { dumpRedis, redisDb } from "../helpers/redis-dump.js";
 import { call } from "../helpers/grpc.js";
+import { untilReady } from "../helpers/processes.js";
 
 let redis: TestRedis;
 let mgmt: Management;
@@ -28,6 +29,7 @@ const MODEL = {
 test.before(async () => {
   redis = await TestRedis.start();
   mgmt = await startManagement({ redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0 }, pino({ level: "silent" }));
+  await untilReady(mgmt.httpPort);
   admin = new AdminClient(`127.0.0.1:${mgmt.grpcPort}`, credentials.createInsecure());
   db0 = await redisDb(redis.url, 0);
   base = `http://127.0.0.1:${mgmt.httpPort}`;

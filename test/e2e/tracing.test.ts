@@ -16,7 +16,7 @@ import { startTracing, type Tracing } from "../../core/telemetry/tracing.js";
 import { startGateway, type Gateway } from "../../gateway/gateway.js";
 import { startManagement, type Management } from "../../management/management.js";
 import { startWorker, type WorkerHandle } from "../../worker/runtime.js";
-import { eventually } from "../helpers/processes.js";
+import { eventually, untilReady } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
 import { TestRedis } from "../helpers/redis-server.js";
 
@@ -36,6 +36,7 @@ test.before(async () => {
   tracing = await startTracing("clipper-test", { spanProcessors: [new SimpleSpanProcessor(exporter)] });
   redis = await TestRedis.start();
   management = await startManagement({ redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0 }, silent);
+  await untilReady(management.httpPort);
   gateway = await startGateway(
     { redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0, rpcPort: 0, cacheBytes: 1 << 20, queueCapacity: 100, evictionMs: 3_000 },
     silent,

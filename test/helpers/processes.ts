@@ -149,3 +149,20 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
   }
   return false;
 }
+
+/**
+ * Waits until a server's /readyz answers 200 (for management: its Redis
+ * connection is up), as a deployment's readiness probe would before sending
+ * it work; throws after `timeoutMs`. A server starts before Redis answers,
+ * and calls made meanwhile get 503 by design.
+ */
+export async function untilReady(httpPort: number, timeoutMs = 30_000): Promise<void> {
+  const ready = await eventually(async () => {
+    try {
+      return (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200;
+    } catch {
+      return false;
+    }
+  }, timeoutMs);
+  if (!ready) throw new Error(`127.0.0.1:${httpPort}/readyz did not answer 200 within ${timeoutMs} ms`);
+}

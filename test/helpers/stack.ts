@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { PredictClient } from "../../gen/clipper/v1/predict.js";
 import { HeartbeatClient } from "../../gen/clipper/v1/heartbeat.js";
 import { startManagement, type Management } from "../../management/management.js";
-import { startGatewayProcess, startWorkerProcess, type Proc } from "./processes.js";
+import { startGatewayProcess, startWorkerProcess, type Proc, untilReady } from "./processes.js";
 import { TestRedis } from "./redis-server.js";
 
 /**
@@ -30,6 +30,7 @@ export class Stack {
   static async start(gatewayArgs: readonly string[] = [], gatewayEnv: NodeJS.ProcessEnv = {}): Promise<Stack> {
     const redis = await TestRedis.start();
     const management = await startManagement({ redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0 }, pino({ level: "silent" }));
+    await untilReady(management.httpPort);
     const gateway = await startGatewayProcess(redis.url, gatewayArgs, gatewayEnv);
     return new Stack(redis, management, gateway);
   }
