@@ -139,7 +139,16 @@ test.serial("a gateway killed with -9 under steady load: haproxy retries what it
   await load;
   t.log(`answered: ${answered} (${beforeKill} before the kill, ${answered - atDown} after haproxy marked it down); failed: ${failures.length}`);
   t.true(answered > atDown, "calls kept being answered through the surviving gateway");
-  t.deepEqual(failures, [], "no call failed: those in flight on the killed gateway were retried on the other");
+  // A call whose answer the killed gateway had begun to write (its headers
+  // already passed haproxy to the client) cannot be sent again by anyone:
+  // grpc-js writes a unary answer's trailers after its message, so a kill can
+  // fall between them, and the client sees the stream end without a status.
+  // Every other call that was in flight must have been retried; REST writes
+  // its whole answer at once and has no such window.
+  const CUT: string = "grpc 13 Received RST_STREAM with code 0 (Call ended without gRPC status)";
+  const cut = failures.filter((f) => f === CUT);
+  t.deepEqual(failures.filter((f) => f !== CUT), [], "no call failed otherwise: those in flight on the killed gateway were retried on the other");
+  t.true(cut.length <= 4, `at most the 4 gRPC calls in flight had their answer cut: ${cut.length}`);
 
   // Restarted on the same ports, it passes /readyz again and takes calls again.
   gateways[1] = await startGatewayProcess(stack.redis.url, ["--grpc-port", String(grpc), "--http-port", String(http), "--rpc-port", String(rpc)]);
