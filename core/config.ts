@@ -107,6 +107,12 @@ export function parseConfig<S extends Record<string, OptionSpec>>(
   return { kind: "ok", config: Object.freeze(config) as ConfigOf<S> };
 }
 
+/** `raw` as a whole number ≥ 0 (digits only, at most 2^53 - 1), or null: the rule of "count" and "bytes" options, and of options that also take a word. */
+export function wholeNumber(raw: string): number | null {
+  const n = Number(raw);
+  return /^\d+$/.test(raw) && Number.isSafeInteger(n) ? n : null;
+}
+
 function convert(kind: OptionKind, raw: string): { ok: true; value: string | number | boolean } | { ok: false; error: string } {
   switch (kind) {
     case "flag": {
@@ -119,8 +125,8 @@ function convert(kind: OptionKind, raw: string): { ok: true; value: string | num
     }
     case "count":
     case "bytes": {
-      const n = Number(raw);
-      return /^\d+$/.test(raw) && Number.isSafeInteger(n) ? { ok: true, value: n } : { ok: false, error: `'${raw}' is not a whole number >= 0` };
+      const n = wholeNumber(raw);
+      return n !== null ? { ok: true, value: n } : { ok: false, error: `'${raw}' is not a whole number >= 0` };
     }
     case "redis-url": {
       const r = parseRedisUrl(raw);

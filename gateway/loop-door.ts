@@ -12,6 +12,7 @@
  * it (bench/README.md round two §11). A floor keeps an app with a tiny
  * SLO from turning every scheduling hiccup of a busy host into refusals.
  */
+import { wholeNumber } from "../core/config.js";
 import { LoopPressure } from "../core/loop-pressure.js";
 import { shedWhileBehind, type DoorCheck } from "../core/servers/shed-while-behind.js";
 import type { Logger } from "../core/telemetry/logger.js";
@@ -33,8 +34,8 @@ export type DoorSetting = { readonly kind: "off" } | { readonly kind: "fixed"; r
 export function parseDoorSetting(raw: string): { ok: true; setting: DoorSetting } | { ok: false; error: string } {
   const text = raw.trim().toLowerCase();
   if (text === "auto") return { ok: true, setting: { kind: "auto" } };
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) return { ok: false, error: `--shed-loop-delay-ms: '${raw}' is not 'auto' or a whole number of ms (0 never refuses)` };
-  const ms = Number(text);
+  const ms = wholeNumber(text);
+  if (ms === null) return { ok: false, error: `--shed-loop-delay-ms: '${raw}' is not 'auto' or a whole number of ms (0 never refuses)` };
   return { ok: true, setting: ms === 0 ? { kind: "off" } : { kind: "fixed", ms } };
 }
 

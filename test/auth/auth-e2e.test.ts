@@ -13,7 +13,7 @@ import { loadServerAuth } from "../../core/auth/server-auth.js";
 import { tokenHash } from "../../core/auth/token-file.js";
 import { startGateway, type Gateway } from "../../gateway/gateway.js";
 import { startManagement, type Management } from "../../management/management.js";
-import { eventually, startGatewayProcess } from "../helpers/processes.js";
+import { eventually, startGatewayProcess, untilReady } from "../helpers/processes.js";
 import { TestRedis } from "../helpers/redis-server.js";
 
 const TOKENS = {
@@ -56,8 +56,7 @@ test.before(async () => {
     silent,
   );
   // An app to predict against (no model: it answers its default).
-  const ready = await eventually(async () => (await fetch(`http://127.0.0.1:${management.httpPort}/readyz`)).status === 200, 30_000);
-  if (!ready) throw new Error("management did not become ready");
+  await untilReady(management.httpPort);
   const res = await fetch(`http://127.0.0.1:${management.httpPort}/admin/add_app`, {
     method: "POST",
     headers: { authorization: `Bearer ${TOKENS.admin}`, "content-type": "application/json" },

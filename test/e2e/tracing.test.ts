@@ -36,14 +36,12 @@ test.before(async () => {
   tracing = await startTracing("clipper-test", { spanProcessors: [new SimpleSpanProcessor(exporter)] });
   redis = await TestRedis.start();
   management = await startManagement({ redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0 }, silent);
-  await untilReady(management.httpPort);
   gateway = await startGateway(
     { redisUrl: redis.url, host: "127.0.0.1", grpcPort: 0, httpPort: 0, rpcPort: 0, cacheBytes: 1 << 20, queueCapacity: 100, evictionMs: 3_000 },
     silent,
   );
   // Management refuses Admin calls until its Redis connection is up.
-  const ready = await eventually(async () => (await fetch(`http://127.0.0.1:${management.httpPort}/readyz`)).status === 200, 30_000);
-  if (!ready) throw new Error("management did not become ready");
+  await untilReady(management.httpPort);
   for (const [endpoint, body] of [
     ["add_app", { name: "t-app", input_type: "doubles", default_output: "-1", latency_slo_micros: 20_000_000 }],
     ["add_model", { model_name: "sum", model_version: "1", labels: [], input_type: "doubles", container_name: "", model_data_path: "", batch_size: -1 }],
