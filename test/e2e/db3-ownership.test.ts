@@ -13,6 +13,7 @@ import { AdminClient } from "../../gen/clipper/v1/admin.js";
 import { HeartbeatClient } from "../../gen/clipper/v1/heartbeat.js";
 import { startManagement, type Management } from "../../management/management.js";
 import { call } from "../helpers/grpc.js";
+import { freePort } from "../helpers/ports.js";
 import { eventually, spawnBin, startGatewayProcess, startWorkerProcess, type Proc, untilReady } from "../helpers/processes.js";
 import { redisDb } from "../helpers/redis-dump.js";
 import { TestRedis } from "../helpers/redis-server.js";
@@ -169,7 +170,7 @@ test.serial("kill -9 of a gateway: its entries stop counting, the survivor sweep
   // (c) A second gateway with A's id and port dies with an entry; restarted
   // with the same id while B is frozen, it removes its predecessor's entry
   // itself, at start.
-  const a2 = await gateway(["--gateway-id", "gw-k1", "--liveness-ttl-ms", "500"]);
+  const a2 = await gateway(["--gateway-id", "gw-k1", "--liveness-ttl-ms", "500", "--rpc-port", String(await freePort())]); // reused by a3
   await worker(a2, "kill");
   const stale = [...(await entries("kill")).entries()].find(([, h]) => h.clipper_ts_gateway === "gw-k1")![0];
   b.proc.child.kill("SIGSTOP");

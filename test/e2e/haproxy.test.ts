@@ -10,7 +10,7 @@ import { HeartbeatClient } from "../../gen/clipper/v1/heartbeat.js";
 import { PredictClient, PredictRequest, type PredictResponse } from "../../gen/clipper/v1/predict.js";
 import { call } from "../helpers/grpc.js";
 import { TestHaproxy } from "../helpers/haproxy.js";
-import { eventually, spawnBin, startGatewayProcess, type Proc } from "../helpers/processes.js";
+import { eventually, reusablePortFlags, spawnBin, startGatewayProcess, type Proc } from "../helpers/processes.js";
 import { Scrape } from "../helpers/prometheus.js";
 import { Stack } from "../helpers/stack.js";
 
@@ -23,7 +23,8 @@ let client: PredictClient;
 
 test.before(async () => {
   stack = await Stack.start();
-  gateways = [stack.gateway, await startGatewayProcess(stack.redis.url)];
+  // The second is killed and restarted on its ports: claim them.
+  gateways = [stack.gateway, await startGatewayProcess(stack.redis.url, await reusablePortFlags())];
   await stack.deploy("lb-app", "sum", "1", "doubles", { sloMicros: 10_000_000 });
   const endpoints = gateways.map((g) => `tcp://127.0.0.1:${g.rpc}`).join(",");
   for (let i = 0; i < 2; i++) {

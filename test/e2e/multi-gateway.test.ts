@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { credentials } from "@grpc/grpc-js";
 import { HeartbeatClient, type Worker } from "../../gen/clipper/v1/heartbeat.js";
 import { call } from "../helpers/grpc.js";
-import { eventually, ROOT, spawnBin, startGatewayProcess, type Proc } from "../helpers/processes.js";
+import { eventually, reusablePortFlags, ROOT, spawnBin, startGatewayProcess, type Proc } from "../helpers/processes.js";
 import { Stack } from "../helpers/stack.js";
 
 const PROBE = join(ROOT, "test/fixtures/models/concurrency-probe.js");
@@ -19,7 +19,7 @@ let worker: Proc;
 
 test.before(async () => {
   stack = await Stack.start();
-  second = await startGatewayProcess(stack.redis.url);
+  second = await startGatewayProcess(stack.redis.url, await reusablePortFlags()); // restarted on its ports later
   await stack.deploy("p-app", "probe", "1", "doubles", { sloMicros: 5_000_000 });
   worker = spawnBin(
     "clipper-worker",

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { GATEWAY_PORTS_LINE } from "../../core/ports-line.js";
+import { freePort } from "./ports.js";
 
 /** The checkout's root, for spawning bin/ scripts. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -108,6 +109,15 @@ export async function startGatewayProcess(
   const proc = spawnBin("clipper-gateway", ["--redis-url", redisUrl, "--grpc-port", "0", "--http-port", "0", "--rpc-port", "0", ...extra], env);
   const ports = GATEWAY_PORTS_LINE.read(await proc.waitFor(GATEWAY_PORTS_LINE.pattern));
   return { proc, grpc: ports.grpc.port, http: ports.http.port, rpc: ports.rpc.port };
+}
+
+/**
+ * Port flags for a gateway that a test will kill and start again on the same
+ * ports: claimed ports, which nothing else on the host takes meanwhile (a
+ * port the kernel picked for `0` may become an outgoing connection's).
+ */
+export async function reusablePortFlags(): Promise<string[]> {
+  return ["--grpc-port", String(await freePort()), "--http-port", String(await freePort()), "--rpc-port", String(await freePort())];
 }
 
 /** What a worker serves and where: the flags both runtimes (clipper-worker and the Python worker) take alike. */
