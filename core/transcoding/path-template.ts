@@ -79,31 +79,50 @@ export function parsePathTemplate(source: string): PathTemplate {
  * Matches a raw URL path (e.g. `URL.pathname`, leading '/', still
  * percent-encoded) against a template. Returns the raw text of each variable
  * in `template.variables` order, or null when the path does not match.
+ *
+ * It runs for every route tried on every transcoded request, so it walks the
+ * path in place and allocates only the captures of a match.
  */
 export function matchPathTemplate(template: PathTemplate, pathname: string): string[] | null {
-  if (!pathname.startsWith("/")) return null;
-  let path = pathname.slice(1);
+  if (pathname.charCodeAt(0) !== SLASH) return null;
+  let end = pathname.length;
   if (template.verb !== "") {
-    const suffix = `:${template.verb}`;
+    const verb = template.verb;
+    const colon = end - verb.length - 1;
     // "/v1/apps/:predict" has an empty last segment before the verb: no match, as in grpc-gateway.
-    if (!path.endsWith(suffix) || path.length === suffix.length || path[path.length - suffix.length - 1] === "/") return null;
-    path = path.slice(0, -suffix.length);
+    if (colon <= 1 || pathname.charCodeAt(colon) !== COLON || pathname.charCodeAt(colon - 1) === SLASH || !pathname.startsWith(verb, colon + 1)) return null;
+    end = colon;
   }
-  const parts = path.split("/");
   const segs = template.segments;
   const hasRest = segs.length > 0 && segs[segs.length - 1]!.kind === "rest";
   const fixed = hasRest ? segs.length - 1 : segs.length;
-  if (hasRest ? parts.length < fixed : parts.length !== fixed) return null;
+  // Segment i of the path runs from starts[i] to the next '/' (or `end`).
+  const starts = new Array<number>(fixed + 1);
+  let at = 1;
   for (let i = 0; i < fixed; i++) {
+    if (at > end) return null; // fewer segments than the template
+    const slash = pathname.indexOf("/", at);
+    const stop = slash < 0 || slash > end ? end : slash;
     const seg = segs[i]!;
-    if (seg.kind === "literal" && seg.value !== parts[i]) return null;
+    if (seg.kind === "literal" && (stop - at !== seg.value.length || !pathname.startsWith(seg.value, at))) return null;
+    starts[i] = at;
+    at = stop + 1;
   }
+  // `at` is one past the end exactly when the fixed segments used the whole path.
+  if (!hasRest && at !== end + 1) return null;
+  starts[fixed] = at;
   const values: string[] = [];
   for (const v of template.variables) {
-    values.push(v.multiSegment ? parts.slice(v.start, v.end === Infinity ? undefined : v.end).join("/") : parts[v.start]!);
+    const from = starts[v.start]!;
+    const to = v.end === Infinity ? end : starts[v.end]! - 1;
+    // "/files" against "/files/**": the rest is empty.
+    values.push(from > end ? "" : pathname.slice(from, to));
   }
   return values;
 }
+
+const SLASH = 0x2f;
+const COLON = 0x3a;
 
 function plainSegment(text: string, fail: (why: string) => never): TemplateSegment {
   if (text === "*") return { kind: "any" };

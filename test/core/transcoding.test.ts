@@ -505,3 +505,60 @@ test("path templates: verbs, '*', '**' and multi-segment variables", (t) => {
     t.throws(() => parsePathTemplate(bad), { message: /invalid path template/ }, bad);
   }
 });
+
+/** Matching by splitting the path into segments: slow and plain, the oracle for the in-place matcher. */
+function matchBySplitting(template: ReturnType<typeof parsePathTemplate>, pathname: string): string[] | null {
+  if (!pathname.startsWith("/")) return null;
+  let path = pathname.slice(1);
+  if (template.verb !== "") {
+    const suffix = `:${template.verb}`;
+    if (!path.endsWith(suffix) || path.length === suffix.length || path[path.length - suffix.length - 1] === "/") return null;
+    path = path.slice(0, -suffix.length);
+  }
+  const parts = path.split("/");
+  const segs = template.segments;
+  const hasRest = segs.at(-1)?.kind === "rest";
+  const fixed = hasRest ? segs.length - 1 : segs.length;
+  if (hasRest ? parts.length < fixed : parts.length !== fixed) return null;
+  for (let i = 0; i < fixed; i++) {
+    const seg = segs[i]!;
+    if (seg.kind === "literal" && seg.value !== parts[i]) return null;
+  }
+  return template.variables.map((v) => (v.multiSegment ? parts.slice(v.start, v.end === Infinity ? undefined : v.end).join("/") : parts[v.start]!));
+}
+
+test("path templates: the in-place matcher agrees with matching by splitting, on 50000 random paths", (t) => {
+  const templates = [
+    "/v1/apps/{app}:predict",
+    "/v1/apps/{app}:predictBatch",
+    "/v1/workers",
+    "/v1/{name=projects/*/models/*}/x/*",
+    "/files/{sub.path=**}",
+    "/a/{b}/c/{d=**}:go",
+    "/a/*/{x=b/*}",
+    "/{x}",
+  ].map(parsePathTemplate);
+  const pieces = ["", "/", ":", "v1", "v1/apps", "apps", "a", "b", "c", "x", "files", "projects", "models", "predict", ":predict", "/:predict", ":predictBatch", ":go", "/:go", "workers", "%2F", "p"];
+  let seed = 7;
+  const next = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let matched = 0;
+  for (let i = 0; i < 50_000; i++) {
+    let path = next(10) === 0 ? "" : "/";
+    const n = 1 + next(7);
+    for (let j = 0; j < n; j++) path += pieces[next(pieces.length)]! + (next(3) === 0 ? "" : "/");
+    if (next(2) === 0) path = path.replace(/\/$/, "");
+    for (const template of templates) {
+      const expected = matchBySplitting(template, path);
+      if (expected !== null) matched++;
+      const got = matchPathTemplate(template, path);
+      if (JSON.stringify(got) !== JSON.stringify(expected)) {
+        t.fail(`${template.source} against ${JSON.stringify(path)}: got ${JSON.stringify(got)}, expected ${JSON.stringify(expected)}`);
+        return;
+      }
+    }
+  }
+  t.true(matched > 1000, `enough of the paths match some template to test captures: ${matched}`);
+});
