@@ -120,6 +120,10 @@ test.serial("clipper up serves the demo over HTTP, Clipper REST and gRPC, and Ct
   // (redis-server rewrites its process title over its environment, so its port is checked instead).
   const running = processesWithEnv(`CLIPPER_TEST_MARKER=${marker}`);
   t.true(running.length >= 4, `processes with the marker: ${running.length}`);
+  // The gateway runs with its heap flags (Node 20 cannot apply the young generation's size from inside).
+  const gatewayArgv = running.map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).find((argv) => argv.some((a) => a.endsWith("clipper-gateway.js")));
+  t.truthy(gatewayArgv, "the gateway is among them");
+  t.true(gatewayArgv!.includes("--max-semi-space-size=8") && gatewayArgv!.includes("--heap-growing-percent=50"), `gateway argv: ${gatewayArgv!.join(" ")}`);
   // The demo worker, on the gateway's host, reaches it over the gateway's Unix domain socket (0600, in a 0700 directory).
   const socket = join(dir, "ipc", "rpc-0.sock");
   t.regex(proc.output, new RegExp(`on this host: ipc://${socket.replace(/[/.]/g, "\\$&")}`));
