@@ -63,38 +63,33 @@ export function distIsFresh(root = ROOT, paths = RUNTIME_INPUTS) {
   return stamp !== undefined && !changedSince(root, paths, stamp.mtimeMs);
 }
 
-// The gateway's heap. Under load its RSS is mostly V8 heap: a new space
-// that grows to 3 × the semi-space size, and an old space that V8 lets fill
-// with promoted request garbage up to ~4 × the live heap before a full GC
-// (gRPC no-op load at c=64, compiled: 22 MiB live, full GC at ~100 MiB,
-// peak RSS ~190 MiB). With both caps below the peak was ~114 MiB, with the
-// growing percentage alone ~131 MiB; full GCs run ~4× as often, but GC time
-// per request stayed within the noise of a shared 2-core machine.
-
-/** Young-generation cap, MiB per semi-space (V8's default is 16). */
-export const GATEWAY_SEMI_SPACE_MIB = 8;
-/** Old-space growth allowed before the next full GC, per cent of the heap live after the last one (V8's default is dynamic, up to 300). */
-export const GATEWAY_HEAP_GROWING_PERCENT = 50;
-
-const userChose = (flag, env, execArgv) => flag.test(env.NODE_OPTIONS ?? "") || execArgv.some((a) => flag.test(a));
-const SEMI_SPACE_FLAG = /--max[-_]semi[-_]space[-_]size/;
-const HEAP_GROWING_FLAG = /--heap[-_]growing[-_]percent/;
+/** Whether this process runs dist/: decided once, on first use. */
+let fromDist = null;
+let tsxRegistered = false;
 
 /**
- * The gateway's heap flags, for its command line: those the user did not
- * already choose (in NODE_OPTIONS, which a child inherits, or in
- * `execArgv`). Whoever spawns a gateway, or a process that stands in for
- * one (the bench's bare ceilings), passes them.
+ * Imports `entry` ("gateway/main": no extension, relative to the root) from
+ * dist/ when fresh, else from its .ts source through tsx.
+ * CLIPPER_FROM_SOURCE=1 forces the source.
  */
-export function gatewayNodeFlags(env = process.env, execArgv = []) {
-  const flags = [];
-  if (!userChose(SEMI_SPACE_FLAG, env, execArgv)) flags.push(`--max-semi-space-size=${GATEWAY_SEMI_SPACE_MIB}`);
-  if (!userChose(HEAP_GROWING_FLAG, env, execArgv)) flags.push(`--heap-growing-percent=${GATEWAY_HEAP_GROWING_PERCENT}`);
-  return flags;
+async function load(entry) {
+  fromDist ??= process.env.CLIPPER_FROM_SOURCE !== "1" && distIsFresh();
+  if (fromDist) return import(pathToFileURL(join(ROOT, "dist", `${entry}.js`)).href);
+  if (!tsxRegistered) {
+    const { register } = await import("tsx/esm/api");
+    register();
+    tsxRegistered = true;
+  }
+  return import(pathToFileURL(join(ROOT, `${entry}.ts`)).href);
+}
+
+/** Runs `entry` (see load). */
+export async function launch(entry) {
+  await load(entry);
 }
 
 /**
- * Applies to this process, before the gateway is imported, the heap flags
+ * Runs the gateway `entry` with the heap flags of core/gateway-heap.ts that
  * it was not started with.
  *
  * V8 reads the heap growing percentage at every full GC, so setting it here
@@ -106,9 +101,11 @@ export function gatewayNodeFlags(env = process.env, execArgv = []) {
  * it (signals, RSS read from /proc) sees no difference. Node 20 cannot;
  * re-spawning a child instead would keep a second Node of ~40 MiB alive
  * behind a pid that is not the gateway's, more than the flag saves, so there
- * the semi-space size is the starter's to give (gatewayNodeFlags).
+ * the semi-space size is the starter's to give (`clipper up` and the bench
+ * pass gatewayNodeFlags).
  */
-export function tuneGatewayHeap() {
+export async function launchGateway(entry) {
+  const { gatewayNodeFlags, SEMI_SPACE_FLAG, HEAP_GROWING_FLAG } = await load("core/gateway-heap");
   const missing = gatewayNodeFlags(process.env, process.execArgv);
   const script = process.argv[1];
   if (missing.some((f) => SEMI_SPACE_FLAG.test(f)) && typeof process.execve === "function" && script !== undefined) {
@@ -120,19 +117,5 @@ export function tuneGatewayHeap() {
     }
   }
   for (const f of missing) if (HEAP_GROWING_FLAG.test(f)) v8.setFlagsFromString(f);
-}
-
-/**
- * Runs `entry` ("gateway/main": no extension, relative to the root) from
- * dist/ when fresh, else from its .ts source through tsx.
- * CLIPPER_FROM_SOURCE=1 forces the source.
- */
-export async function launch(entry) {
-  if (process.env.CLIPPER_FROM_SOURCE !== "1" && distIsFresh()) {
-    await import(pathToFileURL(join(ROOT, "dist", `${entry}.js`)).href);
-    return;
-  }
-  const { register } = await import("tsx/esm/api");
-  register();
-  await import(pathToFileURL(join(ROOT, `${entry}.ts`)).href);
+  await load(entry);
 }

@@ -56,8 +56,6 @@ try {
   }
   mkdirSync(join(out, "bin"), { recursive: true });
   for (const name of BINS) writeFileSync(join(out, "bin", `${name}.js`), `import "../../bin/${name}.js";\n`);
-  // clients/cli/up.ts loads <root>/bin/launch.js for the gateway's heap flags.
-  writeFileSync(join(out, "bin", "launch.js"), `export * from "../../bin/launch.js";\n`);
 } catch (err) {
   rmSync(out, { recursive: true, force: true });
   console.error(`build: ${err.message}; dist/ left as it was`);

@@ -40,6 +40,8 @@ const ALLOWED: Record<Folder, readonly Folder[]> = {
  * --python` resolves a file by the rule management checks it with.
  * core/worker-endpoint.ts (with core/decoded.ts): `clipper up` checks that
  * its gateway's worker sockets fit a socket path by the gateway's own rule.
+ * core/gateway-heap.ts: `clipper up` starts its gateway with the heap flags
+ * the gateway's launcher would apply.
  */
 const CLIENT_CORE_MODULES: ReadonlySet<string> = new Set([
   "core/ports-line.ts",
@@ -51,6 +53,7 @@ const CLIENT_CORE_MODULES: ReadonlySet<string> = new Set([
   "core/python-worker.ts",
   "core/worker-endpoint.ts",
   "core/decoded.ts",
+  "core/gateway-heap.ts",
 ]);
 /** npm packages clients/ may import (besides Node built-ins). */
 const CLIENT_PACKAGES = new Set(["@grpc/grpc-js"]);

@@ -8,7 +8,8 @@
  * failure.
  */
 import { pino } from "pino";
-import { distIsFresh, gatewayNodeFlags } from "../../bin/launch.js";
+import { distIsFresh } from "../../bin/launch.js";
+import { gatewayNodeFlags } from "../../core/gateway-heap.js";
 import { GATEWAY_PORTS_LINE, GATEWAY_RPC_ENDPOINTS, GATEWAY_RPC_IPC_ENDPOINTS, parseEndpointsLine } from "../../core/ports-line.js";
 import { startManagement, type Management } from "../../management/management.js";
 import { Proc, ROOT, workerArgs } from "../../test/helpers/processes.js";
@@ -125,7 +126,7 @@ async function spawnGateway(redisUrl: string, options: StackOptions, ports: { gr
   const ipc = (options.workerTransport ?? "ipc") === "ipc";
   // mkdtemp makes it 0700, as the gateway requires.
   const ipcDir = ipc ? (ports.ipcDir ?? mkdtempSync(join(tmpdir(), "clipper-bench-ipc-"))) : null;
-  // The heap flags on the command line: on Node 20 the launcher cannot apply the semi-space size itself (bin/launch.js).
+  // The heap flags on the command line: on Node 20 the launcher cannot apply the semi-space size itself (core/gateway-heap.ts).
   const nodeArgs = profileArgs(options, "gateway");
   const proc = spawnBinWith(
     "clipper-gateway",

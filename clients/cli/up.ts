@@ -12,8 +12,9 @@ import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { credentials as grpcCredentials, status as Status, type ChannelCredentials } from "@grpc/grpc-js";
+import { gatewayNodeFlags } from "../../core/gateway-heap.js";
 import { GATEWAY_CLIPPER_V3_LINE, GATEWAY_PORTS_LINE, GATEWAY_RPC_IPC_ENDPOINTS, MANAGEMENT_PORTS_LINE, parseEndpointsLine } from "../../core/ports-line.js";
 import { ipcPathProblem } from "../../core/worker-endpoint.js";
 import { parseRedisUrl, redactRedisUrl, redisUrlUsesTls } from "../../core/redis-url.js";
@@ -225,7 +226,7 @@ async function up({ values, out }: CommandContext): Promise<number> {
         "--curve-secret-key", keys.gatewaySecretKey, "--worker-keys", keys.workerKeys,
         "--clipper-v3-port", String(s.ports["clipper-v3-port"]), "--clipper-v3-host", "127.0.0.1",
         ...auth, ...PARENT_WATCH,
-      ], await gatewayHeapFlags(serverEnv)),
+      ], gatewayNodeFlags(serverEnv)),
       { env: serverEnv, cwd: ROOT, logPath: join(logs, "gateway.log"), stdinPipe: true },
     );
     started.push(gateway);
@@ -420,18 +421,6 @@ function chosenDemo(values: CommandContext["values"]): Demo | null {
   const missing = demo.missing();
   if (missing !== null) throw new CliError(EXIT.FAILED, missing);
   return demo;
-}
-
-/**
- * The gateway's heap flags that `env`'s NODE_OPTIONS does not already set
- * (bin/launch.js, the one home of that rule). They go on its command line:
- * Node 20 sizes the young generation only at start, so the gateway cannot
- * apply them to itself. bin/ ships beside dist/ but is not compiled into it,
- * so it is loaded from the package root.
- */
-async function gatewayHeapFlags(env: NodeJS.ProcessEnv): Promise<string[]> {
-  const launch = (await import(pathToFileURL(join(ROOT, "bin", "launch.js")).href)) as typeof import("../../bin/launch.js");
-  return launch.gatewayNodeFlags(env, []);
 }
 
 function packageRoot(start: string): string {

@@ -6,11 +6,11 @@
  */
 import test from "ava";
 import { execFile, spawn } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import { GATEWAY_HEAP_GROWING_PERCENT, GATEWAY_SEMI_SPACE_MIB, gatewayNodeFlags } from "../../bin/launch.js";
+import { GATEWAY_HEAP_GROWING_PERCENT, GATEWAY_SEMI_SPACE_MIB, gatewayNodeFlags } from "../../core/gateway-heap.js";
 import { GATEWAY_PORTS_LINE } from "../../core/ports-line.js";
 import { eventually, Proc, ROOT } from "../helpers/processes.js";
 import { TestRedis } from "../helpers/redis-server.js";
@@ -48,6 +48,10 @@ function fakeLayout(): string {
   write(root, "gateway/main.ts", SOURCE_ENTRY);
   write(root, "worker/main.ts", SOURCE_ENTRY);
   write(root, "core/util.ts", "export const x = 1;\n");
+  // The gateway's launcher reads its heap flags from the real module, compiled or not.
+  cpSync(join(ROOT, "core/gateway-heap.ts"), join(root, "core/gateway-heap.ts"));
+  utimesSync(join(root, "core/gateway-heap.ts"), BASE_S, BASE_S);
+  write(root, "dist/core/gateway-heap.js", readFileSync(join(ROOT, "dist/core/gateway-heap.js"), "utf8"));
   write(root, "gen/descriptors.binpb", "");
   write(root, "dist/gateway/main.js", DIST_ENTRY);
   write(root, "dist/worker/main.js", DIST_ENTRY);
