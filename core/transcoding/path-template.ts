@@ -81,7 +81,7 @@ export function parsePathTemplate(source: string): PathTemplate {
  * in `template.variables` order, or null when the path does not match.
  *
  * It runs for every route tried on every transcoded request, so it walks the
- * path in place and allocates only the captures of a match.
+ * path in place: no split, and no substring but the captures of a match.
  */
 export function matchPathTemplate(template: PathTemplate, pathname: string): string[] | null {
   if (pathname.charCodeAt(0) !== SLASH) return null;
