@@ -13,7 +13,8 @@
  * only increments.
  */
 import { performance } from "node:perf_hooks";
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
+import { BucketHistogram, type BucketHistogramChild } from "../core/telemetry/bucket-histogram.js";
 import {
   BATCH_SIZE_BUCKETS,
   createRedisReconnects,
@@ -62,10 +63,10 @@ export interface GaugeSources {
 export class AppInstruments {
   readonly #outcomes: Record<Outcome, DeferredCount>;
   readonly #defaults: Record<DefaultReason, Counter.Internal>;
-  readonly #latency: Histogram.Internal<"app">;
+  readonly #latency: BucketHistogramChild;
 
   /** @internal built by {@link GatewayMetrics.app} */
-  constructor(m: { predictions: DeferredCounter<"app" | "model" | "version" | "outcome">; defaults: Counter<string>; latency: Histogram<"app"> }, app: string, model: string, version: string) {
+  constructor(m: { predictions: DeferredCounter<"app" | "model" | "version" | "outcome">; defaults: Counter<string>; latency: BucketHistogram<"app"> }, app: string, model: string, version: string) {
     const outcome = (o: Outcome): DeferredCount => m.predictions.labels({ app, model, version, outcome: o });
     this.#outcomes = { ok: outcome("ok"), default: outcome("default"), error: outcome("error"), shed: outcome("shed") };
     const reason = (r: DefaultReason): Counter.Internal => m.defaults.labels({ app, reason: r });
@@ -87,7 +88,7 @@ export class AppInstruments {
 
 /** The dispatcher's metric children for one model version's queue. */
 export class PoolInstruments {
-  readonly queueWait: Histogram.Internal<"model" | "version">;
+  readonly queueWait: BucketHistogramChild;
   /** Batches split in two to find the input their model call failed on, or re-sent in parts after their replica was lost. */
   readonly batchSplits: Counter.Internal;
   /** Inputs failed alone: their model call failed as a whole with only them in it, or their replica was lost twice in a row running them. */
@@ -96,7 +97,7 @@ export class PoolInstruments {
 
   /** @internal built by {@link GatewayMetrics.pool} */
   constructor(
-    m: { queueWait: Histogram<"model" | "version">; dropped: Counter<string>; batchSplits: Counter<"model" | "version">; poisonItems: Counter<"model" | "version"> },
+    m: { queueWait: BucketHistogram<"model" | "version">; dropped: Counter<string>; batchSplits: Counter<"model" | "version">; poisonItems: Counter<"model" | "version"> },
     model: string,
     version: string,
   ) {
@@ -114,11 +115,11 @@ export class PoolInstruments {
 
 /** The dispatcher's metric children for one replica's batches. */
 export class ReplicaInstruments {
-  readonly batchSize: Histogram.Internal<"model" | "version" | "replica">;
-  readonly batchDuration: Histogram.Internal<"model" | "version" | "replica">;
+  readonly batchSize: BucketHistogramChild;
+  readonly batchDuration: BucketHistogramChild;
 
   /** @internal built by {@link GatewayMetrics.replica} */
-  constructor(m: { batchSize: Histogram<"model" | "version" | "replica">; batchDuration: Histogram<"model" | "version" | "replica"> }, labels: { model: string; version: string; replica: string }) {
+  constructor(m: { batchSize: BucketHistogram<"model" | "version" | "replica">; batchDuration: BucketHistogram<"model" | "version" | "replica"> }, labels: { model: string; version: string; replica: string }) {
     this.batchSize = m.batchSize.labels(labels);
     this.batchDuration = m.batchDuration.labels(labels);
   }
@@ -139,13 +140,13 @@ export class GatewayMetrics {
   /** clipper_redis_reconnects_total{connection}. */
   readonly redisReconnects: Counter<"connection">;
   readonly #predictions: DeferredCounter<"app" | "model" | "version" | "outcome">;
-  readonly #latency: Histogram<"app">;
+  readonly #latency: BucketHistogram<"app">;
   readonly #defaults: Counter<"app" | "reason">;
   readonly #cacheLookups: Record<CacheResult, DeferredCount>;
-  readonly #queueWait: Histogram<"model" | "version">;
+  readonly #queueWait: BucketHistogram<"model" | "version">;
   readonly #dropped: Counter<"model" | "version" | "reason">;
-  readonly #batchSize: Histogram<"model" | "version" | "replica">;
-  readonly #batchDuration: Histogram<"model" | "version" | "replica">;
+  readonly #batchSize: BucketHistogram<"model" | "version" | "replica">;
+  readonly #batchDuration: BucketHistogram<"model" | "version" | "replica">;
   readonly #evictions: Counter<"model" | "version">;
   readonly #latencyRestarts: Counter<"model" | "version">;
   readonly #missedBeats: Counter<"model" | "version">;
@@ -172,7 +173,7 @@ export class GatewayMetrics {
       labelNames: ["app", "model", "version", "outcome"] as const,
       registers,
     });
-    this.#latency = new Histogram({
+    this.#latency = new BucketHistogram({
       name: "clipper_prediction_duration_seconds",
       help: "End-to-end time of a query inside the gateway, from catalog lookup to answer, in seconds, by app.",
       labelNames: ["app"] as const,
@@ -192,7 +193,7 @@ export class GatewayMetrics {
       registers,
     });
     this.#cacheLookups = { hit: lookups.labels({ result: "hit" }), miss: lookups.labels({ result: "miss" }), coalesced: lookups.labels({ result: "coalesced" }) };
-    this.#queueWait = new Histogram({
+    this.#queueWait = new BucketHistogram({
       name: "clipper_queue_wait_seconds",
       help: "Time a query waited in its model version's queue before a replica took it in a batch, in seconds.",
       labelNames: ["model", "version"] as const,
@@ -205,14 +206,14 @@ export class GatewayMetrics {
       labelNames: ["model", "version", "reason"] as const,
       registers,
     });
-    this.#batchSize = new Histogram({
+    this.#batchSize = new BucketHistogram({
       name: "clipper_batch_size",
       help: "Queries per batch sent to a replica, by model, version and replica id.",
       labelNames: ["model", "version", "replica"] as const,
       buckets: [...BATCH_SIZE_BUCKETS],
       registers,
     });
-    this.#batchDuration = new Histogram({
+    this.#batchDuration = new BucketHistogram({
       name: "clipper_batch_duration_seconds",
       help: "Time from sending a batch to a replica to its answer, in seconds, by model, version and replica id.",
       labelNames: ["model", "version", "replica"] as const,

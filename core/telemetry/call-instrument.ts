@@ -8,7 +8,7 @@
 import { performance } from "node:perf_hooks";
 import { context, SpanKind, SpanStatusCode, trace, type Attributes } from "@opentelemetry/api";
 import { status as Status } from "@grpc/grpc-js";
-import type { Histogram } from "prom-client";
+import type { BucketHistogramChild } from "./bucket-histogram.js";
 import type { DeferredCount } from "./deferred-counter.js";
 import type { CallContext, Transport, UnaryHandler } from "../call-context.js";
 import { ServingError } from "../errors.js";
@@ -36,7 +36,7 @@ export class InstrumentedMethod {
   readonly #metrics: RpcMetrics;
   /** Children by transport, then code, made on first use (most pairs never occur). */
   readonly #calls: Record<Transport, (DeferredCount | undefined)[]> = { grpc: [], http: [], "clipper-rest": [] };
-  readonly #durations: Partial<Record<Transport, Histogram.Internal<"method" | "transport">>> = {};
+  readonly #durations: Partial<Record<Transport, BucketHistogramChild>> = {};
 
   constructor(name: string, attributes: Attributes, metrics: RpcMetrics) {
     this.name = name;

@@ -1,4 +1,5 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Registry } from "prom-client";
+import { BucketHistogram } from "./bucket-histogram.js";
 import { DeferredCounter } from "./deferred-counter.js";
 
 /**
@@ -35,8 +36,8 @@ export function createMetricsRegistry(service: string, labels: Readonly<Record<s
 export interface RpcMetrics {
   /** `clipper_rpc_calls_total{method, transport, code}`, counted once per call (core/telemetry/deferred-counter.ts). */
   readonly calls: DeferredCounter<"method" | "transport" | "code">;
-  /** `clipper_rpc_duration_seconds{method, transport}`: time from the call's start to its answer. */
-  readonly duration: Histogram<"method" | "transport">;
+  /** `clipper_rpc_duration_seconds{method, transport}`: time from the call's start to its answer (core/telemetry/bucket-histogram.ts). */
+  readonly duration: BucketHistogram<"method" | "transport">;
 }
 
 /** Defines {@link RpcMetrics} on `registry`. */
@@ -48,7 +49,7 @@ export function createRpcMetrics(registry: Registry): RpcMetrics {
       labelNames: ["method", "transport", "code"] as const,
       registers: [registry],
     }),
-    duration: new Histogram({
+    duration: new BucketHistogram({
       name: "clipper_rpc_duration_seconds",
       help: "Time from a call's arrival to its answer, in seconds, by full gRPC method and transport.",
       labelNames: ["method", "transport"] as const,
