@@ -27,7 +27,7 @@ import {
   type RunRecord,
 } from "./results.js";
 import { ROOT } from "../../test/helpers/processes.js";
-import { formatRefusals, readRefusals, refusalsDelta } from "./refusals.js";
+import { formatRefusals, readRefusals, refusalsDelta, type Refusals } from "./refusals.js";
 import { BenchStack, startBareServer, type CountedProc } from "./stack.js";
 import { waitForQuiet } from "./quiet.js";
 import { round3 } from "./stats.js";
@@ -117,6 +117,12 @@ function grpcCheck(label: string, r: LoadResult, items: number, expected: number
   const ok = r.failed === 0 && r.succeeded === expected && items === r.succeeded;
   const stuck = r.stuck ? `, ${r.stuck} caller(s) got no answer until killed` : "";
   return { ok, detail: `${label}: sent ${expected}, h2load ok ${r.succeeded}, failed ${r.failed}${stuck}, far side handled ${items}` };
+}
+
+/** A failed check of a gateway run, with what the gateway's counters say became of the calls the model never saw. */
+async function explained(check: Check, gatewayHttpPort: number, before: Refusals): Promise<Check> {
+  if (check.ok) return check;
+  return { ok: false, detail: `${check.detail}; ${formatRefusals(refusalsDelta(await readRefusals(gatewayHttpPort), before))}` };
 }
 
 /**
@@ -293,18 +299,24 @@ async function runPoints(env: Env, s: BenchSettings): Promise<Point[]> {
       const grpcRun = async (target: "gateway" | "ceiling"): Promise<RunRecord> => {
         const n = perCaller.get(`${target}/${c}`)!;
         const port = target === "gateway" ? stack.gateway.grpc : bareGrpc.port;
+        const refusedBefore = target === "gateway" ? await readRefusals(stack.gateway.http) : null;
         const m = await counted(env, target === "gateway" ? noop.counterPort : bareGrpc.counterPort, target === "gateway" ? gw : bareG, () =>
           runGrpcLoad(port, writeFrames(workDir, "noop", c, salt++), n, s.runSeconds, workDir),
         );
-        return record(target, round, m, grpcCheck(`round ${round} grpc c=${c} ${target}`, m.result, m.counts.items, n * c));
+        const checked = grpcCheck(`round ${round} grpc c=${c} ${target}`, m.result, m.counts.items, n * c);
+        const check = refusedBefore === null ? checked : await explained(checked, stack.gateway.http, refusedBefore);
+        return record(target, round, m, check);
       };
       const httpRun = async (path: Exclude<PathName, "grpc"> | "ceiling"): Promise<RunRecord> => {
         const scenario = HTTP_SCENARIOS[path === "ceiling" ? "clipper-rest" : path]("noop");
         const isCeiling = path === "ceiling";
+        const refusedBefore = isCeiling ? null : await readRefusals(stack.gateway.http);
         const m = await counted(env, isCeiling ? bareHttp.counterPort : noop.counterPort, isCeiling ? bareH : gw, () =>
           runHttpLoad(isCeiling ? bareHttp.port : stack.gateway.http, scenario, c, s.runSeconds, workDir, salt++),
         );
-        return record(isCeiling ? "ceiling" : "gateway", round, m, httpCheck(`round ${round} ${path} c=${c}`, m.result, m.counts.items, c));
+        const checked = httpCheck(`round ${round} ${path} c=${c}`, m.result, m.counts.items, c);
+        const check = refusedBefore === null ? checked : await explained(checked, stack.gateway.http, refusedBefore);
+        return record(isCeiling ? "ceiling" : "gateway", round, m, check);
       };
       // Target and ceiling alternate; every other round runs the list backwards.
       const steps: [string, () => Promise<RunRecord>][] = [
@@ -374,7 +386,7 @@ async function runBatching(env: Env, s: BenchSettings): Promise<BatchPoint[]> {
       const r = m.result;
       const capacityRps = (p.callers * 1000) / batchCostMs(p.callers);
       const checked = httpCheck(`round ${round} batching callers=${p.callers}`, r, m.counts.items, p.callers);
-      const check = checked.ok ? checked : { ok: false, detail: `${checked.detail}; ${formatRefusals(refusalsDelta(await readRefusals(stack.gateway.http), refusedBefore))}` };
+      const check = await explained(checked, stack.gateway.http, refusedBefore);
       p.rounds.push({
         round,
         result: r,
