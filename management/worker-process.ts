@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { Logger } from "../core/telemetry/logger.js";
-import { signalGroup } from "../core/process-group.js";
+import { processExists, signalGroup } from "../core/process-group.js";
 
 /** How often an adopted process (not our child, so no exit event) is checked, in ms. */
 const ADOPTED_POLL_MS = 500;
@@ -98,10 +98,10 @@ export class WorkerProcess {
    */
   static adopt(record: { pid: number; name: string; version: string; startTime: string }, log: Logger): WorkerProcess | null {
     const now = readStartTime(record.pid);
-    if (now === null || now !== record.startTime || !isAlive(record.pid)) return null;
+    if (now === null || now !== record.startTime || !processExists(record.pid)) return null;
     const p = new WorkerProcess(record.name, record.version, record.pid, record.startTime, log);
     const timer = setInterval(() => {
-      if (!isAlive(p.pid) || readStartTime(p.pid) !== p.startTime) {
+      if (!processExists(p.pid) || readStartTime(p.pid) !== p.startTime) {
         clearInterval(timer);
         p.#finish({ code: null, signal: null, description: "adopted process ended" });
       }
@@ -139,15 +139,6 @@ export class WorkerProcess {
   }
 }
 
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Field 22 (starttime) of /proc/<pid>/stat, or null (no such process, or not Linux). */
 function readStartTime(pid: number): string | null {

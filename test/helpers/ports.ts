@@ -2,6 +2,7 @@ import { readFileSync, mkdirSync, writeFileSync, unlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { processExists } from "../../core/process-group.js";
 
 /*
  * A port handed to a child process must stay free until the child binds it.
@@ -19,13 +20,7 @@ const CLAIMS_DIR = join(tmpdir(), "clipper-test-ports");
 const claimed = new Set<number>();
 
 process.once("exit", () => {
-  for (const port of claimed) {
-    try {
-      unlinkSync(join(CLAIMS_DIR, String(port)));
-    } catch {
-      // already gone
-    }
-  }
+  for (const port of [...claimed]) release(port);
 });
 
 /** First port of the kernel's ephemeral range (outgoing connections' local ports). */
@@ -35,15 +30,6 @@ function ephemeralLow(): number {
     return Number.isInteger(low) && low > LOWEST + 1000 ? low : 32_768;
   } catch {
     return 32_768;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
@@ -57,13 +43,15 @@ function claim(port: number): boolean {
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      const owner = Number.parseInt(readFileSync(file, "utf8"), 10);
-      if (Number.isInteger(owner) && owner > 0 && alive(owner)) return false;
+      let owner: number;
       try {
-        unlinkSync(file); // left by a process that died without its exit hook
+        owner = Number.parseInt(readFileSync(file, "utf8"), 10);
       } catch {
-        // another process reclaimed it first
+        continue; // its owner released it just now: try again
       }
+      if (Number.isInteger(owner) && owner > 0 && processExists(owner)) return false;
+      // Left by a process that died without its exit hook (another may take it over first).
+      removeClaim(port);
     }
   }
   return false;
@@ -77,13 +65,17 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-function release(port: number): void {
-  claimed.delete(port);
+function removeClaim(port: number): void {
   try {
     unlinkSync(join(CLAIMS_DIR, String(port)));
   } catch {
     // already gone
   }
+}
+
+function release(port: number): void {
+  claimed.delete(port);
+  removeClaim(port);
 }
 
 /**
