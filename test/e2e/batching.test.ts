@@ -2,7 +2,7 @@ import test from "ava";
 import { credentials, status } from "@grpc/grpc-js";
 import { PredictClient, PredictRequest } from "../../gen/clipper/v1/predict.js";
 import { call } from "../helpers/grpc.js";
-import { startGatewayProcess, startWorkerProcess } from "../helpers/processes.js";
+import { startGatewayProcess, startWorkerProcess, untilReady } from "../helpers/processes.js";
 import { Stack } from "../helpers/stack.js";
 
 let stack: Stack;
@@ -54,6 +54,7 @@ test.serial("a full queue answers RESOURCE_EXHAUSTED / 429 with a retry hint; ot
   // A second gateway on the same Redis, with a tiny queue bound so a few calls reach it.
   const gw = await startGatewayProcess(stack.redis.url, ["--queue-capacity", "4"]);
   t.teardown(() => gw.proc.stop());
+  await untilReady(gw.http); // calls before its first catalog load get 503 by design
   await stack.deploy("busy-app", "busy", "1", "doubles", { sloMicros: 5_000_000 });
   const w = await startWorkerProcess(gw.rpc, "busy", "1", "doubles", "test/fixtures/models/slow.js");
   t.teardown(() => w.stop("SIGKILL"));

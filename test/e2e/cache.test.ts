@@ -1,7 +1,7 @@
 import test from "ava";
 import { PredictRequest } from "../../gen/clipper/v1/predict.js";
 import { call } from "../helpers/grpc.js";
-import { startGatewayProcess, startWorkerProcess } from "../helpers/processes.js";
+import { startGatewayProcess, startWorkerProcess, untilReady } from "../helpers/processes.js";
 import { Stack } from "../helpers/stack.js";
 
 let stack: Stack;
@@ -43,6 +43,7 @@ test.serial("concurrent identical queries share one model call", async (t) => {
 test.serial("--cache-bytes 0 turns the cache off", async (t) => {
   const gw = await startGatewayProcess(stack.redis.url, ["--cache-bytes", "0"]);
   t.teardown(() => gw.proc.stop());
+  await untilReady(gw.http); // calls before its first catalog load get 503 by design
   const w = await startWorkerProcess(gw.rpc, "counter", "1", "doubles", "test/fixtures/models/counter.js");
   t.teardown(() => w.stop("SIGKILL"));
   const post = async () => (await (await fetch(`http://127.0.0.1:${gw.http}/c-app/predict`, { method: "POST", body: '{"input":[3.0]}' })).json()) as any;

@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { credentials } from "@grpc/grpc-js";
 import { HeartbeatClient, type Worker } from "../../gen/clipper/v1/heartbeat.js";
 import { call } from "../helpers/grpc.js";
-import { eventually, reusablePortFlags, ROOT, spawnBin, startGatewayProcess, type Proc } from "../helpers/processes.js";
+import { eventually, reusablePortFlags, ROOT, spawnBin, startGatewayProcess, untilReady, type Proc } from "../helpers/processes.js";
 import { Stack } from "../helpers/stack.js";
 
 const PROBE = join(ROOT, "test/fixtures/models/concurrency-probe.js");
@@ -20,6 +20,7 @@ let worker: Proc;
 test.before(async () => {
   stack = await Stack.start();
   second = await startGatewayProcess(stack.redis.url, await reusablePortFlags()); // restarted on its ports later
+  await untilReady(second.http);
   await stack.deploy("p-app", "probe", "1", "doubles", { sloMicros: 5_000_000 });
   worker = spawnBin(
     "clipper-worker",
@@ -105,6 +106,9 @@ test.serial("with one gateway killed the worker keeps serving through the other,
   // address reconnects and registers with the new process.
   second = await startGatewayProcess(stack.redis.url, ["--grpc-port", String(grpc), "--http-port", String(http), "--rpc-port", String(rpc)]);
   t.true(await eventually(async () => (await workersAt(grpc)) === 1, 30_000), "registered again with the restarted gateway");
+  // A worker may register before the gateway's first catalog load, and until
+  // that load calls get 503 by design: wait as a readiness probe would.
+  await untilReady(http);
   const a = await predictAt(http, 3000);
   t.is(a.status, 200);
   t.is(a.isDefault, false);
