@@ -30,10 +30,26 @@ export function clipperPredictRoutes(predictor: Predictor, calls: CallInstrument
       const m = ROUTE.exec(url.pathname);
       if (m === null) return null;
       if (method !== "POST") return { kind: "method-not-allowed", allow: ["POST"] };
-      const app = decodeURIComponent(m[1]!);
+      const app = decodedApp(m[1]!);
+      if (app === null) return { kind: "handler", access: "predict", handle: async (req, res) => refuseMalformedName(req, res) };
       return { kind: "handler", access: "predict", handle: (req, res) => handle(predictor, app, req, res, calls, instrumented) };
     },
   };
+}
+
+/** The app name in the path, decoded; null when its percent-encoding is malformed. */
+function decodedApp(raw: string): string | null {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
+}
+
+/** Clipper's 400 body for a path whose app name cannot be decoded, so no app could have it. */
+function refuseMalformedName(req: HttpRequest, res: HttpResponse): void {
+  req.resume();
+  sendJson(res, 400, { error: "Query processing error", cause: "the application name in the path is not valid percent-encoding (%XX with hex digits, UTF-8)" });
 }
 
 /** A body Clipper would refuse as "Json error" (400); INVALID_ARGUMENT in metrics and spans. */

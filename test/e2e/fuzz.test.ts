@@ -297,7 +297,7 @@ function rawStatus(port: number, method: string, target: string): Promise<number
 }
 
 test.serial("request targets that are not plain paths: a 4xx or the route they resolve to, never a 5xx", async (t) => {
-  const targets = ["//%", "//x/s-app/predict", "/s-app/../s-app/predict", "/s-app/%2e/predict", "/v1/apps/s-app%3Apredict", "/s-app/predict?x=%zz", "/s-app/predict#f", "*"];
+  const targets = ["//%", "//x/s-app/predict", "/s-app/../s-app/predict", "/s-app/%2e/predict", "/v1/apps/s-app%3Apredict", "/s-app/predict?x=%zz", "/s-app/predict#f", "*", "/%zz/predict", "/v1/apps/%E0%A4%A:predict", "/v2/models/%zz/infer"];
   for (const port of [stack.gateway.http, stack.management.httpPort]) {
     for (const target of targets) {
       const status = await rawStatus(port, "POST", target);
@@ -305,5 +305,6 @@ test.serial("request targets that are not plain paths: a 4xx or the route they r
     }
     t.is(await rawStatus(port, "POST", "//%"), 400, "a target that is not a URL path is 400");
   }
+  t.is(await rawStatus(stack.gateway.http, "POST", "/%zz/predict"), 400, "an app name that is not valid percent-encoding is Clipper's 400");
   await stillServes(t);
 });
