@@ -18,6 +18,10 @@
  *   threshold until one fires late by less than half of it, so a loop
  *   that is only recovering does not flap between the two answers.
  *
+ * Callers differ in how much lateness they can bear (a gateway's apps
+ * have their own SLOs), so the state is kept per threshold: each tracked
+ * threshold is a level with its own two states, fed by the same samples.
+ *
  * One late sample is not enough: a process descheduled once (a busy host
  * does that for tens of ms now and then) finds a small backlog it clears
  * in one turn, and refusing those calls would cost their callers a
@@ -27,16 +31,16 @@
  * second.
  */
 
-/** calm: calls are taken; behind: two samples in a row fired late by the threshold and none has since fired nearly on time. */
+/** calm: calls are taken; behind: two samples in a row fired late by the level's threshold and none has since fired nearly on time. */
 export type LoopState = "calm" | "behind";
 
 export interface LoopPressureOptions {
-  /** Lateness that counts as behind, ms (> 0). */
-  readonly thresholdMs: number;
+  /** Lateness levels tracked from the start, ms (each > 0); see {@link LoopPressure.track}. */
+  readonly thresholdsMs: Iterable<number>;
   /** How often the timer samples, ms (> 0); default {@link DEFAULT_SAMPLE_MS}. */
   readonly sampleMs?: number;
-  /** Told of each change of state, with the lateness that caused it, ms. */
-  readonly onChange?: (state: LoopState, lateMs: number) => void;
+  /** Told of each change of a level's state, with the lateness that caused it, ms. */
+  readonly onChange?: (thresholdMs: number, state: LoopState, lateMs: number) => void;
   /** The clock, ms; performance.now by default (tests pass their own). */
   readonly now?: () => number;
 }
@@ -47,46 +51,64 @@ export const DEFAULT_SAMPLE_MS = 10;
 /** Late samples in a row that make the loop behind (see above: one is a stall, two are load). */
 const LATE_SAMPLES_TO_FALL_BEHIND = 2;
 
-export class LoopPressure {
-  #thresholdMs: number;
-  readonly #sampleMs: number;
-  readonly #onChange: ((state: LoopState, lateMs: number) => void) | undefined;
-  readonly #now: () => number;
-  #state: LoopState = "calm";
+/** One tracked threshold and its state. */
+interface Level {
+  readonly thresholdMs: number;
+  state: LoopState;
   /** Samples in a row, up to the last, that fired late by the threshold. */
-  #lateRun = 0;
+  lateRun: number;
+}
+
+export class LoopPressure {
+  readonly #levels = new Map<number, Level>();
+  readonly #sampleMs: number;
+  readonly #onChange: ((thresholdMs: number, state: LoopState, lateMs: number) => void) | undefined;
+  readonly #now: () => number;
   #timer: NodeJS.Timeout | null = null;
   /** When the next sample is due, ms on the clock. */
   #due: number;
 
   constructor(options: LoopPressureOptions) {
-    if (!(options.thresholdMs > 0)) throw new RangeError(`thresholdMs must be > 0, got ${options.thresholdMs}`);
     const sampleMs = options.sampleMs ?? DEFAULT_SAMPLE_MS;
     if (!(sampleMs > 0)) throw new RangeError(`sampleMs must be > 0, got ${sampleMs}`);
-    this.#thresholdMs = options.thresholdMs;
     this.#sampleMs = sampleMs;
     this.#onChange = options.onChange;
     this.#now = options.now ?? (() => performance.now());
     this.#due = this.#now() + sampleMs;
+    this.track(options.thresholdsMs);
   }
 
-  get thresholdMs(): number {
-    return this.#thresholdMs;
+  /**
+   * Tracks exactly these thresholds from now on: a level kept keeps its
+   * state, a new one starts calm, one no longer listed is dropped.
+   */
+  track(thresholdsMs: Iterable<number>): void {
+    const wanted = new Set<number>();
+    for (const ms of thresholdsMs) {
+      if (!(ms > 0)) throw new RangeError(`a threshold must be > 0, got ${ms}`);
+      wanted.add(ms);
+    }
+    for (const ms of this.#levels.keys()) if (!wanted.has(ms)) this.#levels.delete(ms);
+    for (const ms of wanted) if (!this.#levels.has(ms)) this.#levels.set(ms, { thresholdMs: ms, state: "calm", lateRun: 0 });
   }
 
-  /** Changes the threshold from the next call or sample on (the catalog's SLOs change while the loop runs). */
-  set thresholdMs(ms: number) {
-    if (!(ms > 0)) throw new RangeError(`thresholdMs must be > 0, got ${ms}`);
-    this.#thresholdMs = ms;
+  /** The tracked thresholds, ms, smallest first. */
+  get thresholdsMs(): number[] {
+    return [...this.#levels.keys()].sort((a, b) => a - b);
   }
 
-  get state(): LoopState {
-    return this.#state;
+  /** The state of a tracked threshold's level; calm for one not tracked. */
+  stateOf(thresholdMs: number): LoopState {
+    return this.#levels.get(thresholdMs)?.state ?? "calm";
   }
 
-  /** Whether a call arriving now should be refused at the door. */
-  get behind(): boolean {
-    return this.#state === "behind" || this.#now() - this.#due >= this.#thresholdMs;
+  /**
+   * Whether a call arriving now that bears `thresholdMs` of lateness should
+   * be refused: its level is behind, or the current turn has kept the timer
+   * overdue by that much. A threshold not tracked has only the second rule.
+   */
+  behindBy(thresholdMs: number): boolean {
+    return this.#levels.get(thresholdMs)?.state === "behind" || this.#now() - this.#due >= thresholdMs;
   }
 
   /** Starts sampling; the timer never keeps the process alive. */
@@ -97,12 +119,14 @@ export class LoopPressure {
     this.#timer.unref();
   }
 
-  /** Stops sampling; the loop counts as calm from then on. */
+  /** Stops sampling; every level counts as calm from then on. */
   stop(): void {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
-    this.#lateRun = 0;
-    this.#set("calm", 0);
+    for (const level of this.#levels.values()) {
+      level.lateRun = 0;
+      this.#set(level, "calm", 0);
+    }
     this.#due = Number.POSITIVE_INFINITY;
   }
 
@@ -111,14 +135,16 @@ export class LoopPressure {
     const now = this.#now();
     const late = Math.max(0, now - this.#due);
     this.#due = now + this.#sampleMs;
-    this.#lateRun = late >= this.#thresholdMs ? this.#lateRun + 1 : 0;
-    if (this.#state === "calm" && this.#lateRun >= LATE_SAMPLES_TO_FALL_BEHIND) this.#set("behind", late);
-    else if (this.#state === "behind" && late < this.#thresholdMs / 2) this.#set("calm", late);
+    for (const level of this.#levels.values()) {
+      level.lateRun = late >= level.thresholdMs ? level.lateRun + 1 : 0;
+      if (level.state === "calm" && level.lateRun >= LATE_SAMPLES_TO_FALL_BEHIND) this.#set(level, "behind", late);
+      else if (level.state === "behind" && late < level.thresholdMs / 2) this.#set(level, "calm", late);
+    }
   }
 
-  #set(state: LoopState, lateMs: number): void {
-    if (state === this.#state) return;
-    this.#state = state;
-    this.#onChange?.(state, lateMs);
+  #set(level: Level, state: LoopState, lateMs: number): void {
+    if (state === level.state) return;
+    level.state = state;
+    this.#onChange?.(level.thresholdMs, state, lateMs);
   }
 }

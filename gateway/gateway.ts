@@ -18,7 +18,7 @@ import { clusterMetricsSource, type MetricsSource } from "./cluster-metrics.js";
 import { DEFAULT_BATCH_TIMEOUT_MS, Dispatcher } from "./dispatcher.js";
 import { clipperPredictRoutes } from "./http/clipper-predict.js";
 import { inferenceRestRoutes } from "./http/inference-rest.js";
-import { startLoopDoor, type DoorSetting } from "./loop-door.js";
+import { appOfRequest, startLoopDoor, type DoorSetting } from "./loop-door.js";
 import { GatewayMetrics } from "./metrics.js";
 import { Predictor } from "./predictor.js";
 import { GatewayReadiness } from "./readiness.js";
@@ -93,7 +93,8 @@ export interface GatewayConfig {
   /**
    * How far behind the event loop may fall before Predict and ModelInfer
    * calls are refused at the door (gateway/loop-door.ts): a fixed number
-   * of ms, off, or (the default) half the smallest SLO the catalog serves.
+   * of ms for every call, off, or (the default) half the SLO of each
+   * call's own app.
    */
   readonly shedLoopDelay?: DoorSetting;
 }
@@ -204,12 +205,13 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   // a replica joins only after its id came back from Redis.
   const identity: GatewayIdentity = { gatewayId: config.gatewayId ?? defaultGatewayId(rpc.port), run: randomUUID() };
   const bindings = [calls.binding(predictBinding(predictor)), calls.binding(heartbeatBinding(registry, identity.gatewayId))];
-  const door = startLoopDoor(config.shedLoopDelay ?? { kind: "auto" }, metrics, log);
-  if (door !== null) {
-    const fit = (): void => door.fit(Array.from(catalog.apps(), (a) => a.latencySloMicros));
-    catalog.on("appsChanged", fit);
-    fit();
-  }
+  const door = startLoopDoor(
+    config.shedLoopDelay ?? { kind: "auto" },
+    { sloOf: (app) => catalog.app(app)?.latencySloMicros, slos: () => Array.from(catalog.apps(), (a) => a.latencySloMicros) },
+    metrics,
+    log,
+  );
+  if (door !== null) catalog.on("appsChanged", () => door.fit());
   const ttlMs = config.livenessTtlMs ?? DEFAULT_LIVENESS_TTL_MS;
   const sweep = new StaleReplicaSweep(redis, where, identity.run, log);
   // Presence listens to "ready" before the records do, so on a reconnect the renewal goes out ahead of the rewrites.
@@ -231,7 +233,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ...(config.auth === undefined ? {} : { auth: config.auth }),
     ...(config.tls === undefined ? {} : { tls: config.tls }),
     streamStallMs,
-    ...(door === null ? {} : { door: door.check("grpc") }),
+    ...(door === null ? {} : { door: { check: door.check("grpc"), subjectOf: appOfRequest } }),
     streaming: { [PREDICT_SERVICE_NAME]: predictStreaming(predictor, calls, streamStallMs), [HEARTBEAT_SERVICE_NAME]: heartbeatStreaming(registry, identity.gatewayId, streamStallMs) },
   });
   // Predict, the inference service and the server as a whole ("") follow readiness; Heartbeat needs no Redis.
@@ -253,7 +255,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     doorThresholdMs: () => door?.thresholdMs ?? 0,
   });
   const http = await startHttpServer(
-    [opsRoutes(metricsSource, () => readiness.state, config.warning ?? null), clipperPredictRoutes(predictor, calls), createTranscoder(bindings), inferenceRestRoutes(inferenceCalls, calls)],
+    [opsRoutes(metricsSource, () => readiness.state, config.warning ?? null), clipperPredictRoutes(predictor, calls), createTranscoder(bindings, { subjectField: "app" }), inferenceRestRoutes(inferenceCalls, calls)],
     {
       host: config.host,
       port: config.httpPort,

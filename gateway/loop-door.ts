@@ -4,13 +4,17 @@
  * (core/servers/shed-while-behind.ts) counted by transport, and says when
  * the loop fell behind, at most once per 10 s with how many times.
  *
- * By default ("auto") the threshold is half the smallest SLO among the
- * apps the catalog serves, and follows the catalog as apps come and go:
- * a call that waited that long in a socket has spent half its budget
- * before anything looked at it, and measured runs kept their tail and
- * avoided the closed-loop collapse at half the SLO or less, not at twice
- * it (bench/README.md round two §11). A floor keeps an app with a tiny
- * SLO from turning every scheduling hiccup of a busy host into refusals.
+ * By default ("auto") each call is judged by its own app: it is refused
+ * while the loop runs behind by half that app's SLO. A call that waited
+ * that long in a socket has spent half its budget before anything looked
+ * at it, and measured runs kept their tail and avoided the closed-loop
+ * collapse at half the SLO or less, not at twice it (bench/README.md round
+ * two §11). Judging every call by the smallest SLO served instead refused
+ * a 10 s app's calls whenever a 50 ms app's would suffer (round two §17).
+ * A call whose app is not known (not in the catalog, or not named before
+ * the body is read) gets the smallest threshold. A floor keeps an app with
+ * a tiny SLO from turning every scheduling hiccup of a busy host into
+ * refusals. The thresholds follow the catalog as apps come and go.
  */
 import { wholeNumber } from "../core/config.js";
 import { LoopPressure } from "../core/loop-pressure.js";
@@ -39,56 +43,96 @@ export function parseDoorSetting(raw: string): { ok: true; setting: DoorSetting 
   return { ok: true, setting: ms === 0 ? { kind: "off" } : { kind: "fixed", ms } };
 }
 
-/** The threshold "auto" picks for apps with these SLOs, µs: half the smallest, at least {@link AUTO_FLOOR_MS}. */
+/** The threshold "auto" gives an app's calls, ms: half its SLO (µs), at least {@link AUTO_FLOOR_MS}. */
+export function appThresholdMs(sloMicros: number): number {
+  return Math.max(AUTO_FLOOR_MS, Math.round(sloMicros / 2_000));
+}
+
+/** The threshold "auto" gives calls whose app is not known, for apps with these SLOs, ms: the smallest app's, or half Clipper's default SLO while no app is served. */
 export function autoThresholdMs(sloMicros: Iterable<number>): number {
   let smallest = Number.POSITIVE_INFINITY;
   for (const slo of sloMicros) if (slo > 0 && slo < smallest) smallest = slo;
-  if (smallest === Number.POSITIVE_INFINITY) smallest = NO_APP_SLO_MICROS;
-  return Math.max(AUTO_FLOOR_MS, Math.round(smallest / 2_000));
+  return appThresholdMs(smallest === Number.POSITIVE_INFINITY ? NO_APP_SLO_MICROS : smallest);
+}
+
+/**
+ * The app a decoded gRPC request names: `app` in Predict and PredictBatch,
+ * `model_name` in ModelInfer (an Open Inference model is an app here).
+ */
+export function appOfRequest(request: unknown): string | undefined {
+  if (typeof request !== "object" || request === null) return undefined;
+  const r = request as { app?: unknown; modelName?: unknown };
+  if (typeof r.app === "string") return r.app;
+  return typeof r.modelName === "string" ? r.modelName : undefined;
+}
+
+/** What the door needs of the catalog: each app's SLO, µs. */
+export interface SloSource {
+  /** The SLO of the app named, µs; undefined when no such app is served. */
+  sloOf(app: string): number | undefined;
+  /** Every app's SLO, µs. */
+  slos(): Iterable<number>;
 }
 
 export interface LoopDoor {
   /** The check for one server's calls, counted under `transport`. */
   check(transport: "grpc" | "http"): DoorCheck;
-  /** The catalog's apps changed: an "auto" door refits its threshold to their SLOs; a fixed one ignores it. */
-  fit(sloMicros: Iterable<number>): void;
-  /** The lateness that currently counts as behind, ms. */
+  /** The catalog's apps changed: an "auto" door tracks their thresholds; a fixed one ignores it. */
+  fit(): void;
+  /** The smallest lateness that counts as behind for any call, ms (that of calls whose app is not known). */
   readonly thresholdMs: number;
   stop(): void;
 }
 
 /** Starts sampling and returns the door; null when the setting is off (never refuse). */
-export function startLoopDoor(setting: DoorSetting, metrics: GatewayMetrics, log: Logger): LoopDoor | null {
+export function startLoopDoor(setting: DoorSetting, apps: SloSource, metrics: GatewayMetrics, log: Logger): LoopDoor | null {
   if (setting.kind === "off") return null;
   let spells = 0;
   let warnedAt = Number.NEGATIVE_INFINITY;
+  /** The threshold of calls whose app is not known ("auto"), or of every call (fixed). */
+  let unknownMs = setting.kind === "fixed" ? setting.ms : autoThresholdMs(apps.slos());
   const pressure = new LoopPressure({
-    thresholdMs: setting.kind === "fixed" ? setting.ms : autoThresholdMs([]),
-    onChange: (state, lateMs) => {
+    thresholdsMs: [unknownMs],
+    onChange: (thresholdMs, state, lateMs) => {
       if (state !== "behind") return;
       spells++;
       const now = performance.now();
       if (now - warnedAt < WARN_EVERY_MS) return;
       log.warn(
-        { lateMs: Math.round(lateMs), spells, thresholdMs: pressure.thresholdMs },
-        "event loop behind: Predict and ModelInfer calls are refused at the door while it is (clipper_behind_refusals_total)",
+        { lateMs: Math.round(lateMs), spells, thresholdMs },
+        "event loop behind by thresholdMs: Predict and ModelInfer calls that bear no more lateness than that (with auto, half their app's SLO) are refused at the door while it is (clipper_behind_refusals_total)",
       );
       warnedAt = now;
       spells = 0;
     },
   });
+  const thresholdOf =
+    setting.kind === "fixed"
+      ? (): number => setting.ms
+      : (subject: string | undefined): number => {
+          const slo = subject === undefined ? undefined : apps.sloOf(subject);
+          return slo === undefined || !(slo > 0) ? unknownMs : appThresholdMs(slo);
+        };
+  const fit = (): void => {
+    if (setting.kind !== "auto") return;
+    const slos = [...apps.slos()];
+    const before = pressure.thresholdsMs.join(",");
+    unknownMs = autoThresholdMs(slos);
+    pressure.track([unknownMs, ...slos.filter((slo) => slo > 0).map(appThresholdMs)]);
+    const now = pressure.thresholdsMs;
+    if (now.join(",") !== before) log.info({ thresholdsMs: now }, "loop door thresholds set to half of each app's SLO (--shed-loop-delay-ms auto)");
+  };
+  fit();
   pressure.start();
   return {
-    check: (transport) => shedWhileBehind(pressure, () => metrics.refusedBehind(transport)),
-    fit: (sloMicros) => {
-      if (setting.kind !== "auto") return;
-      const ms = autoThresholdMs(sloMicros);
-      if (ms === pressure.thresholdMs) return;
-      pressure.thresholdMs = ms;
-      log.info({ thresholdMs: ms }, "loop door threshold set to half the smallest SLO served (--shed-loop-delay-ms auto)");
-    },
+    check: (transport) =>
+      shedWhileBehind(
+        (subject) => pressure.behindBy(thresholdOf(subject)),
+        () => metrics.refusedBehind(transport),
+      ),
+    fit,
     get thresholdMs() {
-      return pressure.thresholdMs;
+      return unknownMs;
     },
     stop: () => pressure.stop(),
   };

@@ -81,7 +81,7 @@ const OPTIONS = {
     kind: "string",
     env: "CLIPPER_SHED_LOOP_DELAY_MS",
     default: "auto",
-    help: `refuse Predict and ModelInfer calls at the door (429 / RESOURCE_EXHAUSTED, reason GATEWAY_BEHIND) while the event loop runs this many ms behind; auto is half the smallest SLO served (at least ${AUTO_FLOOR_MS}), following the catalog; 0 never refuses`,
+    help: `refuse Predict and ModelInfer calls at the door (429 / RESOURCE_EXHAUSTED, reason GATEWAY_BEHIND) while the event loop runs this many ms behind; auto judges each call by half its own app's SLO (at least ${AUTO_FLOOR_MS}; a call naming an unknown app by half the smallest SLO served), following the catalog; a number applies to every call; 0 never refuses`,
   },
   "eviction-ms": { kind: "count", env: "CLIPPER_EVICTION_MS", default: "3000", help: "silence after which a worker is evicted, ms (Clipper containers get at least 12000)" },
 } as const;

@@ -300,7 +300,7 @@ export class GatewayMetrics {
     });
     new Gauge({
       name: "clipper_loop_door_threshold_seconds",
-      help: "How far behind the event loop may run before Predict and ModelInfer calls are refused at the door (--shed-loop-delay-ms; auto follows the smallest SLO served), in seconds; 0 when it never refuses.",
+      help: "How far behind the event loop may run before the door refuses the Predict and ModelInfer calls that bear the least (--shed-loop-delay-ms; auto: half the smallest SLO served, what a call naming an unknown app gets, while each app's calls bear half its own SLO), in seconds; 0 when it never refuses.",
       registers,
       collect() {
         this.set((sources()?.doorThresholdMs() ?? 0) / 1000);

@@ -8,7 +8,7 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Authorizer } from "../auth/authorizer.js";
 import { authInterceptor } from "../auth/grpc-auth.js";
 import { accessOfGrpcMethod } from "../auth/scopes.js";
-import { checkedAtDoor, type DoorCheck } from "./shed-while-behind.js";
+import { checkedAtDoor, type GrpcDoor } from "./shed-while-behind.js";
 import type { UnaryHandler } from "../call-context.js";
 import { descriptorSet } from "../descriptor-set.js";
 import { ServingError } from "../errors.js";
@@ -52,10 +52,11 @@ export interface GrpcServerOptions {
   readonly streamStallMs?: number;
   /**
    * A check each unary call needing the predict scope (core/auth/scopes.ts)
-   * passes before its context is built (core/servers/shed-while-behind.ts);
-   * a refusal ends the call with its status and Retry-After trailers.
+   * passes once decoded, before its context is built, judged by the subject
+   * its request names (core/servers/shed-while-behind.ts); a refusal ends
+   * the call with its status and Retry-After trailers.
    */
-  readonly door?: DoorCheck;
+  readonly door?: GrpcDoor;
 }
 
 /** A started server. */
@@ -167,7 +168,7 @@ function serviceImplementation(
   binding: UnaryServiceBinding,
   streaming: grpc.UntypedServiceImplementation,
   onError: GrpcServerOptions["onError"],
-  door: DoorCheck | null,
+  door: GrpcDoor | null,
 ): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [key, handler] of Object.entries(binding.handlers)) {
@@ -192,10 +193,11 @@ function adaptUnary(
   path: string,
   handler: UnaryHandler<unknown, unknown>,
   onError: GrpcServerOptions["onError"],
-  door: DoorCheck | null,
+  door: GrpcDoor | null,
 ): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
-    const refused = door?.() ?? null;
+    const undecodable = call.request instanceof UndecodableRequest;
+    const refused = door === null ? null : door.check(undecodable ? undefined : door.subjectOf(call.request));
     if (refused !== null) {
       callback({ code: refused.code, details: refused.message, metadata: trailersOf(refused) });
       return;

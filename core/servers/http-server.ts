@@ -24,6 +24,8 @@ export type HttpMatch =
       readonly kind: "handler";
       readonly access: Access;
       readonly handle: (req: HttpRequest, res: HttpResponse, url: RequestTarget) => Promise<void>;
+      /** What the call is for, when its path names it (a gateway's app): the door judges the call by it. */
+      readonly subject?: string | undefined;
       /** Writes a refusal (no token, wrong scope) in the route's own error format; `google.rpc.Status` JSON when absent. */
       readonly refuse?: (res: HttpResponse, err: ServingError) => void;
     }
@@ -150,7 +152,7 @@ export async function startHttpServer(
     onError?: (err: unknown) => void;
     auth?: Authorizer;
     tls?: ServerTls;
-    /** A check each request needing the predict scope passes after its authorization, before its body is read (core/servers/shed-while-behind.ts). */
+    /** A check each request needing the predict scope passes after its authorization, before its body is read, judged by the subject its route names (core/servers/shed-while-behind.ts). */
     door?: DoorCheck;
   },
 ): Promise<RunningHttpServer> {
@@ -197,7 +199,7 @@ async function dispatch(tables: readonly HttpRouteTable[], auth: Authorizer | nu
     if (m === null) continue;
     if (m.kind === "handler") {
       // Authorization first: a caller without the scope learns that, not that the gateway is busy.
-      const refused = auth?.check(req.headers.authorization, m.access) ?? (checkedAtDoor(m.access) ? door?.() : null) ?? null;
+      const refused = auth?.check(req.headers.authorization, m.access) ?? (checkedAtDoor(m.access) ? door?.(m.subject) : null) ?? null;
       if (refused !== null) {
         req.resume();
         (m.refuse ?? sendError)(res, refused);

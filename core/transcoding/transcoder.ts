@@ -24,6 +24,12 @@ export interface TranscoderOptions {
    * (the caller only sees "internal error"), and the route's description.
    */
   readonly onError?: ErrorHook;
+  /**
+   * A request field (proto name, top level) that names what a call is for,
+   * e.g. a gateway's "app": a route whose path captures it gives the
+   * decoded value as its match's subject, before the body is read.
+   */
+  readonly subjectField?: string;
 }
 
 /** Receives the original thrown value of a call that ended INTERNAL, and the route's description. */
@@ -48,7 +54,7 @@ export function createTranscoder(bindings: readonly UnaryServiceBinding[], optio
     throw new RangeError(`transcoding: maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
   }
   const registry = loadDescriptorRegistry(options.descriptors ?? descriptorSet());
-  return new Transcoder(compileRoutes(bindings, registry), maxBodyBytes, options.onError ?? null);
+  return new Transcoder(compileRoutes(bindings, registry), maxBodyBytes, options.onError ?? null, options.subjectField ?? null);
 }
 
 class Transcoder implements HttpRouteTable {
@@ -56,11 +62,16 @@ class Transcoder implements HttpRouteTable {
   readonly #routes: readonly Route[];
   readonly #maxBodyBytes: number;
   readonly #onError: ErrorHook | null;
+  /** Per route, the index of the path variable that is the subject field; -1 when none is. */
+  readonly #subjectIndex: ReadonlyMap<Route, number>;
 
-  constructor(routes: readonly Route[], maxBodyBytes: number, onError: ErrorHook | null) {
+  constructor(routes: readonly Route[], maxBodyBytes: number, onError: ErrorHook | null, subjectField: string | null) {
     this.#routes = [...routes].reverse();
     this.#maxBodyBytes = maxBodyBytes;
     this.#onError = onError;
+    this.#subjectIndex = new Map(
+      routes.map((route) => [route, subjectField === null ? -1 : route.plan.pathFields.findIndex((fields, i) => fields.length === 1 && fields[0]!.name === subjectField && !route.plan.pathMultiSegment[i])]),
+    );
   }
 
   match(method: string, url: RequestTarget): HttpMatch | null {
@@ -71,9 +82,12 @@ class Transcoder implements HttpRouteTable {
       // The captures travel with the match, so serving does not match the path again.
       const maxBodyBytes = this.#maxBodyBytes;
       const onError = this.#onError;
+      const subjectAt = this.#subjectIndex.get(route) ?? -1;
+      const subject = subjectAt < 0 ? undefined : decodedSegment(captures[subjectAt]!);
       return {
         kind: "handler",
         access: route.access,
+        subject,
         handle(req: HttpRequest, res: HttpResponse, url: RequestTarget): Promise<void> {
           return serve(route, captures, req, res, url, maxBodyBytes, onError);
         },
@@ -86,6 +100,15 @@ class Transcoder implements HttpRouteTable {
       if (!allow.includes(route.httpMethod)) allow.push(route.httpMethod);
     }
     return allow === null ? null : { kind: "method-not-allowed", allow };
+  }
+}
+
+/** A single-segment path value, decoded; undefined when its percent-encoding is malformed (binding then refuses it). */
+function decodedSegment(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
   }
 }
 

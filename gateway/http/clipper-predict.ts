@@ -32,7 +32,7 @@ export function clipperPredictRoutes(predictor: Predictor, calls: CallInstrument
       if (method !== "POST") return { kind: "method-not-allowed", allow: ["POST"] };
       const app = decodedApp(m[1]!);
       if (app === null) return { kind: "handler", access: "predict", handle: async (req, res) => refuseMalformedName(req, res) };
-      return { kind: "handler", access: "predict", handle: (req, res) => handle(predictor, app, req, res, calls, instrumented) };
+      return { kind: "handler", access: "predict", subject: app, handle: (req, res) => handle(predictor, app, req, res, calls, instrumented) };
     },
   };
 }

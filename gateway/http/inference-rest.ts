@@ -32,6 +32,8 @@ interface Route {
   readonly rpc: keyof InferenceHandlers;
   readonly httpMethod: "GET" | "POST";
   readonly access: Access;
+  /** The model the call is for, when it asks for predictions: the door judges it by that app's SLO. */
+  readonly subject?: string;
   readonly serve: (req: HttpRequest, ctx: CallContext) => Promise<Answer>;
 }
 
@@ -63,7 +65,7 @@ export function inferenceRestRoutes(handlers: InferenceHandlers, calls: CallInst
       if (route === null) return null;
       if (route === "malformed") return { kind: "handler", access: "open", handle: (req, res) => refuseMalformed(req, res), refuse: sendOipError };
       if (method !== route.httpMethod) return { kind: "method-not-allowed", allow: [route.httpMethod] };
-      return { kind: "handler", access: route.access, handle: (req, res) => serve(calls, methods[route.rpc], route, req, res), refuse: sendOipError };
+      return { kind: "handler", access: route.access, subject: route.subject, handle: (req, res) => serve(calls, methods[route.rpc], route, req, res), refuse: sendOipError };
     },
   };
 }
@@ -120,7 +122,7 @@ function actionRoute(h: InferenceHandlers, name: string, version: string, action
       },
     };
   }
-  if (action === "infer") return { rpc: "modelInfer", httpMethod: "POST", access: "predict", serve: (req, ctx) => infer(h, name, version, req, ctx) };
+  if (action === "infer") return { rpc: "modelInfer", httpMethod: "POST", access: "predict", subject: name, serve: (req, ctx) => infer(h, name, version, req, ctx) };
   return null;
 }
 

@@ -3,12 +3,21 @@ import { status as Status } from "@grpc/grpc-js";
 import { LoopPressure, type LoopState } from "../../core/loop-pressure.js";
 import { shedWhileBehind } from "../../core/servers/shed-while-behind.js";
 
-/** A LoopPressure on a clock the test moves (threshold 40 ms, a sample every 10 ms). */
-function onClock(): { pressure: LoopPressure; changes: Array<[LoopState, number]>; at(ms: number): void } {
+/** A LoopPressure on a clock the test moves (one level at 40 ms unless told, a sample every 10 ms); `changes` are those of the 40 ms level. */
+function onClock(thresholdsMs: number[] = [40]): { pressure: LoopPressure; changes: Array<[LoopState, number]>; all: Array<[number, LoopState, number]>; at(ms: number): void } {
   let now = 1000;
   const changes: Array<[LoopState, number]> = [];
-  const pressure = new LoopPressure({ thresholdMs: 40, sampleMs: 10, now: () => now, onChange: (s, late) => changes.push([s, late]) });
-  return { pressure, changes, at: (ms) => (now = ms) };
+  const all: Array<[number, LoopState, number]> = [];
+  const pressure = new LoopPressure({
+    thresholdsMs,
+    sampleMs: 10,
+    now: () => now,
+    onChange: (level, s, late) => {
+      all.push([level, s, late]);
+      if (level === 40) changes.push([s, late]);
+    },
+  });
+  return { pressure, changes, all, at: (ms) => (now = ms) };
 }
 
 test("a loop whose samples fire on time is calm", (t) => {
@@ -17,8 +26,8 @@ test("a loop whose samples fire on time is calm", (t) => {
     at(ms);
     pressure.sample();
   }
-  t.is(pressure.state, "calm");
-  t.false(pressure.behind);
+  t.is(pressure.stateOf(40), "calm");
+  t.false(pressure.behindBy(40));
   t.deepEqual(changes, []);
 });
 
@@ -26,10 +35,10 @@ test("a call in a turn that has kept the timer overdue by the threshold is behin
   const { pressure, changes, at } = onClock();
   // The first sample is due at 1010: 39 ms overdue is not yet behind, 40 is.
   at(1049);
-  t.false(pressure.behind);
+  t.false(pressure.behindBy(40));
   at(1050);
-  t.true(pressure.behind);
-  t.is(pressure.state, "calm", "no sample has fired late yet");
+  t.true(pressure.behindBy(40));
+  t.is(pressure.stateOf(40), "calm", "no sample has fired late yet");
   t.deepEqual(changes, []);
 });
 
@@ -37,13 +46,13 @@ test("one late sample is a stall, not load: the loop stays calm, and an on-time 
   const { pressure, changes, at } = onClock();
   at(1070); // due 1010: 60 ms late
   pressure.sample();
-  t.is(pressure.state, "calm");
-  t.false(pressure.behind, "the backlog of one stall is served");
+  t.is(pressure.stateOf(40), "calm");
+  t.false(pressure.behindBy(40), "the backlog of one stall is served");
   at(1081); // due 1080: on time
   pressure.sample();
   at(1150); // due 1091: 59 ms late, but not in a row with the first
   pressure.sample();
-  t.is(pressure.state, "calm");
+  t.is(pressure.stateOf(40), "calm");
   t.deepEqual(changes, []);
 });
 
@@ -53,17 +62,17 @@ test("two late samples in a row turn the state behind until one fires late by le
   pressure.sample();
   at(1130); // due 1080: 50 ms late
   pressure.sample();
-  t.is(pressure.state, "behind");
+  t.is(pressure.stateOf(40), "behind");
   t.deepEqual(changes, [["behind", 50]]);
   // Due 1140; 25 ms late is under the threshold but not under half of it: still behind.
   at(1165);
   pressure.sample();
-  t.true(pressure.behind);
+  t.true(pressure.behindBy(40));
   // Due 1175; 19 ms late: calm again.
   at(1194);
   pressure.sample();
-  t.is(pressure.state, "calm");
-  t.false(pressure.behind);
+  t.is(pressure.stateOf(40), "calm");
+  t.false(pressure.behindBy(40));
   t.deepEqual(changes, [
     ["behind", 50],
     ["calm", 19],
@@ -76,45 +85,102 @@ test("stop leaves the loop calm, whatever the clock says", (t) => {
   pressure.sample();
   at(1300);
   pressure.sample();
-  t.true(pressure.behind);
+  t.true(pressure.behindBy(40));
   pressure.stop();
   at(5000);
-  t.is(pressure.state, "calm");
-  t.false(pressure.behind);
+  t.is(pressure.stateOf(40), "calm");
+  t.false(pressure.behindBy(40));
 });
 
 test("a threshold or sampling period that is not positive is refused", (t) => {
-  t.throws(() => new LoopPressure({ thresholdMs: 0 }), { instanceOf: RangeError });
-  t.throws(() => new LoopPressure({ thresholdMs: Number.NaN }), { instanceOf: RangeError });
-  t.throws(() => new LoopPressure({ thresholdMs: 10, sampleMs: 0 }), { instanceOf: RangeError });
+  t.throws(() => new LoopPressure({ thresholdsMs: [0] }), { instanceOf: RangeError });
+  t.throws(() => new LoopPressure({ thresholdsMs: [Number.NaN] }), { instanceOf: RangeError });
+  t.throws(() => new LoopPressure({ thresholdsMs: [10], sampleMs: 0 }), { instanceOf: RangeError });
+  const { pressure } = onClock();
+  t.throws(() => pressure.track([20, -1]), { instanceOf: RangeError });
+  t.deepEqual(pressure.thresholdsMs, [40], "a refused list changes nothing");
 });
 
 test("the door lets calls in while calm and refuses them with RESOURCE_EXHAUSTED, GATEWAY_BEHIND and Retry-After while behind", (t) => {
   let behind = false;
   let refused = 0;
-  const door = shedWhileBehind({ get behind() { return behind; } }, () => refused++);
-  t.is(door(), null);
+  const asked: Array<string | undefined> = [];
+  const door = shedWhileBehind((subject) => {
+    asked.push(subject);
+    return behind;
+  }, () => refused++);
+  t.is(door("a"), null);
   behind = true;
-  const err = door();
+  const err = door(undefined);
   t.truthy(err);
   t.is(err!.code, Status.RESOURCE_EXHAUSTED);
   t.is(err!.reason, "GATEWAY_BEHIND");
   t.is(err!.headers["retry-after"], "1");
   t.regex(err!.message, /retry in 1 s/);
-  door();
+  door("b");
   t.is(refused, 2);
   behind = false;
-  t.is(door(), null);
+  t.is(door("c"), null);
   t.is(refused, 2);
+  t.deepEqual(asked, ["a", undefined, "b", "c"], "the subject reaches the rule");
 });
 
-test("a changed threshold applies from the next check, and a threshold that is not positive is refused", (t) => {
-  const { pressure, at } = onClock();
-  at(1040); // due 1010: 30 ms overdue, under 40
-  t.false(pressure.behind);
-  pressure.thresholdMs = 25;
-  t.true(pressure.behind);
-  t.is(pressure.thresholdMs, 25);
-  t.throws(() => (pressure.thresholdMs = 0), { instanceOf: RangeError });
-  t.is(pressure.thresholdMs, 25);
+test("each level has its own state from the same samples: load that puts a 20 ms level behind leaves a 100 ms one calm", (t) => {
+  const { pressure, all, at } = onClock([20, 100]);
+  at(1060); // due 1010: 50 ms late
+  pressure.sample();
+  at(1120); // due 1070: 50 ms late
+  pressure.sample();
+  t.is(pressure.stateOf(20), "behind");
+  t.is(pressure.stateOf(100), "calm");
+  t.true(pressure.behindBy(20));
+  t.false(pressure.behindBy(100));
+  // A turn that keeps the timer overdue by 100 ms puts the 100 ms level's calls behind at once.
+  at(1230); // due 1130
+  t.true(pressure.behindBy(100));
+  pressure.sample(); // 100 ms late, but only one sample in a row for the 100 ms level
+  t.is(pressure.stateOf(100), "calm");
+  at(1345); // due 1240: 105 ms late
+  pressure.sample();
+  t.is(pressure.stateOf(100), "behind");
+  t.deepEqual(all, [
+    [20, "behind", 50],
+    [100, "behind", 105],
+  ]);
+});
+
+test("track keeps the state of a level it keeps, starts a new one calm, and drops the rest; a threshold not tracked has only the overdue rule", (t) => {
+  const { pressure, at } = onClock([20, 40]);
+  at(1060);
+  pressure.sample();
+  at(1120);
+  pressure.sample(); // 50 ms late twice: both levels behind
+  t.is(pressure.stateOf(40), "behind");
+  pressure.track([40, 30]);
+  t.deepEqual(pressure.thresholdsMs, [30, 40]);
+  t.is(pressure.stateOf(40), "behind", "kept");
+  t.is(pressure.stateOf(30), "calm", "new");
+  t.is(pressure.stateOf(20), "calm", "dropped");
+  at(1135); // due 1130: 5 ms overdue
+  t.false(pressure.behindBy(30));
+  t.false(pressure.behindBy(20), "not tracked: only as far overdue as it is");
+  t.true(pressure.behindBy(40));
+  at(1150); // 20 ms overdue
+  t.true(pressure.behindBy(20));
+});
+
+test("stop leaves every level calm", (t) => {
+  const { pressure, all, at } = onClock([20, 40]);
+  at(1060);
+  pressure.sample();
+  at(1120);
+  pressure.sample();
+  pressure.stop();
+  at(9000);
+  t.false(pressure.behindBy(20));
+  t.false(pressure.behindBy(40));
+  t.deepEqual(all.slice(2).map(([level, s]) => [level, s]), [
+    [20, "calm"],
+    [40, "calm"],
+  ]);
 });

@@ -20,6 +20,7 @@ import { PredictService, type PredictRequest, type PredictResponse } from "../..
 import type { CallContext } from "../../core/call-context.js";
 import { ServingError, notFound } from "../../core/errors.js";
 import { startHttpServer, type RunningHttpServer } from "../../core/servers/http-server.js";
+import { requestTarget } from "../../core/servers/request-target.js";
 import type { UnaryServiceBinding } from "../../core/service-binding.js";
 import { createTranscoder, loadDescriptorRegistry, matchPathTemplate, parsePathTemplate, readHttpBindings, type HttpBinding } from "../../core/transcoding/index.js";
 
@@ -234,6 +235,21 @@ test("an unknown path is not matched, so the server answers 404 NOT_FOUND", asyn
   const r = await call("GET", "/v2/nothing");
   t.is(r.status, 404);
   t.is(r.json.code, 5);
+});
+
+test("with subjectField, a route whose path captures that field names the decoded value as its match's subject; other routes name none", (t) => {
+  const table = createTranscoder([admin, predict], { descriptors: DESCRIPTORS, subjectField: "app" });
+  const subjectOf = (method: string, path: string) => {
+    const m = table.match(method, requestTarget(path));
+    return m?.kind === "handler" ? m.subject : "no handler";
+  };
+  t.is(subjectOf("POST", "/v1/apps/a1:predict"), "a1");
+  t.is(subjectOf("POST", "/v1/apps/caf%C3%A9:predict"), "café");
+  t.is(subjectOf("POST", "/v1/apps/%E0%A4%A:predict"), undefined, "malformed percent-encoding names none (binding refuses it)");
+  t.is(subjectOf("GET", "/v1/apps/a1"), undefined, "GetApplication captures name, not app");
+  const plain = createTranscoder([predict], { descriptors: DESCRIPTORS });
+  const m = plain.match("POST", requestTarget("/v1/apps/a1:predict"));
+  t.is(m?.kind === "handler" ? m.subject : "no handler", undefined, "without subjectField no route names one");
 });
 
 test.serial("Grpc-Timeout sets ctx.deadline; Grpc-Metadata-*, traceparent and authorization become metadata", async (t) => {

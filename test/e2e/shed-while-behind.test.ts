@@ -16,14 +16,22 @@ const SUM = "test/fixtures/sum-doubles.ts";
 // here, on a loaded host, the gateway may be descheduled again right after
 // it resumes, which is load, and whether that happens is up to the host.
 
-/** A stack whose app has a 100 ms SLO, so the default door's threshold is 50 ms; answered once over HTTP and gRPC. */
+/**
+ * A stack with two apps on one model: "behind" has a 100 ms SLO, so the
+ * default door refuses its calls while the loop is 50 ms behind;
+ * "patient" has a 20 s SLO, so its calls bear 10 s. Answered once over
+ * HTTP and gRPC.
+ */
 async function servingStack(t: ExecutionContext) {
   const stack = await Stack.start(["--cache-bytes", "0"]);
   t.teardown(() => stack.close());
   await stack.deploy("behind", "bm", "1", "doubles", { sloMicros: 100_000 });
+  await stack.admin("add_app", { name: "patient", input_type: "doubles", default_output: "-1.0", latency_slo_micros: 20_000_000 });
+  await stack.admin("add_model_links", { app_name: "patient", model_names: ["bm"] });
   await stack.worker("bm", "1", "doubles", SUM);
-  const grpcPredict = (x: number) => call<unknown, any>(stack.predict, "predict", PredictRequest.fromPartial({ app: "behind", input: { doubles: [x, 1] } }), { deadlineMs: 20_000 });
+  const grpcPredict = (x: number, app = "behind") => call<unknown, any>(stack.predict, "predict", PredictRequest.fromPartial({ app, input: { doubles: [x, 1] } }), { deadlineMs: 20_000 });
   t.true(await eventually(async () => (await stack.http("/behind/predict", { input: [1, 2] })).json?.output === 3, 20_000), "the app never answered");
+  t.true(await eventually(async () => (await stack.http("/patient/predict", { input: [2, 2] })).json?.output === 4, 20_000), "the patient app never answered");
   t.true(await eventually(async () => (await threshold(stack)) === 0.05, 20_000), "the door follows the 100 ms SLO");
   t.true((await grpcPredict(0)).ok, "a gRPC Predict before the stall");
   const base = `http://127.0.0.1:${stack.gateway.http}`;
@@ -33,7 +41,7 @@ async function servingStack(t: ExecutionContext) {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-test.serial("by default, while the loop keeps falling behind by half the SLO, calls are refused at the door with 429 / RESOURCE_EXHAUSTED; health is answered and later calls are served", async (t) => {
+test.serial("by default, while the loop keeps falling behind by half an app's SLO, that app's calls are refused at the door with 429 / RESOURCE_EXHAUSTED; a long-SLO app's calls, health and later calls are served", async (t) => {
   const { stack, grpcPredict, base, post, pid } = await servingStack(t);
   // Stopped 80 ms at a time with a few ms to run in between: every sample
   // it takes is late by more than the 50 ms threshold, as under load the
@@ -42,6 +50,8 @@ test.serial("by default, while the loop keeps falling behind by half the SLO, ca
   const others: Array<Promise<Response>> = [];
   const grpc: Array<ReturnType<typeof grpcPredict>> = [];
   const health: Array<Promise<Response>> = [];
+  const patient: Array<Promise<Response>> = [];
+  const patientGrpc: Array<ReturnType<typeof grpcPredict>> = [];
   try {
     for (let cycle = 0; cycle < 40; cycle++) {
       process.kill(pid, "SIGSTOP");
@@ -51,6 +61,12 @@ test.serial("by default, while the loop keeps falling behind by half the SLO, ca
         others.push(post("/v2/models/behind/infer", { inputs: [{ name: "input", shape: [1, 2], datatype: "FP64", data: [cycle, 2] }] }));
         grpc.push(grpcPredict(cycle));
         health.push(fetch(`${base}/healthz`), fetch(`${base}/v2/health/live`));
+        patient.push(
+          post("/patient/predict", { input: [cycle, 30] }),
+          post("/v1/apps/patient:predict", { input: { doubles: [cycle, 31] } }),
+          post("/v2/models/patient/infer", { inputs: [{ name: "input", shape: [1, 2], datatype: "FP64", data: [cycle, 32] }] }),
+        );
+        patientGrpc.push(grpcPredict(cycle + 0.5, "patient"));
       }
       await sleep(80);
       process.kill(pid, "SIGCONT");
@@ -87,6 +103,9 @@ test.serial("by default, while the loop keeps falling behind by half the SLO, ca
     t.deepEqual(g.error.metadata.get("grpc-retry-pushback-ms"), ["1000"]);
   }
   for (const r of await Promise.all(health)) t.is(r.status, 200, `${r.url}: health is never refused at the door`);
+  // Each call is judged by its own app: 80 ms behind is nothing to a 20 s SLO.
+  for (const r of await Promise.all(patient)) t.is(r.status, 200, `${r.url}: ${await r.text()}`);
+  for (const g of await Promise.all(patientGrpc)) t.true(g.ok, g.ok ? "" : g.error.details);
 
   t.log(`refused: ${refusedHttp} of ${clipper.length + others.length} HTTP calls, ${refusedGrpc} of ${grpc.length} gRPC`);
   const m = await Scrape.of(`${base}/metrics`);
@@ -100,7 +119,7 @@ test.serial("by default, while the loop keeps falling behind by half the SLO, ca
 
 const threshold = async (stack: Stack): Promise<number | undefined> => (await Scrape.of(`http://127.0.0.1:${stack.gateway.http}/metrics`)).value("clipper_loop_door_threshold_seconds");
 
-test.serial("the default door's threshold is half the smallest SLO served, at least 20 ms, and follows apps as they come and go", async (t) => {
+test.serial("the default door's threshold for calls of unknown apps is half the smallest SLO served, at least 20 ms, and follows apps as they come and go", async (t) => {
   const stack = await Stack.start();
   t.teardown(() => stack.close());
   t.true(await eventually(async () => (await threshold(stack)) === 0.05, 20_000), "with no app: half of Clipper's default 100 ms SLO");
