@@ -128,7 +128,7 @@ export function startLoopDoor(setting: DoorSetting, apps: SloSource, metrics: Ga
     check: (transport) =>
       shedWhileBehind(
         (subject) => pressure.behindBy(thresholdOf(subject)),
-        () => metrics.refusedBehind(transport),
+        (subject) => metrics.refusedBehind(transport, subject !== undefined && apps.sloOf(subject) !== undefined ? subject : ""),
       ),
     fit,
     get thresholdMs() {

@@ -153,8 +153,7 @@ export class GatewayMetrics {
   readonly #workerAuthFailures: Counter<"reason">;
   readonly #batchSplits: Counter<"model" | "version">;
   readonly #quarantines: Counter<"model" | "version">;
-  readonly #behindRefusals: Counter<"transport">;
-  readonly #behind: Record<"grpc" | "http", Counter.Internal>;
+  readonly #behindRefusals: Counter<"transport" | "app">;
   readonly #poisonItems: Counter<"model" | "version">;
   readonly #apps = new Map<string, AppInstruments>();
   readonly #pools = new Map<string, PoolInstruments>();
@@ -264,11 +263,12 @@ export class GatewayMetrics {
     });
     this.#behindRefusals = new Counter({
       name: "clipper_behind_refusals_total",
-      help: "Predict and ModelInfer calls refused at the door (RESOURCE_EXHAUSTED / 429, reason GATEWAY_BEHIND) because the gateway's event loop was behind by --shed-loop-delay-ms, by transport (grpc, http).",
-      labelNames: ["transport"] as const,
+      help: "Predict and ModelInfer calls refused at the door (RESOURCE_EXHAUSTED / 429, reason GATEWAY_BEHIND) because the gateway's event loop was behind by --shed-loop-delay-ms, by transport (grpc, http) and app (\"\" when the call named no app the gateway serves).",
+      labelNames: ["transport", "app"] as const,
       registers,
     });
-    this.#behind = { grpc: this.#behindRefusals.labels({ transport: "grpc" }), http: this.#behindRefusals.labels({ transport: "http" }) };
+    // Exported at 0 from the start, so a rate over them exists before the first refusal.
+    for (const transport of ["grpc", "http"] as const) this.#behindRefusals.inc({ transport, app: "" }, 0);
     const sources = (): GaugeSources | null => this.#sources;
     new Gauge({
       name: "clipper_queue_depth",
@@ -316,9 +316,9 @@ export class GatewayMetrics {
     });
   }
 
-  /** A call refused at the door while the event loop was behind. */
-  refusedBehind(transport: "grpc" | "http"): void {
-    this.#behind[transport].inc();
+  /** A call refused at the door while the event loop was behind; `app` is "" when the call named no app served (the label's values stay the catalog's). */
+  refusedBehind(transport: "grpc" | "http", app: string): void {
+    this.#behindRefusals.inc({ transport, app });
   }
 
   /** A worker turned away by a CURVE worker port. */

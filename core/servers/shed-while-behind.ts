@@ -35,7 +35,7 @@ export function checkedAtDoor(access: Access): boolean {
  * clients and balancers already take as "retry later or elsewhere";
  * `onRefuse` counts it.
  */
-export function shedWhileBehind(behind: (subject: string | undefined) => boolean, onRefuse: () => void): DoorCheck {
+export function shedWhileBehind(behind: (subject: string | undefined) => boolean, onRefuse: (subject: string | undefined) => void): DoorCheck {
   // One error for every refusal: it is immutable and carries no stack (core/errors.ts).
   const refusal = new ServingError(
     Status.RESOURCE_EXHAUSTED,
@@ -45,7 +45,7 @@ export function shedWhileBehind(behind: (subject: string | undefined) => boolean
   );
   return (subject) => {
     if (!behind(subject)) return null;
-    onRefuse();
+    onRefuse(subject);
     return refusal;
   };
 }

@@ -108,7 +108,10 @@ test("the door lets calls in while calm and refuses them with RESOURCE_EXHAUSTED
   const door = shedWhileBehind((subject) => {
     asked.push(subject);
     return behind;
-  }, () => refused++);
+  }, (subject) => {
+    refused++;
+    asked.push(`refused ${subject}`);
+  });
   t.is(door("a"), null);
   behind = true;
   const err = door(undefined);
@@ -122,7 +125,7 @@ test("the door lets calls in while calm and refuses them with RESOURCE_EXHAUSTED
   behind = false;
   t.is(door("c"), null);
   t.is(refused, 2);
-  t.deepEqual(asked, ["a", undefined, "b", "c"], "the subject reaches the rule");
+  t.deepEqual(asked, ["a", undefined, "refused undefined", "b", "refused b", "c"], "the subject reaches the rule and the count");
 });
 
 test("each level has its own state from the same samples: load that puts a 20 ms level behind leaves a 100 ms one calm", (t) => {

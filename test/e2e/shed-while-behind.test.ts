@@ -109,8 +109,10 @@ test.serial("by default, while the loop keeps falling behind by half an app's SL
 
   t.log(`refused: ${refusedHttp} of ${clipper.length + others.length} HTTP calls, ${refusedGrpc} of ${grpc.length} gRPC`);
   const m = await Scrape.of(`${base}/metrics`);
-  t.is(m.value("clipper_behind_refusals_total", { transport: "http" }), refusedHttp);
-  t.is(m.value("clipper_behind_refusals_total", { transport: "grpc" }), refusedGrpc);
+  t.is(m.value("clipper_behind_refusals_total", { transport: "http", app: "behind" }), refusedHttp);
+  t.is(m.value("clipper_behind_refusals_total", { transport: "grpc", app: "behind" }), refusedGrpc);
+  t.is(m.value("clipper_behind_refusals_total", { transport: "http", app: "" }), 0, "every refused call named its app");
+  t.is(m.value("clipper_behind_refusals_total", { transport: "http", app: "patient" }), undefined, "the long-SLO app's calls were never refused");
 
   // Caught up: calls are served again.
   t.true(await eventually(async () => (await stack.http("/behind/predict", { input: [20, 22] })).json?.output === 42, 20_000), "calls were not served again after the stall");
