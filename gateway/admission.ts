@@ -187,3 +187,87 @@ export class AdmissionShare {
     this.#late = 0;
   }
 }
+
+/** Length of each of the two windows a busy share adds up, ms: together about a second, tens of batches of a fast model. */
+const BUSY_WINDOW_MS = 500;
+
+/**
+ * Below this share of their time spent running batches, a pool's replicas
+ * are not the limit, and admission refuses nothing by predicted wait.
+ */
+export const BUSY_TO_REFUSE = 0.5;
+
+/**
+ * How busy a model version's replicas have been lately, from the time the
+ * workers report their model took on each batch (and the time a batch
+ * waited there behind other gateways' batches, which kept the worker busy
+ * too), over the last one to two windows. Pure logic.
+ *
+ * Admission's predicted wait comes from round trips measured by the
+ * gateway, which include its own event loop's delay. When the gateway's CPU
+ * is taken by callers that are refused and ask again at once, that delay
+ * inflates the estimate, admission refuses nearly everything, and the few
+ * batches still sent keep the estimate inflated: a collapse in which the
+ * model sits idle most of the time (bench/README.md, round two §18). The
+ * workers' own account of their time does not carry the gateway's delay,
+ * so a queue in front of replicas that are mostly idle is not refused as
+ * overload, whatever the estimate says.
+ */
+export class BusyShare {
+  #windowStart: number;
+  #previousStart: number;
+  #previousMs = 0;
+  #currentMs = 0;
+  #previousBatches = 0;
+  #currentBatches = 0;
+  /** Batches answered in the window before the previous one. */
+  #olderBatches = 0;
+
+  constructor(now: number) {
+    this.#windowStart = now;
+    this.#previousStart = now;
+  }
+
+  /** A batch was answered at `now` after the worker spent `ms` on it. */
+  add(ms: number, now: number): void {
+    this.#roll(now);
+    if (!(ms >= 0 && Number.isFinite(ms))) return;
+    this.#currentMs += ms;
+    this.#currentBatches++;
+  }
+
+  /**
+   * Share of `slots` replica slots' time spent on batches over the windows
+   * up to `now`; null unless batches were answered in each of the two
+   * windows before the current one. A load that starts after a quiet spell
+   * (or a batch longer than a window) is not known to be light: the window
+   * it started in holds idle time, so refusals by predicted wait go on
+   * until a whole window of answers measures the replicas.
+   */
+  value(now: number, slots: number): number | null {
+    this.#roll(now);
+    if (this.#previousBatches === 0 || this.#olderBatches === 0) return null;
+    const span = now - this.#previousStart;
+    if (!(span > 0) || !(slots > 0)) return null;
+    return (this.#previousMs + this.#currentMs) / (span * slots);
+  }
+
+  #roll(now: number): void {
+    if (now - this.#windowStart < BUSY_WINDOW_MS) return;
+    if (now - this.#windowStart < 2 * BUSY_WINDOW_MS) {
+      this.#previousStart = this.#windowStart;
+      this.#previousMs = this.#currentMs;
+      this.#olderBatches = this.#previousBatches;
+      this.#previousBatches = this.#currentBatches;
+    } else {
+      // Silent for a whole window: nothing from before it counts.
+      this.#previousStart = now - BUSY_WINDOW_MS;
+      this.#previousMs = 0;
+      this.#previousBatches = 0;
+      this.#olderBatches = 0;
+    }
+    this.#windowStart = now;
+    this.#currentMs = 0;
+    this.#currentBatches = 0;
+  }
+}

@@ -2,7 +2,7 @@ import { status } from "@grpc/grpc-js";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "../core/telemetry/logger.js";
 import { endSpan } from "../core/telemetry/tracing.js";
-import { AdmissionShare, drainEstimate, predictedWaitMs, type DrainEstimate, type ReplicaCapacity } from "./admission.js";
+import { AdmissionShare, BUSY_TO_REFUSE, BusyShare, drainEstimate, predictedWaitMs, type DrainEstimate, type ReplicaCapacity } from "./admission.js";
 import { budgetMs as budgetOf, chooseBatchSize, choosePlan, isDoomed } from "./batch-sizer.js";
 import type { DropReason, GatewayMetrics, PoolInstruments } from "./metrics.js";
 import { ModelErrorLog } from "./model-error-log.js";
@@ -106,6 +106,8 @@ interface Pool {
   turnaroundMsPerQuery: number;
   /** How much of its budget a query's predicted wait may take, corrected by how admitted queries ended (gateway/admission.ts). */
   readonly admission: AdmissionShare;
+  /** How busy the workers report its replicas have been (gateway/admission.ts); admission refuses by predicted wait only while they are busy. */
+  readonly busy: BusyShare;
   /** Drain estimates admission uses, per budget class, and when each was made (gateway/admission.ts); cleared when the replicas change. */
   readonly drain: Map<number, { readonly at: number; readonly estimate: DrainEstimate }>;
   /**
@@ -216,7 +218,27 @@ export class Dispatcher implements BatchAnswers {
     // slow for its deadline (or its estimate is still cold), which no refusal
     // fixes. Under overload there is always a queue.
     if (ahead === 0) return false;
+    // Nor while the replicas are mostly idle by their workers' own account:
+    // then the estimate, not the load, is what is wrong (round two §18).
+    if (!this.#replicasBusy(pool, now)) return false;
     return predictedWaitMs(ahead, estimate, this.#slotFreeMs(pool, now)) > pool.admission.value * budget;
+  }
+
+  /**
+   * False when every serving replica reports its model's time (native
+   * workers) and together they spent under {@link BUSY_TO_REFUSE} of their
+   * slots' time on batches lately; true otherwise, including when nothing
+   * is known (Clipper containers report no model time).
+   */
+  #replicasBusy(pool: Pool, now: number): boolean {
+    let slots = 0;
+    for (const r of pool.replicas) {
+      if (!r.serving) continue;
+      if (r.dialect !== "native") return true;
+      slots += Math.max(1, r.slots);
+    }
+    const share = pool.busy.value(now, slots);
+    return share === null || share >= BUSY_TO_REFUSE;
   }
 
   /** Largest batch `replica` may be sent: the model's fixed batch size, the worker's limit and its latency model's. */
@@ -267,6 +289,7 @@ export class Dispatcher implements BatchAnswers {
     const answeredAt = this.#now();
     const roundTripMs = answeredAt - batch.sentAt;
     replica.latency.observe(batch.tasks.length, roundTripMs - Math.min(waitMs, roundTripMs));
+    if (replica.dialect === "native") this.#pools.get(replica.pool)?.busy.add(Math.min(modelMs + waitMs, roundTripMs), answeredAt);
     if (replica.latency.restarts !== restarts) this.#options.metrics.latencyModelRestarted(replica);
     this.#options.metrics.replica(replica).batchDuration.observe((performance.now() - batch.startedAt) / 1000);
     if (batch.span !== null) {
@@ -403,6 +426,7 @@ export class Dispatcher implements BatchAnswers {
         probe: null,
         turnaroundMsPerQuery: Number.NaN,
         admission: new AdmissionShare(),
+        busy: new BusyShare(this.#now()),
         drain: new Map(),
         forget: null,
       };

@@ -76,38 +76,45 @@ test.serial("by default, while the loop keeps falling behind by half an app's SL
     process.kill(pid, "SIGCONT");
   }
 
-  // Every call is either refused at the door or answered: nothing else, nothing lost.
+  // Every call is either refused or answered: nothing else, nothing lost.
+  // Most refusals are the door's; a call let in between two stalls may
+  // meet admission instead (a queue behind stalled round trips), which is
+  // the same 429 with another reason.
+  const AT_DOOR = /event loop is behind/;
+  const BY_ADMISSION = /is overloaded: the queries ahead/;
   let refusedHttp = 0;
   for (const r of await Promise.all(clipper)) {
     const body = (await r.json()) as any;
     if (r.status === 429) {
-      refusedHttp++;
       t.is(r.headers.get("retry-after"), "1");
       t.is(body.code, Status.RESOURCE_EXHAUSTED);
-      t.regex(body.message, /event loop is behind/);
+      if (AT_DOOR.test(body.message)) refusedHttp++;
+      else t.regex(body.message, BY_ADMISSION);
     } else {
       t.is(r.status, 200, JSON.stringify(body));
     }
   }
-  t.true(refusedHttp > 0, "no Clipper REST call was refused while the loop kept falling behind");
+  t.true(refusedHttp > 0, "no Clipper REST call was refused at the door while the loop kept falling behind");
   for (const r of await Promise.all(others)) {
     const text = await r.text();
     t.true(r.status === 429 || r.status === 200, `${r.url}: ${r.status} ${text}`);
-    if (r.status === 429) refusedHttp++;
+    if (r.status === 429 && AT_DOOR.test(text)) refusedHttp++;
+    else if (r.status === 429) t.regex(text, BY_ADMISSION);
   }
   let refusedGrpc = 0;
   for (const g of await Promise.all(grpc)) {
     if (g.ok) continue;
-    refusedGrpc++;
     t.is(g.error.code, Status.RESOURCE_EXHAUSTED, g.error.details);
     t.deepEqual(g.error.metadata.get("grpc-retry-pushback-ms"), ["1000"]);
+    if (AT_DOOR.test(g.error.details)) refusedGrpc++;
+    else t.regex(g.error.details, BY_ADMISSION);
   }
   for (const r of await Promise.all(health)) t.is(r.status, 200, `${r.url}: health is never refused at the door`);
   // Each call is judged by its own app: 80 ms behind is nothing to a 20 s SLO.
   for (const r of await Promise.all(patient)) t.is(r.status, 200, `${r.url}: ${await r.text()}`);
   for (const g of await Promise.all(patientGrpc)) t.true(g.ok, g.ok ? "" : g.error.details);
 
-  t.log(`refused: ${refusedHttp} of ${clipper.length + others.length} HTTP calls, ${refusedGrpc} of ${grpc.length} gRPC`);
+  t.log(`refused at the door: ${refusedHttp} of ${clipper.length + others.length} HTTP calls, ${refusedGrpc} of ${grpc.length} gRPC`);
   const m = await Scrape.of(`${base}/metrics`);
   t.is(m.value("clipper_behind_refusals_total", { transport: "http", app: "behind" }), refusedHttp);
   t.is(m.value("clipper_behind_refusals_total", { transport: "grpc", app: "behind" }), refusedGrpc);

@@ -1,5 +1,5 @@
 import test from "ava";
-import { AdmissionShare, drainEstimate, NO_ESTIMATE, predictedWaitMs } from "../../gateway/admission.js";
+import { AdmissionShare, BusyShare, drainEstimate, NO_ESTIMATE, predictedWaitMs } from "../../gateway/admission.js";
 import { LatencyModel } from "../../gateway/latency-model.js";
 
 /** A latency model that has seen `cost` at several sizes, without noise. */
@@ -115,4 +115,27 @@ test("the central estimate keeps a non-negative intercept: a slope fitted from s
   // So the drain rate a budget allows is at least the rate seen at the mean size.
   const e = drainEstimate([{ latency: m, slots: 1, cap: Infinity }], 46);
   t.true(e.itemsPerMs >= 0.95 * meanRate, `rate ${e.itemsPerMs} below ${meanRate}`);
+});
+
+test("the busy share is unknown until two whole windows held answers, then the model time reported over the time elapsed, per slot", (t) => {
+  const busy = new BusyShare(0);
+  t.is(busy.value(0, 1), null);
+  // 10 ms of model time every 50 ms: a fifth of one slot's time.
+  for (let at = 50; at <= 450; at += 50) busy.add(10, at);
+  t.is(busy.value(450, 1), null, "one window, and it may hold the quiet before the load");
+  for (let at = 500; at <= 950; at += 50) busy.add(10, at);
+  t.is(busy.value(950, 1), null, "the window the load started in is only now the previous one");
+  for (let at = 1000; at <= 1200; at += 50) busy.add(10, at);
+  t.is(busy.value(1200, 1), (10 * 10 + 5 * 10) / (1200 - 500), "the previous window and the current one");
+  t.is(busy.value(1200, 2), (10 * 10 + 5 * 10) / (1200 - 500) / 2, "two slots: half the share");
+});
+
+test("a quiet spell forgets the busy share; model times that are not numbers are ignored", (t) => {
+  const busy = new BusyShare(0);
+  for (let at = 0; at <= 1500; at += 50) busy.add(45, at);
+  t.true(busy.value(1500, 1)! > 0.8);
+  t.is(busy.value(4000, 1), null, "nothing answered for seconds: nothing known");
+  busy.add(Number.NaN, 4010);
+  busy.add(-5, 4020);
+  t.is(busy.value(4020, 1), null);
 });

@@ -9,7 +9,7 @@ import type { Task, TaskOutcome } from "../../gateway/task.js";
 import { eventually } from "../helpers/processes.js";
 
 /** A dispatcher over one replica whose latency model already knows its cost per batch (default 50 ms + 1 ms per item). */
-function setup(maxBatchWaitMs: number, costMs: (items: number) => number = (n) => 50 + n) {
+function setup(maxBatchWaitMs: number, costMs: (items: number) => number = (n) => 50 + n, dialect: Replica["dialect"] = "native") {
   const log = pino({ level: "silent" });
   const registry = new ReplicaRegistry(log);
   const sent: SentBatch[] = [];
@@ -24,7 +24,7 @@ function setup(maxBatchWaitMs: number, costMs: (items: number) => number = (n) =
     dismiss() {},
   };
   const replica: Replica = registry.add({
-    identity: Buffer.from([1, 2, 3]), dialect: "native", modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity,
+    identity: Buffer.from([1, 2, 3]), dialect, modelName: "m", modelVersion: "1", inputType: "doubles", slots: 1, maxBatchSize: Infinity,
     link, liveness: { heartbeatMs: 1_000, evictAfterMs: 3_000, silentWhileBusy: false }, now: Date.now(),
   }, 0);
   for (let round = 0; round < 8; round++) for (const n of [1, 2, 4, 8, 16, 32]) replica.latency.observe(n, costMs(n));
@@ -32,12 +32,13 @@ function setup(maxBatchWaitMs: number, costMs: (items: number) => number = (n) =
     deadline: clock + 10_000, settled: false, input: Buffer.alloc(8), traceparent: "", traceContext: null, queueSpan: null, enqueuedAt: 0, attempts: 0,
     complete(_o: TaskOutcome) {},
   });
-  const answer = (batch: SentBatch): void => {
+  /** Answers a batch after the time the trained model says; the worker reports `modelMs` of it as the model's own (all of it by default). */
+  const answer = (batch: SentBatch, modelMs = costMs(batch.tasks.length)): void => {
     clock += costMs(batch.tasks.length);
-    dispatcher.batchAnswered(replica, batch.id, batch.tasks.map((): TaskOutcome => ({ kind: "value", output: "x" })), costMs(batch.tasks.length));
+    dispatcher.batchAnswered(replica, batch.id, batch.tasks.map((): TaskOutcome => ({ kind: "value", output: "x" })), modelMs);
   };
   const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
-  return { dispatcher, sent, task, answer, flush, replica };
+  return { dispatcher, sent, task, answer, flush, replica, due: (ms: number): Task => ({ ...task(), deadline: clock + ms }) };
 }
 
 /** Sends a batch of eight, answers it, then offers one more query. */
@@ -261,6 +262,35 @@ test.serial("admission: a query the queries ahead would keep past its deadline i
   // 200 ms left: batches within 92 ms hold about 40 items (50 ms + 1 ms each), so 100 ahead take ~230 ms.
   t.is(dispatcher.enqueue("m", "1", due(200)), "overloaded");
   t.is(dispatcher.enqueue("m", "1", due(10_000)), "queued");
+});
+
+/** Runs batches of one back to back for `ms` of the dispatcher's clock, the worker reporting `modelMs` of each as model time. */
+async function history(s: ReturnType<typeof setup>, ms: number, modelMs: number): Promise<void> {
+  const until = s.due(ms).deadline;
+  while (s.due(0).deadline < until) {
+    s.dispatcher.enqueue("m", "1", s.task());
+    await s.flush();
+    s.answer(s.sent[s.sent.length - 1]!, modelMs);
+  }
+}
+
+/** After `ms` of history, the replica busy with one batch and 100 queries waiting: what a query with 200 ms left gets. */
+async function offeredBehindHundred(s: ReturnType<typeof setup>, modelMs: number): Promise<string> {
+  await history(s, 1_500, modelMs);
+  s.dispatcher.enqueue("m", "1", s.task());
+  await s.flush();
+  for (let i = 0; i < 100; i++) s.dispatcher.enqueue("m", "1", s.task());
+  return s.dispatcher.enqueue("m", "1", s.due(200));
+}
+
+test.serial("admission: while the workers report their replicas mostly idle, a queue is not refused as overloaded, whatever the round trips say", async (t) => {
+  // Round trips of 51 ms a batch, of which the worker says the model took 2 ms:
+  // the time went elsewhere (a gateway short of CPU), and the model is idle.
+  t.is(await offeredBehindHundred(setup(0), 2), "queued");
+  // The same round trips, all of them the model's: busy, and refused as before.
+  t.is(await offeredBehindHundred(setup(0), 51), "overloaded");
+  // A Clipper container reports no model time: admission predicts as before.
+  t.is(await offeredBehindHundred(setup(0, undefined, "clipper-v3"), 2), "overloaded");
 });
 
 test.serial("admission: a model too slow for a query's deadline refuses nothing (it is slow, not overloaded: the query is doomed as before)", async (t) => {
