@@ -289,14 +289,14 @@ export class Dispatcher implements BatchAnswers {
     const answeredAt = this.#now();
     const roundTripMs = answeredAt - batch.sentAt;
     replica.latency.observe(batch.tasks.length, roundTripMs - Math.min(waitMs, roundTripMs));
-    if (replica.dialect === "native") this.#pools.get(replica.pool)?.busy.add(Math.min(modelMs + waitMs, roundTripMs), answeredAt);
+    const pool = this.#pools.get(replica.pool);
+    if (replica.dialect === "native") pool?.busy.add(Math.min(modelMs + waitMs, roundTripMs), answeredAt);
     if (replica.latency.restarts !== restarts) this.#options.metrics.latencyModelRestarted(replica);
     this.#options.metrics.replica(replica).batchDuration.observe((performance.now() - batch.startedAt) / 1000);
     if (batch.span !== null) {
       batch.span.setAttribute("clipper.failed_items", outcomes.reduce((n, o) => n + (o.kind === "value" ? 0 : 1), 0));
       batch.span.end();
     }
-    const pool = this.#pools.get(replica.pool);
     const answered: [Task, TaskOutcome][] = [];
     const retry: Task[] = [];
     batch.tasks.forEach((task, i) => {

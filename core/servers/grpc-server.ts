@@ -196,14 +196,14 @@ function adaptUnary(
   door: GrpcDoor | null,
 ): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
-    const undecodable = call.request instanceof UndecodableRequest;
-    const refused = door === null ? null : door.check(undecodable ? undefined : door.subjectOf(call.request));
+    const undecodable = call.request instanceof UndecodableRequest ? call.request : null;
+    const refused = door === null ? null : door.check(undecodable === null ? door.subjectOf(call.request) : undefined);
     if (refused !== null) {
       callback({ code: refused.code, details: refused.message, metadata: trailersOf(refused) });
       return;
     }
-    if (call.request instanceof UndecodableRequest) {
-      callback({ code: grpc.status.INVALID_ARGUMENT, details: `the request is not a valid message for ${path}: ${call.request.reason}` });
+    if (undecodable !== null) {
+      callback({ code: grpc.status.INVALID_ARGUMENT, details: `the request is not a valid message for ${path}: ${undecodable.reason}` });
       return;
     }
     const scope = grpcCallContext(call);
