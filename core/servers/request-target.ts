@@ -54,3 +54,12 @@ export function requestTarget(raw: string | undefined): RequestTarget {
   const q = target.indexOf("?");
   return q < 0 ? new PlainTarget(target, "") : new PlainTarget(target.slice(0, q), target.slice(q));
 }
+
+/** Text taken from a path with its percent-encoding decoded; null when that encoding is malformed (a bad %XX, or bytes that are not UTF-8). */
+export function decodedPathText(raw: string): string | null {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
+}

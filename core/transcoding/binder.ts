@@ -8,6 +8,7 @@
 import { ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type Registry } from "@bufbuild/protobuf";
 import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
 import { resolveFieldPath } from "./field-path.js";
+import { decodedPathText } from "../servers/request-target.js";
 
 /** Where the request body goes (the rule's `body`). @internal */
 export type BodyBinding =
@@ -178,11 +179,7 @@ function enumFromText(text: string): { ok: true; value: JsonValue } {
  * and an encoded "%2F" stays encoded, so the two remain distinguishable.
  */
 function decodePathValue(raw: string, multiSegment: boolean): string | null {
-  try {
-    return multiSegment ? decodeURIComponent(raw.replace(/%2F/gi, "%252F")) : decodeURIComponent(raw);
-  } catch {
-    return null;
-  }
+  return decodedPathText(multiSegment ? raw.replace(/%2F/gi, "%252F") : raw);
 }
 
 /**

@@ -11,7 +11,7 @@ import { bindJson } from "./binder.js";
 import { loadDescriptorRegistry } from "./http-rule.js";
 import { matchPathTemplate } from "./path-template.js";
 import { compileRoutes, type Route } from "./route.js";
-import type { RequestTarget } from "../servers/request-target.js";
+import { decodedPathText, type RequestTarget } from "../servers/request-target.js";
 
 /** Options of {@link createTranscoder}. */
 export interface TranscoderOptions {
@@ -83,7 +83,8 @@ class Transcoder implements HttpRouteTable {
       const maxBodyBytes = this.#maxBodyBytes;
       const onError = this.#onError;
       const subjectAt = this.#subjectIndex.get(route) ?? -1;
-      const subject = subjectAt < 0 ? undefined : decodedSegment(captures[subjectAt]!);
+      // Undecodable, it names nothing here; binding then refuses it.
+      const subject = subjectAt < 0 ? undefined : (decodedPathText(captures[subjectAt]!) ?? undefined);
       return {
         kind: "handler",
         access: route.access,
@@ -100,15 +101,6 @@ class Transcoder implements HttpRouteTable {
       if (!allow.includes(route.httpMethod)) allow.push(route.httpMethod);
     }
     return allow === null ? null : { kind: "method-not-allowed", allow };
-  }
-}
-
-/** A single-segment path value, decoded; undefined when its percent-encoding is malformed (binding then refuses it). */
-function decodedSegment(raw: string): string | undefined {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return undefined;
   }
 }
 

@@ -8,7 +8,7 @@ import type { HttpRequest, HttpResponse } from "../../core/servers/http-exchange
 import type { CallInstrument, InstrumentedMethod } from "../../core/telemetry/call-instrument.js";
 import type { Prediction, Predictor } from "../predictor.js";
 import { MAX_BATCH_INPUTS } from "../services/predict.js";
-import type { RequestTarget } from "../../core/servers/request-target.js";
+import { decodedPathText, type RequestTarget } from "../../core/servers/request-target.js";
 
 /** Clipper's route: `POST /<app>/predict`, a trailing slash allowed. */
 const ROUTE = /^\/([^/]+)\/predict\/?$/;
@@ -30,20 +30,11 @@ export function clipperPredictRoutes(predictor: Predictor, calls: CallInstrument
       const m = ROUTE.exec(url.pathname);
       if (m === null) return null;
       if (method !== "POST") return { kind: "method-not-allowed", allow: ["POST"] };
-      const app = decodedApp(m[1]!);
+      const app = decodedPathText(m[1]!);
       if (app === null) return { kind: "handler", access: "predict", handle: async (req, res) => refuseMalformedName(req, res) };
       return { kind: "handler", access: "predict", subject: app, handle: (req, res) => handle(predictor, app, req, res, calls, instrumented) };
     },
   };
-}
-
-/** The app name in the path, decoded; null when its percent-encoding is malformed. */
-function decodedApp(raw: string): string | null {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return null;
-  }
 }
 
 /** Clipper's 400 body for a path whose app name cannot be decoded, so no app could have it. */
